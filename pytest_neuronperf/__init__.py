@@ -1,0 +1,29 @@
+"""pytest-neuronperf: performance-regression testing of ML inference, as a pytest plugin and a
+NeuronPerf-shaped library. Importing this package never imports torch or TensorFlow."""
+
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+__version__ = "0.1.0"
+
+_LAZY = {
+    "benchmark": "pytest_neuronperf.api",
+    "compile": "pytest_neuronperf.compiling",
+    "print_reports": "pytest_neuronperf.reporting",
+    "write_csv": "pytest_neuronperf.reporting",
+    "write_json": "pytest_neuronperf.reporting",
+    "get_reports": "pytest_neuronperf.reporting",
+}
+_SUBMODULES = ("torch", "tensorflow", "cpu")
+
+__all__ = [*_LAZY, *_SUBMODULES]
+
+
+def __getattr__(name: str) -> Any:
+    if name in _LAZY:
+        return getattr(importlib.import_module(_LAZY[name]), name)
+    if name in _SUBMODULES:
+        return importlib.import_module(f"pytest_neuronperf.{name}")
+    raise AttributeError(f"module 'pytest_neuronperf' has no attribute {name!r}")

@@ -1,0 +1,96 @@
+"""The configuration grid: batch size x pipeline size x n_models x workers per model."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+
+@dataclass(frozen=True)
+class RunConfig:
+    """One configuration to measure."""
+
+    batch_size: int
+    n_models: int
+    workers_per_model: int
+    pipeline_size: int
+
+    def label(self) -> str:
+        """Short human-readable key, e.g. ``bs=1 models=2 workers=1 pipeline=1``."""
+        return (f"bs={self.batch_size} models={self.n_models} "
+                f"workers={self.workers_per_model} pipeline={self.pipeline_size}")
+
+
+def as_list(value: Any) -> list[Any]:
+    """A scalar becomes a one-element list; lists and tuples are copied."""
+    if isinstance(value, list | tuple):
+        return list(value)
+    return [value]
+
+
+def positive_ints(name: str, values: Iterable[Any]) -> list[int]:
+    """Validate a list of positive integers (``name`` appears in the error)."""
+    result = []
+    for value in values:
+        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+            raise ValueError(f"{name} must be positive integers, got {value!r}")
+        result.append(value)
+    if not result:
+        raise ValueError(f"{name} must not be empty")
+    return list(dict.fromkeys(result))
+
+
+def resolve_n_models(values: Sequence[Any], cores: int, pipeline_size: int) -> list[int]:
+    """Turn ``"max"`` into ``cores // pipeline_size``, validate, deduplicate, keep order."""
+    available = cores // pipeline_size
+    if available < 1:
+        raise ValueError(
+            f"pipeline size {pipeline_size} needs {pipeline_size} cores, but only {cores} "
+            f"are available"
+        )
+    resolved = []
+    for value in values:
+        if value == "max":
+            resolved.append(available)
+            continue
+        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+            raise ValueError(f"n_models must be positive integers or 'max', got {value!r}")
+        if value > available:
+            raise ValueError(
+                f"n_models={value} with pipeline size {pipeline_size} needs "
+                f"{value * pipeline_size} cores, but only {cores} are available: "
+                f"use n_models='max' or fewer copies"
+            )
+        resolved.append(value)
+    return list(dict.fromkeys(resolved))
+
+
+def default_workers(pipeline_size: int) -> list[int]:
+    """NeuronPerf's default threads per copy: [1, 2], or pipeline_size - 1 for pipelines."""
+    return [1, 2] if pipeline_size == 1 else [max(1, pipeline_size - 1)]
+
+
+def expand(
+    batch_sizes: Any,
+    n_models: Any,
+    workers_per_model: Any,
+    pipeline_sizes: Any,
+    cores: int,
+) -> list[RunConfig]:
+    """Every configuration to run, in a stable order."""
+    sizes = positive_ints("batch_sizes", as_list(batch_sizes))
+    pipelines = positive_ints("pipeline_sizes", as_list(pipeline_sizes))
+    configs = []
+    for batch_size in sizes:
+        for pipeline_size in pipelines:
+            models = resolve_n_models(as_list(n_models), cores, pipeline_size)
+            workers = (
+                default_workers(pipeline_size)
+                if workers_per_model is None
+                else positive_ints("workers_per_model", as_list(workers_per_model))
+            )
+            for n in models:
+                for w in workers:
+                    configs.append(RunConfig(batch_size, n, w, pipeline_size))
+    return configs

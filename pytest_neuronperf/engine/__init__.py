@@ -1,0 +1,1 @@
+"""Parent-side orchestration of model processes."""

@@ -1,0 +1,122 @@
+"""The versioned messages between the parent and a model process, on a dedicated pipe.
+
+Every message is one JSON header frame (``send_bytes``); a result header is followed by one
+binary frame per timer array. Nothing travels on stdout, so a model that prints cannot corrupt
+results.
+
+Protocol history (bump ``PROTOCOL_VERSION`` on any change, and add a line here):
+
+1. First version. Worker -> parent: ``ready``, ``error``, ``result`` (+ ``2 * n_threads``
+   int64 frames: per thread, call end times then call latencies, in ns). Parent -> worker:
+   ``go`` (common start and stop times on the shared monotonic clock), ``abort``.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from multiprocessing.connection import Connection
+from typing import Any
+
+import numpy as np
+
+PROTOCOL_VERSION = 1
+
+
+class ProtocolError(RuntimeError):
+    """A peer sent something that is not a message of this protocol version."""
+
+
+@dataclass(frozen=True)
+class Ready:
+    """The copy has loaded and warmed up, and waits at the barrier."""
+
+    pid: int
+    load_ms: float
+    warmup_ms: float
+    warmup_calls: int
+
+
+@dataclass(frozen=True)
+class Failed:
+    """The copy raised; ``error`` holds the reason and traceback."""
+
+    error: str
+
+
+@dataclass(frozen=True)
+class Go:
+    """Measure from ``start_ns`` until ``end_ns`` (``time.perf_counter_ns`` clock)."""
+
+    start_ns: int
+    end_ns: int
+
+
+@dataclass(frozen=True)
+class Abort:
+    """Stop now and exit."""
+
+
+@dataclass(frozen=True)
+class Timings:
+    """Per-call end times and latencies (ns) of every driver thread of one copy."""
+
+    end_ns: list[np.ndarray]
+    latency_ns: list[np.ndarray]
+
+
+Message = Ready | Failed | Go | Abort | Timings
+
+
+def _send_header(conn: Connection, kind: str, **fields: Any) -> None:
+    conn.send_bytes(json.dumps({"protocol": PROTOCOL_VERSION, "kind": kind, **fields}).encode())
+
+
+def send(conn: Connection, message: Message) -> None:
+    """Write one message to the pipe."""
+    match message:
+        case Ready():
+            _send_header(conn, "ready", pid=message.pid, load_ms=message.load_ms,
+                         warmup_ms=message.warmup_ms, warmup_calls=message.warmup_calls)
+        case Failed():
+            _send_header(conn, "error", error=message.error)
+        case Go():
+            _send_header(conn, "go", start_ns=message.start_ns, end_ns=message.end_ns)
+        case Abort():
+            _send_header(conn, "abort")
+        case Timings():
+            _send_header(conn, "result", threads=len(message.end_ns))
+            for ends, lats in zip(message.end_ns, message.latency_ns, strict=True):
+                conn.send_bytes(np.ascontiguousarray(ends, dtype=np.int64).tobytes())
+                conn.send_bytes(np.ascontiguousarray(lats, dtype=np.int64).tobytes())
+
+
+def receive(conn: Connection) -> Message:
+    """Read one message; raises :class:`ProtocolError` on a foreign or other-version frame."""
+    raw = conn.recv_bytes()
+    try:
+        header = json.loads(raw)
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise ProtocolError(f"not a protocol message: {raw[:80]!r}") from exc
+    if not isinstance(header, dict) or header.get("protocol") != PROTOCOL_VERSION:
+        raise ProtocolError(
+            f"expected protocol version {PROTOCOL_VERSION}, got {header!r:.120}"
+        )
+    match header.get("kind"):
+        case "ready":
+            return Ready(header["pid"], header["load_ms"], header["warmup_ms"],
+                         header["warmup_calls"])
+        case "error":
+            return Failed(header["error"])
+        case "go":
+            return Go(header["start_ns"], header["end_ns"])
+        case "abort":
+            return Abort()
+        case "result":
+            ends, lats = [], []
+            for _ in range(header["threads"]):
+                ends.append(np.frombuffer(conn.recv_bytes(), dtype=np.int64))
+                lats.append(np.frombuffer(conn.recv_bytes(), dtype=np.int64))
+            return Timings(ends, lats)
+        case other:
+            raise ProtocolError(f"unknown message kind {other!r}")

@@ -1,0 +1,97 @@
+"""Starting, watching and killing model processes.
+
+Processes come from a forkserver: a fresh interpreter that preloads the worker module and the
+framework (``import torch`` only; it never runs an operator, so no thread pool or device runtime
+exists to be inherited), then forks one child per model copy. That keeps per-configuration
+start-up well under a second without ever forking a process that has a runtime initialised.
+Each child leads its own process group; killing the group also kills anything it started.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import importlib.util
+import multiprocessing
+import os
+import signal
+from multiprocessing.connection import Connection
+from multiprocessing.context import BaseContext
+from pathlib import Path
+
+from pytest_neuronperf.spec import WorkerSpec
+
+FORKSERVER_PRELOAD = ("pytest_neuronperf.worker", "numpy")
+"""Always preloaded; torch is added when installed (its import starts no runtime)."""
+PRELOADABLE_FRAMEWORKS = ("torch",)
+STDERR_TAIL_LINES = 30
+
+
+def process_context() -> BaseContext:
+    """The forkserver context, preloaded with the worker module and torch where installed."""
+    context = multiprocessing.get_context("forkserver")
+    preload = list(FORKSERVER_PRELOAD)
+    preload += [m for m in PRELOADABLE_FRAMEWORKS if importlib.util.find_spec(m) is not None]
+    context.set_forkserver_preload(preload)  # type: ignore[attr-defined]
+    return context
+
+
+class ModelProcess:
+    """One model copy's process and the parent's end of its pipe."""
+
+    def __init__(self, context: BaseContext, spec: WorkerSpec) -> None:
+        from pytest_neuronperf import worker
+
+        self.spec = spec
+        self.log_path = Path(spec.log_path)
+        self.conn, child_conn = context.Pipe(duplex=True)  # type: ignore[attr-defined]
+        self.process = context.Process(  # type: ignore[attr-defined]
+            target=worker.main,
+            args=(child_conn, spec),
+            name=f"neuronperf-copy-{spec.placement.copy_index}",
+            daemon=True,
+        )
+        self.process.start()
+        child_conn.close()
+
+    @property
+    def sentinel(self) -> int:
+        """Becomes ready when the process exits."""
+        return int(self.process.sentinel)
+
+    @property
+    def pid(self) -> int | None:
+        """The process id (None before start)."""
+        return self.process.pid  # type: ignore[no-any-return]
+
+    def exit_description(self) -> str:
+        """How the process ended, e.g. ``exit code 1`` or ``killed by SIGSEGV``."""
+        self.process.join(timeout=1.0)
+        code = self.process.exitcode
+        if code is None:
+            return "still running"
+        if code < 0:
+            try:
+                return f"killed by {signal.Signals(-code).name}"
+            except ValueError:
+                return f"killed by signal {-code}"
+        return f"exit code {code}"
+
+    def stderr_tail(self, lines: int = STDERR_TAIL_LINES) -> str:
+        """The last lines the process wrote to stdout/stderr."""
+        try:
+            text = self.log_path.read_text(errors="replace")
+        except OSError:
+            return ""
+        return "\n".join(text.rstrip().splitlines()[-lines:])
+
+    def kill(self) -> None:
+        """Kill the process and its whole process group, then reap it."""
+        pid = self.pid
+        if pid is not None:
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.killpg(pid, signal.SIGKILL)
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.kill(pid, signal.SIGKILL)
+        self.process.join(timeout=5.0)
+        with contextlib.suppress(OSError):
+            self.conn.close()

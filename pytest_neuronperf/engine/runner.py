@@ -1,0 +1,234 @@
+"""Measure one configuration: start its copies, barrier, common window, collect, report."""
+
+from __future__ import annotations
+
+import logging
+import time
+import traceback
+from collections.abc import Callable
+from dataclasses import dataclass
+from multiprocessing.connection import wait
+from multiprocessing.context import BaseContext
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from pytest_neuronperf import stats
+from pytest_neuronperf.configs import RunConfig
+from pytest_neuronperf.devices.base import DeviceBackend, format_cores
+from pytest_neuronperf.engine import messages
+from pytest_neuronperf.engine.processes import ModelProcess
+from pytest_neuronperf.spec import ModelSource, WorkerSpec
+
+log = logging.getLogger("pytest_neuronperf")
+
+START_MARGIN_S = 0.05
+"""Time between sending ``go`` and the common start, so every copy is waiting when it comes."""
+LOAD_TIMEOUT_FLOOR_S = 300.0
+
+
+class ConfigurationFailed(Exception):
+    """A copy raised, crashed, hung or sent garbage; the configuration reports ``error``."""
+
+
+@dataclass(frozen=True)
+class Job:
+    """What is the same for every configuration of one ``benchmark`` call."""
+
+    model: ModelSource
+    framework: str
+    adapter: str
+    device: DeviceBackend
+    cores: list[int]
+    duration: float
+    warmup: float | str
+    timeout: float | None
+    log_dir: Path
+    preprocess_fn: Callable[..., Any] | None = None
+    postprocess_fn: Callable[..., Any] | None = None
+    return_timers: bool = False
+
+    def timeout_for(self) -> float:
+        """Seconds a configuration may take in all: generous unless the caller set it."""
+        if self.timeout is not None:
+            return self.timeout
+        return LOAD_TIMEOUT_FLOOR_S + 3 * self.duration
+
+
+def base_report(job: Job, config: RunConfig) -> dict[str, Any]:
+    """The identifying keys every report carries, whatever its status."""
+    return {
+        "model_name": job.model.name,
+        "model_filename": job.model.filename,
+        "framework": job.framework,
+        "device_type": job.device.name,
+        "batch_size": config.batch_size,
+        "n_models": config.n_models,
+        "workers_per_model": config.workers_per_model,
+        "pipeline_size": config.pipeline_size,
+        "duration": job.duration,
+    }
+
+
+METRIC_KEYS = (
+    "total_infs", "throughput_avg", "throughput_peak",
+    *(f"latency_ms_p{p}" for p in stats.PERCENTILES), "latency_ms_avg",
+    "load_avg_ms", "warmup_avg_ms",
+)
+
+
+def error_report(job: Job, config: RunConfig, reason: str) -> dict[str, Any]:
+    """A report for a configuration that could not be measured: metrics are null."""
+    report = base_report(job, config)
+    report.update({key: None for key in METRIC_KEYS})
+    report.update(status="error", error=reason, windows=None)
+    return report
+
+
+def run_configuration(
+    context: BaseContext, job: Job, config: RunConfig, inputs: Any
+) -> dict[str, Any]:
+    """Measure one configuration; never raises for a model's fault (status ``error``)."""
+    placements = job.device.placements(job.cores, config.n_models, config.pipeline_size)
+    procs: list[ModelProcess] = []
+    try:
+        for placement in placements:
+            spec = WorkerSpec(
+                model=job.model,
+                framework=job.framework,
+                adapter=job.adapter,
+                inputs=inputs,
+                batch_size=config.batch_size,
+                workers=config.workers_per_model,
+                warmup=job.warmup,  # type: ignore[arg-type]
+                placement=placement,
+                log_path=str(job.log_dir / f"bs{config.batch_size}-n{config.n_models}-"
+                             f"w{config.workers_per_model}-p{config.pipeline_size}-"
+                             f"copy{placement.copy_index}.log"),
+                preprocess_fn=job.preprocess_fn,
+                postprocess_fn=job.postprocess_fn,
+                max_warmup_s=max(5.0, min(60.0, 2 * job.duration)),
+            )
+            procs.append(ModelProcess(context, spec))
+        return measure(job, config, procs)
+    except ConfigurationFailed as failure:
+        return error_report(job, config, str(failure))
+    except Exception:  # a bug of ours must not hide the other configurations
+        return error_report(job, config, "internal error:\n" + traceback.format_exc())
+    finally:
+        for proc in procs:
+            proc.kill()
+
+
+def measure(job: Job, config: RunConfig, procs: list[ModelProcess]) -> dict[str, Any]:
+    """Barrier, common window, collection and the report for running copies."""
+    deadline = time.monotonic() + job.timeout_for()
+    ready = collect(procs, messages.Ready, deadline, "loading and warming up")
+    start_ns = time.perf_counter_ns() + int(START_MARGIN_S * 1e9)
+    end_ns = start_ns + int(job.duration * 1e9)
+    for proc in procs:
+        messages.send(proc.conn, messages.Go(start_ns, end_ns))
+    timings = collect(procs, messages.Timings, deadline, "measuring")
+    cores = [format_cores(proc.spec.placement.cores) for proc in procs]
+    return build_report(job, config, ready, timings, start_ns, cores)
+
+
+def collect(
+    procs: list[ModelProcess], expected: type, deadline: float, phase: str
+) -> list[Any]:
+    """One ``expected`` message from every copy, in copy order, or :class:`ConfigurationFailed`."""
+    received: dict[int, Any] = {}
+    pending = {proc.conn: i for i, proc in enumerate(procs)}
+    sentinels = {proc.sentinel: i for i, proc in enumerate(procs)}
+    while pending:
+        remaining = deadline - time.monotonic()
+        if remaining <= 0:
+            index = next(iter(pending.values()))
+            raise ConfigurationFailed(
+                f"copy {index} timed out while {phase}; it was killed"
+                + tail_suffix(procs[index])
+            )
+        waiting: list[Any] = [*pending, *(s for s, i in sentinels.items() if i in pending.values())]
+        for ready in wait(waiting, timeout=remaining):
+            if ready in pending:
+                index = pending.pop(ready)
+                received[index] = receive_expected(procs[index], expected, phase)
+            elif isinstance(ready, int) and sentinels[ready] in pending.values():
+                index = sentinels[ready]
+                conn = procs[index].conn
+                if conn.poll():
+                    continue  # its last message is still to be read
+                raise ConfigurationFailed(
+                    f"copy {index} died while {phase} ({procs[index].exit_description()})"
+                    + tail_suffix(procs[index])
+                )
+    return [received[i] for i in range(len(procs))]
+
+
+def receive_expected(proc: ModelProcess, expected: type, phase: str) -> Any:
+    """Read the next message from ``proc`` and check it is the one this phase waits for."""
+    index = proc.spec.placement.copy_index
+    try:
+        message = messages.receive(proc.conn)
+    except (EOFError, OSError) as exc:
+        raise ConfigurationFailed(
+            f"copy {index} closed its pipe while {phase} ({proc.exit_description()})"
+            + tail_suffix(proc)
+        ) from exc
+    except messages.ProtocolError as exc:
+        raise ConfigurationFailed(f"copy {index} sent a bad message while {phase}: {exc}") from exc
+    if isinstance(message, messages.Failed):
+        raise ConfigurationFailed(f"copy {index} failed while {phase}:\n{message.error.rstrip()}")
+    if not isinstance(message, expected):
+        raise ConfigurationFailed(
+            f"copy {index} sent {type(message).__name__} while {phase}, expected {expected.__name__}"
+        )
+    return message
+
+
+def tail_suffix(proc: ModelProcess) -> str:
+    """The copy's last output lines, formatted for an error message."""
+    tail = proc.stderr_tail()
+    return f"\n--- last output of the model process ---\n{tail}" if tail else ""
+
+
+def build_report(
+    job: Job,
+    config: RunConfig,
+    ready: list[messages.Ready],
+    timings: list[messages.Timings],
+    start_ns: int,
+    cores: list[str],
+) -> dict[str, Any]:
+    """NeuronPerf-style report from every copy's timings."""
+    ends = np.concatenate([e for t in timings for e in t.end_ns] or [np.empty(0, np.int64)])
+    lats = np.concatenate([x for t in timings for x in t.latency_ns] or [np.empty(0, np.int64)])
+    calls = int(lats.size)
+    if calls == 0:
+        raise ConfigurationFailed(
+            f"no call finished within the {job.duration} s window: one inference takes longer "
+            f"than the duration; raise duration"
+        )
+    windows = stats.window_series(ends, lats, start_ns, job.duration, config.batch_size)
+    report = base_report(job, config)
+    report.update(
+        total_infs=calls * config.batch_size,
+        throughput_avg=calls * config.batch_size / job.duration,
+        throughput_peak=max(windows["throughput"]),
+        **stats.latency_summary(lats),
+        load_avg_ms=float(np.mean([r.load_ms for r in ready])),
+        warmup_avg_ms=float(np.mean([r.warmup_ms for r in ready])),
+        status="ok",
+        error=None,
+        cores=cores,
+        windows=windows,
+    )
+    if job.return_timers:
+        report["timers"] = {
+            "latency_ms": [
+                [float(v) / 1e6 for v in np.concatenate(list(t.latency_ns))] for t in timings
+            ],
+        }
+    return report
+

@@ -1,0 +1,45 @@
+"""Plain Python callables on NumPy inputs (no framework): the ``python`` adapter."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+
+from pytest_neuronperf.devices.base import Placement
+from pytest_neuronperf.frameworks.base import as_args, expand_batch, instantiate
+from pytest_neuronperf.spec import ModelSource
+
+
+def _repeat(value: Any, batch_size: int) -> Any:
+    return np.repeat(value, batch_size, axis=0)
+
+
+class PythonAdapter:
+    """Calls a Python class instance or factory product with NumPy arrays."""
+
+    name = "python"
+
+    def set_threads(self, threads: int) -> None:
+        pass  # NumPy's BLAS pools are sized through the environment before import.
+
+    def load(self, source: ModelSource, placement: Placement) -> Callable[..., Any]:
+        if source.kind != "import":
+            raise ValueError(
+                f"the python framework runs importable callables, not files ({source.path}); "
+                "pass framework='torch' or 'tensorflow' for saved models"
+            )
+        model = instantiate(source)
+        if not callable(model):
+            raise TypeError(f"{source.filename} built a {type(model).__name__}, which is not callable")
+        return model  # type: ignore[no-any-return]
+
+    def prepare_inputs(self, example: Any, batch_size: int, placement: Placement) -> tuple[Any, ...]:
+        return tuple(expand_batch(v, batch_size, _repeat) for v in as_args(example))
+
+    def thread_setup(self) -> None:
+        pass
+
+    def synchronizer(self, placement: Placement) -> Callable[[], None] | None:
+        return None

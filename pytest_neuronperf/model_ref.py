@@ -1,0 +1,103 @@
+"""Turn the user's ``model`` argument into a :class:`ModelSource` a worker process can load.
+
+Workers are separate processes, so the model travels by name (module + qualified name) or by
+path, never as a live object. Anything a worker could not import is refused here, before any
+process starts, with a sentence saying why and what to write instead.
+"""
+
+from __future__ import annotations
+
+import inspect
+import json
+import os
+import sys
+from pathlib import Path
+from typing import Any
+
+from pytest_neuronperf.spec import ModelSource
+
+INDEX_FORMAT = "pytest-neuronperf-index"
+
+
+class ModelReferenceError(ValueError):
+    """The model (or a pre/post-processing function) cannot be sent to a worker process."""
+
+
+def describe_model(model: Any, model_name: str | None = None) -> ModelSource:
+    """A :class:`ModelSource` for a top-level class/factory or a saved artifact path."""
+    if isinstance(model, str | os.PathLike):
+        return _describe_path(Path(model), model_name)
+    module, qualname = importable_name(model, what="model")
+    return ModelSource(
+        kind="import",
+        name=model_name or qualname.rsplit(".", 1)[-1],
+        filename=f"{module}:{qualname}",
+        module=module,
+        qualname=qualname,
+    )
+
+
+def _describe_path(path: Path, model_name: str | None) -> ModelSource:
+    if not path.exists():
+        raise ModelReferenceError(f"model file {str(path)!r} does not exist")
+    name = model_name or (path.name if path.is_dir() else path.stem)
+    return ModelSource(kind="path", name=name, filename=str(path), path=str(path.resolve()))
+
+
+def importable_name(obj: Any, what: str) -> tuple[str, str]:
+    """``(module, qualname)`` by which a worker can import ``obj``, or a clear refusal."""
+    label = getattr(obj, "__qualname__", None) or type(obj).__name__
+    if not (inspect.isclass(obj) or inspect.isfunction(obj) or inspect.isbuiltin(obj)):
+        raise ModelReferenceError(
+            f"{what} {label!r} is an instance of {type(obj).__name__}, not a class or function: "
+            f"worker processes build their own copy, so pass the class itself or a zero-argument "
+            f"factory defined at module top level (or save the model, e.g. with torch.jit.save, "
+            f"and pass the file path)"
+        )
+    qualname = obj.__qualname__
+    module = getattr(obj, "__module__", None)
+    if obj.__name__ == "<lambda>":
+        raise ModelReferenceError(
+            f"{what} is a lambda, which a worker process cannot import: define a function or "
+            f"class with a name at the top level of a module and pass that instead"
+        )
+    if "<locals>" in qualname:
+        raise ModelReferenceError(
+            f"{what} {qualname!r} is defined inside a function, so a worker process cannot "
+            f"import it: move it to the top level of its module and pass that instead"
+        )
+    if module is None or module not in sys.modules:
+        raise ModelReferenceError(
+            f"{what} {qualname!r} has no importable module ({module!r}): define it at the top "
+            f"level of a module on sys.path"
+        )
+    if module == "__main__" and not getattr(sys.modules["__main__"], "__file__", None):
+        raise ModelReferenceError(
+            f"{what} {qualname!r} was defined in an interactive session, which a worker process "
+            f"cannot import: put it in a module file and import it from there"
+        )
+    found: Any = sys.modules[module]
+    for part in qualname.split("."):
+        found = getattr(found, part, None)
+    if found is not obj:
+        raise ModelReferenceError(
+            f"{what} {qualname!r} is not reachable as {module}.{qualname} (it was replaced or "
+            f"renamed after definition): pass an object its module exposes under its own name"
+        )
+    return module, qualname
+
+
+def read_model_index(path: Path) -> dict[str, Any] | None:
+    """The parsed model index if ``path`` is one, None if it is another kind of file."""
+    if path.suffix != ".json" or not path.is_file():
+        return None
+    try:
+        data = json.loads(path.read_text())
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise ModelReferenceError(f"model index {str(path)!r} is not valid JSON: {exc}") from exc
+    if not isinstance(data, dict) or data.get("format") != INDEX_FORMAT:
+        raise ModelReferenceError(
+            f"{str(path)!r} is a JSON file but not a pytest-neuronperf model index "
+            f"(expected \"format\": \"{INDEX_FORMAT}\")"
+        )
+    return data

@@ -1,0 +1,133 @@
+"""Reports out: NeuronPerf's console table, CSV and JSON files, and reading them back."""
+
+from __future__ import annotations
+
+import csv
+import json
+import math
+import os
+import sys
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any, TextIO
+
+DEFAULT_COLUMNS = (
+    "n_models", "workers_per_model", "batch_size", "pipeline_size",
+    "throughput_avg", "latency_ms_p50", "latency_ms_p99", "status",
+)
+REPORT_FORMAT = "pytest-neuronperf-reports"
+REPORT_VERSION = 1
+
+
+def _cell(value: Any) -> str:
+    if value is None:
+        return "-"
+    if isinstance(value, float):
+        if math.isnan(value):
+            return "-"
+        return f"{value:.3f}" if abs(value) < 1000 else f"{value:.1f}"
+    return str(value)
+
+
+def format_table(reports: Sequence[dict[str, Any]], cols: Sequence[str] = DEFAULT_COLUMNS) -> str:
+    """Fixed-width text table of ``cols`` for each report."""
+    rows = [[_cell(r.get(c)) for c in cols] for r in reports]
+    widths = [max([len(c), *(len(row[i]) for row in rows)]) for i, c in enumerate(cols)]
+    lines = ["  ".join(c.rjust(w) for c, w in zip(cols, widths, strict=True))]
+    lines += ["  ".join(v.rjust(w) for v, w in zip(row, widths, strict=True)) for row in rows]
+    return "\n".join(lines)
+
+
+def print_reports(
+    reports: Sequence[dict[str, Any]],
+    cols: Sequence[str] = DEFAULT_COLUMNS,
+    sort_by: str | None = "throughput_peak",
+    reverse: bool = False,
+    file: TextIO | None = None,
+) -> None:
+    """Print the reports as a table (NeuronPerf's default columns), sorted by ``sort_by``."""
+    ordered = list(reports)
+    if sort_by:
+        ordered.sort(key=lambda r: (r.get(sort_by) is None, r.get(sort_by) or 0), reverse=reverse)
+    print(format_table(ordered, cols), file=file or sys.stdout)
+
+
+def _default_path(suffix: str) -> Path:
+    return Path(f"neuronperf-{time.strftime('%Y%m%d-%H%M%S')}.{suffix}")
+
+
+def _atomic_write(path: Path, text: str) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    with open(tmp, "w", newline="") as handle:
+        handle.write(text)
+        handle.flush()
+        os.fsync(handle.fileno())
+    os.replace(tmp, path)
+
+
+def _csv_value(value: Any) -> Any:
+    if isinstance(value, dict | list):
+        return json.dumps(value, allow_nan=False, default=str)
+    return "" if value is None else value
+
+
+def write_csv(
+    reports: Sequence[dict[str, Any]],
+    filename: str | os.PathLike[str] | None = None,
+    cols: Sequence[str] | None = None,
+) -> str:
+    """Write every key of every report (or ``cols``) as CSV; returns the path written."""
+    path = Path(filename) if filename is not None else _default_path("csv")
+    columns = list(cols) if cols else list(dict.fromkeys(k for r in reports for k in r))
+    from io import StringIO
+
+    buffer = StringIO()
+    writer = csv.DictWriter(buffer, fieldnames=columns, extrasaction="ignore")
+    writer.writeheader()
+    for report in reports:
+        writer.writerow({k: _csv_value(report.get(k)) for k in columns})
+    _atomic_write(path, buffer.getvalue())
+    return str(path)
+
+
+def _json_safe(value: Any) -> Any:
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, dict):
+        return {str(k): _json_safe(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_json_safe(v) for v in value]
+    return value
+
+
+def write_json(
+    reports: Sequence[dict[str, Any]], filename: str | os.PathLike[str] | None = None
+) -> str:
+    """Write every report as strict JSON (NaN becomes null); returns the path written."""
+    path = Path(filename) if filename is not None else _default_path("json")
+    document = {"format": REPORT_FORMAT, "version": REPORT_VERSION,
+                "reports": _json_safe(list(reports))}
+    _atomic_write(path, json.dumps(document, indent=2, allow_nan=False) + "\n")
+    return str(path)
+
+
+def get_reports(filename: str | os.PathLike[str]) -> list[dict[str, Any]]:
+    """Read reports written by :func:`write_json` (or a bare JSON list of reports)."""
+    path = Path(filename)
+    try:
+        document = json.loads(path.read_text())
+    except json.JSONDecodeError as exc:
+        raise ValueError(f"{str(path)!r} is not valid JSON: {exc}") from exc
+    if isinstance(document, list):
+        return document
+    if not isinstance(document, dict) or document.get("format") != REPORT_FORMAT:
+        raise ValueError(f"{str(path)!r} is not a pytest-neuronperf report file")
+    if document.get("version", 0) > REPORT_VERSION:
+        raise ValueError(
+            f"{str(path)!r} was written by a newer pytest-neuronperf (report format version "
+            f"{document['version']}); upgrade to read it"
+        )
+    reports: list[dict[str, Any]] = document["reports"]
+    return reports

@@ -1,0 +1,119 @@
+"""Pure functions over timings: latency percentiles, per-window series, and (for gating)
+comparisons of two runs' window series. No I/O, no clocks."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+
+import numpy as np
+
+PERCENTILES = (0, 50, 90, 95, 99, 100)
+MAX_WINDOW_S = 1.0
+MIN_WINDOWS = 10
+WINDOW_METRICS = ("throughput", "latency_ms_p50", "latency_ms_p99")
+
+
+def latency_summary(latency_ns: np.ndarray) -> dict[str, float]:
+    """NeuronPerf's latency keys (ms): p0, p50, p90, p95, p99, p100 and the mean."""
+    if latency_ns.size == 0:
+        return {**{f"latency_ms_p{p}": math.nan for p in PERCENTILES}, "latency_ms_avg": math.nan}
+    ms = latency_ns.astype(np.float64) / 1e6
+    values = np.percentile(ms, PERCENTILES)
+    summary = {f"latency_ms_p{p}": float(v) for p, v in zip(PERCENTILES, values, strict=True)}
+    summary["latency_ms_avg"] = float(ms.mean())
+    return summary
+
+
+def window_length_s(duration_s: float) -> float:
+    """1 s windows where the duration allows, shorter so that a run has at least ~10 of them."""
+    return min(MAX_WINDOW_S, duration_s / MIN_WINDOWS)
+
+
+def window_series(
+    end_ns: np.ndarray,
+    latency_ns: np.ndarray,
+    start_ns: int,
+    duration_s: float,
+    batch_size: int,
+) -> dict[str, list[float]]:
+    """Throughput (samples/s), p50 and p99 latency (ms) of each whole window after ``start_ns``.
+
+    A call belongs to the window in which it finished; windows are aligned to the common start
+    and only whole windows are kept.
+    """
+    length_s = window_length_s(duration_s)
+    count = max(1, int(math.floor(duration_s / length_s + 1e-9)))
+    length_ns = length_s * 1e9
+    index = np.floor((end_ns - start_ns) / length_ns).astype(np.int64)
+    inside = (index >= 0) & (index < count)
+    index, lat = index[inside], latency_ns[inside]
+    calls = np.bincount(index, minlength=count)
+    order = np.argsort(index, kind="stable")
+    groups = np.split(lat[order].astype(np.float64) / 1e6, np.cumsum(calls)[:-1])
+    p50 = [float(np.percentile(g, 50)) if g.size else math.nan for g in groups]
+    p99 = [float(np.percentile(g, 99)) if g.size else math.nan for g in groups]
+    return {
+        "throughput": [float(c * batch_size / length_s) for c in calls],
+        "latency_ms_p50": p50,
+        "latency_ms_p99": p99,
+    }
+
+
+# --- Gating statistics: comparing a baseline run's windows with the current run's -------------
+
+BOOTSTRAP_RESAMPLES = 2000
+BOOTSTRAP_SEED = 20240917
+"""Fixed seed: the same two series always give the same interval."""
+
+
+def finite_values(values: Sequence[float | None]) -> np.ndarray:
+    """The finite values of a window series as floats; None, NaN and inf count as missing."""
+    array = np.array([math.nan if v is None else v for v in values], dtype=np.float64)
+    return array[np.isfinite(array)]
+
+
+def median_ratio(baseline: np.ndarray, current: np.ndarray) -> float:
+    """median(current) / median(baseline); NaN when either is empty or the baseline is 0."""
+    if baseline.size == 0 or current.size == 0:
+        return math.nan
+    base = float(np.median(baseline))
+    if base == 0.0:
+        return math.nan
+    return float(np.median(current)) / base
+
+
+def bootstrap_ratio_ci(
+    baseline: np.ndarray,
+    current: np.ndarray,
+    confidence: float = 0.95,
+    resamples: int = BOOTSTRAP_RESAMPLES,
+    seed: int = BOOTSTRAP_SEED,
+) -> tuple[float, float]:
+    """Percentile bootstrap interval of median(current) / median(baseline), deterministic."""
+    if baseline.size == 0 or current.size == 0:
+        return (math.nan, math.nan)
+    rng = np.random.default_rng(seed)
+    base = np.median(rng.choice(baseline, size=(resamples, baseline.size)), axis=1)
+    cur = np.median(rng.choice(current, size=(resamples, current.size)), axis=1)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        ratios = cur / base
+    ratios = ratios[np.isfinite(ratios)]
+    if ratios.size == 0:
+        return (math.nan, math.nan)
+    tail = (1.0 - confidence) / 2.0 * 100.0
+    low, high = np.percentile(ratios, [tail, 100.0 - tail])
+    return (float(low), float(high))
+
+
+def mann_whitney_p(current: np.ndarray, baseline: np.ndarray, alternative: str) -> float:
+    """One-sided Mann-Whitney U p-value that ``current`` is ``"less"``/``"greater"`` than baseline."""
+    if alternative not in ("less", "greater"):
+        raise ValueError(f"alternative must be 'less' or 'greater', not {alternative!r}")
+    if baseline.size == 0 or current.size == 0:
+        return math.nan
+    if np.all(current == current[0]) and np.all(baseline == current[0]):
+        return 1.0
+    from scipy.stats import mannwhitneyu
+
+    return float(mannwhitneyu(current, baseline, alternative=alternative).pvalue)

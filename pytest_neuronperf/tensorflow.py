@@ -1,0 +1,16 @@
+"""``pytest_neuronperf.tensorflow``: NeuronPerf's tensorflow submodule: benchmark (and compile) tensorflow models.
+
+Importing this module does not import tensorflow; the framework is imported in the worker processes.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pytest_neuronperf import api
+
+
+def benchmark(model: Any, inputs: Any, **kwargs: Any) -> list[dict[str, Any]]:
+    """:func:`pytest_neuronperf.benchmark` with ``framework="tensorflow"``."""
+    kwargs.setdefault("framework", "tensorflow")
+    return api.benchmark(model, inputs, **kwargs)

@@ -1,0 +1,16 @@
+"""``pytest_neuronperf.torch``: NeuronPerf's torch submodule: benchmark (and compile) torch models.
+
+Importing this module does not import torch; the framework is imported in the worker processes.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pytest_neuronperf import api
+
+
+def benchmark(model: Any, inputs: Any, **kwargs: Any) -> list[dict[str, Any]]:
+    """:func:`pytest_neuronperf.benchmark` with ``framework="torch"``."""
+    kwargs.setdefault("framework", "torch")
+    return api.benchmark(model, inputs, **kwargs)

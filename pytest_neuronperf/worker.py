@@ -1,0 +1,256 @@
+"""The code that runs inside one model process.
+
+It applies its placement (CPU affinity, environment, thread pools), loads the model, warms it
+up, reports ``ready``, waits for the parent's common start time, drives the model from
+``spec.workers`` threads until the common stop time, and sends every call's timing back on its
+pipe. It imports only the framework adapter it is told to use and the message codec; stdout and
+stderr go to a log file whose tail the parent reports if this process fails.
+"""
+
+from __future__ import annotations
+
+import faulthandler
+import importlib
+import os
+import sys
+import threading
+import time
+import traceback
+from array import array
+from collections.abc import Callable
+from multiprocessing.connection import Connection
+from typing import Any
+
+import numpy as np
+
+from pytest_neuronperf.devices.base import Placement
+from pytest_neuronperf.engine import messages
+from pytest_neuronperf.frameworks.base import load_adapter
+from pytest_neuronperf.spec import WorkerSpec
+
+AUTO_WARMUP_BLOCK_S = 0.05
+AUTO_WARMUP_MIN_CALLS = 10
+AUTO_WARMUP_STABLE_BLOCKS = 3
+AUTO_WARMUP_TOLERANCE = 0.05
+
+
+def main(conn: Connection, spec: WorkerSpec) -> None:
+    """Entry point of a model process (the ``target`` of the spawned process)."""
+    os.setpgid(0, 0)  # own process group: the parent kills it and anything it starts at once
+    redirect_output(spec.log_path)
+    try:
+        apply_placement(spec.placement)
+        run(conn, spec)
+    except BaseException:  # noqa: BLE001 - every failure must reach the parent as a message
+        report_failure(conn, traceback.format_exc())
+        os._exit(1)
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(0)
+
+
+def redirect_output(log_path: str) -> None:
+    """Send fd 1 and 2 to the log file, and dump a traceback there on a fatal signal."""
+    fd = os.open(log_path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
+    os.dup2(fd, 1)
+    os.dup2(fd, 2)
+    os.close(fd)
+    faulthandler.enable(file=sys.stderr, all_threads=True)
+
+
+def report_failure(conn: Connection, error: str) -> None:
+    """Tell the parent why this copy failed; the pipe may already be gone."""
+    print(error, file=sys.stderr, flush=True)
+    try:
+        messages.send(conn, messages.Failed(error))
+    except OSError:
+        pass
+
+
+def apply_placement(placement: Placement) -> None:
+    """Pin this process and set the environment before any framework runtime starts."""
+    os.environ.update(placement.env)
+    if placement.cpu_affinity is not None:
+        os.sched_setaffinity(0, placement.cpu_affinity)
+    for module in placement.runtime_imports:
+        importlib.import_module(module)
+
+
+def run(conn: Connection, spec: WorkerSpec) -> None:
+    """Load, warm up, wait at the barrier, measure, and send the timings."""
+    link = ParentLink(conn)
+    adapter = load_adapter(spec.adapter)
+    adapter.set_threads(spec.placement.intra_op_threads)
+    adapter.thread_setup()
+
+    started = time.perf_counter_ns()
+    model = adapter.load(spec.model, spec.placement)
+    args = adapter.prepare_inputs(spec.inputs, spec.batch_size, spec.placement)
+    call = build_call(model, args, spec.preprocess_fn, spec.postprocess_fn,
+                      adapter.synchronizer(spec.placement))
+    load_ms = (time.perf_counter_ns() - started) / 1e6
+
+    warmup_ms, warmup_calls = warm_up(call, spec.warmup, spec.max_warmup_s)
+    messages.send(conn, messages.Ready(os.getpid(), load_ms, warmup_ms, warmup_calls))
+
+    go = link.wait_for_go()
+    timings = drive(call, spec.workers, go.start_ns, go.end_ns, adapter.thread_setup)
+    messages.send(conn, timings)
+
+
+def build_call(
+    model: Callable[..., Any],
+    args: tuple[Any, ...],
+    preprocess_fn: Callable[..., Any] | None,
+    postprocess_fn: Callable[..., Any] | None,
+    synchronize: Callable[[], None] | None,
+) -> Callable[[], Any]:
+    """One end-to-end inference as a zero-argument callable, with as little wrapping as needed."""
+    if preprocess_fn is None and postprocess_fn is None and synchronize is None:
+        if len(args) == 1:
+            only = args[0]
+            return lambda: model(only)
+        return lambda: model(*args)
+
+    pre = preprocess_fn or (lambda *a: a if len(a) != 1 else a[0])
+    post = postprocess_fn or (lambda out: out)
+    sync = synchronize or (lambda: None)
+
+    def end_to_end() -> Any:
+        prepared = pre(*args)
+        out = model(*prepared) if isinstance(prepared, tuple) else model(prepared)
+        out = post(out)
+        sync()
+        return out
+
+    return end_to_end
+
+
+def warm_up(call: Callable[[], Any], warmup: float | str, max_s: float) -> tuple[float, int]:
+    """Run the model until warm; return (elapsed ms, calls).
+
+    ``warmup`` in seconds runs that long (at least one call). ``"auto"`` runs blocks of
+    ``AUTO_WARMUP_BLOCK_S`` until the last ``AUTO_WARMUP_STABLE_BLOCKS`` block rates agree within
+    ``AUTO_WARMUP_TOLERANCE``, after at least ``AUTO_WARMUP_MIN_CALLS`` calls, or ``max_s`` passes.
+    """
+    clock = time.perf_counter_ns
+    started = clock()
+    calls = 0
+    if warmup != "auto":
+        deadline = started + int(float(warmup) * 1e9)
+        call()
+        calls = 1
+        while clock() < deadline:
+            call()
+            calls += 1
+        return (clock() - started) / 1e6, calls
+
+    deadline = started + int(max_s * 1e9)
+    rates: list[float] = []
+    block_ns = int(AUTO_WARMUP_BLOCK_S * 1e9)
+    while True:
+        block_start = clock()
+        block_calls = 0
+        now = block_start
+        while now - block_start < block_ns or block_calls == 0:
+            call()
+            block_calls += 1
+            now = clock()
+        calls += block_calls
+        rates.append(block_calls / (now - block_start))
+        stable = (
+            len(rates) >= AUTO_WARMUP_STABLE_BLOCKS
+            and calls >= AUTO_WARMUP_MIN_CALLS
+            and not any(
+                rates[i] > max(rates[:i]) * (1 + AUTO_WARMUP_TOLERANCE)
+                for i in range(len(rates) - AUTO_WARMUP_STABLE_BLOCKS + 1, len(rates))
+            )
+        )
+        if stable or now >= deadline:
+            return (now - started) / 1e6, calls
+
+
+class ParentLink:
+    """Listens to the parent on a daemon thread: records ``go``; exits on abort or parent loss."""
+
+    def __init__(self, conn: Connection) -> None:
+        self._conn = conn
+        self._go: messages.Go | None = None
+        self._arrived = threading.Event()
+        threading.Thread(target=self._listen, name="neuronperf-parent-link", daemon=True).start()
+
+    def _listen(self) -> None:
+        try:
+            while True:
+                message = messages.receive(self._conn)
+                if isinstance(message, messages.Go):
+                    self._go = message
+                    self._arrived.set()
+                else:
+                    break
+        except (EOFError, OSError, messages.ProtocolError):
+            pass
+        os._exit(3)  # aborted, or the parent is gone: never outlive it
+
+    def wait_for_go(self) -> messages.Go:
+        """Block at the barrier until the parent sends the common start time."""
+        self._arrived.wait()
+        assert self._go is not None
+        return self._go
+
+
+def drive(
+    call: Callable[[], Any],
+    workers: int,
+    start_ns: int,
+    end_ns: int,
+    thread_setup: Callable[[], None],
+) -> messages.Timings:
+    """Call the model from ``workers`` threads between the common start and stop times."""
+    ends = [array("q") for _ in range(workers)]
+    lats = [array("q") for _ in range(workers)]
+    threads = [
+        threading.Thread(
+            target=drive_thread,
+            args=(call, start_ns, end_ns, ends[i], lats[i], thread_setup),
+            name=f"neuronperf-driver-{i}",
+        )
+        for i in range(1, workers)
+    ]
+    for thread in threads:
+        thread.start()
+    drive_thread(call, start_ns, end_ns, ends[0], lats[0], lambda: None)
+    for thread in threads:
+        thread.join()
+    return messages.Timings(
+        [np.frombuffer(e, dtype=np.int64) for e in ends],
+        [np.frombuffer(lat, dtype=np.int64) for lat in lats],
+    )
+
+
+def drive_thread(
+    call: Callable[[], Any],
+    start_ns: int,
+    end_ns: int,
+    ends: array[int],
+    lats: array[int],
+    thread_setup: Callable[[], None],
+) -> None:
+    """The measured loop: a call is recorded only if it finished inside the window."""
+    thread_setup()
+    clock = time.perf_counter_ns
+    sleep_s = (start_ns - clock()) / 1e9 - 0.002
+    if sleep_s > 0:
+        time.sleep(sleep_s)
+    while clock() < start_ns:
+        pass
+    add_end = ends.append
+    add_lat = lats.append
+    while True:
+        t0 = clock()
+        call()
+        t1 = clock()
+        if t1 > end_ns:
+            return
+        add_end(t1)
+        add_lat(t1 - t0)
