@@ -43,4 +43,7 @@ class WorkerSpec:
     preprocess_fn: Callable[..., Any] | None = None
     postprocess_fn: Callable[..., Any] | None = None
     max_warmup_s: float = 30.0
+    environ: dict[str, str] = field(default_factory=dict)
+    """The parent's environment when the configuration started (a forkserver child would
+    otherwise see the environment of the forkserver's start)."""
     extra: dict[str, Any] = field(default_factory=dict)

@@ -107,7 +107,7 @@ def bootstrap_ratio_ci(
 
 
 def mann_whitney_p(current: np.ndarray, baseline: np.ndarray, alternative: str) -> float:
-    """One-sided Mann-Whitney U p-value that ``current`` is ``"less"``/``"greater"`` than baseline."""
+    """One-sided Mann-Whitney U p-value that ``current`` is less/greater than ``baseline``."""
     if alternative not in ("less", "greater"):
         raise ValueError(f"alternative must be 'less' or 'greater', not {alternative!r}")
     if baseline.size == 0 or current.size == 0:

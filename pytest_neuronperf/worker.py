@@ -39,6 +39,7 @@ def main(conn: Connection, spec: WorkerSpec) -> None:
     os.setpgid(0, 0)  # own process group: the parent kills it and anything it starts at once
     redirect_output(spec.log_path)
     try:
+        apply_environment(spec.environ, spec.placement)
         apply_placement(spec.placement)
         run(conn, spec)
     except BaseException:  # noqa: BLE001 - every failure must reach the parent as a message
@@ -67,9 +68,16 @@ def report_failure(conn: Connection, error: str) -> None:
         pass
 
 
-def apply_placement(placement: Placement) -> None:
-    """Pin this process and set the environment before any framework runtime starts."""
+def apply_environment(environ: dict[str, str], placement: Placement) -> None:
+    """Take the parent's current environment, then the placement's variables on top."""
+    if environ:
+        os.environ.clear()
+        os.environ.update(environ)
     os.environ.update(placement.env)
+
+
+def apply_placement(placement: Placement) -> None:
+    """Pin this process and import the device runtime before any framework runtime starts."""
     if placement.cpu_affinity is not None:
         os.sched_setaffinity(0, placement.cpu_affinity)
     for module in placement.runtime_imports:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import os
 import time
 import traceback
 from collections.abc import Callable
@@ -109,6 +110,7 @@ def run_configuration(
                 preprocess_fn=job.preprocess_fn,
                 postprocess_fn=job.postprocess_fn,
                 max_warmup_s=max(5.0, min(60.0, 2 * job.duration)),
+                environ=dict(os.environ),
             )
             procs.append(ModelProcess(context, spec))
         return measure(job, config, procs)

@@ -1,0 +1,472 @@
+"""Verdicts: one configuration's report against its baseline entry and its absolute budgets.
+
+A metric *regresses* when the ratio of the window medians (now / baseline) is worse than its
+tolerance **and** a one-sided Mann-Whitney U test over the per-window values says the change is
+significant at ``ALPHA``. Both are needed: the test alone calls a 3 % whole-run drift
+significant (it only sees within-run noise), and the ratio alone trusts one noisy window too
+much. A change beyond tolerance that is not significant, too few windows, or an interval so
+wide that a change of ``NOISE_REACH`` times the tolerance cannot be ruled out is
+``INCONCLUSIVE``.
+
+Defaults, chosen with ``benchmarks/gate_study.py`` (window CV 3-8 %, run-to-run drift 2-3 %,
+occasional outlier windows, ~10 windows a run):
+
+- ``DEFAULT_TOLERANCE``: throughput 10 %, p50 10 %, p99 15 %. The gap between "no change" and a
+  25 % slowdown (throughput x0.8, p99 x1.25) is about 22 % in log terms; 10 % sits near the
+  middle, so both run-to-run drift and the slowdown clear it with margin. p99 per window is
+  noisier (a tail estimate from few calls), hence the wider tolerance; throughput and p50 still
+  catch the slowdown on their own.
+- ``ALPHA`` = 0.01 (one-sided): ten windows against ten give p < 0.001 for a real 20 % change,
+  so the strict level costs no power and keeps noisy outlier windows from deciding.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from enum import Enum
+from typing import Any
+
+import numpy as np
+
+from pytest_neuronperf.stats import (
+    WINDOW_METRICS,
+    bootstrap_ratio_ci,
+    finite_values,
+    mann_whitney_p,
+)
+
+ALPHA = 0.01
+"""One-sided significance level of the Mann-Whitney U test."""
+DEFAULT_TOLERANCE: dict[str, float] = {
+    "throughput": 0.10,
+    "latency_ms_p50": 0.10,
+    "latency_ms_p99": 0.15,
+}
+MIN_WINDOWS = 5
+"""Fewer finite windows than this on either side cannot decide anything (5 vs 5: p >= 0.004)."""
+NOISE_REACH = 2.0
+"""Within tolerance, but the CI reaches a change this many tolerances worse: INCONCLUSIVE."""
+CONFIDENCE = 0.95
+"""Two-sided level of the bootstrap interval shown beside each comparison."""
+
+HIGHER_IS_BETTER = frozenset({"throughput"})
+METRIC_ALIASES = {
+    "p50": "latency_ms_p50",
+    "p99": "latency_ms_p99",
+    "throughput": "throughput",
+    "latency_ms_p50": "latency_ms_p50",
+    "latency_ms_p99": "latency_ms_p99",
+}
+STORED_METRIC = {
+    "throughput": "throughput_avg",
+    "latency_ms_p50": "latency_ms_p50",
+    "latency_ms_p99": "latency_ms_p99",
+}
+"""The whole-run metric that stands in for a gated metric when its windows are missing."""
+BASELINE_METRICS = (
+    "throughput_avg",
+    "throughput_peak",
+    "latency_ms_p0",
+    "latency_ms_p50",
+    "latency_ms_p90",
+    "latency_ms_p95",
+    "latency_ms_p99",
+    "latency_ms_p100",
+    "latency_ms_avg",
+)
+"""Report keys a baseline entry keeps (besides the windows)."""
+BUDGETS = {
+    "p50_ms": "latency_ms_p50",
+    "p99_ms": "latency_ms_p99",
+    "min_throughput": "throughput_avg",
+}
+"""Budget keyword -> the report key it limits."""
+OFF_WORDS = frozenset({"off", "none"})
+
+
+class Verdict(str, Enum):  # noqa: UP042 (StrEnum needs 3.11; setup.cfg allows 3.10)
+    """The outcome of gating one configuration."""
+
+    PASS = "PASS"
+    IMPROVED = "IMPROVED"
+    REGRESSED = "REGRESSED"
+    OVER_BUDGET = "OVER_BUDGET"
+    NEW = "NEW"
+    INCONCLUSIVE = "INCONCLUSIVE"
+    ERROR = "ERROR"
+
+    def __str__(self) -> str:
+        return self.value
+
+    def failing(self, strict: bool = False) -> bool:
+        """True when this verdict fails the test (NEW and INCONCLUSIVE only when strict)."""
+        if self in (Verdict.REGRESSED, Verdict.OVER_BUDGET, Verdict.ERROR):
+            return True
+        return strict and self in (Verdict.NEW, Verdict.INCONCLUSIVE)
+
+
+# --- Tolerance specs -------------------------------------------------------------------------
+
+
+def parse_tolerance(spec: str | Mapping[str, Any]) -> dict[str, float]:
+    """``"p99:10%,throughput:5%"`` or ``{"p99": 0.1}`` -> ``{"latency_ms_p99": 0.1, ...}``.
+
+    Values are percentages (``10%``) or fractions (``0.1``); ``off`` disables a metric's gate.
+    """
+    if isinstance(spec, str):
+        items: list[tuple[str, Any]] = []
+        for part in (p.strip() for p in spec.split(",")):
+            if not part:
+                continue
+            name, sep, value = part.partition(":")
+            if not sep:
+                raise ValueError(f"tolerance part {part!r} is not 'metric:value' (e.g. 'p99:10%').")
+            items.append((name.strip(), value.strip()))
+    elif isinstance(spec, Mapping):
+        items = list(spec.items())
+    else:
+        raise ValueError(f"tolerance must be a string or a dict, not {type(spec).__name__}.")
+    return {_metric_name(name): _tolerance_value(name, value) for name, value in items}
+
+
+def effective_tolerance(*specs: str | Mapping[str, Any] | None) -> dict[str, float]:
+    """``DEFAULT_TOLERANCE`` overridden by each spec in turn (ini, command line, marker)."""
+    merged = dict(DEFAULT_TOLERANCE)
+    for spec in specs:
+        if spec is not None:
+            merged.update(parse_tolerance(spec))
+    return merged
+
+
+def _metric_name(name: object) -> str:
+    """The gated metric a tolerance key names."""
+    key = str(name).strip().lower()
+    if key not in METRIC_ALIASES:
+        raise ValueError(f"tolerance names unknown metric {name!r}; use p50, p99 or throughput.")
+    return METRIC_ALIASES[key]
+
+
+def _tolerance_value(name: object, value: object) -> float:
+    """A tolerance value as a fraction (inf for ``off``)."""
+    if value is None or (isinstance(value, str) and value.strip().lower() in OFF_WORDS):
+        return math.inf
+    text = str(value).strip()
+    percent = text.endswith("%")
+    try:
+        number = float(text[:-1] if percent else text)
+    except ValueError:
+        raise ValueError(
+            f"tolerance for {name!r} is {value!r}; expected a percentage like '10%' or a "
+            "fraction like 0.1."
+        ) from None
+    if isinstance(value, bool) or not math.isfinite(number) or number < 0:
+        raise ValueError(f"tolerance for {name!r} is {value!r}; it must be 0 or more.")
+    if not percent and number > 1:
+        raise ValueError(
+            f"tolerance for {name!r} is {value!r}, which reads as {number:.0%}; "
+            f"write '{number:g}%' for a percentage or a fraction like 0.1."
+        )
+    return number / 100 if percent else number
+
+
+# --- One metric ------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class MetricComparison:
+    """How one gated metric moved between the baseline run and this run.
+
+    ``delta`` is the signed relative change of the metric's window median, (now - base) / base:
+    negative is worse for throughput, positive is worse for latencies. ``ci_low``/``ci_high``
+    bound the ratio now / base (``CONFIDENCE`` bootstrap). ``p_value`` is the one-sided
+    Mann-Whitney U p-value in the direction the median moved.
+    """
+
+    metric: str
+    baseline: float
+    current: float
+    delta: float
+    tolerance: float
+    p_value: float
+    ci_low: float
+    ci_high: float
+    verdict: Verdict
+    note: str = ""
+
+    @property
+    def worse(self) -> float:
+        """The relative change with the sign flipped so that positive always means worse."""
+        return -self.delta if self.metric in HIGHER_IS_BETTER else self.delta
+
+
+def compare_metric(
+    metric: str,
+    baseline_windows: Sequence[float | None],
+    current_windows: Sequence[float | None],
+    tolerance: float,
+) -> MetricComparison:
+    """Verdict for one metric's per-window values: PASS, IMPROVED, REGRESSED or INCONCLUSIVE."""
+    base = finite_values(baseline_windows)
+    cur = finite_values(current_windows)
+    base_median = float(np.median(base)) if base.size else math.nan
+    cur_median = float(np.median(cur)) if cur.size else math.nan
+    sign = -1.0 if metric in HIGHER_IS_BETTER else 1.0
+
+    def result(
+        verdict: Verdict, note: str, p: float = math.nan, ci: Any = None
+    ) -> MetricComparison:
+        low, high = ci if ci is not None else (math.nan, math.nan)
+        return MetricComparison(
+            metric, base_median, cur_median, delta, tolerance, p, low, high, verdict, note
+        )
+
+    delta = cur_median / base_median - 1.0 if base_median else math.nan
+    if base.size < MIN_WINDOWS or cur.size < MIN_WINDOWS:
+        return result(
+            Verdict.INCONCLUSIVE,
+            f"too few windows to decide ({base.size} in the baseline, {cur.size} now)",
+        )
+    if not math.isfinite(delta):
+        return result(Verdict.INCONCLUSIVE, "the baseline median is 0")
+
+    worse = sign * delta
+    worse_alternative = "greater" if sign > 0 else "less"
+    better_alternative = "less" if sign > 0 else "greater"
+    p = mann_whitney_p(cur, base, worse_alternative if worse >= 0 else better_alternative)
+    ci = bootstrap_ratio_ci(base, cur, CONFIDENCE)
+    significant = p < ALPHA
+    if worse > tolerance:
+        if significant:
+            return result(Verdict.REGRESSED, "", p, ci)
+        return result(Verdict.INCONCLUSIVE, f"worse than tolerance but p={p:.2g}", p, ci)
+    if -worse > tolerance:
+        if significant:
+            return result(Verdict.IMPROVED, "", p, ci)
+        return result(Verdict.INCONCLUSIVE, f"better than tolerance but p={p:.2g}", p, ci)
+    worst_end = max(sign * (ci[0] - 1.0), sign * (ci[1] - 1.0))
+    if worst_end > NOISE_REACH * tolerance:
+        return result(
+            Verdict.INCONCLUSIVE,
+            f"too noisy: a change of {worst_end:+.0%} worse cannot be ruled out",
+            p,
+            ci,
+        )
+    return result(Verdict.PASS, "", p, ci)
+
+
+# --- One configuration -----------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class BudgetMiss:
+    """An absolute budget this run missed."""
+
+    budget: str
+    metric: str
+    limit: float
+    actual: float
+
+
+@dataclass(frozen=True)
+class Judgement:
+    """The verdict for one configuration, with the evidence a failure message shows."""
+
+    verdict: Verdict
+    comparisons: list[MetricComparison] = field(default_factory=list)
+    budget_misses: list[BudgetMiss] = field(default_factory=list)
+    delta: dict[str, float] = field(default_factory=dict)
+    """Gated metric -> relative change of its window median, (now - base) / base."""
+    baseline: dict[str, float] = field(default_factory=dict)
+    """Gated metric -> the baseline's window median (or stored value without windows)."""
+    baseline_metrics: dict[str, Any] | None = None
+    """The baseline entry's stored whole-run metrics; None without a baseline entry."""
+    strict: bool = False
+    error: str | None = None
+
+    @property
+    def failing(self) -> bool:
+        """True when this judgement fails the test."""
+        return self.verdict.failing(self.strict)
+
+    def report_fields(self) -> dict[str, Any]:
+        """The keys a gated report carries: ``verdict``, and ``baseline``/``delta`` if any."""
+        fields: dict[str, Any] = {"verdict": self.verdict.value}
+        if self.baseline_metrics is not None:
+            fields["baseline"] = dict(self.baseline_metrics)
+            fields["delta"] = dict(self.delta)
+        return fields
+
+
+def judge(
+    report: Mapping[str, Any],
+    baseline_entry: Mapping[str, Any] | None,
+    tolerance: str | Mapping[str, Any] | None = None,
+    budgets: Mapping[str, float | None] | None = None,
+    strict: bool = False,
+) -> Judgement:
+    """Gate one report: ERROR, then OVER_BUDGET, then NEW, else the metric comparisons.
+
+    ``tolerance`` overrides ``DEFAULT_TOLERANCE`` per metric (``off`` disables one).
+    """
+    if report.get("status", "ok") != "ok":
+        return Judgement(Verdict.ERROR, strict=strict, error=str(report.get("error") or ""))
+    tolerances = effective_tolerance(tolerance)
+    misses = budget_misses(report, budgets or {})
+    if baseline_entry is None:
+        verdict = Verdict.OVER_BUDGET if misses else Verdict.NEW
+        return Judgement(verdict, budget_misses=misses, strict=strict)
+
+    comparisons = [
+        compare_metric(
+            metric,
+            _windows(baseline_entry, metric),
+            _windows(report, metric),
+            tolerances[metric],
+        )
+        for metric in WINDOW_METRICS
+        if metric in tolerances
+    ]
+    verdict = Verdict.OVER_BUDGET if misses else combine([c.verdict for c in comparisons])
+    return Judgement(
+        verdict,
+        comparisons=comparisons,
+        budget_misses=misses,
+        delta={c.metric: c.delta for c in comparisons},
+        baseline={c.metric: c.baseline for c in comparisons},
+        baseline_metrics=dict(baseline_entry.get("metrics") or {}),
+        strict=strict,
+    )
+
+
+def combine(verdicts: Sequence[Verdict]) -> Verdict:
+    """One configuration's verdict from its metrics': the worst one wins."""
+    for verdict in (Verdict.REGRESSED, Verdict.INCONCLUSIVE, Verdict.IMPROVED):
+        if verdict in verdicts:
+            return verdict
+    return Verdict.PASS
+
+
+def budget_misses(
+    report: Mapping[str, Any], budgets: Mapping[str, float | None]
+) -> list[BudgetMiss]:
+    """The absolute budgets (``p50_ms``, ``p99_ms``, ``min_throughput``) this report misses."""
+    misses = []
+    for budget, limit in budgets.items():
+        if budget not in BUDGETS:
+            raise ValueError(f"unknown budget {budget!r}; use one of {', '.join(BUDGETS)}.")
+        if limit is None:
+            continue
+        metric = BUDGETS[budget]
+        actual = _as_float(report.get(metric))
+        if budget == "min_throughput":
+            missed = not actual >= limit
+        else:
+            missed = not actual <= limit
+        if missed:
+            misses.append(BudgetMiss(budget, metric, float(limit), actual))
+    return misses
+
+
+def entry_from_report(report: Mapping[str, Any]) -> dict[str, Any]:
+    """The baseline entry that stores this report: whole-run metrics plus the window series."""
+    if report.get("status", "ok") != "ok":
+        raise ValueError("a configuration that ended in an error has no results to store.")
+    windows = report.get("windows") or {}
+    return {
+        "metrics": {k: _as_float(report[k]) for k in BASELINE_METRICS if k in report},
+        "windows": {m: [_as_float(v) for v in windows[m]] for m in WINDOW_METRICS if m in windows},
+    }
+
+
+def _windows(source: Mapping[str, Any], metric: str) -> list[float | None]:
+    """A metric's window series from a report or entry, or its whole-run value as one sample."""
+    windows = (source.get("windows") or {}).get(metric)
+    if windows:
+        return list(windows)
+    metrics = source.get("metrics") or source
+    stored = metrics.get(STORED_METRIC[metric])
+    return [] if stored is None else [stored]
+
+
+def _as_float(value: Any) -> float:
+    """A number as float; None and anything unreadable become NaN."""
+    try:
+        return float(value)
+    except (TypeError, ValueError):
+        return math.nan
+
+
+# --- Failure message -------------------------------------------------------------------------
+
+_LABELS = {"throughput": "throughput /s", "latency_ms_p50": "p50 ms", "latency_ms_p99": "p99 ms"}
+_BUDGET_LABELS = {
+    "p50_ms": "p50 budget ms",
+    "p99_ms": "p99 budget ms",
+    "min_throughput": "min tput /s",
+}
+
+
+def format_judgement_table(judgement: Judgement) -> str:
+    """A fixed-width table (under 100 columns) of baseline, now, delta and tolerance per metric."""
+    header = (
+        f"{'metric':<14} {'baseline':>10} {'now':>10} {'delta':>8} {'tolerance':>9} "
+        f"{'p':>7} {'95% CI of delta':>16}  verdict"
+    )
+    lines = [header, "-" * len(header)]
+    for c in judgement.comparisons:
+        lines.append(
+            f"{_LABELS.get(c.metric, c.metric):<14} {_number(c.baseline):>10} "
+            f"{_number(c.current):>10} {_percent(c.delta):>8} {_tolerance(c):>9} "
+            f"{_p(c.p_value):>7} {_ci(c):>16}  {c.verdict.value}"
+        )
+        if c.note:
+            lines.append(f"{'':<14}   {c.note}")
+    for miss in judgement.budget_misses:
+        relation = ">=" if miss.budget == "min_throughput" else "<="
+        lines.append(
+            f"{_BUDGET_LABELS[miss.budget]:<14} {relation + ' ' + _number(miss.limit):>10} "
+            f"{_number(miss.actual):>10} {'':>8} {'':>9} {'':>7} {'':>16}  OVER_BUDGET"
+        )
+    if judgement.verdict is Verdict.NEW and not judgement.budget_misses:
+        lines.append("no baseline entry for this configuration: NEW")
+    if judgement.verdict is Verdict.ERROR:
+        lines = [f"benchmark failed: {judgement.error or 'no reason given'}"]
+    return "\n".join(lines)
+
+
+def _number(value: float) -> str:
+    """A metric value with precision that suits its size."""
+    if not math.isfinite(value):
+        return "-"
+    if abs(value) >= 100:
+        return f"{value:,.0f}"
+    if abs(value) >= 1:
+        return f"{value:.2f}"
+    return f"{value:.3g}"
+
+
+def _percent(value: float) -> str:
+    """A signed relative change as a percentage."""
+    return f"{value:+.1%}" if math.isfinite(value) else "-"
+
+
+def _tolerance(c: MetricComparison) -> str:
+    """The tolerance with the sign of a worse change, e.g. -10% for throughput."""
+    if not math.isfinite(c.tolerance):
+        return "off"
+    sign = "-" if c.metric in HIGHER_IS_BETTER else "+"
+    return f"{sign}{c.tolerance * 100:.3g}%"
+
+
+def _p(value: float) -> str:
+    """A p-value in two significant digits."""
+    return f"{value:.2g}" if math.isfinite(value) else "-"
+
+
+def _ci(c: MetricComparison) -> str:
+    """The bootstrap interval of the ratio, shown as a range of relative changes."""
+    if not (math.isfinite(c.ci_low) and math.isfinite(c.ci_high)):
+        return "-"
+    return f"{c.ci_low - 1:+.0%}..{c.ci_high - 1:+.0%}"

@@ -1,0 +1,94 @@
+"""Machine fingerprint (what a baseline was measured on) and the machine id baselines key on.
+
+The id hashes only what decides speed (device kind and names, CPU model, usable cores), so a
+library upgrade is still compared against the old baseline; ``version_changes`` names what
+changed for the summary. Library versions come from package metadata: nothing here imports
+torch or TensorFlow.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import sys
+from collections.abc import Iterable, Mapping
+from importlib import metadata
+from typing import Any
+
+from pytest_neuronperf.devices.cpu import cpu_model_name, usable_cpus
+
+SPEED_KEYS = ("device_type", "devices", "cpu", "cores")
+"""Fingerprint fields that decide speed: the machine id hashes these."""
+LIBRARIES: dict[str, tuple[str, ...]] = {
+    "torch": ("torch",),
+    "tensorflow": ("tensorflow", "tensorflow-cpu", "tensorflow-gpu", "tensorflow-intel"),
+    "numpy": ("numpy",),
+}
+"""Library field -> the distributions that provide it, first installed one wins."""
+OPTIONAL_LIBRARIES: dict[str, tuple[str, ...]] = {
+    "torch-neuronx": ("torch-neuronx",),
+    "torch-neuron": ("torch-neuron",),
+    "tensorflow-neuron": ("tensorflow-neuron",),
+    "neuronx-cc": ("neuronx-cc",),
+    "neuron-cc": ("neuron-cc",),
+}
+"""Recorded only when installed: the Neuron stack changes speed as much as torch does."""
+MACHINE_ID_LENGTH = 12
+
+
+def fingerprint(
+    device_type: str = "cpu", devices: Iterable[str] | None = None, cores: int | None = None
+) -> dict[str, Any]:
+    """What this machine is: device, CPU model, usable cores, Python and library versions."""
+    fp: dict[str, Any] = {
+        "cpu": cpu_model_name(),
+        "cores": len(usable_cpus()) if cores is None else int(cores),
+        "device_type": device_type,
+        "devices": list(devices or []),
+        "python": f"{sys.version_info.major}.{sys.version_info.minor}",
+    }
+    for field, dists in LIBRARIES.items():
+        fp[field] = installed_version(dists)
+    for field, dists in OPTIONAL_LIBRARIES.items():
+        version = installed_version(dists)
+        if version is not None:
+            fp[field] = version
+    return fp
+
+
+def installed_version(distributions: Iterable[str]) -> str | None:
+    """Version of the first installed distribution, read from metadata (no import), or None."""
+    for name in distributions:
+        try:
+            return metadata.version(name)
+        except metadata.PackageNotFoundError:
+            continue
+    return None
+
+
+def machine_id(fp: Mapping[str, Any], keys: Iterable[str] = SPEED_KEYS) -> str:
+    """Short hex hash of the fingerprint fields that decide speed (not library versions)."""
+    speed = {key: fp.get(key) for key in keys}
+    if isinstance(speed.get("devices"), list):
+        speed["devices"] = sorted(str(d) for d in speed["devices"])
+    text = json.dumps(speed, sort_keys=True, separators=(",", ":"), default=str)
+    return hashlib.sha256(text.encode()).hexdigest()[:MACHINE_ID_LENGTH]
+
+
+def version_changes(old_fp: Mapping[str, Any], new_fp: Mapping[str, Any]) -> list[str]:
+    """Versions that differ between two fingerprints, e.g. ``["torch 2.12.0 -> 2.13.0"]``."""
+    ordered = ["python", *LIBRARIES, *OPTIONAL_LIBRARIES]
+    extra = sorted((set(old_fp) | set(new_fp)) - set(ordered) - set(SPEED_KEYS))
+    changes = []
+    for key in [*ordered, *extra]:
+        if key not in old_fp and key not in new_fp:
+            continue
+        old, new = old_fp.get(key), new_fp.get(key)
+        if old != new:
+            changes.append(f"{key} {_shown(old)} -> {_shown(new)}")
+    return changes
+
+
+def _shown(version: Any) -> str:
+    """A version for the summary; a missing library reads as 'not installed'."""
+    return "not installed" if version is None else str(version)
