@@ -82,7 +82,7 @@ def benchmark(
         raise ValueError(f"unknown framework {framework!r}: choose one of {', '.join(adapters)}")
 
     per_batch = inputs_per_batch(to_portable(inputs), plans.batch_sizes)
-    context = process_context()
+    context = process_context(framework)
     log_dir = Path(tempfile.mkdtemp(prefix="neuronperf-logs-"))
     reports: list[dict[str, Any]] = []
     try:

@@ -1,9 +1,279 @@
-"""pytest entry point (options, marker, fixture, hook wiring)."""
+"""pytest entry point: options, the ``neuronperf`` marker and fixture, and hook wiring."""
 
 from __future__ import annotations
 
+import math
+from collections.abc import Callable, Generator
+from pathlib import Path
+from typing import Any
+
 import pytest
 
+from pytest_neuronperf.session import (
+    CoreShare,
+    PerfSession,
+    RunOptions,
+    env_worker,
+    xdist_share,
+)
 
+SESSION_KEY = pytest.StashKey[PerfSession]()
+MARKER = "neuronperf"
+MARKER_HELP = (
+    "neuronperf(batch_sizes=[1], n_models=[1, 'max'], workers_per_model=None, "
+    "pipeline_sizes=[1], duration=5, warmup='auto', device='auto', compiler='auto', "
+    "compiler_args=None, p50_ms=None, p99_ms=None, min_throughput=None, tolerance=None, "
+    "timeout=None): a performance test; the neuronperf fixture benchmarks every configuration "
+    "and the test fails when it regressed against the baseline or missed a budget."
+)
+
+
+# -- option parsers (also applied to ini values) -------------------------------------------------
+
+
+def parse_duration(value: str) -> float:
+    """``--neuronperf-duration``: a positive number of seconds."""
+    try:
+        seconds = float(value)
+    except ValueError:
+        seconds = math.nan
+    if not (math.isfinite(seconds) and seconds > 0):
+        raise pytest.UsageError(
+            f"--neuronperf-duration / neuronperf_duration must be a positive number of seconds, "
+            f"got {value!r}"
+        )
+    return seconds
+
+
+def parse_tolerance_option(value: str) -> dict[str, float]:
+    """``--neuronperf-tolerance``: ``p99:10%,p50:10%,throughput:5%``."""
+    from pytest_neuronperf.gating import parse_tolerance
+
+    try:
+        return parse_tolerance(value)
+    except ValueError as exc:
+        raise pytest.UsageError(f"--neuronperf-tolerance / neuronperf_tolerance: {exc}") from None
+
+
+def parse_device(value: str) -> str:
+    """``--neuronperf-device``: a device name (checked against registered backends later)."""
+    if not value or not value.replace("_", "").replace("-", "").isalnum():
+        raise pytest.UsageError(f"--neuronperf-device must be a device name, got {value!r}")
+    return value
+
+
+OPTIONS: list[tuple[str, str, str, Callable[[str], Any] | None, str]] = [
+    # (flag, ini name, kind, parser, help)
+    ("--neuronperf-baseline", "neuronperf_baseline", "path", Path,
+     "compare every configuration against this baseline file (JSON)"),
+    ("--neuronperf-save-baseline", "neuronperf_save_baseline", "bool", None,
+     "merge this run's results into the baseline file (created if missing)"),
+    ("--neuronperf-tolerance", "neuronperf_tolerance", "string", parse_tolerance_option,
+     "default relative tolerances, e.g. p99:10%,p50:10%,throughput:5%"),
+    ("--neuronperf-duration", "neuronperf_duration", "string", parse_duration,
+     "override every configuration's measured duration (seconds)"),
+    ("--neuronperf-device", "neuronperf_device", "string", parse_device,
+     "force a device backend: cpu, cuda, neuron, neuronx or a registered one"),
+    ("--neuronperf-json", "neuronperf_json", "path", Path, "write all reports to this JSON file"),
+    ("--neuronperf-csv", "neuronperf_csv", "path", Path, "write all reports to this CSV file"),
+    ("--neuronperf-skip", "neuronperf_skip", "bool", None, "skip all performance tests"),
+    ("--neuronperf-only", "neuronperf_only", "bool", None, "run only performance tests"),
+    ("--neuronperf-strict", "neuronperf_strict", "bool", None,
+     "NEW, INCONCLUSIVE and machine mismatch fail instead of warn"),
+]
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    group = parser.getgroup("neuronperf", "ML inference performance (pytest-neuronperf)")
+    for flag, ini, kind, parse, help_text in OPTIONS:
+        if kind == "bool":
+            group.addoption(flag, action="store_true", default=None, help=help_text)
+            parser.addini(ini, help_text, type="bool", default=False)
+        else:
+            group.addoption(flag, action="store", default=None, metavar="VALUE",
+                            type=parse, help=help_text)
+            parser.addini(ini, help_text, type="string", default="")
+
+
+def pytest_addhooks(pluginmanager: pytest.PytestPluginManager) -> None:
+    from pytest_neuronperf import hookspecs
+
+    pluginmanager.add_hookspecs(hookspecs)
+
+
+def read_option(config: pytest.Config, flag: str) -> Any:
+    """A flag's value, else its ini value parsed the same way, else None."""
+    _, ini, kind, parse, _ = next(o for o in OPTIONS if o[0] == flag)
+    value = config.getoption(flag)
+    if value is not None:
+        return value
+    raw = config.getini(ini)
+    if kind == "bool":
+        return bool(raw)
+    if not raw:
+        return None
+    if kind == "path":
+        return config.rootpath / str(raw)
+    assert parse is not None
+    return parse(str(raw))
+
+
+def run_options(config: pytest.Config) -> RunOptions:
+    """Every option of this run, from the command line or ini."""
+    options = RunOptions(
+        baseline=read_option(config, "--neuronperf-baseline"),
+        save_baseline=read_option(config, "--neuronperf-save-baseline"),
+        tolerance=read_option(config, "--neuronperf-tolerance") or {},
+        duration=read_option(config, "--neuronperf-duration"),
+        device=read_option(config, "--neuronperf-device"),
+        json_path=read_option(config, "--neuronperf-json"),
+        csv_path=read_option(config, "--neuronperf-csv"),
+        skip=read_option(config, "--neuronperf-skip"),
+        only=read_option(config, "--neuronperf-only"),
+        strict=read_option(config, "--neuronperf-strict"),
+    )
+    if options.save_baseline and options.baseline is None:
+        raise pytest.UsageError(
+            "--neuronperf-save-baseline needs a file: add --neuronperf-baseline=PATH "
+            "(or set neuronperf_baseline in the ini file)")
+    if options.skip and options.only:
+        raise pytest.UsageError("--neuronperf-skip and --neuronperf-only exclude each other")
+    return options
+
+
+def _merged_dicts(results: list[dict[str, Any] | None]) -> dict[str, Any]:
+    merged: dict[str, Any] = {}
+    for result in results:
+        merged.update(result or {})
+    return merged
+
+
+@pytest.hookimpl(trylast=True)
 def pytest_configure(config: pytest.Config) -> None:
-    config.addinivalue_line("markers", "neuronperf(**kwargs): benchmark configuration")
+    config.addinivalue_line("markers", MARKER_HELP)
+    options = run_options(config)
+    devices = _merged_dicts(config.hook.pytest_neuronperf_add_devices(config=config))
+    adapters = _merged_dicts(config.hook.pytest_neuronperf_add_frameworks(config=config))
+    extra_fp = _merged_dicts(config.hook.pytest_neuronperf_fingerprint(config=config,
+                                                                      fingerprint={}))
+    worker_input = getattr(config, "workerinput", None)
+    if worker_input is not None:
+        worker, count = env_worker()
+        run_id = str(worker_input.get("testrunuid", "run"))
+
+        def share_for(cores: list[int]) -> CoreShare:
+            return xdist_share(cores, worker, count, run_id)
+    else:
+        def share_for(cores: list[int]) -> CoreShare:
+            return CoreShare(cores)
+
+    config.stash[SESSION_KEY] = PerfSession(options, devices, adapters, extra_fp, share_for)
+    if config.pluginmanager.hasplugin("xdist") and worker_input is None:
+        from pytest_neuronperf.xdist_hooks import ControllerHooks
+
+        config.pluginmanager.register(ControllerHooks(config.stash[SESSION_KEY]),
+                                      "neuronperf-xdist-controller")
+
+
+def is_perf_test(item: pytest.Item) -> bool:
+    """Marked with ``neuronperf`` or using the ``neuronperf`` fixture."""
+    return item.get_closest_marker(MARKER) is not None or "neuronperf" in getattr(
+        item, "fixturenames", ())
+
+
+def marker_settings(item: pytest.Item, session: PerfSession) -> Any:
+    """The item's settings from its marker(s); a bad keyword is a usage error naming the test."""
+    from pytest_neuronperf.settings import PerfSettings, SettingsError, apply_keywords
+
+    settings = PerfSettings()
+    for marker in reversed(list(item.iter_markers(MARKER))):  # closest marker applied last
+        if marker.args:
+            raise pytest.UsageError(
+                f"{item.nodeid}: the neuronperf marker takes keywords only, got {marker.args!r}")
+        try:
+            settings = apply_keywords(settings, marker.kwargs, tuple(session.devices))
+        except SettingsError as exc:
+            raise pytest.UsageError(f"{item.nodeid}: neuronperf marker: {exc}") from None
+    return settings
+
+
+def pytest_collection_modifyitems(
+    session: pytest.Session, config: pytest.Config, items: list[pytest.Item]
+) -> None:
+    perf = config.stash[SESSION_KEY]
+    for item in items:
+        if is_perf_test(item):
+            marker_settings(item, perf)  # validate every marker before anything runs
+    if perf.options.skip:
+        skip = pytest.mark.skip(reason="performance tests skipped (--neuronperf-skip)")
+        for item in items:
+            if is_perf_test(item):
+                item.add_marker(skip)
+    elif perf.options.only:
+        keep = [item for item in items if is_perf_test(item)]
+        dropped = [item for item in items if not is_perf_test(item)]
+        if dropped:
+            config.hook.pytest_deselected(items=dropped)
+            items[:] = keep
+
+
+@pytest.fixture
+def neuronperf(request: pytest.FixtureRequest) -> Any:
+    """Benchmark a model with the test's ``neuronperf`` marker settings, recorded and gated."""
+    from pytest_neuronperf.fixture import NeuronperfFixture
+
+    session = request.config.stash[SESSION_KEY]
+    item = request.node
+    return NeuronperfFixture(session, item, marker_settings(item, session), request.config)
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_call(item: pytest.Item) -> Generator[None, None, None]:
+    result = yield
+    failures = item.config.stash[SESSION_KEY].take_failures(item.nodeid)
+    if failures:
+        pytest.fail("neuronperf gate failed:\n" + "\n\n".join(failures), pytrace=False)
+    return result
+
+
+def pytest_report_header(config: pytest.Config) -> list[str]:
+    session = config.stash.get(SESSION_KEY, None)
+    if session is None:
+        return []
+    try:
+        backend = session.backend("auto")
+    except ValueError as exc:
+        return [f"neuronperf: {exc}"]
+    return session.header(backend)
+
+
+def pytest_sessionfinish(session: pytest.Session) -> None:
+    config = session.config
+    perf = config.stash.get(SESSION_KEY, None)
+    if perf is None:
+        return
+    worker_output = getattr(config, "workeroutput", None)
+    if worker_output is not None:
+        worker_output["neuronperf"] = perf.export()
+        return
+    config.stash[WRITTEN_KEY] = perf.write_outputs()
+
+
+WRITTEN_KEY = pytest.StashKey[list[str]]()
+
+
+def pytest_terminal_summary(terminalreporter: Any, config: pytest.Config) -> None:
+    from pytest_neuronperf.reporting import format_summary
+
+    perf = config.stash.get(SESSION_KEY, None)
+    if perf is None or not perf.results or getattr(config, "workerinput", None) is not None:
+        return
+    terminalreporter.write_sep("=", "neuronperf summary")
+    for line in format_summary(perf.results):
+        terminalreporter.write_line(line)
+    counts = perf.verdict_counts()
+    terminalreporter.write_line(
+        ", ".join(f"{n} {verdict}" for verdict, n in sorted(counts.items())))
+    notes = perf.notes()
+    for line in [*notes, *config.stash.get(WRITTEN_KEY, [])]:
+        terminalreporter.write_line(line)

@@ -131,3 +131,48 @@ def get_reports(filename: str | os.PathLike[str]) -> list[dict[str, Any]]:
         )
     reports: list[dict[str, Any]] = document["reports"]
     return reports
+
+
+SUMMARY_WIDTH = 100
+
+
+def _signed_percent(value: Any) -> str:
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return "-"
+    return f"{value * 100:+.1f}%"
+
+
+def _number(value: Any) -> str:
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return "-"
+    if value >= 1000:
+        return f"{value:,.0f}"
+    return f"{value:.2f}" if value >= 10 else f"{value:.3f}"
+
+
+def config_label(report: dict[str, Any]) -> str:
+    """Compact configuration label: ``bs=1 n=2 w=1 p=1``."""
+    return (f"bs={report['batch_size']} n={report['n_models']} "
+            f"w={report['workers_per_model']} p={report['pipeline_size']}")
+
+
+def format_summary(results: Sequence[dict[str, Any]]) -> list[str]:
+    """The session table: one heading line per test, one line per configuration (100 columns)."""
+    head = (f"{'test / configuration':<30} {'throughput/s':>13} {'p50 ms':>9} {'p99 ms':>9} "
+            f"{'Δ thr':>8} {'Δ p99':>8}  {'verdict':<12}")
+    lines = [head]
+    current = None
+    for report in sorted(results, key=lambda r: r.get("test", "")):
+        test = report.get("test", report.get("model_name", "?"))
+        if test != current:
+            current = test
+            lines.append(test if len(test) <= SUMMARY_WIDTH else "..." + test[-SUMMARY_WIDTH + 3:])
+        delta = report.get("delta") or {}
+        lines.append(
+            f"  {config_label(report):<28} {_number(report.get('throughput_avg')):>13} "
+            f"{_number(report.get('latency_ms_p50')):>9} {_number(report.get('latency_ms_p99')):>9} "
+            f"{_signed_percent(delta.get('throughput')):>8} "
+            f"{_signed_percent(delta.get('latency_ms_p99')):>8}  "
+            f"{report.get('verdict', report.get('status', '')):<12}"
+        )
+    return lines

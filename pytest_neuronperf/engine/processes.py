@@ -14,23 +14,31 @@ import importlib.util
 import multiprocessing
 import os
 import signal
-from multiprocessing.connection import Connection
+import sys
 from multiprocessing.context import BaseContext
 from pathlib import Path
 
 from pytest_neuronperf.spec import WorkerSpec
 
 FORKSERVER_PRELOAD = ("pytest_neuronperf.worker", "numpy")
-"""Always preloaded; torch is added when installed (its import starts no runtime)."""
+"""Always preloaded; torch is added for torch work (its import starts no runtime)."""
 PRELOADABLE_FRAMEWORKS = ("torch",)
 STDERR_TAIL_LINES = 30
 
 
-def process_context() -> BaseContext:
-    """The forkserver context, preloaded with the worker module and torch where installed."""
+def process_context(framework: str) -> BaseContext:
+    """The forkserver context, preloaded with the worker module and the framework if it can be.
+
+    The preload list only counts when the forkserver starts (the first benchmark of a process);
+    a framework that was not preloaded is imported by each model process itself.
+    """
     context = multiprocessing.get_context("forkserver")
     preload = list(FORKSERVER_PRELOAD)
-    preload += [m for m in PRELOADABLE_FRAMEWORKS if importlib.util.find_spec(m) is not None]
+    preload += [
+        module for module in PRELOADABLE_FRAMEWORKS
+        if (module == framework or module in sys.modules)
+        and importlib.util.find_spec(module) is not None
+    ]
     context.set_forkserver_preload(preload)  # type: ignore[attr-defined]
     return context
 

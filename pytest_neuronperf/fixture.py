@@ -1,0 +1,105 @@
+"""The ``neuronperf`` fixture object: benchmark (and compile) from inside a test, then gate."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from pytest_neuronperf.baseline import result_key
+from pytest_neuronperf.gating import Verdict, format_judgement_table
+from pytest_neuronperf.reporting import config_label
+from pytest_neuronperf.session import PerfSession
+from pytest_neuronperf.settings import PerfSettings, SettingsError, apply_keywords
+
+EAGER_COMPILERS = ("eager",)
+CALL_KEYWORDS = ("framework", "preprocess_fn", "postprocess_fn", "model_name", "return_timers")
+"""Keywords of ``benchmark`` that describe the call rather than the configuration grid."""
+
+
+class NeuronperfFixture:
+    """What a perf test receives: ``benchmark`` and ``compile``, with the marker's settings."""
+
+    def __init__(self, session: PerfSession, item: pytest.Item, settings: PerfSettings,
+                 config: pytest.Config) -> None:
+        self._session = session
+        self._item = item
+        self._config = config
+        self.settings = settings
+        self.reports: list[dict[str, Any]] = []
+        self._keys: set[str] = set()
+
+    def _settings(self, overrides: dict[str, Any]) -> PerfSettings:
+        try:
+            return apply_keywords(self.settings, overrides, tuple(self._session.devices))
+        except SettingsError as exc:
+            pytest.fail(f"{self._item.nodeid}: neuronperf.benchmark: {exc}", pytrace=False)
+
+    def compile(self, model: Any, inputs: Any, framework: str | None = None,
+                **overrides: Any) -> str:
+        """Compile ``model`` per batch and pipeline size (marker settings); returns the index."""
+        from pytest_neuronperf.compiling import compile as compile_model
+
+        settings = self._settings(overrides)
+        backend = self._session.backend(settings.device)
+        return compile_model(
+            model, inputs, batch_sizes=settings.batch_sizes,
+            pipeline_sizes=settings.pipeline_sizes, compiler=settings.compiler,
+            compiler_args=settings.compiler_args, device_type=backend.name,
+            models_dir=str(self._config.rootpath / ".neuronperf-cache"), verbosity=0,
+            framework=framework,
+        )
+
+    def benchmark(self, model: Any, inputs: Any, *, name: str | None = None,
+                  **overrides: Any) -> list[dict[str, Any]]:
+        """Run every configuration of the marker (plus ``overrides``); record and gate them."""
+        from pytest_neuronperf.api import benchmark
+
+        key = result_key(self._item.nodeid, name)
+        if key in self._keys:
+            pytest.fail(
+                f"{self._item.nodeid} calls neuronperf.benchmark more than once"
+                + (f" with name={name!r}" if name else "")
+                + ": give each call its own name= so their results are recorded apart",
+                pytrace=False,
+            )
+        self._keys.add(key)
+        call_args = {k: overrides.pop(k) for k in CALL_KEYWORDS if k in overrides}
+        settings = self._settings(overrides)
+        backend = self._session.backend(settings.device)
+        needs_compile = settings.compiler not in ("auto", *EAGER_COMPILERS) or (
+            settings.compiler == "auto" and backend.name in ("neuron", "neuronx"))
+        if needs_compile and not isinstance(model, str):
+            model = self.compile(model, inputs, framework=call_args.get("framework"), **overrides)
+        share = self._session.share(backend)
+        duration = self._session.options.duration or settings.duration
+        with share.hold():
+            reports = benchmark(
+                model, inputs,
+                batch_sizes=settings.batch_sizes, n_models=settings.n_models,
+                workers_per_model=settings.workers_per_model,
+                pipeline_sizes=settings.pipeline_sizes, duration=duration,
+                warmup=settings.warmup, timeout=settings.timeout, device_type=backend.name,
+                cores=share.cores, devices=self._session.devices,
+                adapters=self._session.adapters, verbosity=0, **call_args,
+            )
+        failures = []
+        for report in reports:
+            judgement = self._session.gate(report, key, backend, settings.budgets,
+                                           settings.tolerance)
+            override = self._config.hook.pytest_neuronperf_verdict(
+                config=self._config, report=report, judgement=judgement)
+            verdict = Verdict(str(override)) if override is not None else judgement.verdict
+            report["verdict"] = verdict.value
+            if verdict.failing(self._session.options.strict):
+                failures.append(self._failure_text(report, judgement, verdict))
+        self.reports.extend(reports)
+        self._session.record(self._item.nodeid, reports, "\n\n".join(failures) or None)
+        return reports
+
+    @staticmethod
+    def _failure_text(report: dict[str, Any], judgement: Any, verdict: Verdict) -> str:
+        title = f"{report['test']} [{config_label(report)}]: {verdict.value}"
+        if verdict is Verdict.ERROR:
+            return f"{title}\n{report.get('error')}"
+        return f"{title}\n{format_judgement_table(judgement)}"

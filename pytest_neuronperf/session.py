@@ -1,0 +1,289 @@
+"""The plugin's per-run state (kept in ``config.stash``): options, the device and its cores,
+the machine, the baseline; records and gates every benchmark; writes baseline, JSON and CSV
+once, on the controller."""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import os
+import tempfile
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from pytest_neuronperf import baseline as baseline_file
+from pytest_neuronperf import machine
+from pytest_neuronperf.devices import DeviceBackend, format_cores, get_backend
+from pytest_neuronperf.gating import Judgement, Verdict, entry_from_report, judge
+
+RESULTS_FORMAT_VERSION = 1
+"""Version of the results a worker sends to the controller (``workeroutput``).
+
+History: 1 -- first version: ``{"version", "results": [report, ...]}``; every report carries
+``test``, ``verdict``, ``machine`` and ``fingerprint``.
+"""
+
+
+@dataclass(frozen=True)
+class RunOptions:
+    """The command-line / ini options of this run, validated."""
+
+    baseline: Path | None = None
+    save_baseline: bool = False
+    tolerance: dict[str, float] = field(default_factory=dict)
+    duration: float | None = None
+    device: str | None = None
+    json_path: Path | None = None
+    csv_path: Path | None = None
+    skip: bool = False
+    only: bool = False
+    strict: bool = False
+
+
+@dataclass(frozen=True)
+class CoreShare:
+    """This process's share of the device: its cores, and a lock when the share is shared."""
+
+    cores: list[int]
+    lock_path: Path | None = None
+
+    @contextlib.contextmanager
+    def hold(self) -> Iterator[None]:
+        """Hold the share exclusively while benchmarking (no-op when not shared)."""
+        if self.lock_path is None:
+            yield
+            return
+        self.lock_path.parent.mkdir(parents=True, exist_ok=True)
+        with open(self.lock_path, "a") as handle:
+            fcntl.flock(handle, fcntl.LOCK_EX)
+            try:
+                yield
+            finally:
+                fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+def xdist_share(all_cores: list[int], worker: str | None, count: int, run_id: str) -> CoreShare:
+    """Worker ``gwN`` of ``count`` gets the N-th disjoint slice; with fewer cores than workers,
+    workers that land on the same slice queue on a lock file instead of sharing cores."""
+    if worker is None or count <= 1 or not worker.startswith("gw"):
+        return CoreShare(all_cores)
+    index = int(worker[2:])
+    slots = max(1, min(count, len(all_cores)))
+    size = len(all_cores) // slots
+    slot = index % slots
+    cores = all_cores[slot * size : (slot + 1) * size]
+    shared = count > slots
+    lock = Path(tempfile.gettempdir()) / f"pytest-neuronperf-{run_id}" / f"slot{slot}.lock"
+    return CoreShare(cores, lock if shared else None)
+
+
+class PerfSession:
+    """Everything the plugin knows during one pytest run (one per process)."""
+
+    def __init__(
+        self,
+        options: RunOptions,
+        devices: dict[str, DeviceBackend],
+        adapters: dict[str, str],
+        extra_fingerprint: dict[str, Any],
+        share_for: Any,
+    ) -> None:
+        self.options = options
+        self.devices = devices
+        self.adapters = adapters
+        self.extra_fingerprint = extra_fingerprint
+        self._share_for = share_for
+        self.results: list[dict[str, Any]] = []
+        self.failures: dict[str, list[str]] = {}
+        self._backends: dict[str, DeviceBackend] = {}
+        self._machines: dict[str, tuple[str, dict[str, Any]]] = {}
+        self.baseline = self._load_baseline()
+
+    # -- set-up --------------------------------------------------------------------------------
+
+    def _load_baseline(self) -> baseline_file.Baseline | None:
+        if self.options.baseline is None:
+            return None
+        try:
+            return baseline_file.load_baseline(self.options.baseline)
+        except baseline_file.BaselineError as exc:
+            raise pytest.UsageError(str(exc)) from exc
+
+    def backend(self, device: str) -> DeviceBackend:
+        """The backend for a test's ``device`` (the command line's ``--neuronperf-device`` wins)."""
+        name = self.options.device or device
+        if name not in self._backends:
+            self._backends[name] = get_backend(name, self.devices)
+        return self._backends[name]
+
+    def share(self, backend: DeviceBackend) -> CoreShare:
+        """This process's cores of ``backend`` (a slice of them under xdist)."""
+        return self._share_for(backend.cores())  # type: ignore[no-any-return]
+
+    def machine(self, backend: DeviceBackend) -> tuple[str, dict[str, Any]]:
+        """(machine id, fingerprint) of this machine with ``backend`` as its device."""
+        if backend.name not in self._machines:
+            device_fp = backend.fingerprint()
+            fp = machine.fingerprint(backend.name, device_fp.get("devices") or [])
+            fp.update(self.extra_fingerprint)
+            keys = (*machine.SPEED_KEYS, *self.extra_fingerprint)
+            self._machines[backend.name] = (machine.machine_id(fp, keys), fp)
+        return self._machines[backend.name]
+
+    # -- recording and gating ------------------------------------------------------------------
+
+    def gate(
+        self,
+        report: dict[str, Any],
+        test: str,
+        backend: DeviceBackend,
+        budgets: dict[str, float],
+        tolerance: dict[str, float],
+    ) -> Judgement:
+        """Judge one report against the baseline and budgets; annotate the report."""
+        machine_id, fp = self.machine(backend)
+        entry = None
+        if self.baseline is not None and report["status"] == "ok":
+            entry = self.baseline.lookup(machine_id, test, baseline_file.config_key(report))
+        judgement = judge(report, entry, {**self.options.tolerance, **tolerance}, budgets,
+                          self.options.strict)
+        report.update(test=test, machine=machine_id, fingerprint=fp)
+        report.update(judgement.report_fields())
+        return judgement
+
+    def record(self, nodeid: str, reports: list[dict[str, Any]], failure: str | None) -> None:
+        """Keep gated reports for the summary and files; remember a failure for the test."""
+        self.results.extend(reports)
+        if failure:
+            self.failures.setdefault(nodeid, []).append(failure)
+
+    def take_failures(self, nodeid: str) -> list[str]:
+        """The failure messages recorded for a test (removed)."""
+        return self.failures.pop(nodeid, [])
+
+    # -- xdist ---------------------------------------------------------------------------------
+
+    def export(self) -> dict[str, Any]:
+        """What a worker sends the controller."""
+        return {"version": RESULTS_FORMAT_VERSION, "results": self.results}
+
+    def merge(self, data: dict[str, Any] | None, node: str) -> None:
+        """Take a worker's results (sent by :meth:`export`)."""
+        if not data:
+            return
+        if data.get("version") != RESULTS_FORMAT_VERSION:
+            raise RuntimeError(
+                f"xdist worker {node} sent neuronperf results version {data.get('version')}, "
+                f"expected {RESULTS_FORMAT_VERSION}: mixed pytest-neuronperf versions?"
+            )
+        self.results.extend(data["results"])
+
+    # -- output --------------------------------------------------------------------------------
+
+    def write_outputs(self) -> list[str]:
+        """Write the baseline (if saving), JSON and CSV; return lines saying what was written."""
+        from pytest_neuronperf import reporting
+
+        lines = []
+        if self.options.save_baseline and self.options.baseline is not None:
+            saved = self.save_baseline(self.options.baseline)
+            if saved:
+                lines.append(f"baseline: saved {saved} configuration(s) to {self.options.baseline}")
+        ordered = sorted(self.results, key=lambda r: r.get("test", ""))
+        if self.options.json_path is not None:
+            lines.append(f"reports: {reporting.write_json(ordered, self.options.json_path)}")
+        if self.options.csv_path is not None:
+            lines.append(f"reports: {reporting.write_csv(ordered, self.options.csv_path)}")
+        return lines
+
+    def save_baseline(self, path: Path) -> int:
+        """Merge every successful configuration of this run into the baseline, per machine."""
+        by_machine: dict[str, tuple[dict[str, Any], dict[str, dict[str, Any]]]] = {}
+        count = 0
+        for report in self.results:
+            if report.get("status") != "ok":
+                continue
+            fp, tests = by_machine.setdefault(report["machine"], (report["fingerprint"], {}))
+            tests.setdefault(report["test"], {})[baseline_file.config_key(report)] = (
+                entry_from_report(report))
+            count += 1
+        for machine_id, (fp, tests) in by_machine.items():
+            baseline_file.save_results(path, machine_id, fp, tests)
+        return count
+
+    def header(self, backend: DeviceBackend) -> list[str]:
+        """Report-header lines: device, cores, baseline and its machines."""
+        machine_id, fp = self.machine(backend)
+        cores = self.share(backend).cores
+        lines = [f"neuronperf: device {backend.name}, cores {format_cores(cores)} ({len(cores)}), "
+                 f"machine {machine_id} ({fp.get('cpu')})"]
+        if self.options.baseline is None:
+            lines.append("neuronperf: no baseline (--neuronperf-baseline=PATH to gate)")
+        elif self.baseline is None:
+            lines.append(f"neuronperf: baseline {self.options.baseline} does not exist yet"
+                         + (" (will be created)" if self.options.save_baseline else ""))
+        elif self.baseline.has_machine(machine_id):
+            changes = machine.version_changes(self.baseline.fingerprint(machine_id) or {}, fp)
+            lines.append(f"neuronperf: baseline {self.options.baseline}, machine {machine_id}"
+                         + (f"; changed since: {', '.join(changes)}" if changes else ""))
+        else:
+            lines.append(self.machine_mismatch(machine_id))
+        return lines
+
+    def machine_mismatch(self, machine_id: str) -> str:
+        """The note for a baseline with no entry for this machine."""
+        assert self.baseline is not None
+        others = ", ".join(
+            f"{mid} ({fp.get('device_type')}, {fp.get('cores')} cores, {fp.get('cpu')})"
+            for mid, fp in self.baseline.machines().items()
+        ) or "none"
+        return (f"neuronperf: baseline {self.options.baseline} has no results for this machine "
+                f"{machine_id}: every configuration is NEW; it has: {others}")
+
+    def verdict_counts(self) -> dict[str, int]:
+        """How many configurations got each verdict."""
+        counts: dict[str, int] = {}
+        for report in self.results:
+            verdict = report.get("verdict", Verdict.ERROR.value)
+            counts[verdict] = counts.get(verdict, 0) + 1
+        return counts
+
+    def notes(self) -> list[str]:
+        """Advice after the summary table: machine mismatches, NEW, IMPROVED, INCONCLUSIVE."""
+        notes = []
+        if self.baseline is not None:
+            machines = {r["machine"] for r in self.results if "machine" in r}
+            notes += [self.machine_mismatch(m) for m in sorted(machines)
+                      if not self.baseline.has_machine(m)]
+        counts = self.verdict_counts()
+        strict = self.options.strict
+        if counts.get(Verdict.NEW.value) and not self.options.save_baseline:
+            notes.append(f"neuronperf: {counts[Verdict.NEW.value]} configuration(s) NEW (no baseline "
+                         f"entry){' -> failed (strict)' if strict else ''}: record them with "
+                         f"--neuronperf-save-baseline --neuronperf-baseline=PATH")
+        if counts.get(Verdict.INCONCLUSIVE.value):
+            notes.append(f"neuronperf: {counts[Verdict.INCONCLUSIVE.value]} configuration(s) "
+                         f"INCONCLUSIVE (too noisy to decide)"
+                         f"{' -> failed (strict)' if strict else ''}: raise duration or quiet the "
+                         f"machine")
+        if counts.get(Verdict.IMPROVED.value):
+            notes.append(f"neuronperf: {counts[Verdict.IMPROVED.value]} configuration(s) IMPROVED "
+                         f"beyond tolerance: consider re-saving the baseline")
+        return notes
+
+
+def default_share(all_cores: list[int]) -> CoreShare:
+    """No xdist: this process uses every core."""
+    return CoreShare(all_cores)
+
+
+def env_worker() -> tuple[str | None, int]:
+    """This xdist worker's name and the worker count, from xdist's environment variables."""
+    worker = os.environ.get("PYTEST_XDIST_WORKER")
+    count = int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1") or 1)
+    return worker, count
+

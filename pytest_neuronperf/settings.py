@@ -1,0 +1,124 @@
+"""Marker keywords and run options: parsed and validated up front, with messages that name the
+test or option at fault."""
+
+from __future__ import annotations
+
+import difflib
+import math
+from collections.abc import Mapping
+from dataclasses import dataclass, field, replace
+from typing import Any
+
+from pytest_neuronperf import configs as grid
+from pytest_neuronperf.gating import parse_tolerance
+
+DEVICES = ("auto", "cpu", "cuda", "neuron", "neuronx")
+COMPILERS = ("auto", "eager", "torchscript", "export", "saved_model", "xla", "neuron", "neuronx")
+DEFAULT_DURATION_S = 5.0
+BUDGET_KEYWORDS = ("p50_ms", "p99_ms", "min_throughput")
+MARKER_KEYWORDS = (
+    "batch_sizes", "n_models", "workers_per_model", "pipeline_sizes", "duration", "warmup",
+    "device", "compiler", "compiler_args", *BUDGET_KEYWORDS, "tolerance", "timeout",
+)
+
+
+class SettingsError(ValueError):
+    """A marker keyword or override has a bad name or value."""
+
+
+@dataclass(frozen=True)
+class PerfSettings:
+    """What one perf test asked for, after defaults."""
+
+    batch_sizes: list[int] = field(default_factory=lambda: [1])
+    n_models: list[int | str] = field(default_factory=lambda: [1, "max"])
+    workers_per_model: list[int] | None = None
+    pipeline_sizes: list[int] = field(default_factory=lambda: [1])
+    duration: float = DEFAULT_DURATION_S
+    warmup: float | str = "auto"
+    device: str = "auto"
+    compiler: str = "auto"
+    compiler_args: Any = None
+    budgets: dict[str, float] = field(default_factory=dict)
+    tolerance: dict[str, float] = field(default_factory=dict)
+    """Per-metric overrides of the run's default tolerances."""
+    timeout: float | None = None
+
+
+def _positive_number(name: str, value: Any, allow_zero: bool = False) -> float:
+    ok = not isinstance(value, bool) and isinstance(value, int | float) and math.isfinite(value)
+    if not ok or value < 0 or (value == 0 and not allow_zero):
+        kind = "a number >= 0" if allow_zero else "a positive number"
+        raise SettingsError(f"{name} must be {kind}, got {value!r}")
+    return float(value)
+
+
+def _n_models(value: Any) -> list[int | str]:
+    values = grid.as_list(value)
+    for v in values:
+        if v != "max" and (isinstance(v, bool) or not isinstance(v, int) or v < 1):
+            raise SettingsError(f"n_models must be positive integers or 'max', got {v!r}")
+    if not values:
+        raise SettingsError("n_models must not be empty")
+    return values
+
+
+def _choice(name: str, value: Any, choices: tuple[str, ...], extra: tuple[str, ...]) -> str:
+    if value not in (*choices, *extra):
+        raise SettingsError(f"{name} must be one of {', '.join((*choices, *extra))}, got {value!r}")
+    return str(value)
+
+
+def apply_keywords(
+    base: PerfSettings,
+    keywords: Mapping[str, Any],
+    extra_devices: tuple[str, ...] = (),
+) -> PerfSettings:
+    """``base`` with marker keywords (or fixture overrides) applied; raises SettingsError."""
+    unknown = [k for k in keywords if k not in MARKER_KEYWORDS]
+    if unknown:
+        hints = []
+        for key in unknown:
+            close = difflib.get_close_matches(key, MARKER_KEYWORDS, n=1)
+            hints.append(f"{key!r}" + (f" (did you mean {close[0]!r}?)" if close else ""))
+        raise SettingsError(
+            f"unknown keyword {', '.join(hints)}; known: {', '.join(MARKER_KEYWORDS)}"
+        )
+    changes: dict[str, Any] = {}
+    budgets = dict(base.budgets)
+    try:
+        for key, value in keywords.items():
+            if key == "batch_sizes":
+                changes[key] = grid.positive_ints("batch_sizes", grid.as_list(value))
+            elif key == "pipeline_sizes":
+                changes[key] = grid.positive_ints("pipeline_sizes", grid.as_list(value))
+            elif key == "workers_per_model":
+                changes[key] = (None if value is None else
+                                grid.positive_ints("workers_per_model", grid.as_list(value)))
+            elif key == "n_models":
+                changes[key] = _n_models(value)
+            elif key == "duration":
+                changes[key] = _positive_number("duration", value)
+            elif key == "warmup":
+                changes[key] = "auto" if value == "auto" else _positive_number(
+                    "warmup", value, allow_zero=True)
+            elif key == "device":
+                changes[key] = _choice("device", value, DEVICES, extra_devices)
+            elif key == "compiler":
+                changes[key] = _choice("compiler", value, COMPILERS, ())
+            elif key == "compiler_args":
+                changes[key] = value
+            elif key in BUDGET_KEYWORDS:
+                if value is None:
+                    budgets.pop(key, None)
+                else:
+                    budgets[key] = _positive_number(key, value)
+            elif key == "tolerance":
+                changes[key] = {**base.tolerance, **parse_tolerance(value)}
+            elif key == "timeout":
+                changes[key] = None if value is None else _positive_number("timeout", value)
+    except SettingsError:
+        raise
+    except ValueError as exc:  # from the shared validators
+        raise SettingsError(str(exc)) from exc
+    return replace(base, budgets=budgets, **changes)
