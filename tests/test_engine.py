@@ -59,7 +59,9 @@ def test_report_has_every_neuronperf_key_and_consistent_figures():
     assert report["model_name"] == "Sleeper"
     assert report["model_filename"] == "engine_models:Sleeper"
     assert report["device_type"] == "cpu"
-    assert report["throughput_avg"] == pytest.approx(report["total_infs"] / report["duration"])
+    # throughput counts the work of calls cut by the window edges; total_infs whole calls only
+    assert report["throughput_avg"] == pytest.approx(
+        report["total_infs"] / report["duration"], rel=0.05)
     assert report["throughput_peak"] >= report["throughput_avg"] * 0.99
     percentiles = [report[f"latency_ms_p{p}"] for p in (0, 50, 90, 95, 99, 100)]
     assert percentiles == sorted(percentiles)

@@ -206,7 +206,9 @@ def build_report(
     """NeuronPerf-style report from every copy's timings."""
     ends = np.concatenate([e for t in timings for e in t.end_ns] or [np.empty(0, np.int64)])
     lats = np.concatenate([x for t in timings for x in t.latency_ns] or [np.empty(0, np.int64)])
-    calls = int(lats.size)
+    end_ns = start_ns + int(job.duration * 1e9)
+    finished = ends <= end_ns
+    calls = int(finished.sum())
     if calls == 0:
         raise ConfigurationFailed(
             f"no call finished within the {job.duration} s window: one inference takes longer "
@@ -216,9 +218,9 @@ def build_report(
     report = base_report(job, config)
     report.update(
         total_infs=calls * config.batch_size,
-        throughput_avg=calls * config.batch_size / job.duration,
+        throughput_avg=float(np.mean(windows["throughput"])),
         throughput_peak=max(windows["throughput"]),
-        **stats.latency_summary(lats),
+        **stats.latency_summary(lats[finished]),
         load_avg_ms=float(np.mean([r.load_ms for r in ready])),
         warmup_avg_ms=float(np.mean([r.warmup_ms for r in ready])),
         status="ok",

@@ -1,0 +1,56 @@
+#!/usr/bin/env bash
+# One entry point for set-up and every project job. The first run creates .venv and installs
+# everything (CPU-only torch pinned by requirements/constraints.txt); later runs reuse it.
+#
+#   ./dev.sh demo    run the example performance suite on the CPU against examples/baseline.json
+#   ./dev.sh test    run the plugin's own tests
+#   ./dev.sh bench   run the engine figures in benchmarks/ (minutes)
+#   ./dev.sh lint    ruff + mypy
+#   ./dev.sh record  re-record examples/baseline.json on this machine
+set -euo pipefail
+cd "$(dirname "$0")"
+PYTHON=${PYTHON:-python3}
+VENV=.venv
+STAMP=$VENV/.installed
+
+setup() {
+    local want
+    want=$(cat requirements/dev.txt requirements/constraints.txt setup.cfg | sha256sum | cut -c1-16)
+    if [[ -f $STAMP && $(cat "$STAMP") == "$want" ]]; then
+        return
+    fi
+    echo "setting up $VENV (first run only; a few minutes)..." >&2
+    [[ -x $VENV/bin/python ]] || "$PYTHON" -m venv "$VENV"
+    "$VENV/bin/python" -m pip install --quiet --upgrade pip
+    "$VENV/bin/python" -m pip install --quiet -c requirements/constraints.txt -r requirements/dev.txt
+    "$VENV/bin/python" -m pip install --quiet --no-deps -e .
+    echo "$want" > "$STAMP"
+}
+
+job=${1:-help}
+shift || true
+case "$job" in
+    demo)
+        setup
+        exec "$VENV/bin/python" -m pytest examples -p no:cacheprovider \
+            --neuronperf-baseline=examples/baseline.json "$@" ;;
+    record)
+        setup
+        exec "$VENV/bin/python" -m pytest examples -p no:cacheprovider \
+            --neuronperf-baseline=examples/baseline.json --neuronperf-save-baseline "$@" ;;
+    test)
+        setup
+        exec "$VENV/bin/python" -m pytest tests -p no:cacheprovider "$@" ;;
+    bench)
+        setup
+        for script in benchmarks/engine_figures.py benchmarks/gate_study.py; do
+            "$VENV/bin/python" "$script" "$@"
+        done ;;
+    lint)
+        setup
+        "$VENV/bin/ruff" check pytest_neuronperf tests examples benchmarks
+        "$VENV/bin/mypy" ;;
+    *)
+        sed -n '2,11p' "$0" | sed 's/^# \{0,1\}//'
+        [[ $job == help ]] || exit 2 ;;
+esac
