@@ -42,3 +42,20 @@ class SmallConv(torch.nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.net(x)
+
+
+class ScalableMLP(torch.nn.Module):
+    """An MLP whose work per call is set by $MLP_REPEATS (4 by default; 5 is 25 % slower)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        import os
+
+        torch.manual_seed(0)
+        self.repeats = int(os.environ.get("MLP_REPEATS", "4"))
+        self.layer = torch.nn.Linear(512, 512)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        for _ in range(self.repeats):
+            x = torch.relu(self.layer(x))
+        return x

@@ -41,7 +41,7 @@ def main(conn: Connection, spec: WorkerSpec) -> None:
     redirect_output(spec.log_path)
     try:
         apply_environment(spec.environ, spec.placement)
-        apply_placement(spec.placement)
+        apply_placement(spec.placement, spec.framework)
         run(conn, spec)
     except BaseException:  # noqa: BLE001 - every failure must reach the parent as a message
         report_failure(conn, traceback.format_exc())
@@ -77,11 +77,12 @@ def apply_environment(environ: dict[str, str], placement: Placement) -> None:
     os.environ.update(placement.env)
 
 
-def apply_placement(placement: Placement) -> None:
+def apply_placement(placement: Placement, framework: str) -> None:
     """Pin this process and import the device runtime before any framework runtime starts."""
     if placement.cpu_affinity is not None:
         os.sched_setaffinity(0, placement.cpu_affinity)
-    for module in placement.runtime_imports:
+    imports = placement.framework_runtime_imports.get(framework, placement.runtime_imports)
+    for module in imports:
         importlib.import_module(module)
 
 

@@ -28,6 +28,8 @@ class Placement:
     """Device string torch models and inputs are moved to (``cuda:0`` for a GPU copy)."""
     runtime_imports: tuple[str, ...] = ()
     """Modules imported before loading, e.g. ``torch_neuronx`` to register Neuron ops."""
+    framework_runtime_imports: dict[str, tuple[str, ...]] = field(default_factory=dict)
+    """Per-framework replacement of ``runtime_imports`` (``tensorflow`` -> its Neuron module)."""
     synchronize: str | None = None
     """``"cuda"``: the worker synchronises its stream before stopping each call's clock."""
 
@@ -77,7 +79,7 @@ def format_cores(cores: list[int] | tuple[int, ...]) -> str:
     ids = sorted(cores)
     parts: list[str] = []
     start = prev = ids[0]
-    for core in ids[1:] + [None]:  # type: ignore[list-item]
+    for core in [*ids[1:], None]:
         if core is not None and core == prev + 1:
             prev = core
             continue

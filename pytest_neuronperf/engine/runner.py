@@ -91,9 +91,12 @@ def run_configuration(
     context: BaseContext, job: Job, config: RunConfig, inputs: Any
 ) -> dict[str, Any]:
     """Measure one configuration; never raises for a model's fault (status ``error``)."""
-    placements = job.device.placements(job.cores, config.n_models, config.pipeline_size)
     procs: list[ModelProcess] = []
     try:
+        try:
+            placements = job.device.placements(job.cores, config.n_models, config.pipeline_size)
+        except ValueError as exc:
+            raise ConfigurationFailed(f"cannot place {config.label()}: {exc}") from exc
         for placement in placements:
             spec = WorkerSpec(
                 model=job.model,
