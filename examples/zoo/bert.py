@@ -20,12 +20,12 @@ def _bert_encoder(**config: Any) -> nn.Module:
 
 
 class _BertWrapper(nn.Module):
-    """Call a BertModel positionally and return its last hidden state as a plain tensor."""
+    """Call a BertModel (in eval mode) positionally; return its last hidden state as a tensor."""
 
     def __init__(self, **config: Any) -> None:
         super().__init__()
         self.encoder = _bert_encoder(**config)
-        self.encoder.eval()
+        self.eval()
 
     def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
         """Return the last hidden state, shape (batch, seq_len, hidden)."""

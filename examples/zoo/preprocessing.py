@@ -1,4 +1,4 @@
-"""Torch pre- and post-processing for the image models, passed as ``preprocess_fn``/``postprocess_fn``."""
+"""Torch pre- and post-processing for the image models (``preprocess_fn`` / ``postprocess_fn``)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""ResNet image classifiers in plain torch: a full-size ResNet-50 and a tiny variant for fast tests."""
+"""ResNet image classifiers in plain torch: a full-size ResNet-50 and a tiny one for fast tests."""
 
 from __future__ import annotations
 
@@ -25,8 +25,6 @@ class Bottleneck(nn.Module):
         self.reduce = _conv_bn(c_in, width, 1)
         self.spatial = _conv_bn(width, width, 3, stride)
         self.expand = _conv_bn(width, c_out, 1)
-        # Zero the last BN scale so each residual branch starts as identity.
-        nn.init.zeros_(self.expand[1].weight)
         self.skip: nn.Module = nn.Identity()
         if stride != 1 or c_in != c_out:
             self.skip = _conv_bn(c_in, c_out, 1, stride)
@@ -49,7 +47,6 @@ class BasicBlock(nn.Module):
         super().__init__()
         self.first = _conv_bn(c_in, width, 3, stride)
         self.second = _conv_bn(width, width, 3)
-        nn.init.zeros_(self.second[1].weight)
         self.skip: nn.Module = nn.Identity()
         if stride != 1 or c_in != width:
             self.skip = _conv_bn(c_in, width, 1, stride)
@@ -62,7 +59,7 @@ class BasicBlock(nn.Module):
 
 
 class ResNet(nn.Module):
-    """Generic ResNet: a stem, four stages of residual units, global pooling and a classifier."""
+    """Generic ResNet (stem, four residual stages, pooling, classifier), built in eval mode."""
 
     def __init__(
         self,
@@ -97,6 +94,7 @@ class ResNet(nn.Module):
         for module in self.modules():
             if isinstance(module, nn.Conv2d):
                 nn.init.kaiming_normal_(module.weight, mode="fan_out", nonlinearity="relu")
+        self.eval()
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """Return class logits of shape (batch, num_classes) for images (batch, 3, H, W)."""
