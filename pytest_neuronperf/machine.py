@@ -69,15 +69,17 @@ def installed_version(distributions: Iterable[str]) -> str | None:
 def machine_id(fp: Mapping[str, Any], keys: Iterable[str] = SPEED_KEYS) -> str:
     """Short hex hash of the fingerprint fields that decide speed (not library versions)."""
     speed = {key: fp.get(key) for key in keys}
-    if isinstance(speed.get("devices"), list):
-        speed["devices"] = sorted(str(d) for d in speed["devices"])
+    devices = speed.get("devices")
+    if isinstance(devices, list):
+        speed["devices"] = sorted(str(d) for d in devices)
     text = json.dumps(speed, sort_keys=True, separators=(",", ":"), default=str)
     return hashlib.sha256(text.encode()).hexdigest()[:MACHINE_ID_LENGTH]
 
 
 def version_changes(old_fp: Mapping[str, Any], new_fp: Mapping[str, Any]) -> list[str]:
     """Versions that differ between two fingerprints, e.g. ``["torch 2.12.0 -> 2.13.0"]``."""
-    ordered = ["python", *LIBRARIES, *OPTIONAL_LIBRARIES]
+    libraries = [*LIBRARIES, *OPTIONAL_LIBRARIES]
+    ordered = ["python", *libraries]
     extra = sorted((set(old_fp) | set(new_fp)) - set(ordered) - set(SPEED_KEYS))
     changes = []
     for key in [*ordered, *extra]:
@@ -85,10 +87,11 @@ def version_changes(old_fp: Mapping[str, Any], new_fp: Mapping[str, Any]) -> lis
             continue
         old, new = old_fp.get(key), new_fp.get(key)
         if old != new:
-            changes.append(f"{key} {_shown(old)} -> {_shown(new)}")
+            missing = "not installed" if key in libraries else "unset"
+            changes.append(f"{key} {_shown(old, missing)} -> {_shown(new, missing)}")
     return changes
 
 
-def _shown(version: Any) -> str:
-    """A version for the summary; a missing library reads as 'not installed'."""
-    return "not installed" if version is None else str(version)
+def _shown(value: Any, missing: str) -> str:
+    """A fingerprint value for the summary, ``missing`` when absent."""
+    return missing if value is None else str(value)

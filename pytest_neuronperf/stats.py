@@ -39,22 +39,41 @@ def window_series(
 ) -> dict[str, list[float]]:
     """Throughput (samples/s), p50 and p99 latency (ms) of each whole window after ``start_ns``.
 
-    A call belongs to the window in which it finished; windows are aligned to the common start
-    and only whole windows are kept.
+    Windows are aligned to the common start and only whole windows are kept. Throughput counts
+    the work done inside each window: a call that straddles a boundary (or the end of the run)
+    adds the fraction of its batch that falls in each window, so slow models give smooth
+    series instead of whole-call steps. Latency percentiles take the calls that finished in the
+    window; calls that finished after the run are not in any latency figure.
     """
     length_s = window_length_s(duration_s)
     count = max(1, int(math.floor(duration_s / length_s + 1e-9)))
     length_ns = length_s * 1e9
-    index = np.floor((end_ns - start_ns) / length_ns).astype(np.int64)
-    inside = (index >= 0) & (index < count)
-    index, lat = index[inside], latency_ns[inside]
+    rel_end = (end_ns - start_ns).astype(np.float64)
+    rel_start = rel_end - latency_ns.astype(np.float64)
+    end_index = np.floor(rel_end / length_ns).astype(np.int64)
+    start_index = np.floor(rel_start / length_ns).astype(np.int64)
+
+    work = np.zeros(count, dtype=np.float64)
+    whole = (start_index == end_index) & (end_index >= 0) & (end_index < count)
+    work += np.bincount(end_index[whole], minlength=count)[:count] * float(batch_size)
+    for s, e in zip(rel_start[~whole], rel_end[~whole], strict=True):
+        span = max(e - s, 1.0)
+        first = max(int(s // length_ns), 0)
+        last = min(int(e // length_ns), count - 1)
+        for k in range(first, last + 1):
+            overlap = min(e, (k + 1) * length_ns) - max(s, k * length_ns)
+            if overlap > 0:
+                work[k] += batch_size * overlap / span
+
+    finished = (end_index >= 0) & (end_index < count)
+    index, lat = end_index[finished], latency_ns[finished]
     calls = np.bincount(index, minlength=count)
     order = np.argsort(index, kind="stable")
     groups = np.split(lat[order].astype(np.float64) / 1e6, np.cumsum(calls)[:-1])
     p50 = [float(np.percentile(g, 50)) if g.size else math.nan for g in groups]
     p99 = [float(np.percentile(g, 99)) if g.size else math.nan for g in groups]
     return {
-        "throughput": [float(c * batch_size / length_s) for c in calls],
+        "throughput": [float(w / length_s) for w in work],
         "latency_ms_p50": p50,
         "latency_ms_p99": p99,
     }
@@ -62,6 +81,12 @@ def window_series(
 
 # --- Gating statistics: comparing a baseline run's windows with the current run's -------------
 
+HICCUP_MADS = 5.0
+"""A window worse than its run's median by this many robust SDs (scaled MAD) is a hiccup..."""
+HICCUP_FLOOR = 0.05
+"""...and by at least this fraction of the median (quantised or very steady windows)."""
+HICCUP_MAX_FRACTION = 0.25
+"""At most this share of a run's windows (the worst ones) is left out as hiccups."""
 BOOTSTRAP_RESAMPLES = 2000
 BOOTSTRAP_SEED = 20240917
 """Fixed seed: the same two series always give the same interval."""
@@ -71,6 +96,21 @@ def finite_values(values: Sequence[float | None]) -> np.ndarray:
     """The finite values of a window series as floats; None, NaN and inf count as missing."""
     array = np.array([math.nan if v is None else v for v in values], dtype=np.float64)
     return array[np.isfinite(array)]
+
+
+def drop_hiccups(values: np.ndarray, higher_is_better: bool) -> np.ndarray:
+    """``values`` without its hiccup windows: the few far worse than the run's median."""
+    if values.size < 4:
+        return values
+    median = float(np.median(values))
+    spread = 1.4826 * float(np.median(np.abs(values - median)))
+    worse = (median - values) if higher_is_better else (values - median)
+    limit = max(HICCUP_MADS * spread, HICCUP_FLOOR * abs(median))
+    hiccups = np.flatnonzero(worse > limit)
+    allowed = int(values.size * HICCUP_MAX_FRACTION)
+    if hiccups.size > allowed:
+        hiccups = hiccups[np.argsort(worse[hiccups])[::-1][:allowed]]
+    return np.delete(values, hiccups)
 
 
 def median_ratio(baseline: np.ndarray, current: np.ndarray) -> float:

@@ -1,0 +1,252 @@
+"""The baseline file: format, validation, merge, atomic and concurrent saves."""
+
+from __future__ import annotations
+
+import json
+import math
+import multiprocessing
+import os
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from pytest_neuronperf import baseline as baseline_module
+from pytest_neuronperf.baseline import (
+    FORMAT,
+    FORMAT_VERSION,
+    BaselineError,
+    config_key,
+    load_baseline,
+    result_key,
+    save_results,
+)
+
+FP = {"cpu": "AMD EPYC", "cores": 2, "device_type": "cpu", "devices": [], "python": "3.11"}
+
+
+def entry(throughput: float) -> dict[str, Any]:
+    """A baseline entry with a recognisable throughput."""
+    return {
+        "metrics": {"throughput_avg": throughput, "latency_ms_p99": 1.5},
+        "windows": {"throughput": [throughput] * 10, "latency_ms_p99": [1.5] * 9 + [math.nan]},
+    }
+
+
+def report(**overrides: Any) -> dict[str, Any]:
+    """The configuration keys of a report."""
+    return {"batch_size": 1, "n_models": 2, "workers_per_model": 1, "pipeline_size": 1, **overrides}
+
+
+def test_config_key_is_stable_and_readable() -> None:
+    assert config_key(report()) == "bs=1,n_models=2,workers=1,pipeline=1"
+    assert config_key(report(batch_size=8)) != config_key(report())
+
+
+def test_result_key_adds_the_benchmark_name() -> None:
+    assert result_key("tests/test_a.py::test_mlp") == "tests/test_a.py::test_mlp"
+    assert result_key("tests/test_a.py::test_mlp", "fp16") == "tests/test_a.py::test_mlp::fp16"
+
+
+def test_missing_file_is_no_baseline(tmp_path: Path) -> None:
+    assert load_baseline(tmp_path / "baseline.json") is None
+
+
+def test_save_creates_the_documented_shape(tmp_path: Path) -> None:
+    path = tmp_path / "perf" / "baseline.json"
+    save_results(path, "m1", FP, {"t::a": {"bs=1": entry(100.0)}})
+    data = json.loads(path.read_text())
+    assert data["format"] == FORMAT and data["version"] == FORMAT_VERSION
+    machine = data["machines"]["m1"]
+    assert machine["fingerprint"] == FP
+    stored = machine["tests"]["t::a"]["bs=1"]
+    assert stored["metrics"] == {"throughput_avg": 100.0, "latency_ms_p99": 1.5}
+    assert stored["windows"]["latency_ms_p99"][-1] is None  # NaN is stored as null
+
+
+def test_saved_file_is_strict_json_with_one_line_windows(tmp_path: Path) -> None:
+    path = tmp_path / "baseline.json"
+    save_results(path, "m1", FP, {"t::a": {"bs=1": entry(100.0)}})
+    text = path.read_text()
+    json.loads(text, parse_constant=lambda name: pytest.fail(f"{name} in the file"))
+    assert '"throughput": [100.0, 100.0' in text
+    assert text.endswith("\n")
+
+
+def test_lookup_and_machines(tmp_path: Path) -> None:
+    path = tmp_path / "baseline.json"
+    save_results(path, "m1", FP, {"t::a": {"bs=1": entry(100.0)}})
+    loaded = load_baseline(path)
+    assert loaded is not None
+    assert loaded.has_machine("m1") and not loaded.has_machine("m2")
+    assert loaded.machines() == {"m1": FP}
+    assert loaded.fingerprint("m1") == FP
+    found = loaded.lookup("m1", "t::a", "bs=1")
+    assert found is not None and found["metrics"]["throughput_avg"] == 100.0
+    assert loaded.lookup("m1", "t::a", "bs=8") is None
+    assert loaded.lookup("m1", "t::b", "bs=1") is None
+    assert loaded.lookup("m2", "t::a", "bs=1") is None
+
+
+def test_merge_replaces_only_the_configurations_that_ran(tmp_path: Path) -> None:
+    path = tmp_path / "baseline.json"
+    save_results(
+        path, "m1", FP, {"t::a": {"bs=1": entry(1), "bs=8": entry(8)}, "t::b": {"x": entry(2)}}
+    )
+    save_results(path, "m2", {**FP, "cores": 4}, {"t::a": {"bs=1": entry(40)}})
+    save_results(path, "m1", {**FP, "torch": "2.13"}, {"t::a": {"bs=1": entry(11)}})
+
+    loaded = load_baseline(path)
+    assert loaded is not None
+
+    def throughput(machine: str, test: str, config: str) -> float:
+        found = loaded.lookup(machine, test, config)
+        assert found is not None
+        return float(found["metrics"]["throughput_avg"])
+
+    assert throughput("m1", "t::a", "bs=1") == 11  # replaced
+    assert throughput("m1", "t::a", "bs=8") == 8  # other config of the same test kept
+    assert throughput("m1", "t::b", "x") == 2  # other test kept
+    assert throughput("m2", "t::a", "bs=1") == 40  # other machine kept
+    assert loaded.machines()["m1"]["torch"] == "2.13"  # fingerprint updated
+
+
+def test_saved_floats_are_rounded_for_small_diffs(tmp_path: Path) -> None:
+    path = tmp_path / "baseline.json"
+    save_results(path, "m1", FP, {"t": {"c": entry(1234.56789012345)}})
+    loaded = load_baseline(path)
+    assert loaded is not None
+    assert loaded.lookup("m1", "t", "c")["metrics"]["throughput_avg"] == 1234.57  # type: ignore[index]
+
+
+def test_new_file_is_readable_by_others(tmp_path: Path) -> None:
+    path = tmp_path / "baseline.json"
+    save_results(path, "m1", FP, {})
+    assert path.stat().st_mode & 0o777 == baseline_module.NEW_FILE_MODE
+
+
+@pytest.mark.parametrize(
+    ("content", "message"),
+    [
+        (b'{"format": "pytest-neuronperf-baseline", "version": 1, "machines": {', "not valid JSON"),
+        (b"\xff\xfe garbage", "not valid JSON"),
+        (b'{"format": "something-else", "version": 1, "machines": {}}', "not a pytest-neuronperf"),
+        (b"[1, 2, 3]", "not a pytest-neuronperf"),
+        (b'{"format": "pytest-neuronperf-baseline", "version": 99, "machines": {}}', "newer"),
+        (b'{"format": "pytest-neuronperf-baseline", "version": "1", "machines": {}}', "version"),
+        (b'{"format": "pytest-neuronperf-baseline", "version": 1, "machines": []}', "machines"),
+    ],
+)
+def test_unusable_file_is_an_error_and_left_untouched(
+    tmp_path: Path, content: bytes, message: str
+) -> None:
+    path = tmp_path / "baseline.json"
+    path.write_bytes(content)
+    with pytest.raises(BaselineError, match=message) as error:
+        load_baseline(path)
+    assert str(path) in str(error.value)
+    with pytest.raises(BaselineError, match=message):
+        save_results(path, "m1", FP, {"t": {"c": entry(1)}})
+    assert path.read_bytes() == content
+    assert not list(tmp_path.glob(".baseline.json.*"))
+
+
+def test_newer_version_says_to_upgrade(tmp_path: Path) -> None:
+    path = tmp_path / "baseline.json"
+    path.write_text(json.dumps({"format": FORMAT, "version": FORMAT_VERSION + 1, "machines": {}}))
+    with pytest.raises(BaselineError, match="newer pytest-neuronperf.*Upgrade"):
+        load_baseline(path)
+
+
+def test_baseline_error_is_a_value_error() -> None:
+    assert issubclass(BaselineError, ValueError)
+
+
+def test_interrupted_write_leaves_the_old_file_whole(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    path = tmp_path / "baseline.json"
+    save_results(path, "m1", FP, {"t": {"c": entry(1)}})
+    before = path.read_bytes()
+
+    def disk_full(fd: int) -> None:
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(baseline_module.os, "fsync", disk_full)
+    with pytest.raises(OSError, match="No space"):
+        save_results(path, "m1", FP, {"t": {"c": entry(2), "d": entry(3)}})
+    monkeypatch.undo()
+
+    assert path.read_bytes() == before
+    assert not list(tmp_path.glob(".baseline.json.*"))
+    save_results(path, "m1", FP, {"t": {"d": entry(3)}})  # the lock was released
+    loaded = load_baseline(path)
+    assert loaded is not None and loaded.lookup("m1", "t", "d") is not None
+
+
+def test_interrupt_before_rename_leaves_the_old_file_whole(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    path = tmp_path / "baseline.json"
+    save_results(path, "m1", FP, {"t": {"c": entry(1)}})
+    before = path.read_bytes()
+
+    def interrupted(src: str, dst: str) -> None:
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(baseline_module.os, "replace", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        save_results(path, "m1", FP, {"t": {"c": entry(2)}})
+    assert path.read_bytes() == before
+    assert not list(tmp_path.glob(".baseline.json.*"))
+
+
+def _save_many(path: str, worker: int, saves: int) -> None:
+    """One concurrent writer: ``saves`` saves, each of its own configuration."""
+    for index in range(saves):
+        machine = f"m{worker % 2}"
+        results = {
+            "tests/test_shared.py::test_x": {f"w{worker}-{index}": entry(worker * 100 + index)}
+        }
+        save_results(path, machine, FP, results)
+
+
+def test_concurrent_writers_lose_nothing(tmp_path: Path) -> None:
+    path = tmp_path / "baseline.json"
+    workers, saves = 4, 10
+    context = multiprocessing.get_context("fork")
+    processes = [
+        context.Process(target=_save_many, args=(str(path), worker, saves))
+        for worker in range(workers)
+    ]
+    for process in processes:
+        process.start()
+    for process in processes:
+        process.join(timeout=60)
+        assert process.exitcode == 0
+
+    loaded = load_baseline(path)
+    assert loaded is not None
+    stored = {
+        config
+        for machine in ("m0", "m1")
+        for config in loaded.tests(machine)["tests/test_shared.py::test_x"]
+    }
+    assert stored == {f"w{w}-{i}" for w in range(workers) for i in range(saves)}
+    assert not list(tmp_path.glob(".baseline.json.*"))
+
+
+def test_saving_through_a_symlink_keeps_the_link(tmp_path: Path) -> None:
+    real = tmp_path / "shared" / "baseline.json"
+    real.parent.mkdir()
+    link = tmp_path / "baseline.json"
+    link.symlink_to(real)
+    save_results(link, "m1", FP, {"t": {"c": entry(1)}})
+    assert link.is_symlink()
+    assert load_baseline(real) is not None
+
+
+def test_lock_file_sits_beside_the_baseline(tmp_path: Path) -> None:
+    path = tmp_path / "baseline.json"
+    save_results(path, "m1", FP, {})
+    assert os.path.exists(f"{path}.lock")
