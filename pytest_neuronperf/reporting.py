@@ -170,7 +170,8 @@ def format_summary(results: Sequence[dict[str, Any]]) -> list[str]:
         delta = report.get("delta") or {}
         lines.append(
             f"  {config_label(report):<28} {_number(report.get('throughput_avg')):>13} "
-            f"{_number(report.get('latency_ms_p50')):>9} {_number(report.get('latency_ms_p99')):>9} "
+            f"{_number(report.get('latency_ms_p50')):>9} "
+            f"{_number(report.get('latency_ms_p99')):>9} "
             f"{_signed_percent(delta.get('throughput')):>8} "
             f"{_signed_percent(delta.get('latency_ms_p99')):>8}  "
             f"{report.get('verdict', report.get('status', '')):<12}"

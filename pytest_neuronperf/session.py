@@ -122,7 +122,7 @@ class PerfSession:
 
     def share(self, backend: DeviceBackend) -> CoreShare:
         """This process's cores of ``backend`` (a slice of them under xdist)."""
-        return self._share_for(backend.cores())  # type: ignore[no-any-return]
+        return self._share_for(backend.cores())
 
     def machine(self, backend: DeviceBackend) -> tuple[str, dict[str, Any]]:
         """(machine id, fingerprint) of this machine with ``backend`` as its device."""
@@ -262,8 +262,8 @@ class PerfSession:
         counts = self.verdict_counts()
         strict = self.options.strict
         if counts.get(Verdict.NEW.value) and not self.options.save_baseline:
-            notes.append(f"neuronperf: {counts[Verdict.NEW.value]} configuration(s) NEW (no baseline "
-                         f"entry){' -> failed (strict)' if strict else ''}: record them with "
+            notes.append(f"neuronperf: {counts[Verdict.NEW.value]} configuration(s) NEW "
+                         f"(no baseline entry){' -> failed (strict)' if strict else ''}: record them with "
                          f"--neuronperf-save-baseline --neuronperf-baseline=PATH")
         if counts.get(Verdict.INCONCLUSIVE.value):
             notes.append(f"neuronperf: {counts[Verdict.INCONCLUSIVE.value]} configuration(s) "

@@ -1,4 +1,5 @@
-"""``pytest_neuronperf.tensorflow``: NeuronPerf's tensorflow submodule: benchmark (and compile) tensorflow models.
+"""``pytest_neuronperf.tensorflow``: NeuronPerf's tensorflow submodule: benchmark and compile
+TensorFlow models.
 
 Importing this module does not import tensorflow; the framework is imported in the worker processes.
 """
@@ -7,10 +8,16 @@ from __future__ import annotations
 
 from typing import Any
 
-from pytest_neuronperf import api
+from pytest_neuronperf import api, compiling
 
 
 def benchmark(model: Any, inputs: Any, **kwargs: Any) -> list[dict[str, Any]]:
     """:func:`pytest_neuronperf.benchmark` with ``framework="tensorflow"``."""
     kwargs.setdefault("framework", "tensorflow")
     return api.benchmark(model, inputs, **kwargs)
+
+
+def compile(model: Any, inputs: Any, **kwargs: Any) -> str:
+    """:func:`pytest_neuronperf.compile` with ``framework="tensorflow"``; returns the index path."""
+    kwargs.setdefault("framework", "tensorflow")
+    return compiling.compile(model, inputs, **kwargs)

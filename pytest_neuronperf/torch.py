@@ -7,10 +7,16 @@ from __future__ import annotations
 
 from typing import Any
 
-from pytest_neuronperf import api
+from pytest_neuronperf import api, compiling
 
 
 def benchmark(model: Any, inputs: Any, **kwargs: Any) -> list[dict[str, Any]]:
     """:func:`pytest_neuronperf.benchmark` with ``framework="torch"``."""
     kwargs.setdefault("framework", "torch")
     return api.benchmark(model, inputs, **kwargs)
+
+
+def compile(model: Any, inputs: Any, **kwargs: Any) -> str:
+    """:func:`pytest_neuronperf.compile` with ``framework="torch"``; returns the index path."""
+    kwargs.setdefault("framework", "torch")
+    return compiling.compile(model, inputs, **kwargs)

@@ -15,8 +15,8 @@ import numpy as np
 import pytest
 from conftest import alive
 from engine_models import (
-    ChecksBatch,
     Chatty,
+    ChecksBatch,
     ExitsDuringCall,
     HangsOnCall,
     HangsOnLoad,

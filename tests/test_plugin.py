@@ -145,7 +145,8 @@ def test_strict_fails_new_configurations(perf_project: pytest.Pytester) -> None:
 @pytest.mark.parametrize(
     ("content", "expected"),
     [
-        ('{"format": "pytest-neuronperf-baseline", "version": 1, "machines": {', "*not valid JSON*"),
+        ('{"format": "pytest-neuronperf-baseline", "version": 1, "machines": {',
+         "*not valid JSON*"),
         ('{"format": "pytest-neuronperf-baseline", "version": 99, "machines": {}}', "*newer*"),
     ],
 )

@@ -39,7 +39,7 @@ def process_context(framework: str) -> BaseContext:
         if (module == framework or module in sys.modules)
         and importlib.util.find_spec(module) is not None
     ]
-    context.set_forkserver_preload(preload)  # type: ignore[attr-defined]
+    context.set_forkserver_preload(preload)
     return context
 
 
@@ -51,7 +51,7 @@ class ModelProcess:
 
         self.spec = spec
         self.log_path = Path(spec.log_path)
-        self.conn, child_conn = context.Pipe(duplex=True)  # type: ignore[attr-defined]
+        self.conn, child_conn = context.Pipe(duplex=True)
         self.process = context.Process(  # type: ignore[attr-defined]
             target=worker.main,
             args=(child_conn, spec),
@@ -69,7 +69,7 @@ class ModelProcess:
     @property
     def pid(self) -> int | None:
         """The process id (None before start)."""
-        return self.process.pid  # type: ignore[no-any-return]
+        return self.process.pid
 
     def exit_description(self) -> str:
         """How the process ended, e.g. ``exit code 1`` or ``killed by SIGSEGV``."""

@@ -187,7 +187,8 @@ def receive_expected(proc: ModelProcess, expected: type, phase: str) -> Any:
         raise ConfigurationFailed(f"copy {index} failed while {phase}:\n{message.error.rstrip()}")
     if not isinstance(message, expected):
         raise ConfigurationFailed(
-            f"copy {index} sent {type(message).__name__} while {phase}, expected {expected.__name__}"
+            f"copy {index} sent {type(message).__name__} while {phase}, "
+            f"expected {expected.__name__}"
         )
     return message
 

@@ -24,7 +24,9 @@ class FrameworkAdapter(Protocol):
         """Return the callable to benchmark, on the placement's device, ready for inference."""
         ...
 
-    def prepare_inputs(self, example: Any, batch_size: int, placement: Placement) -> tuple[Any, ...]:
+    def prepare_inputs(
+        self, example: Any, batch_size: int, placement: Placement
+    ) -> tuple[Any, ...]:
         """Positional arguments for one call at ``batch_size``, on the placement's device."""
         ...
 
@@ -77,4 +79,4 @@ def load_adapter(path: str) -> FrameworkAdapter:
     """Instantiate the adapter named ``module:attribute``."""
     module_name, _, attr = path.partition(":")
     adapter = resolve_object(module_name, attr)()
-    return adapter  # type: ignore[no-any-return]
+    return adapter

@@ -32,10 +32,14 @@ class PythonAdapter:
             )
         model = instantiate(source)
         if not callable(model):
-            raise TypeError(f"{source.filename} built a {type(model).__name__}, which is not callable")
-        return model  # type: ignore[no-any-return]
+            raise TypeError(
+                f"{source.filename} built a {type(model).__name__}, which is not callable"
+            )
+        return model
 
-    def prepare_inputs(self, example: Any, batch_size: int, placement: Placement) -> tuple[Any, ...]:
+    def prepare_inputs(
+        self, example: Any, batch_size: int, placement: Placement
+    ) -> tuple[Any, ...]:
         return tuple(expand_batch(v, batch_size, _repeat) for v in as_args(example))
 
     def thread_setup(self) -> None:

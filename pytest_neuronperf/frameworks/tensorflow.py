@@ -26,21 +26,29 @@ def _as_tensor(value: Any) -> Any:
 def load_saved_model(path: str) -> Callable[..., Any]:
     """Load a SavedModel and return its callable (``serve``, ``__call__`` or serving signature)."""
     loaded = tf.saved_model.load(path)
+    # A restored function only holds weak references to the variables: the callables below
+    # keep ``loaded`` alive, or its variables would be deleted once this function returns.
     serve = getattr(loaded, "serve", None)
     if callable(serve):
-        return serve  # type: ignore[no-any-return]
+
+        def call_serve(*args: Any, _root: Any = loaded) -> Any:
+            return serve(*args)
+
+        return call_serve
     if callable(loaded):
-        return loaded  # type: ignore[no-any-return]
+        return loaded
     signatures = getattr(loaded, "signatures", {})
     if "serving_default" in signatures:
         signature = signatures["serving_default"]
         names = list(signature.structured_input_signature[1].keys())
 
-        def call(*args: Any) -> Any:
+        def call(*args: Any, _root: Any = loaded) -> Any:
             return signature(**dict(zip(names, args, strict=True)))
 
         return call
-    raise TypeError(f"SavedModel {path} has no serve function, __call__ or serving_default signature")
+    raise TypeError(
+        f"SavedModel {path} has no serve function, __call__ or serving_default signature"
+    )
 
 
 class TensorflowAdapter:
@@ -69,7 +77,7 @@ class TensorflowAdapter:
             return call
         if not callable(model):
             raise TypeError(f"{source.filename} built a {type(model).__name__}, which is not callable")
-        return model  # type: ignore[no-any-return]
+        return model
 
     def prepare_inputs(self, example: Any, batch_size: int, placement: Placement) -> tuple[Any, ...]:
         return tuple(_as_tensor(expand_batch(v, batch_size, _repeat)) for v in as_args(example))

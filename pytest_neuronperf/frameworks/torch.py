@@ -35,8 +35,8 @@ def load_artifact(path: str, compiler: str | None, device: str) -> Callable[...,
     if suffix == ".pt2" or compiler == "export":
         return load_pt2(path, device)
     if device.startswith("cuda") or device == "cpu":
-        return torch.jit.load(path, map_location=device)  # type: ignore[no-untyped-call]
-    return torch.jit.load(path)  # type: ignore[no-untyped-call]
+        return torch.jit.load(path, map_location=device)
+    return torch.jit.load(path)
 
 
 def load_pt2(path: str, device: str) -> Callable[..., Any]:
@@ -48,8 +48,8 @@ def load_pt2(path: str, device: str) -> Callable[..., Any]:
     if is_aoti:
         from torch._inductor import aoti_load_package
 
-        return aoti_load_package(path)  # type: ignore[no-any-return]
-    return torch.export.load(path).module().to(device)  # type: ignore[no-any-return]
+        return aoti_load_package(path)
+    return torch.export.load(path).module().to(device)
 
 
 class TorchAdapter:
@@ -75,7 +75,7 @@ class TorchAdapter:
                     model = model.eval().to(placement.torch_device)
         if not callable(model):
             raise TypeError(f"{source.filename} built a {type(model).__name__}, which is not callable")
-        return model  # type: ignore[no-any-return]
+        return model
 
     def prepare_inputs(self, example: Any, batch_size: int, placement: Placement) -> tuple[Any, ...]:
         return tuple(
