@@ -113,6 +113,38 @@ def scaling_and_accuracy(duration: float, repeats: int) -> tuple[list[float], li
     return scaling, accuracy
 
 
+HAND_PINNED = """
+import os, sys, time, torch
+sys.path.insert(0, {here!r})
+from figure_models import ComputeMLP
+os.sched_setaffinity(0, {{{cpu}}})
+torch.set_num_threads(1)
+torch.set_grad_enabled(False)
+model, x = ComputeMLP().eval(), torch.rand({batch}, 512)
+for _ in range(50):
+    model(x)
+start = time.perf_counter(); end = start + {duration}; calls = 0
+while time.perf_counter() < end:
+    model(x); calls += 1
+print(calls * {batch} / (time.perf_counter() - start))
+"""
+
+
+def hand_pinned_scaling(duration: float) -> float:
+    """The reference: two hand-pinned single-thread processes vs one (no harness at all)."""
+    import subprocess
+
+    def launch(cpu: int) -> subprocess.Popen[str]:
+        code = HAND_PINNED.format(here=str(Path(__file__).parent), cpu=cpu, batch=MLP_BATCH,
+                                  duration=duration)
+        return subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, text=True)
+
+    one = float(launch(usable_cpus()[0]).communicate()[0])
+    pair = [launch(cpu) for cpu in usable_cpus()[:2]]
+    two = sum(float(p.communicate()[0]) for p in pair)
+    return two / one
+
+
 def fixed_cost(duration: float, configs: int = 5) -> tuple[float, float]:
     """(first configuration's overhead incl. process-server start, mean overhead after it)."""
     x = torch.rand(1, 3, 32, 32)
@@ -137,12 +169,14 @@ def main() -> None:
     first, fixed = fixed_cost(1.0)
     efficiency = harness_efficiency(args.duration, args.repeats)
     scaling, accuracy = scaling_and_accuracy(args.duration, args.repeats)
+    reference = [hand_pinned_scaling(args.duration) for _ in range(args.repeats)]
     median = statistics.median
     print()
     print(f"{'figure':<44} {'median':>8} {'runs':<26} goal")
     rows = [
         ("1. harness efficiency (engine/bare, no-op)", median(efficiency), efficiency, ">= 0.8"),
         ("2. scaling (MLP, 2 copies / 1 copy)", median(scaling), scaling, ">= 1.9"),
+        ("   reference: 2 hand-pinned processes / 1", median(reference), reference, "(1.96)"),
         ("4. accuracy (MLP p50, engine/bare)", median(accuracy), accuracy, "within 3 %"),
     ]
     for name, value, runs, goal in rows:

@@ -3,7 +3,9 @@
     .venv/bin/python benchmarks/gate_study_engine.py [--pairs 20] [--duration 3]
 
 Each pair records a fresh baseline run and then a second run of the same configuration, and
-gates the second against the first with the default tolerances (``pytest_neuronperf.gating``).
+gates the second against the first with the default tolerances (``pytest_neuronperf.gating``),
+re-measuring once and deciding on both runs when the first verdict is REGRESSED or INCONCLUSIVE,
+exactly as the plugin does.
 A/A pairs run identical code; slowdown pairs make the second run do 25 % more work (the MLP runs
 5 layers instead of 4: throughput x0.8, latency x1.25). The contract: at most 1 A/A pair in 20
 fails, and every slowdown pair fails.
@@ -24,13 +26,19 @@ import torch  # noqa: E402
 from figure_models import ScalableMLP  # noqa: E402
 
 import pytest_neuronperf as npf  # noqa: E402
-from pytest_neuronperf.gating import entry_from_report, judge  # noqa: E402
+from pytest_neuronperf.gating import (  # noqa: E402
+    entry_from_report,
+    judge,
+    needs_recheck,
+    pool_reports,
+)
 
 
 def run(repeats: int, duration: float, n_models: Any) -> dict[str, Any]:
     """One configuration of the MLP with ``repeats`` layers of work."""
     os.environ["MLP_REPEATS"] = str(repeats)
-    [report] = npf.torch.benchmark(ScalableMLP, torch.rand(4, 512), n_models=n_models,
+    [report] = npf.torch.benchmark(ScalableMLP, torch.rand(1, 512), batch_sizes=4,
+                                   n_models=n_models,
                                    workers_per_model=1, duration=duration, verbosity=0,
                                    device_type="cpu")
     assert report["status"] == "ok", report["error"]
@@ -44,6 +52,9 @@ def study(pairs: int, duration: float, slower: bool, n_models: Any) -> Counter[s
         base = run(4, duration, n_models)
         now = run(5 if slower else 4, duration, n_models)
         judgement = judge(now, entry_from_report(base))
+        if needs_recheck(judgement):  # as the plugin does: measure again, decide on both runs
+            now = pool_reports(now, run(5 if slower else 4, duration, n_models))
+            judgement = judge(now, entry_from_report(base))
         verdicts[judgement.verdict.value] += 1
         deltas = ", ".join(f"{m} {d * 100:+.1f}%" for m, d in judgement.delta.items())
         print(f"  {'slow' if slower else 'A/A '} pair {i + 1:2}: {judgement.verdict.value:<12} "

@@ -389,6 +389,35 @@ def budget_misses(
     return misses
 
 
+RECHECK_VERDICTS = frozenset({Verdict.REGRESSED, Verdict.INCONCLUSIVE})
+"""Verdicts worth one more measurement before they stand: a regression must show twice."""
+
+
+def needs_recheck(judgement: Judgement) -> bool:
+    """True when a configuration should be measured once more and judged on both runs.
+
+    On a noisy machine the speed of a whole run drifts by several per cent, and one unlucky run
+    can look like a regression. A second run, pooled with the first, halves the drift's weight:
+    a false alarm then needs two unlucky runs, while a real slowdown shows in both.
+    """
+    return judgement.verdict in RECHECK_VERDICTS and not judgement.budget_misses
+
+
+def pool_reports(first: Mapping[str, Any], second: Mapping[str, Any]) -> dict[str, Any]:
+    """``first`` with the windows of both runs (the gate then decides on both), and the second
+    run's headline figures under ``recheck``."""
+    pooled = dict(first)
+    if second.get("status", "ok") != "ok":
+        pooled["recheck"] = {"status": second.get("status"), "error": second.get("error")}
+        return pooled
+    windows_a, windows_b = first.get("windows") or {}, second.get("windows") or {}
+    pooled["windows"] = {m: [*windows_a.get(m, []), *windows_b.get(m, [])]
+                         for m in set(windows_a) | set(windows_b)}
+    pooled["recheck"] = {k: second.get(k) for k in (
+        "status", "throughput_avg", "throughput_peak", "latency_ms_p50", "latency_ms_p99")}
+    return pooled
+
+
 def entry_from_report(report: Mapping[str, Any]) -> dict[str, Any]:
     """The baseline entry that stores this report: whole-run metrics plus the window series."""
     if report.get("status", "ok") != "ok":

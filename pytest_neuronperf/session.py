@@ -263,8 +263,8 @@ class PerfSession:
         strict = self.options.strict
         if counts.get(Verdict.NEW.value) and not self.options.save_baseline:
             notes.append(f"neuronperf: {counts[Verdict.NEW.value]} configuration(s) NEW "
-                         f"(no baseline entry){' -> failed (strict)' if strict else ''}: record them with "
-                         f"--neuronperf-save-baseline --neuronperf-baseline=PATH")
+                         f"(no baseline entry){' -> failed (strict)' if strict else ''}: "
+                         f"record them with --neuronperf-save-baseline --neuronperf-baseline=PATH")
         if counts.get(Verdict.INCONCLUSIVE.value):
             notes.append(f"neuronperf: {counts[Verdict.INCONCLUSIVE.value]} configuration(s) "
                          f"INCONCLUSIVE (too noisy to decide)"

@@ -400,3 +400,19 @@ def test_importing_the_gate_imports_no_framework_and_no_scipy() -> None:
 def test_judgement_is_plain_data() -> None:
     judgement = Judgement(Verdict.PASS)
     assert judgement.comparisons == [] and judgement.delta == {} and not judgement.failing
+
+
+def test_a_suspected_regression_is_rechecked_on_both_runs() -> None:
+    from pytest_neuronperf.gating import Judgement, needs_recheck, pool_reports
+
+    assert needs_recheck(Judgement(Verdict.REGRESSED))
+    assert needs_recheck(Judgement(Verdict.INCONCLUSIVE))
+    assert not needs_recheck(Judgement(Verdict.PASS))
+    first = {"status": "ok", "throughput_avg": 10.0, "windows": {"throughput": [10.0, 11.0]}}
+    second = {"status": "ok", "throughput_avg": 12.0, "windows": {"throughput": [12.0]}}
+    pooled = pool_reports(first, second)
+    assert pooled["windows"]["throughput"] == [10.0, 11.0, 12.0]
+    assert pooled["throughput_avg"] == 10.0 and pooled["recheck"]["throughput_avg"] == 12.0
+    assert first["windows"]["throughput"] == [10.0, 11.0]  # inputs untouched
+    failed = pool_reports(first, {"status": "error", "error": "boom"})
+    assert failed["windows"] == first["windows"] and failed["recheck"]["error"] == "boom"

@@ -98,6 +98,19 @@ def test_injected_slowdown_fails_with_regressed(perf_project: pytest.Pytester,
     assert baseline.read_bytes() == before  # comparing never writes
 
 
+def test_a_regression_is_confirmed_by_a_second_run(perf_project: pytest.Pytester,
+                                                  monkeypatch: pytest.MonkeyPatch) -> None:
+    baseline = perf_project.path / "baseline.json"
+    run(perf_project, f"--neuronperf-baseline={baseline}", "--neuronperf-save-baseline")
+    monkeypatch.setenv("SLOWDOWN", "1.5")
+    run(perf_project, f"--neuronperf-baseline={baseline}", "--neuronperf-json=r.json")
+    reports = load(perf_project.path / "r.json")["reports"]
+    assert {r["verdict"] for r in reports} == {"REGRESSED"}
+    for report in reports:  # measured twice, judged on both runs' windows
+        assert report["recheck"]["status"] == "ok"
+        assert len(report["windows"]["throughput"]) == 20
+
+
 def test_budget_miss_fails_with_over_budget(pytester: pytest.Pytester) -> None:
     pytester.makepyfile(PERF_TESTS.replace("warmup=0.05)", "warmup=0.05, p50_ms=0.5)"))
     result = run(pytester)

@@ -54,6 +54,13 @@ def instantiate(source: ModelSource) -> Any:
     return factory()
 
 
+def require_callable(model: Any, source: ModelSource) -> Callable[..., Any]:
+    """``model`` if it can be called, else a TypeError naming what the source built."""
+    if not callable(model):
+        raise TypeError(f"{source.filename} built a {type(model).__name__}, which is not callable")
+    return model
+
+
 def as_args(inputs: Any) -> tuple[Any, ...]:
     """A tuple is a multi-input call; anything else is the single positional argument."""
     return inputs if isinstance(inputs, tuple) else (inputs,)

@@ -8,7 +8,12 @@ from typing import Any
 import numpy as np
 
 from pytest_neuronperf.devices.base import Placement
-from pytest_neuronperf.frameworks.base import as_args, expand_batch, instantiate
+from pytest_neuronperf.frameworks.base import (
+    as_args,
+    expand_batch,
+    instantiate,
+    require_callable,
+)
 from pytest_neuronperf.spec import ModelSource
 
 
@@ -31,11 +36,7 @@ class PythonAdapter:
                 "pass framework='torch' or 'tensorflow' for saved models"
             )
         model = instantiate(source)
-        if not callable(model):
-            raise TypeError(
-                f"{source.filename} built a {type(model).__name__}, which is not callable"
-            )
-        return model
+        return require_callable(model, source)
 
     def prepare_inputs(
         self, example: Any, batch_size: int, placement: Placement

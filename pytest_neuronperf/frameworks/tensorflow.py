@@ -9,7 +9,12 @@ import numpy as np
 import tensorflow as tf
 
 from pytest_neuronperf.devices.base import Placement
-from pytest_neuronperf.frameworks.base import as_args, expand_batch, instantiate
+from pytest_neuronperf.frameworks.base import (
+    as_args,
+    expand_batch,
+    instantiate,
+    require_callable,
+)
 from pytest_neuronperf.spec import ModelSource
 
 
@@ -75,11 +80,11 @@ class TensorflowAdapter:
                 return keras_model(*args, training=False)
 
             return call
-        if not callable(model):
-            raise TypeError(f"{source.filename} built a {type(model).__name__}, which is not callable")
-        return model
+        return require_callable(model, source)
 
-    def prepare_inputs(self, example: Any, batch_size: int, placement: Placement) -> tuple[Any, ...]:
+    def prepare_inputs(
+        self, example: Any, batch_size: int, placement: Placement
+    ) -> tuple[Any, ...]:
         return tuple(_as_tensor(expand_batch(v, batch_size, _repeat)) for v in as_args(example))
 
     def thread_setup(self) -> None:

@@ -9,7 +9,12 @@ from typing import Any
 import torch
 
 from pytest_neuronperf.devices.base import Placement
-from pytest_neuronperf.frameworks.base import as_args, expand_batch, instantiate
+from pytest_neuronperf.frameworks.base import (
+    as_args,
+    expand_batch,
+    instantiate,
+    require_callable,
+)
 from pytest_neuronperf.spec import ModelSource
 
 TORCHSCRIPT_SUFFIXES = (".pt", ".pth", ".ts", ".torchscript", ".jit")
@@ -73,11 +78,11 @@ class TorchAdapter:
                 model = instantiate(source)
                 if isinstance(model, torch.nn.Module):
                     model = model.eval().to(placement.torch_device)
-        if not callable(model):
-            raise TypeError(f"{source.filename} built a {type(model).__name__}, which is not callable")
-        return model
+        return require_callable(model, source)
 
-    def prepare_inputs(self, example: Any, batch_size: int, placement: Placement) -> tuple[Any, ...]:
+    def prepare_inputs(
+        self, example: Any, batch_size: int, placement: Placement
+    ) -> tuple[Any, ...]:
         return tuple(
             _to_device(expand_batch(v, batch_size, _repeat), placement.torch_device)
             for v in as_args(example)
