@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-import math
 import shutil
 import tempfile
 from collections.abc import Callable, Sequence
@@ -26,7 +25,6 @@ from pytest_neuronperf.spec import ModelSource
 
 log = logging.getLogger("pytest_neuronperf")
 
-DEFAULT_DURATION_S = 5.0
 VERBOSITY_LEVELS = {0: logging.WARNING, 1: logging.INFO, 2: logging.DEBUG}
 
 
@@ -37,7 +35,7 @@ def benchmark(
     n_models: int | str | Sequence[int | str] | None = None,
     workers_per_model: int | Sequence[int] | None = None,
     pipeline_sizes: int | Sequence[int] | None = None,
-    duration: float = DEFAULT_DURATION_S,
+    duration: float = grid.DEFAULT_DURATION_S,
     warmup: float | str = "auto",
     preprocess_fn: Callable[..., Any] | None = None,
     postprocess_fn: Callable[..., Any] | None = None,
@@ -60,8 +58,11 @@ def benchmark(
     device backends and framework adapters (``name -> "module:attribute"``).
     """
     log.setLevel(VERBOSITY_LEVELS.get(verbosity, logging.DEBUG))
-    check_duration(duration)
-    check_warmup(warmup)
+    grid.positive_number("duration", duration)
+    if warmup != "auto":
+        grid.positive_number("warmup (or 'auto')", warmup, allow_zero=True)
+    if timeout is not None:
+        grid.positive_number("timeout", timeout)
     adapters = {**ADAPTERS, **(adapters or {})}
     backend = get_backend(device_type, devices)
     usable = list(cores) if cores is not None else backend.cores()
@@ -120,24 +121,6 @@ def log_outcome(report: dict[str, Any]) -> None:
                  report["latency_ms_p50"], report["latency_ms_p99"])
     else:
         log.warning("  error: %s", report["error"].splitlines()[0])
-
-
-def check_duration(duration: Any) -> None:
-    """A duration is a positive finite number of seconds."""
-    if isinstance(duration, bool) or not isinstance(duration, int | float) or not (
-        math.isfinite(duration) and duration > 0
-    ):
-        raise ValueError(f"duration must be a positive number of seconds, got {duration!r}")
-
-
-def check_warmup(warmup: Any) -> None:
-    """Warm-up is ``"auto"`` or a non-negative number of seconds."""
-    if warmup == "auto":
-        return
-    if isinstance(warmup, bool) or not isinstance(warmup, int | float) or not (
-        math.isfinite(warmup) and warmup >= 0
-    ):
-        raise ValueError(f"warmup must be 'auto' or seconds >= 0, got {warmup!r}")
 
 
 class SourcePlan:

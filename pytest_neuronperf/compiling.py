@@ -417,10 +417,8 @@ def check_compiler_args(compiler_args: Any) -> None:
 
 def check_timeout(timeout: Any) -> None:
     """None, or a positive number of seconds."""
-    if timeout is None:
-        return
-    if isinstance(timeout, bool) or not isinstance(timeout, int | float) or timeout <= 0:
-        raise ValueError(f"timeout must be a positive number of seconds or None, got {timeout!r}")
+    if timeout is not None:
+        grid.positive_number("timeout", timeout)
 
 
 def verify_settings(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -20,6 +21,19 @@ class RunConfig:
         """Short human-readable key, e.g. ``bs=1 models=2 workers=1 pipeline=1``."""
         return (f"bs={self.batch_size} models={self.n_models} "
                 f"workers={self.workers_per_model} pipeline={self.pipeline_size}")
+
+
+DEFAULT_DURATION_S = 5.0
+"""Seconds measured per configuration when nothing else says."""
+
+
+def positive_number(name: str, value: Any, allow_zero: bool = False) -> float:
+    """Validate a finite number of seconds (or units) > 0, or >= 0 with ``allow_zero``."""
+    ok = not isinstance(value, bool) and isinstance(value, int | float) and math.isfinite(value)
+    if not ok or value < 0 or (value == 0 and not allow_zero):
+        kind = "a number >= 0" if allow_zero else "a positive number"
+        raise ValueError(f"{name} must be {kind}, got {value!r}")
+    return float(value)
 
 
 def as_list(value: Any) -> list[Any]:

@@ -4,7 +4,6 @@ test or option at fault."""
 from __future__ import annotations
 
 import difflib
-import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from typing import Any
@@ -14,7 +13,6 @@ from pytest_neuronperf.gating import parse_tolerance
 
 DEVICES = ("auto", "cpu", "cuda", "neuron", "neuronx")
 COMPILERS = ("auto", "eager", "torchscript", "export", "saved_model", "xla", "neuron", "neuronx")
-DEFAULT_DURATION_S = 5.0
 BUDGET_KEYWORDS = ("p50_ms", "p99_ms", "min_throughput")
 MARKER_KEYWORDS = (
     "batch_sizes", "n_models", "workers_per_model", "pipeline_sizes", "duration", "warmup",
@@ -34,7 +32,7 @@ class PerfSettings:
     n_models: list[int | str] = field(default_factory=lambda: [1, "max"])
     workers_per_model: list[int] | None = None
     pipeline_sizes: list[int] = field(default_factory=lambda: [1])
-    duration: float = DEFAULT_DURATION_S
+    duration: float = grid.DEFAULT_DURATION_S
     warmup: float | str = "auto"
     device: str = "auto"
     compiler: str = "auto"
@@ -43,14 +41,6 @@ class PerfSettings:
     tolerance: dict[str, float] = field(default_factory=dict)
     """Per-metric overrides of the run's default tolerances."""
     timeout: float | None = None
-
-
-def _positive_number(name: str, value: Any, allow_zero: bool = False) -> float:
-    ok = not isinstance(value, bool) and isinstance(value, int | float) and math.isfinite(value)
-    if not ok or value < 0 or (value == 0 and not allow_zero):
-        kind = "a number >= 0" if allow_zero else "a positive number"
-        raise SettingsError(f"{name} must be {kind}, got {value!r}")
-    return float(value)
 
 
 def _n_models(value: Any) -> list[int | str]:
@@ -98,9 +88,9 @@ def apply_keywords(
             elif key == "n_models":
                 changes[key] = _n_models(value)
             elif key == "duration":
-                changes[key] = _positive_number("duration", value)
+                changes[key] = grid.positive_number("duration", value)
             elif key == "warmup":
-                changes[key] = "auto" if value == "auto" else _positive_number(
+                changes[key] = "auto" if value == "auto" else grid.positive_number(
                     "warmup", value, allow_zero=True)
             elif key == "device":
                 changes[key] = _choice("device", value, DEVICES, extra_devices)
@@ -112,11 +102,11 @@ def apply_keywords(
                 if value is None:
                     budgets.pop(key, None)
                 else:
-                    budgets[key] = _positive_number(key, value)
+                    budgets[key] = grid.positive_number(key, value)
             elif key == "tolerance":
                 changes[key] = {**base.tolerance, **parse_tolerance(value)}
             elif key == "timeout":
-                changes[key] = None if value is None else _positive_number("timeout", value)
+                changes[key] = None if value is None else grid.positive_number("timeout", value)
     except SettingsError:
         raise
     except ValueError as exc:  # from the shared validators
