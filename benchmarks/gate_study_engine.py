@@ -2,10 +2,10 @@
 
     .venv/bin/python benchmarks/gate_study_engine.py [--pairs 20] [--duration 3]
 
-Each pair records a fresh baseline run and then a second run of the same configuration, and
-gates the second against the first with the default tolerances (``pytest_neuronperf.gating``),
-re-measuring once and deciding on both runs when the first verdict is REGRESSED or INCONCLUSIVE,
-exactly as the plugin does.
+Each pair records a fresh baseline (two runs pooled, as ``--neuronperf-save-baseline`` does),
+then measures the same configuration again and gates it against that baseline with the default
+tolerances (``pytest_neuronperf.gating``), re-measuring once and deciding on both runs when the
+first verdict is REGRESSED or INCONCLUSIVE, exactly as the plugin does.
 A/A pairs run identical code; slowdown pairs make the second run do 25 % more work (the MLP runs
 5 layers instead of 4: throughput x0.8, latency x1.25). The contract: at most 1 A/A pair in 20
 fails, and every slowdown pair fails.
@@ -49,7 +49,8 @@ def study(pairs: int, duration: float, slower: bool, n_models: Any) -> Counter[s
     """Verdict counts over ``pairs`` (baseline, candidate) pairs."""
     verdicts: Counter[str] = Counter()
     for i in range(pairs):
-        base = run(4, duration, n_models)
+        # as --neuronperf-save-baseline does: the baseline pools two runs
+        base = pool_reports(run(4, duration, n_models), run(4, duration, n_models), "repeat")
         now = run(5 if slower else 4, duration, n_models)
         judgement = judge(now, entry_from_report(base))
         if needs_recheck(judgement):  # as the plugin does: measure again, decide on both runs

@@ -403,17 +403,19 @@ def needs_recheck(judgement: Judgement) -> bool:
     return judgement.verdict in RECHECK_VERDICTS and not judgement.budget_misses
 
 
-def pool_reports(first: Mapping[str, Any], second: Mapping[str, Any]) -> dict[str, Any]:
+def pool_reports(
+    first: Mapping[str, Any], second: Mapping[str, Any], label: str = "recheck"
+) -> dict[str, Any]:
     """``first`` with the windows of both runs (the gate then decides on both), and the second
-    run's headline figures under ``recheck``."""
+    run's headline figures under ``label`` (``recheck``, or ``repeat`` for a saved baseline)."""
     pooled = dict(first)
     if second.get("status", "ok") != "ok":
-        pooled["recheck"] = {"status": second.get("status"), "error": second.get("error")}
+        pooled[label] = {"status": second.get("status"), "error": second.get("error")}
         return pooled
     windows_a, windows_b = first.get("windows") or {}, second.get("windows") or {}
     pooled["windows"] = {m: [*windows_a.get(m, []), *windows_b.get(m, [])]
                          for m in set(windows_a) | set(windows_b)}
-    pooled["recheck"] = {k: second.get(k) for k in (
+    pooled[label] = {k: second.get(k) for k in (
         "status", "throughput_avg", "throughput_peak", "latency_ms_p50", "latency_ms_p99")}
     return pooled
 
