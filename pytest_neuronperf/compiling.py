@@ -66,6 +66,7 @@ from pytest_neuronperf import __version__
 from pytest_neuronperf import configs as grid
 from pytest_neuronperf.api import VERBOSITY_LEVELS, inputs_per_batch
 from pytest_neuronperf.compilers import COMPILERS
+from pytest_neuronperf.engine.processes import ChildProcess, process_context
 from pytest_neuronperf.frameworks import infer_framework, to_portable
 from pytest_neuronperf.frameworks.base import as_args, resolve_object
 from pytest_neuronperf.model_ref import INDEX_FORMAT, describe_model, read_model_index
@@ -721,51 +722,23 @@ class IndexWriter:
 # --- parent side of the compile process -------------------------------------------------------
 
 
-class CompileProcess:
-    """The compile process and the parent's end of its pipe."""
+class CompileProcess(ChildProcess):
+    """The compile process (``compile_main``) and the parent's end of its pipe."""
 
     def __init__(self, context: BaseContext, job: CompileJob) -> None:
         self.job = job
-        self.conn, child_conn = context.Pipe(duplex=True)
-        self.process = context.Process(  # type: ignore[attr-defined]
-            target=compile_main, args=(child_conn, job), name="neuronperf-compile", daemon=False
-        )
-        self.process.start()
-        child_conn.close()
+        super().__init__(context, compile_main, (job,), "neuronperf-compile", job.log_path,
+                         daemon=False)
 
-    def exit_description(self) -> str:
-        """How the process ended, e.g. ``exit code 1`` or ``killed by SIGSEGV``."""
-        self.process.join(timeout=1.0)
-        code = self.process.exitcode
-        if code is None:
-            return "still running"
-        if code < 0:
-            with contextlib.suppress(ValueError):
-                return f"killed by {signal.Signals(-code).name}"
-            return f"killed by signal {-code}"
-        return f"exit code {code}"
-
-    def output_tail(self) -> str:
+    def formatted_tail(self) -> str:
         """The process's last output lines, formatted for an error message."""
-        if self.job.log_path is None:
-            return ""
-        try:
-            text = Path(self.job.log_path).read_text(errors="replace")
-        except OSError:
-            return ""
-        tail = "\n".join(text.rstrip().splitlines()[-LOG_TAIL_LINES:])
+        tail = self.output_tail(LOG_TAIL_LINES)
         return f"\n--- last output of the compile process ---\n{tail}" if tail else ""
 
-    def kill(self) -> None:
+    def kill(self, join_timeout: float = 10.0) -> None:
         """Kill the process group, reap it, and delete its unfinished artifacts."""
-        pid = self.process.pid
-        if pid is not None:
-            for kill in (os.killpg, os.kill):
-                with contextlib.suppress(ProcessLookupError, PermissionError):
-                    kill(pid, signal.SIGKILL)
-        self.process.join(timeout=10.0)
-        with contextlib.suppress(OSError):
-            self.conn.close()
+        pid = self.pid
+        super().kill(join_timeout)
         if pid is not None:
             for leftover in Path(self.job.directory).glob(f".*.tmp-{pid}*"):
                 remove(leftover)
@@ -775,8 +748,6 @@ def run_compile(
     job: CompileJob, index: IndexWriter, timeout: float | None, shared: Path | None
 ) -> None:
     """Compile every task, restarting the process after a crash or timeout of one task."""
-    from pytest_neuronperf.engine.processes import process_context
-
     context = process_context(job.framework)
     remaining = list(job.tasks)
     while remaining:
@@ -811,7 +782,8 @@ def supervise(
         message = receive(process.conn) if process.conn in ready or process.conn.poll() else None
         if message is None:
             reason = (
-                f"the compile process died ({process.exit_description()})" + process.output_tail()
+                f"the compile process died ({process.exit_description()})"
+                + process.formatted_tail()
             )
             return abandon(process, index, tasks, current, started, reason, began)
         kind = message["kind"]

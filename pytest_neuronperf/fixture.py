@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+from collections.abc import Callable
 from typing import Any
 
 import pytest
@@ -74,7 +76,7 @@ class NeuronperfFixture:
         backend = self._session.backend(settings.device)
         needs_compile = settings.compiler not in ("auto", *EAGER_COMPILERS) or (
             settings.compiler == "auto" and backend.name in ("neuron", "neuronx"))
-        if needs_compile and not isinstance(model, str):
+        if needs_compile and not isinstance(model, str | os.PathLike):
             model = self.compile(model, inputs, framework=call_args.get("framework"), **overrides)
         share = self._session.share(backend)
         duration = self._session.options.duration or settings.duration
@@ -97,6 +99,20 @@ class NeuronperfFixture:
             # run of a drifting machine does not set the bar for all of them
             reports = [pool_reports(first, second, "repeat")
                        for first, second in zip(reports, measure(**grid), strict=True)]
+        failures = self._gate(reports, key, backend, settings, measure)
+        self.reports.extend(reports)
+        self._session.record(self._item.nodeid, reports, "\n\n".join(failures) or None)
+        return reports
+
+    def _gate(
+        self,
+        reports: list[dict[str, Any]],
+        key: str,
+        backend: Any,
+        settings: PerfSettings,
+        measure: Callable[..., list[dict[str, Any]]],
+    ) -> list[str]:
+        """Judge each report (re-measuring a suspected regression once); failure texts."""
         failures = []
         for position, report in enumerate(reports):
             judgement = self._session.gate(report, key, backend, settings.budgets,
@@ -116,9 +132,7 @@ class NeuronperfFixture:
             report["verdict"] = verdict.value
             if verdict.failing(self._session.options.strict):
                 failures.append(self._failure_text(report, judgement, verdict))
-        self.reports.extend(reports)
-        self._session.record(self._item.nodeid, reports, "\n\n".join(failures) or None)
-        return reports
+        return failures
 
     @staticmethod
     def _failure_text(report: dict[str, Any], judgement: Any, verdict: Verdict) -> str:

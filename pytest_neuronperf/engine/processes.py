@@ -15,8 +15,10 @@ import multiprocessing
 import os
 import signal
 import sys
+from collections.abc import Callable
 from multiprocessing.context import BaseContext
 from pathlib import Path
+from typing import Any
 
 from pytest_neuronperf.spec import WorkerSpec
 
@@ -43,20 +45,26 @@ def process_context(framework: str) -> BaseContext:
     return context
 
 
-class ModelProcess:
-    """One model copy's process and the parent's end of its pipe."""
+class ChildProcess:
+    """A process started from the forkserver, and the parent's end of its duplex pipe.
 
-    def __init__(self, context: BaseContext, spec: WorkerSpec) -> None:
-        from pytest_neuronperf import worker
+    ``target`` is called as ``target(child_conn, *args)``; it should lead its own process group
+    (``os.setpgid(0, 0)``) and write its output to ``log_path``.
+    """
 
-        self.spec = spec
-        self.log_path = Path(spec.log_path)
+    def __init__(
+        self,
+        context: BaseContext,
+        target: Callable[..., None],
+        args: tuple[Any, ...],
+        name: str,
+        log_path: str | None,
+        daemon: bool,
+    ) -> None:
+        self.log_path = Path(log_path) if log_path else None
         self.conn, child_conn = context.Pipe(duplex=True)
         self.process = context.Process(  # type: ignore[attr-defined]
-            target=worker.main,
-            args=(child_conn, spec),
-            name=f"neuronperf-copy-{spec.placement.copy_index}",
-            daemon=True,
+            target=target, args=(child_conn, *args), name=name, daemon=daemon
         )
         self.process.start()
         child_conn.close()
@@ -84,22 +92,34 @@ class ModelProcess:
                 return f"killed by signal {-code}"
         return f"exit code {code}"
 
-    def stderr_tail(self, lines: int = STDERR_TAIL_LINES) -> str:
+    def output_tail(self, lines: int = STDERR_TAIL_LINES) -> str:
         """The last lines the process wrote to stdout/stderr."""
+        if self.log_path is None:
+            return ""
         try:
             text = self.log_path.read_text(errors="replace")
         except OSError:
             return ""
         return "\n".join(text.rstrip().splitlines()[-lines:])
 
-    def kill(self) -> None:
+    def kill(self, join_timeout: float = 5.0) -> None:
         """Kill the process and its whole process group, then reap it."""
         pid = self.pid
         if pid is not None:
-            with contextlib.suppress(ProcessLookupError, PermissionError):
-                os.killpg(pid, signal.SIGKILL)
-            with contextlib.suppress(ProcessLookupError, PermissionError):
-                os.kill(pid, signal.SIGKILL)
-        self.process.join(timeout=5.0)
+            for kill in (os.killpg, os.kill):
+                with contextlib.suppress(ProcessLookupError, PermissionError):
+                    kill(pid, signal.SIGKILL)
+        self.process.join(timeout=join_timeout)
         with contextlib.suppress(OSError):
             self.conn.close()
+
+
+class ModelProcess(ChildProcess):
+    """One model copy's process (``worker.main``)."""
+
+    def __init__(self, context: BaseContext, spec: WorkerSpec) -> None:
+        from pytest_neuronperf import worker
+
+        self.spec = spec
+        super().__init__(context, worker.main, (spec,),
+                         f"neuronperf-copy-{spec.placement.copy_index}", spec.log_path, True)

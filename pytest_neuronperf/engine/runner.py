@@ -195,7 +195,7 @@ def receive_expected(proc: ModelProcess, expected: type, phase: str) -> Any:
 
 def tail_suffix(proc: ModelProcess) -> str:
     """The copy's last output lines, formatted for an error message."""
-    tail = proc.stderr_tail()
+    tail = proc.output_tail()
     return f"\n--- last output of the model process ---\n{tail}" if tail else ""
 
 
