@@ -32,7 +32,7 @@ from fakes import neuron_support
 from fakes.neuron.neuron_models import TinyNet
 
 import pytest_neuronperf as neuronperf
-from pytest_neuronperf import compiling
+from pytest_neuronperf import compile_worker, compiling
 from pytest_neuronperf.compilers.base import Compiler
 from pytest_neuronperf.model_ref import INDEX_FORMAT
 
@@ -408,7 +408,7 @@ def test_auto_compiler_follows_framework_and_device(framework: str, device: str,
 
 @pytest.mark.parametrize("name", ["torchscript", "export", "saved_model", "xla"])
 def test_builtin_compilers_follow_the_protocol(name: str):
-    compiler = compiling.load_compiler(name)
+    compiler = compile_worker.load_compiler(name)
     assert isinstance(compiler, Compiler)
     assert compiler.name == name and compiler.is_available()
     assert compiler.framework == ("torch" if name in ("torchscript", "export") else "tensorflow")
