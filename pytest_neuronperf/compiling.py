@@ -90,7 +90,6 @@ DEFAULT_MODELS_DIR = "neuronperf-models"
 CACHE_DIR_ENV = "NEURONPERF_CACHE_DIR"
 STARTUP_TIMEOUT_S = 600.0
 """Seconds the compile process may take to start and build the model (before any timeout)."""
-LOG_TAIL_LINES = 30
 EXIT_GRACE_S = 10.0
 """Seconds a compile process that has finished may take to exit before it is killed."""
 
@@ -647,12 +646,7 @@ class CompileProcess(ChildProcess):
     def __init__(self, context: BaseContext, job: CompileJob) -> None:
         self.job = job
         super().__init__(context, compile_main, (job,), "neuronperf-compile", job.log_path,
-                         daemon=False)
-
-    def formatted_tail(self) -> str:
-        """The process's last output lines, formatted for an error message."""
-        tail = self.output_tail(LOG_TAIL_LINES)
-        return f"\n--- last output of the compile process ---\n{tail}" if tail else ""
+                         daemon=False, role="compile process")
 
     def kill(self, join_timeout: float = 10.0) -> None:
         """Kill the process group, reap it, and delete its unfinished artifacts."""

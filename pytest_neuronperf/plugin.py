@@ -18,6 +18,8 @@ from pytest_neuronperf.session import (
 )
 
 SESSION_KEY = pytest.StashKey[PerfSession]()
+WRITTEN_KEY = pytest.StashKey[list[str]]()
+"""Lines saying which files the controller wrote, for the terminal summary."""
 MARKER = "neuronperf"
 MARKER_HELP = (
     "neuronperf(batch_sizes=[1], n_models=[1, 'max'], workers_per_model=None, "
@@ -257,9 +259,6 @@ def pytest_sessionfinish(session: pytest.Session) -> None:
         worker_output["neuronperf"] = perf.export()
         return
     config.stash[WRITTEN_KEY] = perf.write_outputs()
-
-
-WRITTEN_KEY = pytest.StashKey[list[str]]()
 
 
 def pytest_terminal_summary(terminalreporter: Any, config: pytest.Config) -> None:

@@ -276,11 +276,6 @@ class PerfSession:
         return notes
 
 
-def default_share(all_cores: list[int]) -> CoreShare:
-    """No xdist: this process uses every core."""
-    return CoreShare(all_cores)
-
-
 def env_worker() -> tuple[str | None, int]:
     """This xdist worker's name and the worker count, from xdist's environment variables."""
     worker = os.environ.get("PYTEST_XDIST_WORKER")

@@ -60,7 +60,10 @@ class ChildProcess:
         name: str,
         log_path: str | None,
         daemon: bool,
+        role: str,
     ) -> None:
+        self.role = role
+        """What the process is, for error messages (``model process``, ``compile process``)."""
         self.log_path = Path(log_path) if log_path else None
         self.conn, child_conn = context.Pipe(duplex=True)
         self.process = context.Process(  # type: ignore[attr-defined]
@@ -102,6 +105,11 @@ class ChildProcess:
             return ""
         return "\n".join(text.rstrip().splitlines()[-lines:])
 
+    def formatted_tail(self) -> str:
+        """The last output lines as an error-message suffix (empty when there is none)."""
+        tail = self.output_tail()
+        return f"\n--- last output of the {self.role} ---\n{tail}" if tail else ""
+
     def kill(self, join_timeout: float = 5.0) -> None:
         """Kill the process and its whole process group, then reap it."""
         pid = self.pid
@@ -122,4 +130,5 @@ class ModelProcess(ChildProcess):
 
         self.spec = spec
         super().__init__(context, worker.main, (spec,),
-                         f"neuronperf-copy-{spec.placement.copy_index}", spec.log_path, True)
+                         f"neuronperf-copy-{spec.placement.copy_index}", spec.log_path, True,
+                         "model process")

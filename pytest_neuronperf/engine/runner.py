@@ -152,7 +152,7 @@ def collect(
             index = next(iter(pending.values()))
             raise ConfigurationFailed(
                 f"copy {index} timed out while {phase}; it was killed"
-                + tail_suffix(procs[index])
+                + procs[index].formatted_tail()
             )
         waiting: list[Any] = [*pending, *(s for s, i in sentinels.items() if i in pending.values())]
         for ready in wait(waiting, timeout=remaining):
@@ -166,7 +166,7 @@ def collect(
                     continue  # its last message is still to be read
                 raise ConfigurationFailed(
                     f"copy {index} died while {phase} ({procs[index].exit_description()})"
-                    + tail_suffix(procs[index])
+                    + procs[index].formatted_tail()
                 )
     return [received[i] for i in range(len(procs))]
 
@@ -179,7 +179,7 @@ def receive_expected(proc: ModelProcess, expected: type, phase: str) -> Any:
     except (EOFError, OSError) as exc:
         raise ConfigurationFailed(
             f"copy {index} closed its pipe while {phase} ({proc.exit_description()})"
-            + tail_suffix(proc)
+            + proc.formatted_tail()
         ) from exc
     except messages.ProtocolError as exc:
         raise ConfigurationFailed(f"copy {index} sent a bad message while {phase}: {exc}") from exc
@@ -191,12 +191,6 @@ def receive_expected(proc: ModelProcess, expected: type, phase: str) -> Any:
             f"expected {expected.__name__}"
         )
     return message
-
-
-def tail_suffix(proc: ModelProcess) -> str:
-    """The copy's last output lines, formatted for an error message."""
-    tail = proc.output_tail()
-    return f"\n--- last output of the model process ---\n{tail}" if tail else ""
 
 
 def build_report(

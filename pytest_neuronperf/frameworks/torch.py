@@ -17,8 +17,6 @@ from pytest_neuronperf.frameworks.base import (
 )
 from pytest_neuronperf.spec import ModelSource
 
-TORCHSCRIPT_SUFFIXES = (".pt", ".pth", ".ts", ".torchscript", ".jit")
-
 
 def _repeat(value: Any, batch_size: int) -> Any:
     if isinstance(value, torch.Tensor):
