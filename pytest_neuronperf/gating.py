@@ -140,12 +140,13 @@ def parse_tolerance(spec: str | Mapping[str, Any]) -> dict[str, float]:
     return {_metric_name(name): _tolerance_value(name, value) for name, value in items}
 
 
-def effective_tolerance(*specs: str | Mapping[str, Any] | None) -> dict[str, float]:
-    """``DEFAULT_TOLERANCE`` overridden by each spec in turn (ini, command line, marker)."""
+def effective_tolerance(tolerance: Mapping[str, float] | None) -> dict[str, float]:
+    """``DEFAULT_TOLERANCE`` overridden by already parsed fractions (``parse_tolerance``'s)."""
     merged = dict(DEFAULT_TOLERANCE)
-    for spec in specs:
-        if spec is not None:
-            merged.update(parse_tolerance(spec))
+    for metric, fraction in (tolerance or {}).items():
+        if metric not in DEFAULT_TOLERANCE:
+            raise ValueError(f"tolerance names unknown metric {metric!r}.")
+        merged[metric] = float(fraction)
     return merged
 
 
@@ -322,13 +323,15 @@ class Judgement:
 def judge(
     report: Mapping[str, Any],
     baseline_entry: Mapping[str, Any] | None,
-    tolerance: str | Mapping[str, Any] | None = None,
+    tolerance: Mapping[str, float] | None = None,
     budgets: Mapping[str, float | None] | None = None,
     strict: bool = False,
 ) -> Judgement:
     """Gate one report: ERROR, then OVER_BUDGET, then NEW, else the metric comparisons.
 
-    ``tolerance`` overrides ``DEFAULT_TOLERANCE`` per metric (``off`` disables one).
+    ``tolerance`` overrides ``DEFAULT_TOLERANCE`` per metric with fractions as
+    ``parse_tolerance`` returns them (``inf`` disables one); values are not parsed again, so a
+    parsed 300 % stays 3.0 and is not mistaken for an unmarked percentage.
     """
     if report.get("status", "ok") != "ok":
         return Judgement(Verdict.ERROR, strict=strict, error=str(report.get("error") or ""))

@@ -82,7 +82,7 @@ def test_tolerance_off_disables_a_metric() -> None:
 
 def test_empty_tolerance_spec_changes_nothing() -> None:
     assert parse_tolerance("") == {}
-    assert effective_tolerance("") == DEFAULT_TOLERANCE
+    assert effective_tolerance({}) == effective_tolerance(None) == DEFAULT_TOLERANCE
 
 
 @pytest.mark.parametrize(
@@ -103,8 +103,16 @@ def test_bad_tolerance_is_a_sentence_naming_the_bad_part(spec: Any, message: str
 
 
 def test_effective_tolerance_layers_over_the_defaults() -> None:
-    merged = effective_tolerance("p99:20%", None, {"p99": "25%", "throughput": 0.07})
+    merged = effective_tolerance(parse_tolerance({"p99": "25%", "throughput": 0.07}))
     assert merged == {**DEFAULT_TOLERANCE, "latency_ms_p99": 0.25, "throughput": 0.07}
+
+
+def test_a_parsed_tolerance_over_100_percent_is_not_parsed_again() -> None:
+    # p99:300% parses to 3.0; read again as an unmarked number it would be refused as "300%?".
+    parsed = parse_tolerance("p99:300%")
+    assert effective_tolerance(parsed)["latency_ms_p99"] == 3.0
+    report = make_report(1)
+    assert judge(report, entry_from_report(report), parsed).verdict is not Verdict.ERROR
 
 
 # --- Verdicts ----------------------------------------------------------------------------------
@@ -300,7 +308,8 @@ def test_speedup_is_improved_and_passes() -> None:
 
 def test_marker_tolerance_can_switch_a_metric_off() -> None:
     entry = entry_from_report(make_report(1))
-    judgement = judge(make_report(2, speed=0.8), entry, "p50:off,p99:off,throughput:off")
+    judgement = judge(make_report(2, speed=0.8), entry,
+                      parse_tolerance("p50:off,p99:off,throughput:off"))
     assert judgement.verdict is Verdict.PASS
 
 
@@ -358,7 +367,8 @@ def test_table_of_new_configuration_says_so() -> None:
 
 
 def test_table_shows_disabled_tolerance_as_off() -> None:
-    judgement = judge(make_report(2), entry_from_report(make_report(1)), "p99:off")
+    judgement = judge(make_report(2), entry_from_report(make_report(1)),
+                      parse_tolerance("p99:off"))
     assert "off" in next(
         line for line in format_judgement_table(judgement).splitlines() if line.startswith("p99")
     )

@@ -49,6 +49,14 @@ def perf_project(pytester: pytest.Pytester) -> pytest.Pytester:
     return pytester
 
 
+# Comparisons of unchanged code (A/A) in these tests check the flow, not this machine's noise: a
+# sleep's p99 follows the scheduler's wake-up latency, which moves with whatever else the machine
+# runs (CI measured +35 % between two runs once). The gate's false-failure rate is measured by
+# benchmarks/gate_study_engine.py instead; here the A/A runs use tolerances wide enough that
+# only a broken plugin fails them.
+LOOSE_TOLERANCE = "--neuronperf-tolerance=throughput:40%,p50:40%,p99:300%"
+
+
 def run(pytester: pytest.Pytester, *args: str) -> pytest.RunResult:
     """Run pytest in a subprocess, as a user would."""
     return pytester.runpytest_subprocess("-p", "no:cacheprovider", *args)
@@ -75,7 +83,7 @@ def test_save_then_compare_passes(perf_project: pytest.Pytester) -> None:
     [machine] = data["machines"].values()
     assert set(machine["tests"]["test_models.py::test_sleep"]) == {
         "bs=1,n_models=1,workers=1,pipeline=1", "bs=2,n_models=1,workers=1,pipeline=1"}
-    compared = run(perf_project, f"--neuronperf-baseline={baseline}")
+    compared = run(perf_project, f"--neuronperf-baseline={baseline}", LOOSE_TOLERANCE)
     compared.assert_outcomes(passed=2)
     assert "REGRESSED" not in compared.stdout.str()
     compared.stdout.fnmatch_lines(["*neuronperf: baseline*machine*"])
@@ -200,7 +208,7 @@ def test_reports_files_carry_test_verdict_baseline_and_delta(
         perf_project: pytest.Pytester) -> None:
     baseline = perf_project.path / "baseline.json"
     run(perf_project, f"--neuronperf-baseline={baseline}", "--neuronperf-save-baseline")
-    result = run(perf_project, f"--neuronperf-baseline={baseline}",
+    result = run(perf_project, f"--neuronperf-baseline={baseline}", LOOSE_TOLERANCE,
                  "--neuronperf-json=out/r.json", "--neuronperf-csv=out/r.csv")
     result.assert_outcomes(passed=2)
     reports = load(perf_project.path / "out" / "r.json")["reports"]
