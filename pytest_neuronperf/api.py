@@ -15,11 +15,11 @@ from pytest_neuronperf.engine.processes import process_context
 from pytest_neuronperf.engine.runner import Job, run_configuration
 from pytest_neuronperf.frameworks import ADAPTERS, infer_framework, to_portable
 from pytest_neuronperf.frameworks.base import leading_dim
+from pytest_neuronperf.model_index import read_model_index
 from pytest_neuronperf.model_ref import (
     ModelReferenceError,
     describe_model,
     importable_name,
-    read_model_index,
 )
 from pytest_neuronperf.spec import ModelSource
 

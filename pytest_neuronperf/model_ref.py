@@ -8,15 +8,12 @@ process starts, with a sentence saying why and what to write instead.
 from __future__ import annotations
 
 import inspect
-import json
 import os
 import sys
 from pathlib import Path
 from typing import Any
 
 from pytest_neuronperf.spec import ModelSource
-
-INDEX_FORMAT = "pytest-neuronperf-index"
 
 
 class ModelReferenceError(ValueError):
@@ -86,18 +83,3 @@ def importable_name(obj: Any, what: str) -> tuple[str, str]:
         )
     return module, qualname
 
-
-def read_model_index(path: Path) -> dict[str, Any] | None:
-    """The parsed model index if ``path`` is one, None if it is another kind of file."""
-    if path.suffix != ".json" or not path.is_file():
-        return None
-    try:
-        data = json.loads(path.read_text())
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise ModelReferenceError(f"model index {str(path)!r} is not valid JSON: {exc}") from exc
-    if not isinstance(data, dict) or data.get("format") != INDEX_FORMAT:
-        raise ModelReferenceError(
-            f"{str(path)!r} is a JSON file but not a pytest-neuronperf model index "
-            f"(expected \"format\": \"{INDEX_FORMAT}\")"
-        )
-    return data

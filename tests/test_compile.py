@@ -32,9 +32,9 @@ from fakes import neuron_support
 from fakes.neuron.neuron_models import TinyNet
 
 import pytest_neuronperf as neuronperf
-from pytest_neuronperf import compile_worker, compiling
+from pytest_neuronperf import compile_cache, compile_worker, compiling
 from pytest_neuronperf.compilers.base import Compiler
-from pytest_neuronperf.model_ref import INDEX_FORMAT
+from pytest_neuronperf.model_index import INDEX_FORMAT
 
 TESTS_DIR = Path(__file__).parent
 QUICK = {"n_models": 1, "workers_per_model": 1, "duration": 0.3, "warmup": 0}
@@ -184,10 +184,10 @@ def test_cache_key_covers_shapes_dtypes_compiler_pipeline_and_versions():
     base = {"fingerprint": "abc", "example": np.zeros((1, 16), np.float32), "batch_size": 4,
             "pipeline_size": 1, "compiler": "torchscript", "compiler_args": None,
             "framework": "torch", "versions": versions, "device": "cpu"}
-    key = compiling.cache_key(**base)
+    key = compile_cache.cache_key(**base)
 
-    assert compiling.cache_key(**base) == key
-    assert compiling.cache_key(**{**base, "example": np.zeros((4, 16), np.float32)}) == key
+    assert compile_cache.cache_key(**base) == key
+    assert compile_cache.cache_key(**{**base, "example": np.zeros((4, 16), np.float32)}) == key
     changes = [
         {"fingerprint": "abd"},
         {"example": np.zeros((1, 32), np.float32)},
@@ -197,7 +197,7 @@ def test_cache_key_covers_shapes_dtypes_compiler_pipeline_and_versions():
         {"pipeline_size": 2},
         {"versions": {"torch": "2.14.0"}},
     ]
-    keys = {compiling.cache_key(**{**base, **change}) for change in changes}
+    keys = {compile_cache.cache_key(**{**base, **change}) for change in changes}
     assert key not in keys and len(keys) == len(changes)
 
 
@@ -205,9 +205,9 @@ def test_artifact_path_fingerprint_follows_its_bytes(tmp_path: Path):
     artifact = tmp_path / "model.pt"
     artifact.write_bytes(b"one")
     source = compiling.describe_model(artifact)
-    first = compiling.model_fingerprint(artifact, source)
+    first = compile_cache.model_fingerprint(artifact, source)
     artifact.write_bytes(b"two")
-    assert compiling.model_fingerprint(artifact, source) != first
+    assert compile_cache.model_fingerprint(artifact, source) != first
 
 
 def test_torchscript_conv_model_loads_back_where_optimize_for_inference_cannot(tmp_path: Path):
@@ -420,3 +420,24 @@ def test_importing_compile_imports_no_framework():
             "print([m for m in ('torch', 'tensorflow', 'keras') if m in sys.modules])")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]"
+
+
+@pytest.mark.parametrize(
+    ("content", "message"),
+    [
+        ('{"format": "pytest-neuronperf-index", "version": 1, "model_configs": [',
+         "not valid JSON"),
+        ('{"format": "something-else"}', "not a pytest-neuronperf model index"),
+        ('{"format": "pytest-neuronperf-index", "version": 7, "model_configs": []}',
+         "has version 7; this pytest-neuronperf reads versions up to 1"),
+        ('{"format": "pytest-neuronperf-index", "version": 1}', 'no "model_configs" list'),
+    ],
+)
+def test_unreadable_index_is_refused_naming_the_file(tmp_path: Path, content: str,
+                                                    message: str) -> None:
+    index = tmp_path / "model.json"
+    index.write_text(content)
+    with pytest.raises(ValueError, match=message) as caught:
+        neuronperf.torch.benchmark(str(index), torch.rand(1, 16), duration=0.2)
+    assert str(index) in str(caught.value)
+    assert index.read_text() == content
