@@ -1,66 +1,111 @@
 """The gate on the real engine: A/A false failures and detection of a 25 % slowdown.
 
-    .venv/bin/python benchmarks/gate_study_engine.py [--pairs 20] [--duration 3]
+    .venv/bin/python benchmarks/gate_study_engine.py [--pairs 20] [--duration 3] [--record F]
+    .venv/bin/python benchmarks/gate_study_engine.py --replay F
 
-Each pair records a fresh baseline (two runs pooled, as ``--neuronperf-save-baseline`` does),
-then measures the same configuration again and gates it against that baseline with the default
-tolerances (``pytest_neuronperf.gating``), re-measuring once and deciding on both runs when the
-first verdict is REGRESSED or INCONCLUSIVE, exactly as the plugin does.
-A/A pairs run identical code; slowdown pairs make the second run do 25 % more work (the MLP runs
-5 layers instead of 4: throughput x0.8, latency x1.25). The contract: at most 1 A/A pair in 20
-fails, and every slowdown pair fails.
+A pair is four runs of one configuration, measured back to back: two baseline runs (pooled, as
+``--neuronperf-save-baseline`` does), the run under test, and the run the plugin would make to
+recheck it. A/A pairs run identical code; slowdown pairs make the last two runs do 25 % more work
+(the MLP runs 5 layers instead of 4: throughput x0.8, latency x1.25). A/A and slowdown pairs
+alternate, so both see the same machine. The contract: at most 1 A/A pair in 20 fails, and every
+slowdown pair fails.
+
+Recording (``--record``, JSON lines) and judging are apart: ``--replay`` judges recorded runs
+again, so a change to the gate's rules can be compared with the old ones on the same
+measurements. Judging follows the plugin: default tolerances, the recheck run pooled in only
+when ``needs_recheck`` asks for it.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import sys
 from collections import Counter
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 sys.path.insert(0, str(Path(__file__).parent))
 
-import torch  # noqa: E402
-from figure_models import ScalableMLP  # noqa: E402
-
-import pytest_neuronperf as npf  # noqa: E402
-from pytest_neuronperf.gating import (  # noqa: E402
-    entry_from_report,
-    judge,
-    needs_recheck,
-    pool_reports,
-)
+KEPT_KEYS = ("status", "error", "batch_size", "n_models", "throughput_avg", "latency_ms_p50",
+             "latency_ms_p99", "windows")
+SAME, SLOW = "A/A", "slow"
 
 
 def run(repeats: int, duration: float, n_models: Any) -> dict[str, Any]:
-    """One configuration of the MLP with ``repeats`` layers of work."""
+    """One configuration of the MLP with ``repeats`` layers of work (what the gate needs of it)."""
+    import torch
+    from figure_models import ScalableMLP
+
+    import pytest_neuronperf as npf
+
     os.environ["MLP_REPEATS"] = str(repeats)
     [report] = npf.torch.benchmark(ScalableMLP, torch.rand(1, 512), batch_sizes=4,
-                                   n_models=n_models,
-                                   workers_per_model=1, duration=duration, verbosity=0,
-                                   device_type="cpu")
-    assert report["status"] == "ok", report["error"]
-    return report
+                                   n_models=n_models, workers_per_model=1, duration=duration,
+                                   verbosity=0, device_type="cpu")
+    if report["status"] != "ok":
+        raise SystemExit(f"benchmark failed: {report['error']}")
+    return {key: report.get(key) for key in KEPT_KEYS}
 
 
-def study(pairs: int, duration: float, slower: bool, n_models: Any) -> Counter[str]:
-    """Verdict counts over ``pairs`` (baseline, candidate) pairs."""
-    verdicts: Counter[str] = Counter()
-    for i in range(pairs):
-        # as --neuronperf-save-baseline does: the baseline pools two runs
-        base = pool_reports(run(4, duration, n_models), run(4, duration, n_models), "repeat")
-        now = run(5 if slower else 4, duration, n_models)
-        judgement = judge(now, entry_from_report(base))
-        if needs_recheck(judgement):  # as the plugin does: measure again, decide on both runs
-            now = pool_reports(now, run(5 if slower else 4, duration, n_models))
-            judgement = judge(now, entry_from_report(base))
-        verdicts[judgement.verdict.value] += 1
-        deltas = ", ".join(f"{m} {d * 100:+.1f}%" for m, d in judgement.delta.items())
-        print(f"  {'slow' if slower else 'A/A '} pair {i + 1:2}: {judgement.verdict.value:<12} "
-              f"{deltas}", flush=True)
-    return verdicts
+def record(path: Path, pairs: int, duration: float, n_models: Any) -> None:
+    """Measure ``pairs`` A/A and ``pairs`` slowdown pairs, alternating, appending to ``path``."""
+    with path.open("a") as stream:
+        for i in range(pairs):
+            for kind in (SAME, SLOW):
+                now = 5 if kind == SLOW else 4
+                runs = [run(4, duration, n_models), run(4, duration, n_models),
+                        run(now, duration, n_models), run(now, duration, n_models)]
+                stream.write(json.dumps({"kind": kind, "pair": i, "duration": duration,
+                                         "n_models": n_models, "runs": runs}) + "\n")
+                stream.flush()
+                print(f"  recorded {kind} pair {i + 1}/{pairs}", flush=True)
+
+
+def recorded(path: Path) -> Iterator[dict[str, Any]]:
+    """The pairs recorded in ``path``."""
+    with path.open() as stream:
+        for line in stream:
+            if line.strip():
+                yield json.loads(line)
+
+
+def judge_pair(runs: list[dict[str, Any]]) -> tuple[str, dict[str, float], bool]:
+    """(verdict, deltas, rechecked) for one recorded pair, as the plugin would decide it."""
+    from pytest_neuronperf.gating import entry_from_report, judge, needs_recheck, pool_reports
+
+    base1, base2, now, again = runs
+    baseline = entry_from_report(pool_reports(base1, base2, "repeat"))
+    judgement = judge(now, baseline)
+    rechecked = needs_recheck(judgement)
+    if rechecked:
+        judgement = judge(pool_reports(now, again), baseline)
+    return judgement.verdict.value, judgement.delta, rechecked
+
+
+def replay(path: Path) -> None:
+    """Judge every recorded pair and print the tallies."""
+    tallies: dict[str, Counter[str]] = {SAME: Counter(), SLOW: Counter()}
+    rechecks: Counter[str] = Counter()
+    settings = set()
+    for pair in recorded(path):
+        verdict, delta, rechecked = judge_pair(pair["runs"])
+        tallies[pair["kind"]][verdict] += 1
+        rechecks[pair["kind"]] += rechecked
+        settings.add((pair["duration"], str(pair["n_models"])))
+        deltas = ", ".join(f"{m} {d * 100:+.1f}%" for m, d in delta.items())
+        print(f"  {pair['kind']:<4} pair {pair['pair'] + 1:2}: {verdict:<12} "
+              f"{'(rechecked) ' if rechecked else '            '}{deltas}")
+    print()
+    for duration, n_models in sorted(settings):
+        print(f"duration {duration:g} s, n_models {n_models}")
+    same, slow = tallies[SAME], tallies[SLOW]
+    print(f"A/A ({sum(same.values())} pairs): {dict(same)} -> false failures "
+          f"{same['REGRESSED']}/{sum(same.values())}; rechecked {rechecks[SAME]}")
+    print(f"25% slowdown ({sum(slow.values())} pairs): {dict(slow)} -> caught "
+          f"{slow['REGRESSED']}/{sum(slow.values())}; rechecked {rechecks[SLOW]}")
 
 
 def main() -> None:
@@ -68,15 +113,17 @@ def main() -> None:
     parser.add_argument("--pairs", type=int, default=20)
     parser.add_argument("--duration", type=float, default=3.0)
     parser.add_argument("--n-models", default="1", help="1, 2 or max")
+    parser.add_argument("--record", type=Path, help="JSON lines file the runs are appended to")
+    parser.add_argument("--replay", type=Path, help="judge the runs recorded in this file")
     args = parser.parse_args()
+    if args.replay:
+        replay(args.replay)
+        return
     n_models: Any = args.n_models if args.n_models == "max" else int(args.n_models)
-    same = study(args.pairs, args.duration, False, n_models)
-    slow = study(args.pairs, args.duration, True, n_models)
-    print()
-    print(f"A/A ({args.pairs} pairs, duration {args.duration} s, n_models {n_models}): "
-          f"{dict(same)} -> false failures {same['REGRESSED']}/{args.pairs}")
-    print(f"25% slowdown ({args.pairs} pairs): {dict(slow)} -> caught "
-          f"{slow['REGRESSED']}/{args.pairs}")
+    path = args.record or Path(f"gate-runs-{os.getpid()}.jsonl")
+    record(path, args.pairs, args.duration, n_models)
+    print(f"runs recorded in {path}")
+    replay(path)
 
 
 if __name__ == "__main__":
