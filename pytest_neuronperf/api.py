@@ -6,13 +6,14 @@ import logging
 import shutil
 import tempfile
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from pytest_neuronperf import configs as grid
 from pytest_neuronperf.devices import DeviceBackend, get_backend
 from pytest_neuronperf.engine.processes import process_context
-from pytest_neuronperf.engine.runner import Job, run_configuration
+from pytest_neuronperf.engine.runner import Job, error_report, run_configuration
 from pytest_neuronperf.frameworks import ADAPTERS, infer_framework, to_portable
 from pytest_neuronperf.frameworks.base import leading_dim
 from pytest_neuronperf.model_index import read_model_index
@@ -65,7 +66,7 @@ def benchmark(
         grid.positive_number("timeout", timeout)
     adapters = {**ADAPTERS, **(adapters or {})}
     backend = get_backend(device_type, devices)
-    usable = list(cores) if cores is not None else backend.cores()
+    usable = checked_cores(cores) if cores is not None else backend.cores()
     if not usable:
         raise ValueError(f"no {backend.name} cores are available to benchmark on")
     for fn, what in ((preprocess_fn, "preprocess_fn"), (postprocess_fn, "postprocess_fn")):
@@ -73,6 +74,7 @@ def benchmark(
             importable_name(fn, what)
 
     plans = plan_sources(model, batch_sizes, pipeline_sizes, model_name)
+    check_framework(model, framework)
     framework = framework or plans.framework or infer_framework(model, inputs)
     if framework is None:
         raise ValueError(
@@ -87,9 +89,9 @@ def benchmark(
     log_dir = Path(tempfile.mkdtemp(prefix="neuronperf-logs-"))
     reports: list[dict[str, Any]] = []
     try:
-        for source, source_batch_sizes, source_pipelines in plans.sources:
+        for planned in plans.sources:
             job = Job(
-                model=source,
+                model=planned.source,
                 framework=framework,
                 adapter=adapters[framework],
                 device=backend,
@@ -102,16 +104,43 @@ def benchmark(
                 postprocess_fn=postprocess_fn,
                 return_timers=return_timers,
             )
-            for config in grid.expand(source_batch_sizes,
+            for config in grid.expand(planned.batch_sizes,
                                       n_models if n_models is not None else [1, "max"],
-                                      workers_per_model, source_pipelines, len(usable)):
-                log.info("benchmarking %s: %s", source.name, config.label())
-                report = run_configuration(context, job, config, per_batch[config.batch_size])
+                                      workers_per_model, planned.pipeline_sizes, len(usable)):
+                if planned.failure is not None:  # its compile failed: nothing to measure
+                    report = error_report(job, config, planned.failure)
+                else:
+                    log.info("benchmarking %s: %s", planned.source.name, config.label())
+                    report = run_configuration(context, job, config,
+                                               per_batch[config.batch_size])
                 log_outcome(report)
                 reports.append(report)
     finally:
         shutil.rmtree(log_dir, ignore_errors=True)
     return reports
+
+
+def check_framework(model: Any, framework: str | None) -> None:
+    """An explicit torch/tensorflow ``framework`` must not contradict what the model is."""
+    if framework not in ("torch", "tensorflow") or isinstance(model, str | Path):
+        return
+    actual = infer_framework(model, None)
+    if actual is not None and actual != framework:
+        raise ValueError(
+            f"{getattr(model, '__qualname__', model)!r} is a {actual} model but "
+            f"framework={framework!r}: pass framework={actual!r} or leave it out"
+        )
+
+
+def checked_cores(cores: Sequence[int]) -> list[int]:
+    """``cores=`` as given: distinct device units (a repeated one would be shared by copies)."""
+    values = list(cores)
+    for value in values:
+        if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+            raise ValueError(f"cores must be device unit numbers (ints >= 0), got {value!r}")
+    if len(set(values)) != len(values):
+        raise ValueError(f"cores lists a unit twice ({values}); copies would share it")
+    return values
 
 
 def log_outcome(report: dict[str, Any]) -> None:
@@ -123,18 +152,23 @@ def log_outcome(report: dict[str, Any]) -> None:
         log.warning("  error: %s", report["error"].splitlines()[0])
 
 
+@dataclass(frozen=True)
+class PlannedSource:
+    """One model or artifact, the sizes it serves, and why it cannot run if its compile failed."""
+
+    source: ModelSource
+    batch_sizes: list[int]
+    pipeline_sizes: list[int]
+    failure: str | None = None
+
+
+@dataclass(frozen=True)
 class SourcePlan:
     """Which artifact serves which (batch size, pipeline size)."""
 
-    def __init__(
-        self,
-        sources: list[tuple[ModelSource, list[int], list[int]]],
-        batch_sizes: list[int],
-        framework: str | None,
-    ) -> None:
-        self.sources = sources
-        self.batch_sizes = batch_sizes
-        self.framework = framework
+    sources: list[PlannedSource]
+    batch_sizes: list[int]
+    framework: str | None
 
 
 def plan_sources(
@@ -146,9 +180,12 @@ def plan_sources(
     """One source for a class or artifact; one per finished configuration of a model index."""
     index = read_model_index(Path(model)) if isinstance(model, str | Path) else None
     if index is None:
-        sizes = grid.positive_ints("batch_sizes", grid.as_list(batch_sizes or 1))
-        pipelines = grid.positive_ints("pipeline_sizes", grid.as_list(pipeline_sizes or 1))
-        return SourcePlan([(describe_model(model, model_name), sizes, pipelines)], sizes, None)
+        sizes = grid.positive_ints("batch_sizes", grid.as_list(
+            batch_sizes if batch_sizes is not None else 1))
+        pipelines = grid.positive_ints("pipeline_sizes", grid.as_list(
+            pipeline_sizes if pipeline_sizes is not None else 1))
+        return SourcePlan([PlannedSource(describe_model(model, model_name), sizes, pipelines)],
+                          sizes, None)
     return plan_index(Path(model), index, batch_sizes, pipeline_sizes, model_name)
 
 
@@ -159,33 +196,70 @@ def plan_index(
     pipeline_sizes: int | Sequence[int] | None,
     model_name: str | None,
 ) -> SourcePlan:
-    """Sources for the finished configurations of an index, filtered by the given sizes."""
-    want_sizes = set(grid.as_list(batch_sizes)) if batch_sizes is not None else None
-    want_pipes = set(grid.as_list(pipeline_sizes)) if pipeline_sizes is not None else None
-    sources = []
-    for entry in index.get("model_configs", []):
+    """Sources for the configurations of an index, filtered by the given sizes.
+
+    A configuration whose compile failed stays in the plan with its reason, so that it gives
+    ``status: error`` reports instead of silently dropping out.
+    """
+    want_sizes = filter_of("batch_sizes", batch_sizes)
+    want_pipes = filter_of("pipeline_sizes", pipeline_sizes)
+    name = model_name or index.get("model_name") or path.stem
+    planned = []
+    for position, entry in enumerate(index["model_configs"]):
+        batch_size, pipeline_size, artifact = index_entry(path, position, entry)
+        if want_sizes is not None and batch_size not in want_sizes:
+            continue
+        if want_pipes is not None and pipeline_size not in want_pipes:
+            continue
+        failure = None
         if entry.get("status") != "ok":
-            continue
-        if want_sizes is not None and entry["batch_size"] not in want_sizes:
-            continue
-        if want_pipes is not None and entry["pipeline_size"] not in want_pipes:
-            continue
-        artifact = Path(entry["filename"])
-        if not artifact.is_absolute():
-            artifact = path.parent / artifact
-        name = model_name or index.get("model_name") or path.stem
+            failure = (f"compile failed ({entry.get('compiler')}, model index {str(path)!r}): "
+                       f"{entry.get('error') or 'no reason recorded'}")
         source = ModelSource(
-            kind="path", name=name, filename=str(artifact), path=str(artifact),
+            kind="path", name=name, filename=str(artifact or path), path=str(artifact or path),
             compiler=entry.get("compiler"),
         )
-        sources.append((source, [entry["batch_size"]], [entry["pipeline_size"]]))
-    if not sources:
+        planned.append(PlannedSource(source, [batch_size], [pipeline_size], failure))
+    if not planned:
+        found = sorted({(e.get("batch_size"), e.get("pipeline_size"))
+                        for e in index["model_configs"] if isinstance(e, dict)})
         raise ModelReferenceError(
-            f"model index {str(path)!r} has no finished configuration matching "
-            f"batch_sizes={batch_sizes!r} pipeline_sizes={pipeline_sizes!r}"
+            f"model index {str(path)!r} has no configuration matching "
+            f"batch_sizes={batch_sizes!r} pipeline_sizes={pipeline_sizes!r}; it has "
+            f"(batch size, pipeline size) {found or 'none'}"
         )
-    sizes = list(dict.fromkeys(b for _, bs, _ in sources for b in bs))
-    return SourcePlan(sources, sizes, index.get("framework"))
+    sizes = list(dict.fromkeys(b for p in planned for b in p.batch_sizes))
+    return SourcePlan(planned, sizes, index.get("framework"))
+
+
+def filter_of(name: str, values: int | Sequence[int] | None) -> set[int] | None:
+    """The sizes a filter over an index keeps (None keeps all)."""
+    if values is None:
+        return None
+    return set(grid.positive_ints(name, grid.as_list(values)))
+
+
+def index_entry(path: Path, position: int, entry: Any) -> tuple[int, int, Path | None]:
+    """(batch size, pipeline size, artifact path) of one index entry, or a clear refusal."""
+    where = f"model index {str(path)!r}, model_configs[{position}]"
+    if not isinstance(entry, dict):
+        raise ModelReferenceError(f"{where} is not an object: compile the model again")
+    sizes = []
+    for key in ("batch_size", "pipeline_size"):
+        value = entry.get(key)
+        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+            raise ModelReferenceError(
+                f"{where} has {key}={value!r}; expected a positive integer: compile again")
+        sizes.append(value)
+    filename = entry.get("filename")
+    if entry.get("status") == "ok" and not isinstance(filename, str):
+        raise ModelReferenceError(f"{where} is ok but names no artifact file: compile again")
+    artifact = None
+    if isinstance(filename, str):
+        artifact = Path(filename)
+        if not artifact.is_absolute():
+            artifact = path.parent / artifact
+    return sizes[0], sizes[1], artifact
 
 
 def inputs_per_batch(inputs: Any, batch_sizes: list[int]) -> dict[int, Any]:

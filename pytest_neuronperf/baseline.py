@@ -189,6 +189,38 @@ def _validate(file: Path, data: Any) -> None:
                 isinstance(e, dict) for e in configs.values()
             ):
                 raise BaselineError(f"baseline file {file}: test {test!r} is not a valid record.")
+            for config, entry in configs.items():
+                problem = _entry_problem(entry)
+                if problem:
+                    raise BaselineError(
+                        f"baseline file {file}: test {test!r}, configuration {config!r}: "
+                        f"{problem}. Fix the entry or delete it and save the baseline again."
+                    )
+
+
+def _entry_problem(entry: dict[str, Any]) -> str | None:
+    """What is wrong with one configuration's entry (numbers the gate reads), if anything."""
+    metrics, windows = entry.get("metrics", {}), entry.get("windows", {})
+    if not isinstance(metrics, dict):
+        return "'metrics' is not an object"
+    if windows is not None and not isinstance(windows, dict):
+        return "'windows' is not an object"
+    for name, value in metrics.items():
+        if value is not None and not _is_number(value):
+            return f"metric {name!r} is {value!r}, not a number"
+    for name, series in (windows or {}).items():
+        if not isinstance(series, list) or not all(
+            v is None or _is_number(v) for v in series
+        ):
+            return f"windows {name!r} is not a list of numbers"
+        if any(v is not None and v < 0 for v in series):
+            return f"windows {name!r} has negative values"
+    return None
+
+
+def _is_number(value: Any) -> bool:
+    """An int or float (not a bool)."""
+    return isinstance(value, int | float) and not isinstance(value, bool)
 
 
 # --- Writing ---------------------------------------------------------------------------------

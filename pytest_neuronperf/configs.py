@@ -57,6 +57,8 @@ def positive_ints(name: str, values: Iterable[Any]) -> list[int]:
 
 def resolve_n_models(values: Sequence[Any], cores: int, pipeline_size: int) -> list[int]:
     """Turn ``"max"`` into ``cores // pipeline_size``, validate, deduplicate, keep order."""
+    if not values:
+        raise ValueError("n_models must not be empty")
     available = cores // pipeline_size
     if available < 1:
         raise ValueError(

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
+import hashlib
+import json
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
@@ -42,24 +45,64 @@ class NeuronperfFixture:
         except SettingsError as exc:
             pytest.fail(f"{self._item.nodeid}: neuronperf.benchmark: {exc}", pytrace=False)
 
+    @contextlib.contextmanager
+    def _refusals(self, call: str) -> Iterator[None]:
+        """A refused argument fails the test with one sentence naming it, not a traceback."""
+        try:
+            yield
+        except (ValueError, TypeError) as exc:
+            pytest.fail(f"{self._item.nodeid}: neuronperf.{call}: {exc}{self._share_note()}",
+                        pytrace=False)
+
+    def _share_note(self) -> str:
+        """Under xdist, which of the machine's cores this worker has (they explain a refusal)."""
+        try:
+            backend = self._session.backend(self.settings.device)
+            mine, every = self._session.share(backend).cores, backend.cores()
+        except (ValueError, TypeError):
+            return ""
+        if len(mine) >= len(every):
+            return ""
+        return (f" (this pytest-xdist worker has {len(mine)} of the machine's {len(every)} "
+                f"{backend.name} cores; fewer workers give each more)")
+
     def compile(self, model: Any, inputs: Any, framework: str | None = None,
                 **overrides: Any) -> str:
         """Compile ``model`` per batch and pipeline size (marker settings); returns the index."""
+        with self._refusals("compile"):
+            return self._compile(model, inputs, framework, overrides)
+
+    def _compile(self, model: Any, inputs: Any, framework: str | None,
+                 overrides: dict[str, Any]) -> str:
+        from pytest_neuronperf.compile_cache import safe_name
         from pytest_neuronperf.compiling import compile as compile_model
+        from pytest_neuronperf.model_ref import describe_model
 
         settings = self._settings(overrides)
         backend = self._session.backend(settings.device)
+        # one index per model and compile request: two tests (or xdist workers) compiling
+        # different models of one name, or one model at other sizes, never share an index file
+        source = describe_model(model)
+        request = json.dumps([source.filename, settings.batch_sizes, settings.pipeline_sizes,
+                              settings.compiler, settings.compiler_args, framework,
+                              backend.name], sort_keys=True, default=str)
+        tag = hashlib.sha256(request.encode()).hexdigest()[:12]
         return compile_model(
             model, inputs, batch_sizes=settings.batch_sizes,
             pipeline_sizes=settings.pipeline_sizes, compiler=settings.compiler,
             compiler_args=settings.compiler_args, device_type=backend.name,
             models_dir=str(self._config.rootpath / ".neuronperf-cache"), verbosity=0,
-            framework=framework,
+            framework=framework, filename=f"{safe_name(source.name)}-{tag}.json",
         )
 
     def benchmark(self, model: Any, inputs: Any, *, name: str | None = None,
                   **overrides: Any) -> list[dict[str, Any]]:
         """Run every configuration of the marker (plus ``overrides``); record and gate them."""
+        with self._refusals("benchmark"):
+            return self._benchmark(model, inputs, name, overrides)
+
+    def _benchmark(self, model: Any, inputs: Any, name: str | None,
+                   overrides: dict[str, Any]) -> list[dict[str, Any]]:
         from pytest_neuronperf.api import benchmark
 
         key = result_key(self._item.nodeid, name)
@@ -130,7 +173,8 @@ class NeuronperfFixture:
                 config=self._config, report=report, judgement=judgement)
             verdict = Verdict(str(override)) if override is not None else judgement.verdict
             report["verdict"] = verdict.value
-            if verdict.failing(self._session.options.strict):
+            recording = self._session.options.save_baseline and verdict is Verdict.NEW
+            if verdict.failing(self._session.options.strict) and not recording:
                 failures.append(self._failure_text(report, judgement, verdict))
         return failures
 

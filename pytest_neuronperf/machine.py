@@ -88,7 +88,8 @@ def version_changes(old_fp: Mapping[str, Any], new_fp: Mapping[str, Any]) -> lis
         old, new = old_fp.get(key), new_fp.get(key)
         if old != new:
             missing = "not installed" if key in libraries else "unset"
-            changes.append(f"{key} {_shown(old, missing)} -> {_shown(new, missing)}")
+            before = _shown(old, missing) if key in old_fp else "not recorded"
+            changes.append(f"{key} {before} -> {_shown(new, missing)}")
     return changes
 
 

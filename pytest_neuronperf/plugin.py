@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import os
 from collections.abc import Callable, Generator
 from pathlib import Path
 from typing import Any
@@ -140,7 +141,36 @@ def run_options(config: pytest.Config) -> RunOptions:
             "(or set neuronperf_baseline in the ini file)")
     if options.skip and options.only:
         raise pytest.UsageError("--neuronperf-skip and --neuronperf-only exclude each other")
+    for flag, path in (("--neuronperf-baseline", options.baseline),
+                       ("--neuronperf-json", options.json_path),
+                       ("--neuronperf-csv", options.csv_path)):
+        if path is not None:
+            check_writable_file(flag, path, must_write=flag != "--neuronperf-baseline"
+                                or bool(options.save_baseline))
     return options
+
+
+def check_writable_file(flag: str, path: Path, must_write: bool) -> None:
+    """Refuse, before anything runs, a file path the run could not write at its end."""
+    if path.is_dir():
+        raise pytest.UsageError(f"{flag}={path} is a directory; give a file path")
+    if not must_write:
+        return
+    existing = next(p for p in (path.absolute(), *path.absolute().parents) if p.exists())
+    if existing != path.absolute() and not existing.is_dir():
+        raise pytest.UsageError(f"{flag}={path}: {existing} is a file, not a directory")
+    if not os.access(existing, os.W_OK):
+        raise pytest.UsageError(f"{flag}={path}: {existing} is not writable")
+
+
+def check_device_name(name: str | None, devices: dict[str, Any]) -> None:
+    """``--neuronperf-device`` must name a built-in or a registered backend."""
+    from pytest_neuronperf.settings import DEVICES
+
+    if name is not None and name not in (*DEVICES, *devices):
+        raise pytest.UsageError(
+            f"--neuronperf-device / neuronperf_device: unknown device {name!r}; choose one of "
+            f"{', '.join((*DEVICES, *devices))}")
 
 
 def _merged_dicts(results: list[dict[str, Any] | None]) -> dict[str, Any]:
@@ -169,6 +199,7 @@ def pytest_configure(config: pytest.Config) -> None:
         def share_for(cores: list[int]) -> CoreShare:
             return CoreShare(cores)
 
+    check_device_name(options.device, devices)
     config.stash[SESSION_KEY] = PerfSession(options, devices, adapters, extra_fp, share_for)
     if config.pluginmanager.hasplugin("xdist") and worker_input is None:
         from pytest_neuronperf.xdist_hooks import ControllerHooks
@@ -258,7 +289,10 @@ def pytest_sessionfinish(session: pytest.Session) -> None:
     if worker_output is not None:
         worker_output["neuronperf"] = perf.export()
         return
-    config.stash[WRITTEN_KEY] = perf.write_outputs()
+    written, failed = perf.write_outputs(config.rootpath)
+    config.stash[WRITTEN_KEY] = written
+    if failed and session.exitstatus == pytest.ExitCode.OK:
+        session.exitstatus = pytest.ExitCode.TESTS_FAILED
 
 
 def pytest_terminal_summary(terminalreporter: Any, config: pytest.Config) -> None:

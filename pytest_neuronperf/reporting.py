@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import json
 import math
@@ -47,10 +48,31 @@ def print_reports(
     file: TextIO | None = None,
 ) -> None:
     """Print the reports as a table (NeuronPerf's default columns), sorted by ``sort_by``."""
-    ordered = list(reports)
+    ordered = report_list(reports)
+    columns = [cols] if isinstance(cols, str) else list(cols)
     if sort_by:
-        ordered.sort(key=lambda r: (r.get(sort_by) is None, r.get(sort_by) or 0), reverse=reverse)
-    print(format_table(ordered, cols), file=file or sys.stdout)
+        ordered.sort(key=lambda r: _sort_key(r.get(sort_by)), reverse=reverse)
+    print(format_table(ordered, columns), file=file or sys.stdout)
+
+
+def _sort_key(value: Any) -> tuple[int, float, str]:
+    """Numbers in order, then text, then missing values (never a TypeError on mixed types)."""
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return (2, 0.0, "")
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        return (0, float(value), "")
+    return (1, 0.0, str(value))
+
+
+def report_list(reports: Any) -> list[dict[str, Any]]:
+    """``reports`` as a list of dicts (any iterable of them), or a TypeError saying what it is."""
+    if isinstance(reports, dict | str | bytes):
+        raise TypeError(f"reports must be a list of report dicts, not a {type(reports).__name__}")
+    listed = list(reports)
+    for report in listed:
+        if not isinstance(report, dict):
+            raise TypeError(f"each report must be a dict, got {type(report).__name__}")
+    return listed
 
 
 def _default_path(suffix: str) -> Path:
@@ -58,16 +80,24 @@ def _default_path(suffix: str) -> Path:
 
 
 def _atomic_write(path: Path, text: str) -> None:
+    if path.is_dir():
+        raise IsADirectoryError(f"{path} is a directory")
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    with open(tmp, "w", newline="") as handle:
-        handle.write(text)
-        handle.flush()
-        os.fsync(handle.fileno())
-    os.replace(tmp, path)
+    try:
+        with open(tmp, "w", newline="") as handle:
+            handle.write(text)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+        raise
 
 
 def _csv_value(value: Any) -> Any:
+    value = _json_safe(value)
     if isinstance(value, dict | list):
         return json.dumps(value, allow_nan=False, default=str)
     return "" if value is None else value
@@ -80,6 +110,9 @@ def write_csv(
 ) -> str:
     """Write every key of every report (or ``cols``) as CSV; returns the path written."""
     path = Path(filename) if filename is not None else _default_path("csv")
+    reports = report_list(reports)
+    if isinstance(cols, str):
+        cols = [cols]
     columns = list(cols) if cols else list(dict.fromkeys(k for r in reports for k in r))
     from io import StringIO
 
@@ -93,6 +126,9 @@ def write_csv(
 
 
 def _json_safe(value: Any) -> Any:
+    """Plain JSON values: NaN/inf become None, NumPy scalars and arrays plain numbers/lists."""
+    if type(value).__module__ == "numpy" and hasattr(value, "tolist"):
+        value = value.tolist()
     if isinstance(value, float) and not math.isfinite(value):
         return None
     if isinstance(value, dict):
@@ -108,7 +144,7 @@ def write_json(
     """Write every report as strict JSON (NaN becomes null); returns the path written."""
     path = Path(filename) if filename is not None else _default_path("json")
     document = {"format": REPORT_FORMAT, "version": REPORT_VERSION,
-                "reports": _json_safe(list(reports))}
+                "reports": _json_safe(report_list(reports))}
     _atomic_write(path, json.dumps(document, indent=2, allow_nan=False) + "\n")
     return str(path)
 
@@ -124,12 +160,17 @@ def get_reports(filename: str | os.PathLike[str]) -> list[dict[str, Any]]:
         return document
     if not isinstance(document, dict) or document.get("format") != REPORT_FORMAT:
         raise ValueError(f"{str(path)!r} is not a pytest-neuronperf report file")
-    if document.get("version", 0) > REPORT_VERSION:
+    version = document.get("version")
+    if not isinstance(version, int) or isinstance(version, bool):
+        raise ValueError(f"{str(path)!r} has report format version {version!r}, not a number")
+    if version > REPORT_VERSION:
         raise ValueError(
             f"{str(path)!r} was written by a newer pytest-neuronperf (report format version "
-            f"{document['version']}); upgrade to read it"
+            f"{version}); upgrade to read it"
         )
-    reports: list[dict[str, Any]] = document["reports"]
+    reports = document.get("reports")
+    if not isinstance(reports, list):
+        raise ValueError(f"{str(path)!r} has no \"reports\" list")
     return reports
 
 

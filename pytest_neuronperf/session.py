@@ -8,7 +8,8 @@ import contextlib
 import fcntl
 import os
 import tempfile
-from collections.abc import Iterator
+import time
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -184,21 +185,50 @@ class PerfSession:
 
     # -- output --------------------------------------------------------------------------------
 
-    def write_outputs(self) -> list[str]:
-        """Write the baseline (if saving), JSON and CSV; return lines saying what was written."""
+    def write_outputs(self, rescue_dir: Path) -> tuple[list[str], bool]:
+        """Write the baseline (if saving), JSON and CSV; return (lines to show, any failed).
+
+        A file that cannot be written does not stop the others. If results would be lost (the
+        baseline or JSON could not be written and no other JSON holds them), they go to a
+        ``neuronperf-unsaved-*.json`` in ``rescue_dir`` instead.
+        """
         from pytest_neuronperf import reporting
 
-        lines = []
-        if self.options.save_baseline and self.options.baseline is not None:
-            saved = self.save_baseline(self.options.baseline)
-            if saved:
-                lines.append(f"baseline: saved {saved} configuration(s) to {self.options.baseline}")
         ordered = sorted(self.results, key=lambda r: r.get("test", ""))
-        if self.options.json_path is not None:
-            lines.append(f"reports: {reporting.write_json(ordered, self.options.json_path)}")
-        if self.options.csv_path is not None:
-            lines.append(f"reports: {reporting.write_csv(ordered, self.options.csv_path)}")
-        return lines
+        lines: list[str] = []
+        failed: list[str] = []
+
+        def attempt(what: str, write: Callable[[], str | None]) -> bool:
+            try:
+                line = write()
+            except (OSError, ValueError) as exc:
+                failed.append(what)
+                lines.append(f"neuronperf: ERROR could not write {what}: {exc}")
+                return False
+            if line:
+                lines.append(line)
+            return True
+
+        baseline = self.options.baseline
+        if self.options.save_baseline and baseline is not None:
+            def save() -> str | None:
+                saved = self.save_baseline(baseline)
+                return f"baseline: saved {saved} configuration(s) to {baseline}" if saved else None
+
+            attempt(f"the baseline {baseline} (--neuronperf-baseline)", save)
+        json_path, csv_path = self.options.json_path, self.options.csv_path
+        json_ok = json_path is not None and attempt(
+            f"{json_path} (--neuronperf-json)",
+            lambda: f"reports: {reporting.write_json(ordered, json_path)}")
+        if csv_path is not None:
+            attempt(f"{csv_path} (--neuronperf-csv)",
+                    lambda: f"reports: {reporting.write_csv(ordered, csv_path)}")
+        if failed and ordered and not json_ok:
+            rescue = rescue_dir / f"neuronperf-unsaved-{time.strftime('%Y%m%d-%H%M%S')}.json"
+            attempt(f"the rescue file {rescue}",
+                    lambda: f"neuronperf: this run's reports were saved to "
+                            f"{reporting.write_json(ordered, rescue)} instead")
+        return lines, bool(failed)
 
     def save_baseline(self, path: Path) -> int:
         """Merge every successful configuration of this run into the baseline, per machine."""
@@ -244,6 +274,21 @@ class PerfSession:
         return (f"neuronperf: baseline {self.options.baseline} has no results for this machine "
                 f"{machine_id}: every configuration is NEW; it has: {others}")
 
+    def version_notes(self) -> list[str]:
+        """Library versions that changed since the baseline, per machine that was compared."""
+        assert self.baseline is not None
+        fingerprints = {r["machine"]: r.get("fingerprint") or {} for r in self.results
+                        if "machine" in r}
+        notes = []
+        for machine_id, fp in sorted(fingerprints.items()):
+            if self.baseline.has_machine(machine_id):
+                changes = machine.version_changes(
+                    self.baseline.fingerprint(machine_id) or {}, fp)
+                if changes:
+                    notes.append(f"neuronperf: compared with a baseline from other library "
+                                 f"versions: {', '.join(changes)}")
+        return notes
+
     def verdict_counts(self) -> dict[str, int]:
         """How many configurations got each verdict."""
         counts: dict[str, int] = {}
@@ -259,6 +304,7 @@ class PerfSession:
             machines = {r["machine"] for r in self.results if "machine" in r}
             notes += [self.machine_mismatch(m) for m in sorted(machines)
                       if not self.baseline.has_machine(m)]
+            notes += self.version_notes()
         counts = self.verdict_counts()
         strict = self.options.strict
         if counts.get(Verdict.NEW.value) and not self.options.save_baseline:

@@ -28,10 +28,12 @@ class SettingsError(ValueError):
 class PerfSettings:
     """What one perf test asked for, after defaults."""
 
-    batch_sizes: list[int] = field(default_factory=lambda: [1])
+    batch_sizes: list[int] | None = None
+    """None: ``[1]`` for a model, every compiled batch size for a model index."""
     n_models: list[int | str] = field(default_factory=lambda: [1, "max"])
     workers_per_model: list[int] | None = None
-    pipeline_sizes: list[int] = field(default_factory=lambda: [1])
+    pipeline_sizes: list[int] | None = None
+    """None: ``[1]`` for a model, every compiled pipeline size for a model index."""
     duration: float = grid.DEFAULT_DURATION_S
     warmup: float | str = "auto"
     device: str = "auto"

@@ -115,8 +115,9 @@ class ReportsPlacement:
             "affinity": sorted(os.sched_getaffinity(0)),
             "omp": os.environ.get("OMP_NUM_THREADS"),
         }
-        if "torch" in sys.modules:
-            info["torch_threads"] = sys.modules["torch"].get_num_threads()
+        import torch
+
+        info["torch_threads"] = torch.get_num_threads()
         path = Path(os.environ["PLACEMENT_DIR"]) / f"{os.getpid()}.json"
         path.write_text(json.dumps(info))
 

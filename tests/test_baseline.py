@@ -151,6 +151,30 @@ def test_unusable_file_is_an_error_and_left_untouched(
     assert not list(tmp_path.glob(".baseline.json.*"))
 
 
+@pytest.mark.parametrize(
+    ("bad_entry", "message"),
+    [
+        ({"metrics": {}, "windows": {"throughput": "fast"}}, "windows 'throughput' is not a list"),
+        ({"metrics": {}, "windows": {"throughput": ["1", "2"]}}, "not a list of numbers"),
+        ({"metrics": {"throughput_avg": "x"}, "windows": {}}, "metric 'throughput_avg' is 'x'"),
+        ({"metrics": {}, "windows": {"throughput": [5.0, -3.0]}}, "negative values"),
+        ({"metrics": [], "windows": {}}, "'metrics' is not an object"),
+    ],
+)
+def test_hand_edited_entry_with_bad_numbers_is_an_error_naming_it(
+    tmp_path: Path, bad_entry: dict[str, Any], message: str
+) -> None:
+    path = tmp_path / "baseline.json"
+    save_results(path, "m1", FP, {"t.py::test_a": {"bs=1": entry(1)}})
+    data = json.loads(path.read_text())
+    data["machines"]["m1"]["tests"]["t.py::test_a"]["bs=1"] = bad_entry
+    path.write_text(json.dumps(data))
+    with pytest.raises(BaselineError, match=message) as error:
+        load_baseline(path)
+    assert str(path) in str(error.value) and "'t.py::test_a'" in str(error.value)
+    assert "'bs=1'" in str(error.value)
+
+
 def test_newer_version_says_to_upgrade(tmp_path: Path) -> None:
     path = tmp_path / "baseline.json"
     path.write_text(json.dumps({"format": FORMAT, "version": FORMAT_VERSION + 1, "machines": {}}))

@@ -230,8 +230,14 @@ def test_failing_configuration_is_recorded_and_the_others_compile(tmp_path: Path
     assert entries[1]["status"] == entries[2]["status"] == "ok"
     assert entries[3]["status"] == "error" and entries[3]["filename"] is None
     assert "does not support batch size 3" in entries[3]["error"]
-    with pytest.raises(ValueError, match="no finished configuration"):
-        neuronperf.benchmark(tmp_path / "NoBatchOfThree.json", example(), batch_sizes=[3])
+    # benchmarking the failed size reports the compile error instead of dropping it
+    [report] = neuronperf.benchmark(tmp_path / "NoBatchOfThree.json", example(), batch_sizes=[3],
+                                    n_models=1, workers_per_model=1, duration=0.2, verbosity=0)
+    assert report["status"] == "error" and report["batch_size"] == 3
+    assert "compile failed (torchscript" in report["error"]
+    assert "does not support batch size 3" in report["error"]
+    with pytest.raises(ValueError, match=r"no configuration matching.*it has .*\(1, 1\)"):
+        neuronperf.benchmark(tmp_path / "NoBatchOfThree.json", example(), batch_sizes=[7])
 
 
 def test_output_mismatch_is_an_error_with_the_max_abs_diff(tmp_path: Path):

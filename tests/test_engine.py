@@ -195,6 +195,8 @@ def test_each_copy_is_pinned_to_its_own_cores(tmp_path, monkeypatch, two_cores):
     seen = [json.loads(p.read_text()) for p in tmp_path.glob("*.json")]
     assert sorted(tuple(s["affinity"]) for s in seen) == [(two_cores[0],), (two_cores[1],)]
     assert all(s["omp"] == "1" for s in seen)
+    # a plain callable that uses torch is capped too (torch preloaded or imported by the model)
+    assert all(s["torch_threads"] == 1 for s in seen)
     for path in tmp_path.glob("*.json"):
         path.unlink()
     reports = bench(ReportsPlacement, pipeline_sizes=2, n_models=1, cores=two_cores)
@@ -212,6 +214,52 @@ def test_reports_round_trip_through_json_and_csv(tmp_path, capsys):
     npf.print_reports(reports)
     printed = capsys.readouterr().out
     assert "throughput_avg" in printed and "latency_ms_p99" in printed
+
+
+def test_report_files_take_any_iterable_and_odd_values(tmp_path, capsys):
+    reports = [{"batch_size": 1, "status": "ok", "throughput_avg": np.float64(2.5),
+                "windows": {"latency_ms_p50": [1.0, float("nan")], "x": [float("inf")]}},
+               {"batch_size": 2, "status": "error", "throughput_avg": None}]
+    csv_path = Path(npf.write_csv(iter(reports), tmp_path / "r.csv"))
+    rows = csv_path.read_text().splitlines()
+    assert len(rows) == 3 and '[1.0, null]' in rows[1].replace('""', '"')
+    json_path = npf.write_json((r for r in reports), tmp_path / "r.json")
+    assert npf.get_reports(json_path)[0]["throughput_avg"] == 2.5
+    with pytest.raises(TypeError, match="list of report dicts, not a dict"):
+        npf.write_json({"a": 1}, tmp_path / "x.json")
+    npf.print_reports(reports, cols="throughput_avg", sort_by="status")
+    assert capsys.readouterr().out.splitlines()[0].strip() == "throughput_avg"
+    assert not list(tmp_path.glob(".*.tmp"))
+
+
+@pytest.mark.parametrize(
+    ("document", "message"),
+    [({"format": "pytest-neuronperf-reports", "version": "2", "reports": []}, "not a number"),
+     ({"format": "pytest-neuronperf-reports", "version": 1, "reports": None}, "no \"reports\"")],
+)
+def test_unreadable_report_file_is_refused(tmp_path, document, message):
+    path = tmp_path / "r.json"
+    path.write_text(json.dumps(document))
+    with pytest.raises(ValueError, match=message):
+        npf.get_reports(path)
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [({"batch_sizes": 0}, "batch_sizes must be positive integers, got 0"),
+     ({"batch_sizes": []}, "batch_sizes must not be empty"),
+     ({"pipeline_sizes": 0}, "pipeline_sizes must be positive integers, got 0"),
+     ({"n_models": []}, "n_models must not be empty"),
+     ({"cores": [0, 0], "n_models": 2}, "lists a unit twice"),
+     ({"framework": "tensorflow", "model": "torch"},
+      "is a torch model but framework='tensorflow'")],
+)
+def test_odd_arguments_are_refused_not_reinterpreted(kwargs, message):
+    model = Noop
+    if kwargs.pop("model", None) == "torch":
+        from torch_models import TinyMLP as model  # noqa: N813
+    with pytest.raises(ValueError, match=message):
+        bench(model, **kwargs)
 
 
 def test_importing_the_package_imports_no_framework():

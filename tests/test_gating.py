@@ -426,3 +426,14 @@ def test_a_suspected_regression_is_rechecked_on_both_runs() -> None:
     assert first["windows"]["throughput"] == [10.0, 11.0]  # inputs untouched
     failed = pool_reports(first, {"status": "error", "error": "boom"})
     assert failed["windows"] == first["windows"] and failed["recheck"]["error"] == "boom"
+
+
+def test_a_metric_switched_off_is_never_inconclusive() -> None:
+    # two windows only: too few to decide, but p50 and p99 are off, so they must not say so
+    base = {"status": "ok", "throughput_avg": 2.0, "latency_ms_p50": 450.0,
+            "latency_ms_p99": 460.0,
+            "windows": {"throughput": [2.0, 2.0], "latency_ms_p50": [450.0, 451.0],
+                        "latency_ms_p99": [460.0, 461.0]}}
+    judgement = judge(base, entry_from_report(base), parse_tolerance("p50:off,p99:off"))
+    verdicts = {c.metric: c.verdict for c in judgement.comparisons}
+    assert verdicts["latency_ms_p50"] is verdicts["latency_ms_p99"] is Verdict.PASS

@@ -87,5 +87,5 @@ def test_version_changes_include_extra_fields_but_not_speed_fields() -> None:
     new = {**BASE, "cores": 4, "kernel": "6.1"}
     assert version_changes(old, new) == [
         "neuronx-cc 2.14 -> not installed",
-        "kernel unset -> 6.1",
+        "kernel not recorded -> 6.1",
     ]

@@ -6,6 +6,7 @@ import json
 import threading
 import time
 
+from pytest_neuronperf import baseline as baseline_file
 from pytest_neuronperf.gating import Verdict
 from pytest_neuronperf.session import PerfSession, RunOptions, xdist_share
 
@@ -61,3 +62,41 @@ def test_results_from_other_hosts_land_in_their_own_machine_sections(tmp_path):
     assert set(machines) == {"aaaa", "bbbb"}
     assert list(machines["aaaa"]["tests"]) == ["t.py::a"]
     assert machines["bbbb"]["fingerprint"]["cpu"] == "CPU B"
+
+
+def test_an_unwritable_output_loses_no_results(tmp_path, monkeypatch):
+    def disk_full(*args: object) -> None:
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(baseline_file, "save_results", disk_full)
+    blocker = tmp_path / "blocker"
+    blocker.write_text("a file where a directory should be")
+    options = RunOptions(baseline=tmp_path / "baseline.json", save_baseline=True,
+                         json_path=blocker / "r.json", csv_path=tmp_path / "ok" / "r.csv")
+    session = PerfSession(options, {}, {}, {}, lambda cores: None)
+    session.merge({"version": 1, "results": [report("aaaa", "t.py::a", "CPU A")]}, "gw0")
+    lines, failed = session.write_outputs(tmp_path)
+    assert failed
+    errors = [line for line in lines if "ERROR could not write" in line]
+    assert len(errors) == 2
+    assert "--neuronperf-baseline" in errors[0] and "--neuronperf-json" in errors[1]
+    assert (tmp_path / "ok" / "r.csv").exists()  # the other outputs are still written
+    [rescue] = tmp_path.glob("neuronperf-unsaved-*.json")
+    assert json.loads(rescue.read_text())["reports"][0]["test"] == "t.py::a"
+    assert any(str(rescue) in line for line in lines)
+
+
+def test_summary_notes_name_library_versions_changed_since_the_baseline(tmp_path):
+    path = tmp_path / "baseline.json"
+    old = report("aaaa", "t.py::a", "CPU A")
+    old["fingerprint"] = {**old["fingerprint"], "torch": "2.12.0"}
+    saving = PerfSession(RunOptions(baseline=path, save_baseline=True), {}, {}, {},
+                         lambda cores: None)
+    saving.merge({"version": 1, "results": [old]}, "gw0")
+    saving.save_baseline(path)
+    new = report("aaaa", "t.py::a", "CPU A")
+    new["fingerprint"] = {**new["fingerprint"], "torch": "2.13.0"}
+    comparing = PerfSession(RunOptions(baseline=path), {}, {}, {}, lambda cores: None)
+    comparing.merge({"version": 1, "results": [new]}, "gw0")
+    assert ("neuronperf: compared with a baseline from other library versions: "
+            "torch 2.12.0 -> 2.13.0") in comparing.notes()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Callable
 from typing import Any
 
@@ -27,7 +28,11 @@ class PythonAdapter:
     name = "python"
 
     def set_threads(self, threads: int) -> None:
-        pass  # NumPy's BLAS pools are sized through the environment before import.
+        # NumPy's BLAS pools are sized through the environment before import; torch is already
+        # imported (the forkserver preloads it), so a callable that uses it is capped here
+        torch = sys.modules.get("torch")
+        if torch is not None:
+            torch.set_num_threads(threads)
 
     def load(self, source: ModelSource, placement: Placement) -> Callable[..., Any]:
         if source.kind != "import":

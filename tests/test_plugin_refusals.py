@@ -1,0 +1,125 @@
+"""The plugin facing mistakes: bad paths and devices, failed compiles, names that collide."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from test_plugin import PERF_TESTS, run
+
+pytest_plugins = ["pytester"]
+
+TORCH_TESTS = '''
+import pytest
+import torch
+
+
+class Net(torch.nn.Module):
+    """Linear layer; refuses to trace at batch size 2."""
+
+    def __init__(self):
+        super().__init__()
+        self.layer = torch.nn.Linear(WIDTH, 4)
+
+    def forward(self, x):
+        if x.shape[0] == 2:
+            raise RuntimeError("this model cannot run at batch size 2")
+        return self.layer(x)
+
+
+@pytest.mark.neuronperf(batch_sizes=BATCHES, n_models=1, workers_per_model=1, duration=0.3,
+                        warmup=0.05, compiler="torchscript")
+def test_net(neuronperf):
+    neuronperf.benchmark(Net, torch.rand(1, WIDTH))
+'''
+
+
+def torch_tests(width: int, batches: list[int]) -> str:
+    """A perf test module compiling ``Net`` (input width ``width``) at ``batches``."""
+    return TORCH_TESTS.replace("WIDTH", str(width)).replace("BATCHES", repr(batches))
+
+
+def test_unknown_device_option_is_a_usage_error(pytester: pytest.Pytester) -> None:
+    pytester.makepyfile(PERF_TESTS)
+    result = run(pytester, "--neuronperf-device=tpu")
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines(["*unknown device 'tpu'; choose one of auto, cpu, cuda*"])
+
+
+def test_a_directory_as_report_path_is_a_usage_error(pytester: pytest.Pytester) -> None:
+    pytester.makepyfile(PERF_TESTS)
+    (pytester.path / "reports").mkdir()
+    result = run(pytester, "--neuronperf-json=reports")
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines(["*--neuronperf-json=reports is a directory*"])
+
+
+def test_unavailable_device_fails_the_test_with_a_sentence(pytester: pytest.Pytester) -> None:
+    pytest.importorskip("torch")
+    import torch
+
+    if torch.cuda.is_available():
+        pytest.skip("this machine has a GPU")
+    pytester.makepyfile(PERF_TESTS.replace("n_models=1,", "n_models=1, device='cuda',"))
+    result = run(pytester)
+    result.assert_outcomes(passed=1, failed=1)
+    result.stdout.fnmatch_lines(
+        ["*test_sleep: neuronperf.benchmark: device 'cuda' is not available on this machine*"])
+    assert "Traceback" not in result.stdout.str()
+
+
+def test_strict_does_not_fail_the_run_that_records_the_baseline(
+        pytester: pytest.Pytester) -> None:
+    pytester.makepyfile(PERF_TESTS)
+    baseline = pytester.path / "baseline.json"
+    result = run(pytester, f"--neuronperf-baseline={baseline}", "--neuronperf-save-baseline",
+                 "--neuronperf-strict")
+    result.assert_outcomes(passed=2)
+    assert baseline.exists()
+
+
+def test_a_failed_compile_is_an_error_report_with_its_reason(pytester: pytest.Pytester) -> None:
+    pytester.makepyfile(test_net=torch_tests(16, [1, 2]))
+    result = run(pytester, "--neuronperf-json=r.json")
+    result.assert_outcomes(failed=1)
+    result.stdout.fnmatch_lines(["*test_net [[]bs=2 *[]]: ERROR*",
+                                 "*compile failed (torchscript*cannot run at batch size 2*"])
+    reports = json.loads((pytester.path / "r.json").read_text())["reports"]
+    assert [(r["batch_size"], r["status"], r["verdict"]) for r in reports] == [
+        (1, "ok", "NEW"), (2, "error", "ERROR")]
+
+
+def test_models_of_one_name_in_two_modules_get_their_own_index(
+        pytester: pytest.Pytester) -> None:
+    pytester.makepyfile(test_a=torch_tests(16, [1]), test_b=torch_tests(32, [4]))
+    result = run(pytester, "--neuronperf-json=r.json")
+    result.assert_outcomes(passed=2)
+    indexes = [json.loads(p.read_text())
+               for p in (pytester.path / ".neuronperf-cache").glob("Net-*.json")]
+    assert sorted(i["model"] for i in indexes) == ["test_a:Net", "test_b:Net"]
+    reports = json.loads((pytester.path / "r.json").read_text())["reports"]
+    assert {(r["test"], r["batch_size"]) for r in reports} == {
+        ("test_a.py::test_net", 1), ("test_b.py::test_net", 4)}
+
+
+INDEX_TEST = '''
+import pytest
+import torch
+
+import pytest_neuronperf as npf
+from test_net import Net
+
+
+@pytest.mark.neuronperf(n_models=1, workers_per_model=1, duration=0.3, warmup=0.05)
+def test_index(neuronperf, tmp_path):
+    index = npf.torch.compile(Net, torch.rand(1, 16), batch_sizes=[1, 4],
+                              models_dir=tmp_path, verbosity=0)
+    reports = neuronperf.benchmark(index, torch.rand(1, 16))
+    assert sorted(r["batch_size"] for r in reports) == [1, 4]
+'''
+
+
+def test_an_index_runs_every_compiled_batch_size_by_default(pytester: pytest.Pytester) -> None:
+    pytester.makepyfile(test_net=torch_tests(16, [1]), test_index=INDEX_TEST)
+    result = run(pytester, "test_index.py")
+    result.assert_outcomes(passed=1)
