@@ -41,7 +41,7 @@ from pathlib import Path
 from typing import Any
 
 from pytest_neuronperf import configs as grid
-from pytest_neuronperf.api import VERBOSITY_LEVELS, inputs_per_batch
+from pytest_neuronperf.api import VERBOSITY_LEVELS, check_framework, inputs_per_batch
 from pytest_neuronperf.compile_cache import (
     KeyMaterial,
     artifact_stem,
@@ -195,6 +195,7 @@ def identify(
     if isinstance(model, str | os.PathLike) and read_model_index(Path(model)) is not None:
         raise ValueError(f"{os.fspath(model)!r} is already a model index: benchmark it directly")
     source = describe_model(model, model_name)
+    check_framework(model, framework)
     framework = framework or infer_framework(model, inputs)
     if framework not in SUPPORT:
         raise ValueError(

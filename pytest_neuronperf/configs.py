@@ -23,6 +23,10 @@ class RunConfig:
                 f"workers={self.workers_per_model} pipeline={self.pipeline_size}")
 
 
+class NotEnoughCores(ValueError):
+    """A configuration needs more cores (device units) than this process may use."""
+
+
 DEFAULT_DURATION_S = 5.0
 """Seconds measured per configuration when nothing else says."""
 
@@ -61,7 +65,7 @@ def resolve_n_models(values: Sequence[Any], cores: int, pipeline_size: int) -> l
         raise ValueError("n_models must not be empty")
     available = cores // pipeline_size
     if available < 1:
-        raise ValueError(
+        raise NotEnoughCores(
             f"pipeline size {pipeline_size} needs {pipeline_size} cores, but only {cores} "
             f"are available"
         )
@@ -73,7 +77,7 @@ def resolve_n_models(values: Sequence[Any], cores: int, pipeline_size: int) -> l
         if isinstance(value, bool) or not isinstance(value, int) or value < 1:
             raise ValueError(f"n_models must be positive integers or 'max', got {value!r}")
         if value > available:
-            raise ValueError(
+            raise NotEnoughCores(
                 f"n_models={value} with pipeline size {pipeline_size} needs "
                 f"{value * pipeline_size} cores, but only {cores} are available: "
                 f"use n_models='max' or fewer copies"

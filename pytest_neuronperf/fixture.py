@@ -11,6 +11,7 @@ from typing import Any
 
 import pytest
 
+from pytest_neuronperf import configs as grid_configs
 from pytest_neuronperf.baseline import result_key
 from pytest_neuronperf.gating import (
     Verdict,
@@ -39,20 +40,31 @@ class NeuronperfFixture:
         self.reports: list[dict[str, Any]] = []
         self._keys: set[str] = set()
 
-    def _settings(self, overrides: dict[str, Any]) -> PerfSettings:
+    def _settings(self, overrides: dict[str, Any], call: str) -> PerfSettings:
         try:
             return apply_keywords(self.settings, overrides, tuple(self._session.devices))
         except SettingsError as exc:
-            pytest.fail(f"{self._item.nodeid}: neuronperf.benchmark: {exc}", pytrace=False)
+            refusal = str(exc)
+        pytest.fail(f"{self._item.nodeid}: neuronperf.{call}: {refusal}", pytrace=False)
 
     @contextlib.contextmanager
     def _refusals(self, call: str) -> Iterator[None]:
-        """A refused argument fails the test with one sentence naming it, not a traceback."""
+        """A refused argument fails the test with one sentence naming it, not a traceback.
+
+        Only wraps what runs before anything is measured: a fault after that keeps its
+        traceback, and measured reports are always recorded.
+        """
         try:
             yield
         except (ValueError, TypeError) as exc:
-            pytest.fail(f"{self._item.nodeid}: neuronperf.{call}: {exc}{self._share_note()}",
-                        pytrace=False)
+            note = self._share_note() if isinstance(exc, grid_configs.NotEnoughCores) else ""
+            refusal = f"{exc}{note}"
+        else:
+            return
+        try:
+            pytest.fail(f"{self._item.nodeid}: neuronperf.{call}: {refusal}", pytrace=False)
+        except pytest.fail.Exception as failure:
+            raise failure from None  # one sentence: not chained to the refused ValueError
 
     def _share_note(self) -> str:
         """Under xdist, which of the machine's cores this worker has (they explain a refusal)."""
@@ -69,40 +81,39 @@ class NeuronperfFixture:
     def compile(self, model: Any, inputs: Any, framework: str | None = None,
                 **overrides: Any) -> str:
         """Compile ``model`` per batch and pipeline size (marker settings); returns the index."""
+        settings = self._settings(overrides, "compile")
         with self._refusals("compile"):
-            return self._compile(model, inputs, framework, overrides)
+            return self._compile(model, inputs, framework, settings)
 
     def _compile(self, model: Any, inputs: Any, framework: str | None,
-                 overrides: dict[str, Any]) -> str:
+                 settings: PerfSettings) -> str:
         from pytest_neuronperf.compile_cache import safe_name
         from pytest_neuronperf.compiling import compile as compile_model
         from pytest_neuronperf.model_ref import describe_model
 
-        settings = self._settings(overrides)
         backend = self._session.backend(settings.device)
-        # one index per model and compile request: two tests (or xdist workers) compiling
-        # different models of one name, or one model at other sizes, never share an index file
+        # one index per model, inputs and compile request (and per xdist worker): tests or
+        # workers compiling other models of one name, other shapes or other sizes never share
+        # an index file, and no worker re-reads an index another one is rewriting
         source = describe_model(model)
-        request = json.dumps([source.filename, settings.batch_sizes, settings.pipeline_sizes,
-                              settings.compiler, settings.compiler_args, framework,
-                              backend.name], sort_keys=True, default=str)
+        request = json.dumps([source.filename, input_shapes(inputs), settings.batch_sizes,
+                              settings.pipeline_sizes, settings.compiler,
+                              settings.compiler_args, framework, backend.name],
+                             sort_keys=True, default=str)
         tag = hashlib.sha256(request.encode()).hexdigest()[:12]
+        worker = os.environ.get("PYTEST_XDIST_WORKER")
+        filename = f"{safe_name(source.name)}-{tag}{f'-{worker}' if worker else ''}.json"
         return compile_model(
             model, inputs, batch_sizes=settings.batch_sizes,
             pipeline_sizes=settings.pipeline_sizes, compiler=settings.compiler,
             compiler_args=settings.compiler_args, device_type=backend.name,
             models_dir=str(self._config.rootpath / ".neuronperf-cache"), verbosity=0,
-            framework=framework, filename=f"{safe_name(source.name)}-{tag}.json",
+            framework=framework, filename=filename,
         )
 
     def benchmark(self, model: Any, inputs: Any, *, name: str | None = None,
                   **overrides: Any) -> list[dict[str, Any]]:
         """Run every configuration of the marker (plus ``overrides``); record and gate them."""
-        with self._refusals("benchmark"):
-            return self._benchmark(model, inputs, name, overrides)
-
-    def _benchmark(self, model: Any, inputs: Any, name: str | None,
-                   overrides: dict[str, Any]) -> list[dict[str, Any]]:
         from pytest_neuronperf.api import benchmark
 
         key = result_key(self._item.nodeid, name)
@@ -115,12 +126,13 @@ class NeuronperfFixture:
             )
         self._keys.add(key)
         call_args = {k: overrides.pop(k) for k in CALL_KEYWORDS if k in overrides}
-        settings = self._settings(overrides)
-        backend = self._session.backend(settings.device)
-        needs_compile = settings.compiler not in ("auto", *EAGER_COMPILERS) or (
-            settings.compiler == "auto" and backend.name in ("neuron", "neuronx"))
-        if needs_compile and not isinstance(model, str | os.PathLike):
-            model = self.compile(model, inputs, framework=call_args.get("framework"), **overrides)
+        settings = self._settings(overrides, "benchmark")
+        with self._refusals("benchmark"):
+            backend = self._session.backend(settings.device)
+            needs_compile = settings.compiler not in ("auto", *EAGER_COMPILERS) or (
+                settings.compiler == "auto" and backend.name in ("neuron", "neuronx"))
+            if needs_compile and not isinstance(model, str | os.PathLike):
+                model = self._compile(model, inputs, call_args.get("framework"), settings)
         share = self._session.share(backend)
         duration = self._session.options.duration or settings.duration
 
@@ -136,14 +148,19 @@ class NeuronperfFixture:
         grid = {"batch_sizes": settings.batch_sizes, "n_models": settings.n_models,
                 "workers_per_model": settings.workers_per_model,
                 "pipeline_sizes": settings.pipeline_sizes}
-        reports = measure(**grid)
+        with self._refusals("benchmark"):  # arguments are checked before any process starts
+            reports = measure(**grid)
         if self._session.options.save_baseline:
             # a baseline is compared with many later runs: measure it twice, so one unlucky
             # run of a drifting machine does not set the bar for all of them
             reports = [pool_reports(first, second, "repeat")
                        for first, second in zip(reports, measure(**grid), strict=True)]
-        failures = self._gate(reports, key, backend, settings, measure)
         self.reports.extend(reports)
+        try:
+            failures = self._gate(reports, key, backend, settings, measure)
+        except BaseException:  # what was measured is recorded, whatever happens while gating
+            self._session.record(self._item.nodeid, reports, None)
+            raise
         self._session.record(self._item.nodeid, reports, "\n\n".join(failures) or None)
         return reports
 
@@ -171,10 +188,15 @@ class NeuronperfFixture:
                                                settings.tolerance)
             override = self._config.hook.pytest_neuronperf_verdict(
                 config=self._config, report=report, judgement=judgement)
-            verdict = Verdict(str(override)) if override is not None else judgement.verdict
+            verdict = judgement.verdict if override is None else hook_verdict(override)
             report["verdict"] = verdict.value
-            recording = self._session.options.save_baseline and verdict is Verdict.NEW
-            if verdict.failing(self._session.options.strict) and not recording:
+            if verdict is Verdict.ERROR and override is not None and report["status"] == "ok":
+                report["error"] = (f"a pytest_neuronperf_verdict hook returned {override!r}, "
+                                   f"not a verdict ({', '.join(v.value for v in Verdict)})")
+            # a run that records the baseline replaces what NEW/INCONCLUSIVE compared against,
+            # so --neuronperf-strict does not fail it for them
+            strict = self._session.options.strict and not self._session.options.save_baseline
+            if verdict.failing(strict):
                 failures.append(self._failure_text(report, judgement, verdict))
         return failures
 
@@ -184,3 +206,21 @@ class NeuronperfFixture:
         if verdict is Verdict.ERROR:
             return f"{title}\n{report.get('error')}"
         return f"{title}\n{format_judgement_table(judgement)}"
+
+
+def hook_verdict(value: Any) -> Verdict:
+    """A verdict hook's answer as a Verdict; anything else is an ERROR (said in the report)."""
+    try:
+        return Verdict(str(value))
+    except ValueError:
+        return Verdict.ERROR
+
+
+def input_shapes(inputs: Any) -> Any:
+    """Shapes and dtypes of the example inputs (tuples and per-batch lists kept as such)."""
+    if isinstance(inputs, list | tuple):
+        return [type(inputs).__name__, [input_shapes(value) for value in inputs]]
+    shape = getattr(inputs, "shape", None)
+    if shape is None:
+        return repr(inputs)[:100]
+    return [list(shape), str(getattr(inputs, "dtype", ""))]

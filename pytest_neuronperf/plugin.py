@@ -151,16 +151,20 @@ def run_options(config: pytest.Config) -> RunOptions:
 
 
 def check_writable_file(flag: str, path: Path, must_write: bool) -> None:
-    """Refuse, before anything runs, a file path the run could not write at its end."""
+    """Refuse, before anything runs, a file path the run could not write at its end.
+
+    Files are replaced through a temp file (and the baseline's lock file) in their directory,
+    so it is the directory, or the nearest one that exists, that must be writable.
+    """
     if path.is_dir():
         raise pytest.UsageError(f"{flag}={path} is a directory; give a file path")
     if not must_write:
         return
-    existing = next(p for p in (path.absolute(), *path.absolute().parents) if p.exists())
-    if existing != path.absolute() and not existing.is_dir():
+    existing = next(p for p in path.absolute().parents if p.exists())
+    if not existing.is_dir():
         raise pytest.UsageError(f"{flag}={path}: {existing} is a file, not a directory")
-    if not os.access(existing, os.W_OK):
-        raise pytest.UsageError(f"{flag}={path}: {existing} is not writable")
+    if not os.access(existing, os.W_OK | os.X_OK):
+        raise pytest.UsageError(f"{flag}={path}: the directory {existing} is not writable")
 
 
 def check_device_name(name: str | None, devices: dict[str, Any]) -> None:

@@ -51,14 +51,18 @@ def print_reports(
     ordered = report_list(reports)
     columns = [cols] if isinstance(cols, str) else list(cols)
     if sort_by:
-        ordered.sort(key=lambda r: _sort_key(r.get(sort_by)), reverse=reverse)
+        present = [r for r in ordered if not _missing(r.get(sort_by))]
+        present.sort(key=lambda r: _sort_key(r.get(sort_by)), reverse=reverse)
+        ordered = present + [r for r in ordered if _missing(r.get(sort_by))]
     print(format_table(ordered, columns), file=file or sys.stdout)
 
 
+def _missing(value: Any) -> bool:
+    return value is None or (isinstance(value, float) and math.isnan(value))
+
+
 def _sort_key(value: Any) -> tuple[int, float, str]:
-    """Numbers in order, then text, then missing values (never a TypeError on mixed types)."""
-    if value is None or (isinstance(value, float) and math.isnan(value)):
-        return (2, 0.0, "")
+    """Numbers in order, then text (never a TypeError on mixed types)."""
     if isinstance(value, int | float) and not isinstance(value, bool):
         return (0, float(value), "")
     return (1, 0.0, str(value))
@@ -157,6 +161,8 @@ def get_reports(filename: str | os.PathLike[str]) -> list[dict[str, Any]]:
     except json.JSONDecodeError as exc:
         raise ValueError(f"{str(path)!r} is not valid JSON: {exc}") from exc
     if isinstance(document, list):
+        if not all(isinstance(report, dict) for report in document):
+            raise ValueError(f"{str(path)!r} is a JSON list, but not of report objects")
         return document
     if not isinstance(document, dict) or document.get("format") != REPORT_FORMAT:
         raise ValueError(f"{str(path)!r} is not a pytest-neuronperf report file")

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
+import functools
 import os
 import tempfile
 import time
@@ -224,10 +225,11 @@ class PerfSession:
             attempt(f"{csv_path} (--neuronperf-csv)",
                     lambda: f"reports: {reporting.write_csv(ordered, csv_path)}")
         if failed and ordered and not json_ok:
-            rescue = rescue_dir / f"neuronperf-unsaved-{time.strftime('%Y%m%d-%H%M%S')}.json"
-            attempt(f"the rescue file {rescue}",
-                    lambda: f"neuronperf: this run's reports were saved to "
-                            f"{reporting.write_json(ordered, rescue)} instead")
+            name = f"neuronperf-unsaved-{time.strftime('%Y%m%d-%H%M%S')}-{os.getpid()}.json"
+            for directory in (rescue_dir, Path(tempfile.gettempdir())):
+                if attempt(f"the rescue file {directory / name}",
+                           functools.partial(rescued, ordered, directory / name)):
+                    break
         return lines, bool(failed)
 
     def save_baseline(self, path: Path) -> int:
@@ -320,6 +322,13 @@ class PerfSession:
             notes.append(f"neuronperf: {counts[Verdict.IMPROVED.value]} configuration(s) IMPROVED "
                          f"beyond tolerance: consider re-saving the baseline")
         return notes
+
+
+def rescued(reports: list[dict[str, Any]], path: Path) -> str:
+    """Write reports that would otherwise be lost; the line that says where they went."""
+    from pytest_neuronperf import reporting
+
+    return f"neuronperf: this run's reports were saved to {reporting.write_json(reports, path)}"
 
 
 def env_worker() -> tuple[str | None, int]:

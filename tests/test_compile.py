@@ -447,3 +447,9 @@ def test_unreadable_index_is_refused_naming_the_file(tmp_path: Path, content: st
         neuronperf.torch.benchmark(str(index), torch.rand(1, 16), duration=0.2)
     assert str(index) in str(caught.value)
     assert index.read_text() == content
+
+
+def test_a_framework_contradicting_the_model_is_refused_before_compiling(tmp_path: Path):
+    with pytest.raises(ValueError, match="is a torch model but framework='tensorflow'"):
+        neuronperf.compile(TinyMLP, example(), framework="tensorflow", models_dir=tmp_path)
+    assert not list(tmp_path.iterdir())

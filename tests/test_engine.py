@@ -229,13 +229,16 @@ def test_report_files_take_any_iterable_and_odd_values(tmp_path, capsys):
         npf.write_json({"a": 1}, tmp_path / "x.json")
     npf.print_reports(reports, cols="throughput_avg", sort_by="status")
     assert capsys.readouterr().out.splitlines()[0].strip() == "throughput_avg"
+    npf.print_reports(reports, cols=["batch_size"], sort_by="throughput_avg", reverse=True)
+    assert capsys.readouterr().out.split()[1:] == ["1", "2"]  # missing values stay last
     assert not list(tmp_path.glob(".*.tmp"))
 
 
 @pytest.mark.parametrize(
     ("document", "message"),
     [({"format": "pytest-neuronperf-reports", "version": "2", "reports": []}, "not a number"),
-     ({"format": "pytest-neuronperf-reports", "version": 1, "reports": None}, "no \"reports\"")],
+     ({"format": "pytest-neuronperf-reports", "version": 1, "reports": None}, "no \"reports\""),
+     ([1, 2], "not of report objects")],
 )
 def test_unreadable_report_file_is_refused(tmp_path, document, message):
     path = tmp_path / "r.json"

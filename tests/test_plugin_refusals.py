@@ -66,6 +66,7 @@ def test_unavailable_device_fails_the_test_with_a_sentence(pytester: pytest.Pyte
     result.stdout.fnmatch_lines(
         ["*test_sleep: neuronperf.benchmark: device 'cuda' is not available on this machine*"])
     assert "Traceback" not in result.stdout.str()
+    assert "During handling" not in result.stdout.str()  # one sentence, not a chain
 
 
 def test_strict_does_not_fail_the_run_that_records_the_baseline(
@@ -123,3 +124,86 @@ def test_an_index_runs_every_compiled_batch_size_by_default(pytester: pytest.Pyt
     pytester.makepyfile(test_net=torch_tests(16, [1]), test_index=INDEX_TEST)
     result = run(pytester, "test_index.py")
     result.assert_outcomes(passed=1)
+
+
+SHAPES_TEST = '''
+import pytest
+import torch
+
+from test_net import Net
+
+
+class Flex(torch.nn.Module):
+    """Takes any width."""
+
+    def forward(self, x):
+        return x.sum(1)
+
+
+@pytest.mark.neuronperf(compiler="torchscript")
+def test_two_shapes(neuronperf):
+    narrow = neuronperf.compile(Flex, torch.rand(1, 16))
+    wide = neuronperf.compile(Flex, torch.rand(1, 32))
+    assert narrow != wide
+
+
+@pytest.mark.neuronperf(compiler="torchscript")
+def test_compile_refusal_names_compile(neuronperf):
+    neuronperf.compile(Net, torch.rand(1, 16), batch_sizes=0)
+'''
+
+
+def test_compile_indexes_follow_the_input_shapes(pytester: pytest.Pytester) -> None:
+    pytester.makepyfile(test_net=torch_tests(16, [1]), test_shapes=SHAPES_TEST)
+    result = run(pytester, "test_shapes.py")
+    result.assert_outcomes(passed=1, failed=1)
+    result.stdout.fnmatch_lines(["*test_compile_refusal_names_compile: neuronperf.compile: "
+                                 "batch_sizes must be positive integers, got 0*"])
+
+
+XDIST_REFUSALS = '''
+import numpy as np
+import pytest
+
+from test_models import SleepModel, X
+
+
+@pytest.mark.neuronperf(n_models=2, workers_per_model=1, duration=0.3, warmup=0.05)
+def test_too_many_copies(neuronperf):
+    neuronperf.benchmark(SleepModel, X, framework="python")
+
+
+@pytest.mark.neuronperf(n_models=1, workers_per_model=1, duration=0.3, warmup=0.05)
+def test_bad_inputs(neuronperf):
+    neuronperf.benchmark(SleepModel, [X, X, X], framework="python")
+'''
+
+
+def test_under_xdist_only_core_shortage_mentions_the_worker_share(
+        pytester: pytest.Pytester) -> None:
+    pytest.importorskip("xdist")
+    pytester.makepyfile(test_models=PERF_TESTS, test_refusals=XDIST_REFUSALS)
+    result = run(pytester, "-n", "2", "test_refusals.py")
+    result.assert_outcomes(failed=2)
+    out = result.stdout.str()
+    [shortage] = [line for line in out.splitlines() if "needs 2 cores" in line][:1]
+    assert "this pytest-xdist worker has 1 of the machine's 2 cpu cores" in shortage
+    [bad_inputs] = [line for line in out.splitlines() if "list of 3 examples" in line][:1]
+    assert "pytest-xdist worker" not in bad_inputs
+
+
+BAD_HOOK = '''
+def pytest_neuronperf_verdict(config, report, judgement):
+    return "WARN"
+'''
+
+
+def test_a_verdict_hook_answering_nonsense_is_an_error_and_loses_nothing(
+        pytester: pytest.Pytester) -> None:
+    pytester.makeconftest(BAD_HOOK)
+    pytester.makepyfile(test_models=PERF_TESTS)
+    result = run(pytester, "--neuronperf-json=r.json", "-k", "test_sleep")
+    result.assert_outcomes(failed=1, deselected=1)
+    result.stdout.fnmatch_lines(["*pytest_neuronperf_verdict hook returned 'WARN', not a verdict*"])
+    reports = json.loads((pytester.path / "r.json").read_text())["reports"]
+    assert [r["verdict"] for r in reports] == ["ERROR", "ERROR"]
