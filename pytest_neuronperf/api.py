@@ -180,10 +180,8 @@ def plan_sources(
     """One source for a class or artifact; one per finished configuration of a model index."""
     index = read_model_index(Path(model)) if isinstance(model, str | Path) else None
     if index is None:
-        sizes = grid.positive_ints("batch_sizes", grid.as_list(
-            batch_sizes if batch_sizes is not None else 1))
-        pipelines = grid.positive_ints("pipeline_sizes", grid.as_list(
-            pipeline_sizes if pipeline_sizes is not None else 1))
+        sizes = grid.sizes("batch_sizes", batch_sizes)
+        pipelines = grid.sizes("pipeline_sizes", pipeline_sizes)
         return SourcePlan([PlannedSource(describe_model(model, model_name), sizes, pipelines)],
                           sizes, None)
     return plan_index(Path(model), index, batch_sizes, pipeline_sizes, model_name)
@@ -236,7 +234,7 @@ def filter_of(name: str, values: int | Sequence[int] | None) -> set[int] | None:
     """The sizes a filter over an index keeps (None keeps all)."""
     if values is None:
         return None
-    return set(grid.positive_ints(name, grid.as_list(values)))
+    return set(grid.sizes(name, values))
 
 
 def index_entry(path: Path, position: int, entry: Any) -> tuple[int, int, Path | None]:

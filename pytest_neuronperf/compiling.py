@@ -127,10 +127,8 @@ def compile(
     check_compiler_args(compiler_args)
     check_timeout(timeout)
     tolerance, do_verify = verify_settings(verify, compiler_name)
-    sizes = grid.positive_ints("batch_sizes", grid.as_list(
-        batch_sizes if batch_sizes is not None else 1))
-    pipelines = grid.positive_ints("pipeline_sizes", grid.as_list(
-        pipeline_sizes if pipeline_sizes is not None else 1))
+    sizes = grid.sizes("batch_sizes", batch_sizes)
+    pipelines = grid.sizes("pipeline_sizes", pipeline_sizes)
     per_batch = inputs_per_batch(to_portable(inputs), sizes)
 
     directory = Path(models_dir if models_dir is not None else DEFAULT_MODELS_DIR).absolute()

@@ -59,6 +59,11 @@ def positive_ints(name: str, values: Iterable[Any]) -> list[int]:
     return list(dict.fromkeys(result))
 
 
+def sizes(name: str, value: Any) -> list[int]:
+    """``batch_sizes``/``pipeline_sizes``: an int or a list of positive ints; None is ``[1]``."""
+    return positive_ints(name, as_list(1 if value is None else value))
+
+
 def resolve_n_models(values: Sequence[Any], cores: int, pipeline_size: int) -> list[int]:
     """Turn ``"max"`` into ``cores // pipeline_size``, validate, deduplicate, keep order."""
     if not values:
@@ -99,10 +104,10 @@ def expand(
     cores: int,
 ) -> list[RunConfig]:
     """Every configuration to run, in a stable order."""
-    sizes = positive_ints("batch_sizes", as_list(batch_sizes))
-    pipelines = positive_ints("pipeline_sizes", as_list(pipeline_sizes))
+    batches = sizes("batch_sizes", batch_sizes)
+    pipelines = sizes("pipeline_sizes", pipeline_sizes)
     configs = []
-    for batch_size in sizes:
+    for batch_size in batches:
         for pipeline_size in pipelines:
             models = resolve_n_models(as_list(n_models), cores, pipeline_size)
             workers = (

@@ -87,7 +87,7 @@ class NeuronperfFixture:
 
     def _compile(self, model: Any, inputs: Any, framework: str | None,
                  settings: PerfSettings) -> str:
-        from pytest_neuronperf.compile_cache import safe_name
+        from pytest_neuronperf.compile_cache import input_signature, safe_name
         from pytest_neuronperf.compiling import compile as compile_model
         from pytest_neuronperf.model_ref import describe_model
 
@@ -96,7 +96,9 @@ class NeuronperfFixture:
         # workers compiling other models of one name, other shapes or other sizes never share
         # an index file, and no worker re-reads an index another one is rewriting
         source = describe_model(model)
-        request = json.dumps([source.filename, input_shapes(inputs), settings.batch_sizes,
+        examples = inputs if isinstance(inputs, list) else [inputs]  # one per batch size
+        shapes = [input_signature(example, 1) for example in examples]
+        request = json.dumps([source.filename, shapes, settings.batch_sizes,
                               settings.pipeline_sizes, settings.compiler,
                               settings.compiler_args, framework, backend.name],
                              sort_keys=True, default=str)
@@ -215,12 +217,3 @@ def hook_verdict(value: Any) -> Verdict:
     except ValueError:
         return Verdict.ERROR
 
-
-def input_shapes(inputs: Any) -> Any:
-    """Shapes and dtypes of the example inputs (tuples and per-batch lists kept as such)."""
-    if isinstance(inputs, list | tuple):
-        return [type(inputs).__name__, [input_shapes(value) for value in inputs]]
-    shape = getattr(inputs, "shape", None)
-    if shape is None:
-        return repr(inputs)[:100]
-    return [list(shape), str(getattr(inputs, "dtype", ""))]

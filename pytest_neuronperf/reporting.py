@@ -22,11 +22,9 @@ REPORT_VERSION = 1
 
 
 def _cell(value: Any) -> str:
-    if value is None:
+    if _missing(value):
         return "-"
     if isinstance(value, float):
-        if math.isnan(value):
-            return "-"
         return f"{value:.3f}" if abs(value) < 1000 else f"{value:.1f}"
     return str(value)
 
@@ -58,6 +56,7 @@ def print_reports(
 
 
 def _missing(value: Any) -> bool:
+    """None or NaN: shown as ``-`` and sorted last."""
     return value is None or (isinstance(value, float) and math.isnan(value))
 
 
@@ -184,13 +183,13 @@ SUMMARY_WIDTH = 100
 
 
 def _signed_percent(value: Any) -> str:
-    if value is None or (isinstance(value, float) and math.isnan(value)):
+    if _missing(value):
         return "-"
     return f"{value * 100:+.1f}%"
 
 
 def _number(value: Any) -> str:
-    if value is None or (isinstance(value, float) and math.isnan(value)):
+    if _missing(value):
         return "-"
     if value >= 1000:
         return f"{value:,.0f}"
