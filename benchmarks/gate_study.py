@@ -9,7 +9,7 @@ The noise model, per configuration run:
 - per-window noise ``exp(N(0, window_cv))``, shared by throughput and p50, and about twice as
   large and independent for p99 (a tail estimated from one window's calls);
 - occasional outlier windows (a background process wakes up): throughput / 1.3-2.
-Then ``pytest_neuronperf.gating.judge`` decides, exactly as the plugin does.
+Then ``pytest_neuronperf.gating.verdicts.judge`` decides, exactly as the plugin does.
 
 Reported per scenario: the A/A rates (baseline and current drawn from the same distribution:
 any REGRESSED is a false failure), and the detection rate of a 25 % slowdown (throughput x0.8,
@@ -48,7 +48,7 @@ from typing import Any
 
 import numpy as np
 
-from pytest_neuronperf.gating import (
+from pytest_neuronperf.gating.verdicts import (
     DEFAULT_TOLERANCE,
     Judgement,
     Verdict,

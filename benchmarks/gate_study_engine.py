@@ -74,7 +74,12 @@ def recorded(path: Path) -> Iterator[dict[str, Any]]:
 
 def judge_pair(runs: list[dict[str, Any]]) -> tuple[str, dict[str, float], bool]:
     """(verdict, deltas, rechecked) for one recorded pair, as the plugin would decide it."""
-    from pytest_neuronperf.gating import entry_from_report, judge, needs_recheck, pool_reports
+    from pytest_neuronperf.gating.verdicts import (
+        entry_from_report,
+        judge,
+        needs_recheck,
+        pool_reports,
+    )
 
     base1, base2, now, again = runs
     baseline = entry_from_report(pool_reports(base1, base2, "repeat"))

@@ -9,12 +9,12 @@ from typing import Any
 __version__ = "0.1.0"
 
 _LAZY = {
-    "benchmark": "pytest_neuronperf.api",
-    "compile": "pytest_neuronperf.compiling",
-    "print_reports": "pytest_neuronperf.reporting",
-    "write_csv": "pytest_neuronperf.reporting",
-    "write_json": "pytest_neuronperf.reporting",
-    "get_reports": "pytest_neuronperf.reporting",
+    "benchmark": "pytest_neuronperf.engine.benchmark",
+    "compile": "pytest_neuronperf.compiling.request",
+    "print_reports": "pytest_neuronperf.reporting.tables",
+    "write_csv": "pytest_neuronperf.reporting.files",
+    "write_json": "pytest_neuronperf.reporting.files",
+    "get_reports": "pytest_neuronperf.reporting.files",
 }
 _SUBMODULES = ("torch", "tensorflow", "cpu")
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from pytest_neuronperf import api
+from pytest_neuronperf.engine import benchmark as api
 
 
 def benchmark(model: Any, inputs: Any, **kwargs: Any) -> list[dict[str, Any]]:

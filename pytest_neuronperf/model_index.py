@@ -15,7 +15,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from pytest_neuronperf.model_ref import ModelReferenceError
+from pytest_neuronperf.engine.model_ref import ModelReferenceError
 
 INDEX_FORMAT = "pytest-neuronperf-index"
 INDEX_VERSION = 1

@@ -8,7 +8,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from pytest_neuronperf import api, compiling
+from pytest_neuronperf.compiling import request as compiling
+from pytest_neuronperf.engine import benchmark as api
 
 
 def benchmark(model: Any, inputs: Any, **kwargs: Any) -> list[dict[str, Any]]:

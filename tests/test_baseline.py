@@ -11,8 +11,8 @@ from typing import Any
 
 import pytest
 
-from pytest_neuronperf import baseline as baseline_module
-from pytest_neuronperf.baseline import (
+from pytest_neuronperf.gating import baseline as baseline_module
+from pytest_neuronperf.gating.baseline import (
     FORMAT,
     FORMAT_VERSION,
     BaselineError,

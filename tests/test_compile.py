@@ -32,8 +32,11 @@ from fakes import neuron_support
 from fakes.neuron.neuron_models import TinyNet
 
 import pytest_neuronperf as neuronperf
-from pytest_neuronperf import compile_cache, compile_worker, compiling
 from pytest_neuronperf.compilers.base import Compiler
+from pytest_neuronperf.compiling import cache as compile_cache
+from pytest_neuronperf.compiling import child as compile_worker
+from pytest_neuronperf.compiling import request as compiling
+from pytest_neuronperf.compiling import supervisor as compile_supervisor
 from pytest_neuronperf.model_index import INDEX_FORMAT
 
 TESTS_DIR = Path(__file__).parent
@@ -113,7 +116,7 @@ def test_second_compile_reuses_artifacts_without_a_compile_process(
     def no_process(*args: Any, **kwargs: Any) -> None:
         raise AssertionError("a cache hit must not start a compile process")
 
-    monkeypatch.setattr(compiling, "CompileProcess", no_process)
+    monkeypatch.setattr(compile_supervisor, "CompileProcess", no_process)
     again = neuronperf.compile(TinyMLP, example(), batch_sizes=[1, 2], compiler="torchscript",
                                models_dir=models_dir, verbosity=0)
 

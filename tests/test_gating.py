@@ -10,7 +10,7 @@ from typing import Any
 import numpy as np
 import pytest
 
-from pytest_neuronperf.gating import (
+from pytest_neuronperf.gating.verdicts import (
     DEFAULT_TOLERANCE,
     Judgement,
     Verdict,
@@ -399,8 +399,8 @@ def test_identical_code_rarely_regresses_and_a_25_percent_slowdown_always_does()
 
 def test_importing_the_gate_imports_no_framework_and_no_scipy() -> None:
     code = (
-        "import sys; import pytest_neuronperf.gating, pytest_neuronperf.baseline, "
-        "pytest_neuronperf.machine; "
+        "import sys; import pytest_neuronperf.gating.verdicts, pytest_neuronperf.gating.baseline, "
+        "pytest_neuronperf.gating.machine; "
         "print(*(m in sys.modules for m in ('torch', 'tensorflow', 'scipy')))"
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
@@ -413,7 +413,7 @@ def test_judgement_is_plain_data() -> None:
 
 
 def test_a_suspected_regression_is_rechecked_on_both_runs() -> None:
-    from pytest_neuronperf.gating import Judgement, needs_recheck, pool_reports
+    from pytest_neuronperf.gating.verdicts import Judgement, needs_recheck, pool_reports
 
     assert needs_recheck(Judgement(Verdict.REGRESSED))
     assert needs_recheck(Judgement(Verdict.INCONCLUSIVE))

@@ -7,8 +7,8 @@ import sys
 
 import pytest
 
-from pytest_neuronperf import machine
-from pytest_neuronperf.machine import fingerprint, machine_id, version_changes
+from pytest_neuronperf.gating import machine
+from pytest_neuronperf.gating.machine import fingerprint, machine_id, version_changes
 
 BASE = {
     "cpu": "AMD EPYC",
@@ -47,7 +47,7 @@ def test_missing_library_reads_as_none(monkeypatch: pytest.MonkeyPatch) -> None:
 
 def test_fingerprint_does_not_import_frameworks() -> None:
     code = (
-        "import sys; from pytest_neuronperf.machine import fingerprint; fingerprint(); "
+        "import sys; from pytest_neuronperf.gating.machine import fingerprint; fingerprint(); "
         "print('torch' in sys.modules, 'tensorflow' in sys.modules)"
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)

@@ -6,9 +6,11 @@ import json
 import threading
 import time
 
-from pytest_neuronperf import baseline as baseline_file
-from pytest_neuronperf.gating import Verdict
-from pytest_neuronperf.session import PerfSession, RunOptions, xdist_share
+from pytest_neuronperf.gating import baseline as baseline_file
+from pytest_neuronperf.gating.verdicts import Verdict
+from pytest_neuronperf.plugin.options import RunOptions
+from pytest_neuronperf.plugin.session import PerfSession
+from pytest_neuronperf.plugin.xdist import xdist_share
 
 
 def test_each_xdist_worker_gets_a_disjoint_slice():

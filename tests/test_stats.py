@@ -7,15 +7,17 @@ import math
 import numpy as np
 import pytest
 
-from pytest_neuronperf.stats import (
+from pytest_neuronperf.engine.windows import (
+    latency_summary,
+    window_length_s,
+    window_series,
+)
+from pytest_neuronperf.gating.stats import (
     bootstrap_ratio_ci,
     drop_hiccups,
     finite_values,
-    latency_summary,
     mann_whitney_p,
     median_ratio,
-    window_length_s,
-    window_series,
 )
 
 

@@ -7,7 +7,7 @@ import math
 import numpy as np
 import pytest
 
-from pytest_neuronperf.stats import window_length_s, window_series
+from pytest_neuronperf.engine.windows import window_length_s, window_series
 
 MS = 1_000_000
 

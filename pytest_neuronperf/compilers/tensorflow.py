@@ -9,8 +9,8 @@ from pathlib import Path
 from typing import Any
 
 from pytest_neuronperf.compilers.torch import options
+from pytest_neuronperf.engine.specs import ModelSource
 from pytest_neuronperf.frameworks.base import as_args, expand_batch, instantiate
-from pytest_neuronperf.spec import ModelSource
 
 
 def _is_keras_model(model: Any) -> bool:

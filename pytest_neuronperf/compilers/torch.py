@@ -9,8 +9,8 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
+from pytest_neuronperf.engine.specs import ModelSource
 from pytest_neuronperf.frameworks.base import as_args, expand_batch, instantiate
-from pytest_neuronperf.spec import ModelSource
 
 
 def options(compiler: str, compiler_args: Any, defaults: Mapping[str, Any]) -> dict[str, Any]:

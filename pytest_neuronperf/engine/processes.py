@@ -20,9 +20,9 @@ from multiprocessing.context import BaseContext
 from pathlib import Path
 from typing import Any
 
-from pytest_neuronperf.spec import WorkerSpec
+from pytest_neuronperf.engine.specs import WorkerSpec
 
-FORKSERVER_PRELOAD = ("pytest_neuronperf.worker", "numpy")
+FORKSERVER_PRELOAD = ("pytest_neuronperf.engine.child", "numpy")
 """Always preloaded; torch is added for torch work (its import starts no runtime)."""
 PRELOADABLE_FRAMEWORKS = ("torch",)
 STDERR_TAIL_LINES = 30
@@ -126,7 +126,7 @@ class ModelProcess(ChildProcess):
     """One model copy's process (``worker.main``)."""
 
     def __init__(self, context: BaseContext, spec: WorkerSpec) -> None:
-        from pytest_neuronperf import worker
+        from pytest_neuronperf.engine import child as worker
 
         self.spec = spec
         super().__init__(context, worker.main, (spec,),

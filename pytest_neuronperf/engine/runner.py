@@ -15,12 +15,12 @@ from typing import Any
 
 import numpy as np
 
-from pytest_neuronperf import stats
-from pytest_neuronperf.configs import RunConfig
 from pytest_neuronperf.devices.base import DeviceBackend, format_cores
 from pytest_neuronperf.engine import messages
+from pytest_neuronperf.engine import windows as stats
+from pytest_neuronperf.engine.grid import RunConfig
 from pytest_neuronperf.engine.processes import ModelProcess
-from pytest_neuronperf.spec import ModelSource, WorkerSpec
+from pytest_neuronperf.engine.specs import ModelSource, WorkerSpec
 
 log = logging.getLogger("pytest_neuronperf")
 

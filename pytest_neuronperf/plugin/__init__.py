@@ -2,21 +2,14 @@
 
 from __future__ import annotations
 
-import math
-import os
-from collections.abc import Callable, Generator
-from pathlib import Path
+from collections.abc import Generator
 from typing import Any
 
 import pytest
 
-from pytest_neuronperf.session import (
-    CoreShare,
-    PerfSession,
-    RunOptions,
-    env_worker,
-    xdist_share,
-)
+from pytest_neuronperf.plugin.options import OPTIONS, check_device_name, run_options
+from pytest_neuronperf.plugin.session import PerfSession
+from pytest_neuronperf.plugin.xdist import CoreShare, env_worker, xdist_share
 
 SESSION_KEY = pytest.StashKey[PerfSession]()
 WRITTEN_KEY = pytest.StashKey[list[str]]()
@@ -29,61 +22,6 @@ MARKER_HELP = (
     "timeout=None): a performance test; the neuronperf fixture benchmarks every configuration "
     "and the test fails when it regressed against the baseline or missed a budget."
 )
-
-
-# -- option parsers (also applied to ini values) -------------------------------------------------
-
-
-def parse_duration(value: str) -> float:
-    """``--neuronperf-duration``: a positive number of seconds."""
-    try:
-        seconds = float(value)
-    except ValueError:
-        seconds = math.nan
-    if not (math.isfinite(seconds) and seconds > 0):
-        raise pytest.UsageError(
-            f"--neuronperf-duration / neuronperf_duration must be a positive number of seconds, "
-            f"got {value!r}"
-        )
-    return seconds
-
-
-def parse_tolerance_option(value: str) -> dict[str, float]:
-    """``--neuronperf-tolerance``: ``p99:10%,p50:10%,throughput:5%``."""
-    from pytest_neuronperf.gating import parse_tolerance
-
-    try:
-        return parse_tolerance(value)
-    except ValueError as exc:
-        raise pytest.UsageError(f"--neuronperf-tolerance / neuronperf_tolerance: {exc}") from None
-
-
-def parse_device(value: str) -> str:
-    """``--neuronperf-device``: a device name (checked against registered backends later)."""
-    if not value or not value.replace("_", "").replace("-", "").isalnum():
-        raise pytest.UsageError(f"--neuronperf-device must be a device name, got {value!r}")
-    return value
-
-
-OPTIONS: list[tuple[str, str, str, Callable[[str], Any] | None, str]] = [
-    # (flag, ini name, kind, parser, help)
-    ("--neuronperf-baseline", "neuronperf_baseline", "path", Path,
-     "compare every configuration against this baseline file (JSON)"),
-    ("--neuronperf-save-baseline", "neuronperf_save_baseline", "bool", None,
-     "merge this run's results into the baseline file (created if missing)"),
-    ("--neuronperf-tolerance", "neuronperf_tolerance", "string", parse_tolerance_option,
-     "default relative tolerances, e.g. p99:10%,p50:10%,throughput:5%"),
-    ("--neuronperf-duration", "neuronperf_duration", "string", parse_duration,
-     "override every configuration's measured duration (seconds)"),
-    ("--neuronperf-device", "neuronperf_device", "string", parse_device,
-     "force a device backend: cpu, cuda, neuron, neuronx or a registered one"),
-    ("--neuronperf-json", "neuronperf_json", "path", Path, "write all reports to this JSON file"),
-    ("--neuronperf-csv", "neuronperf_csv", "path", Path, "write all reports to this CSV file"),
-    ("--neuronperf-skip", "neuronperf_skip", "bool", None, "skip all performance tests"),
-    ("--neuronperf-only", "neuronperf_only", "bool", None, "run only performance tests"),
-    ("--neuronperf-strict", "neuronperf_strict", "bool", None,
-     "NEW, INCONCLUSIVE and machine mismatch fail instead of warn"),
-]
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -99,82 +37,9 @@ def pytest_addoption(parser: pytest.Parser) -> None:
 
 
 def pytest_addhooks(pluginmanager: pytest.PytestPluginManager) -> None:
-    from pytest_neuronperf import hookspecs
+    from pytest_neuronperf.plugin import hookspecs
 
     pluginmanager.add_hookspecs(hookspecs)
-
-
-def read_option(config: pytest.Config, flag: str) -> Any:
-    """A flag's value, else its ini value parsed the same way, else None."""
-    _, ini, kind, parse, _ = next(o for o in OPTIONS if o[0] == flag)
-    value = config.getoption(flag)
-    if value is not None:
-        return value
-    raw = config.getini(ini)
-    if kind == "bool":
-        return bool(raw)
-    if not raw:
-        return None
-    if kind == "path":
-        return config.rootpath / str(raw)
-    assert parse is not None
-    return parse(str(raw))
-
-
-def run_options(config: pytest.Config) -> RunOptions:
-    """Every option of this run, from the command line or ini."""
-    options = RunOptions(
-        baseline=read_option(config, "--neuronperf-baseline"),
-        save_baseline=read_option(config, "--neuronperf-save-baseline"),
-        tolerance=read_option(config, "--neuronperf-tolerance") or {},
-        duration=read_option(config, "--neuronperf-duration"),
-        device=read_option(config, "--neuronperf-device"),
-        json_path=read_option(config, "--neuronperf-json"),
-        csv_path=read_option(config, "--neuronperf-csv"),
-        skip=read_option(config, "--neuronperf-skip"),
-        only=read_option(config, "--neuronperf-only"),
-        strict=read_option(config, "--neuronperf-strict"),
-    )
-    if options.save_baseline and options.baseline is None:
-        raise pytest.UsageError(
-            "--neuronperf-save-baseline needs a file: add --neuronperf-baseline=PATH "
-            "(or set neuronperf_baseline in the ini file)")
-    if options.skip and options.only:
-        raise pytest.UsageError("--neuronperf-skip and --neuronperf-only exclude each other")
-    for flag, path in (("--neuronperf-baseline", options.baseline),
-                       ("--neuronperf-json", options.json_path),
-                       ("--neuronperf-csv", options.csv_path)):
-        if path is not None:
-            check_writable_file(flag, path, must_write=flag != "--neuronperf-baseline"
-                                or bool(options.save_baseline))
-    return options
-
-
-def check_writable_file(flag: str, path: Path, must_write: bool) -> None:
-    """Refuse, before anything runs, a file path the run could not write at its end.
-
-    Files are replaced through a temp file (and the baseline's lock file) in their directory,
-    so it is the directory, or the nearest one that exists, that must be writable.
-    """
-    if path.is_dir():
-        raise pytest.UsageError(f"{flag}={path} is a directory; give a file path")
-    if not must_write:
-        return
-    existing = next(p for p in path.absolute().parents if p.exists())
-    if not existing.is_dir():
-        raise pytest.UsageError(f"{flag}={path}: {existing} is a file, not a directory")
-    if not os.access(existing, os.W_OK | os.X_OK):
-        raise pytest.UsageError(f"{flag}={path}: the directory {existing} is not writable")
-
-
-def check_device_name(name: str | None, devices: dict[str, Any]) -> None:
-    """``--neuronperf-device`` must name a built-in or a registered backend."""
-    from pytest_neuronperf.settings import DEVICES
-
-    if name is not None and name not in (*DEVICES, *devices):
-        raise pytest.UsageError(
-            f"--neuronperf-device / neuronperf_device: unknown device {name!r}; choose one of "
-            f"{', '.join((*DEVICES, *devices))}")
 
 
 def _merged_dicts(results: list[dict[str, Any] | None]) -> dict[str, Any]:
@@ -206,7 +71,7 @@ def pytest_configure(config: pytest.Config) -> None:
     check_device_name(options.device, devices)
     config.stash[SESSION_KEY] = PerfSession(options, devices, adapters, extra_fp, share_for)
     if config.pluginmanager.hasplugin("xdist") and worker_input is None:
-        from pytest_neuronperf.xdist_hooks import ControllerHooks
+        from pytest_neuronperf.plugin.xdist import ControllerHooks
 
         config.pluginmanager.register(ControllerHooks(config.stash[SESSION_KEY]),
                                       "neuronperf-xdist-controller")
@@ -220,7 +85,7 @@ def is_perf_test(item: pytest.Item) -> bool:
 
 def marker_settings(item: pytest.Item, session: PerfSession) -> Any:
     """The item's settings from its marker(s); a bad keyword is a usage error naming the test."""
-    from pytest_neuronperf.settings import PerfSettings, SettingsError, apply_keywords
+    from pytest_neuronperf.plugin.markers import PerfSettings, SettingsError, apply_keywords
 
     settings = PerfSettings()
     for marker in reversed(list(item.iter_markers(MARKER))):  # closest marker applied last
@@ -257,7 +122,7 @@ def pytest_collection_modifyitems(
 @pytest.fixture
 def neuronperf(request: pytest.FixtureRequest) -> Any:
     """Benchmark a model with the test's ``neuronperf`` marker settings, recorded and gated."""
-    from pytest_neuronperf.fixture import NeuronperfFixture
+    from pytest_neuronperf.plugin.fixture import NeuronperfFixture
 
     session = request.config.stash[SESSION_KEY]
     item = request.node
@@ -300,7 +165,7 @@ def pytest_sessionfinish(session: pytest.Session) -> None:
 
 
 def pytest_terminal_summary(terminalreporter: Any, config: pytest.Config) -> None:
-    from pytest_neuronperf.reporting import format_summary
+    from pytest_neuronperf.reporting.tables import format_summary
 
     perf = config.stash.get(SESSION_KEY, None)
     if perf is None or not perf.results or getattr(config, "workerinput", None) is not None:

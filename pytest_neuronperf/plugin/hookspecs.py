@@ -9,7 +9,7 @@ import pytest
 
 if TYPE_CHECKING:
     from pytest_neuronperf.devices.base import DeviceBackend
-    from pytest_neuronperf.gating import Judgement, Verdict
+    from pytest_neuronperf.gating.verdicts import Judgement, Verdict
 
 
 def pytest_neuronperf_add_devices(config: pytest.Config) -> dict[str, DeviceBackend] | None:

@@ -31,9 +31,9 @@ from pathlib import Path
 from typing import Any
 
 from pytest_neuronperf import __version__
-from pytest_neuronperf.compile_worker import publish
+from pytest_neuronperf.compiling.child import publish
+from pytest_neuronperf.engine.specs import ModelSource
 from pytest_neuronperf.frameworks.base import as_args
-from pytest_neuronperf.spec import ModelSource
 
 CACHE_KEY_VERSION = 1
 """Bump when the artifact layout or the key material changes, so old artifacts miss."""

@@ -13,7 +13,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from pytest_neuronperf.spec import ModelSource
+from pytest_neuronperf.engine.specs import ModelSource
 
 
 class ModelReferenceError(ValueError):

@@ -8,8 +8,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from typing import Any
 
-from pytest_neuronperf import configs as grid
-from pytest_neuronperf.gating import parse_tolerance
+from pytest_neuronperf.engine import grid
+from pytest_neuronperf.gating.verdicts import parse_tolerance
 
 DEVICES = ("auto", "cpu", "cuda", "neuron", "neuronx")
 COMPILERS = ("auto", "eager", "torchscript", "export", "saved_model", "xla", "neuron", "neuronx")

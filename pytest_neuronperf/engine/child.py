@@ -26,8 +26,8 @@ import numpy as np
 
 from pytest_neuronperf.devices.base import Placement
 from pytest_neuronperf.engine import messages
+from pytest_neuronperf.engine.specs import WorkerSpec
 from pytest_neuronperf.frameworks.base import load_adapter
-from pytest_neuronperf.spec import WorkerSpec
 
 AUTO_WARMUP_BLOCK_S = 0.05
 AUTO_WARMUP_MIN_CALLS = 10

@@ -11,17 +11,17 @@ from typing import Any
 
 import pytest
 
-from pytest_neuronperf import configs as grid_configs
-from pytest_neuronperf.baseline import result_key
-from pytest_neuronperf.gating import (
+from pytest_neuronperf.engine import grid as grid_configs
+from pytest_neuronperf.gating.baseline import result_key
+from pytest_neuronperf.gating.verdicts import (
     Verdict,
     format_judgement_table,
     needs_recheck,
     pool_reports,
 )
-from pytest_neuronperf.reporting import config_label
-from pytest_neuronperf.session import PerfSession
-from pytest_neuronperf.settings import PerfSettings, SettingsError, apply_keywords
+from pytest_neuronperf.plugin.markers import PerfSettings, SettingsError, apply_keywords
+from pytest_neuronperf.plugin.session import PerfSession
+from pytest_neuronperf.reporting.tables import config_label
 
 EAGER_COMPILERS = ("eager",)
 CALL_KEYWORDS = ("framework", "preprocess_fn", "postprocess_fn", "model_name", "return_timers")
@@ -87,9 +87,9 @@ class NeuronperfFixture:
 
     def _compile(self, model: Any, inputs: Any, framework: str | None,
                  settings: PerfSettings) -> str:
-        from pytest_neuronperf.compile_cache import input_signature, safe_name
-        from pytest_neuronperf.compiling import compile as compile_model
-        from pytest_neuronperf.model_ref import describe_model
+        from pytest_neuronperf.compiling.cache import input_signature, safe_name
+        from pytest_neuronperf.compiling.request import compile as compile_model
+        from pytest_neuronperf.engine.model_ref import describe_model
 
         backend = self._session.backend(settings.device)
         # one index per model, inputs and compile request (and per xdist worker): tests or
@@ -116,7 +116,7 @@ class NeuronperfFixture:
     def benchmark(self, model: Any, inputs: Any, *, name: str | None = None,
                   **overrides: Any) -> list[dict[str, Any]]:
         """Run every configuration of the marker (plus ``overrides``); record and gate them."""
-        from pytest_neuronperf.api import benchmark
+        from pytest_neuronperf.engine.benchmark import benchmark
 
         key = result_key(self._item.nodeid, name)
         if key in self._keys:

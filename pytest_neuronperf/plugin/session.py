@@ -4,23 +4,22 @@ once, on the controller."""
 
 from __future__ import annotations
 
-import contextlib
-import fcntl
 import functools
 import os
 import tempfile
 import time
-from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from pytest_neuronperf import baseline as baseline_file
-from pytest_neuronperf import machine
 from pytest_neuronperf.devices import DeviceBackend, format_cores, get_backend
-from pytest_neuronperf.gating import Judgement, Verdict, entry_from_report, judge
+from pytest_neuronperf.gating import baseline as baseline_file
+from pytest_neuronperf.gating import machine
+from pytest_neuronperf.gating.verdicts import Judgement, Verdict, entry_from_report, judge
+from pytest_neuronperf.plugin.options import RunOptions
+from pytest_neuronperf.plugin.xdist import CoreShare
 
 RESULTS_FORMAT_VERSION = 1
 """Version of the results a worker sends to the controller (``workeroutput``).
@@ -28,59 +27,6 @@ RESULTS_FORMAT_VERSION = 1
 History: 1 -- first version: ``{"version", "results": [report, ...]}``; every report carries
 ``test``, ``verdict``, ``machine`` and ``fingerprint``.
 """
-
-
-@dataclass(frozen=True)
-class RunOptions:
-    """The command-line / ini options of this run, validated."""
-
-    baseline: Path | None = None
-    save_baseline: bool = False
-    tolerance: dict[str, float] = field(default_factory=dict)
-    duration: float | None = None
-    device: str | None = None
-    json_path: Path | None = None
-    csv_path: Path | None = None
-    skip: bool = False
-    only: bool = False
-    strict: bool = False
-
-
-@dataclass(frozen=True)
-class CoreShare:
-    """This process's share of the device: its cores, and a lock when the share is shared."""
-
-    cores: list[int]
-    lock_path: Path | None = None
-
-    @contextlib.contextmanager
-    def hold(self) -> Iterator[None]:
-        """Hold the share exclusively while benchmarking (no-op when not shared)."""
-        if self.lock_path is None:
-            yield
-            return
-        self.lock_path.parent.mkdir(parents=True, exist_ok=True)
-        with open(self.lock_path, "a") as handle:
-            fcntl.flock(handle, fcntl.LOCK_EX)
-            try:
-                yield
-            finally:
-                fcntl.flock(handle, fcntl.LOCK_UN)
-
-
-def xdist_share(all_cores: list[int], worker: str | None, count: int, run_id: str) -> CoreShare:
-    """Worker ``gwN`` of ``count`` gets the N-th disjoint slice; with fewer cores than workers,
-    workers that land on the same slice queue on a lock file instead of sharing cores."""
-    if worker is None or count <= 1 or not worker.startswith("gw"):
-        return CoreShare(all_cores)
-    index = int(worker[2:])
-    slots = max(1, min(count, len(all_cores)))
-    size = len(all_cores) // slots
-    slot = index % slots
-    cores = all_cores[slot * size : (slot + 1) * size]
-    shared = count > slots
-    lock = Path(tempfile.gettempdir()) / f"pytest-neuronperf-{run_id}" / f"slot{slot}.lock"
-    return CoreShare(cores, lock if shared else None)
 
 
 class PerfSession:
@@ -193,7 +139,7 @@ class PerfSession:
         baseline or JSON could not be written and no other JSON holds them), they go to a
         ``neuronperf-unsaved-*.json`` in ``rescue_dir`` instead.
         """
-        from pytest_neuronperf import reporting
+        from pytest_neuronperf.reporting import files as reporting
 
         ordered = sorted(self.results, key=lambda r: r.get("test", ""))
         lines: list[str] = []
@@ -326,14 +272,7 @@ class PerfSession:
 
 def rescued(reports: list[dict[str, Any]], path: Path) -> str:
     """Write reports that would otherwise be lost; the line that says where they went."""
-    from pytest_neuronperf import reporting
+    from pytest_neuronperf.reporting import files as reporting
 
     return f"neuronperf: this run's reports were saved to {reporting.write_json(reports, path)}"
-
-
-def env_worker() -> tuple[str | None, int]:
-    """This xdist worker's name and the worker count, from xdist's environment variables."""
-    worker = os.environ.get("PYTEST_XDIST_WORKER")
-    count = int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1") or 1)
-    return worker, count
 

@@ -38,8 +38,8 @@ from typing import Any
 
 import numpy as np
 
-from pytest_neuronperf.stats import (
-    WINDOW_METRICS,
+from pytest_neuronperf.engine.windows import WINDOW_METRICS
+from pytest_neuronperf.gating.stats import (
     bootstrap_ratio_ci,
     drop_hiccups,
     finite_values,

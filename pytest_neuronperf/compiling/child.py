@@ -24,8 +24,8 @@ from typing import Any, Protocol
 import numpy as np
 
 from pytest_neuronperf.compilers import COMPILERS
+from pytest_neuronperf.engine.specs import ModelSource
 from pytest_neuronperf.frameworks.base import resolve_object
-from pytest_neuronperf.spec import ModelSource
 
 PROTOCOL_VERSION = 1
 """Compile process -> parent messages (JSON frames). History: 1 - ready, begin, result, fatal,
@@ -124,7 +124,7 @@ def compile_main(conn: Connection, job: CompileJob) -> None:
     os.environ.clear()
     os.environ.update(job.environ)
     if job.log_path is not None:
-        from pytest_neuronperf.worker import redirect_output
+        from pytest_neuronperf.engine.child import redirect_output
 
         redirect_output(job.log_path)
     threading.Thread(

@@ -10,19 +10,19 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from pytest_neuronperf import configs as grid
 from pytest_neuronperf.devices import DeviceBackend, get_backend
-from pytest_neuronperf.engine.processes import process_context
-from pytest_neuronperf.engine.runner import Job, error_report, run_configuration
-from pytest_neuronperf.frameworks import ADAPTERS, infer_framework, to_portable
-from pytest_neuronperf.frameworks.base import leading_dim
-from pytest_neuronperf.model_index import read_model_index
-from pytest_neuronperf.model_ref import (
+from pytest_neuronperf.engine import grid
+from pytest_neuronperf.engine.model_ref import (
     ModelReferenceError,
     describe_model,
     importable_name,
 )
-from pytest_neuronperf.spec import ModelSource
+from pytest_neuronperf.engine.processes import process_context
+from pytest_neuronperf.engine.runner import Job, error_report, run_configuration
+from pytest_neuronperf.engine.specs import ModelSource
+from pytest_neuronperf.frameworks import ADAPTERS, infer_framework, to_portable
+from pytest_neuronperf.frameworks.base import leading_dim
+from pytest_neuronperf.model_index import read_model_index
 
 log = logging.getLogger("pytest_neuronperf")
 

@@ -1,0 +1,2 @@
+"""Whether a configuration regressed: statistics, tolerances, verdicts, the baseline file and
+the machine fingerprint."""

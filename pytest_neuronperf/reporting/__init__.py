@@ -1,0 +1,1 @@
+"""Reports out: console tables, CSV and JSON files."""

@@ -1,0 +1,121 @@
+"""Reports as files: CSV and JSON, and reading them back."""
+
+from __future__ import annotations
+
+import contextlib
+import csv
+import json
+import math
+import os
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from pytest_neuronperf.reporting.tables import report_list
+
+REPORT_FORMAT = "pytest-neuronperf-reports"
+REPORT_VERSION = 1
+
+
+def _default_path(suffix: str) -> Path:
+    return Path(f"neuronperf-{time.strftime('%Y%m%d-%H%M%S')}.{suffix}")
+
+
+def _atomic_write(path: Path, text: str) -> None:
+    if path.is_dir():
+        raise IsADirectoryError(f"{path} is a directory")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    try:
+        with open(tmp, "w", newline="") as handle:
+            handle.write(text)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+        raise
+
+
+def _csv_value(value: Any) -> Any:
+    value = _json_safe(value)
+    if isinstance(value, dict | list):
+        return json.dumps(value, allow_nan=False, default=str)
+    return "" if value is None else value
+
+
+def write_csv(
+    reports: Sequence[dict[str, Any]],
+    filename: str | os.PathLike[str] | None = None,
+    cols: Sequence[str] | None = None,
+) -> str:
+    """Write every key of every report (or ``cols``) as CSV; returns the path written."""
+    path = Path(filename) if filename is not None else _default_path("csv")
+    reports = report_list(reports)
+    if isinstance(cols, str):
+        cols = [cols]
+    columns = list(cols) if cols else list(dict.fromkeys(k for r in reports for k in r))
+    from io import StringIO
+
+    buffer = StringIO()
+    writer = csv.DictWriter(buffer, fieldnames=columns, extrasaction="ignore")
+    writer.writeheader()
+    for report in reports:
+        writer.writerow({k: _csv_value(report.get(k)) for k in columns})
+    _atomic_write(path, buffer.getvalue())
+    return str(path)
+
+
+def _json_safe(value: Any) -> Any:
+    """Plain JSON values: NaN/inf become None, NumPy scalars and arrays plain numbers/lists."""
+    if type(value).__module__ == "numpy" and hasattr(value, "tolist"):
+        value = value.tolist()
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, dict):
+        return {str(k): _json_safe(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_json_safe(v) for v in value]
+    return value
+
+
+def write_json(
+    reports: Sequence[dict[str, Any]], filename: str | os.PathLike[str] | None = None
+) -> str:
+    """Write every report as strict JSON (NaN becomes null); returns the path written."""
+    path = Path(filename) if filename is not None else _default_path("json")
+    document = {"format": REPORT_FORMAT, "version": REPORT_VERSION,
+                "reports": _json_safe(report_list(reports))}
+    _atomic_write(path, json.dumps(document, indent=2, allow_nan=False) + "\n")
+    return str(path)
+
+
+def get_reports(filename: str | os.PathLike[str]) -> list[dict[str, Any]]:
+    """Read reports written by :func:`write_json` (or a bare JSON list of reports)."""
+    path = Path(filename)
+    try:
+        document = json.loads(path.read_text())
+    except json.JSONDecodeError as exc:
+        raise ValueError(f"{str(path)!r} is not valid JSON: {exc}") from exc
+    if isinstance(document, list):
+        if not all(isinstance(report, dict) for report in document):
+            raise ValueError(f"{str(path)!r} is a JSON list, but not of report objects")
+        return document
+    if not isinstance(document, dict) or document.get("format") != REPORT_FORMAT:
+        raise ValueError(f"{str(path)!r} is not a pytest-neuronperf report file")
+    version = document.get("version")
+    if not isinstance(version, int) or isinstance(version, bool):
+        raise ValueError(f"{str(path)!r} has report format version {version!r}, not a number")
+    if version > REPORT_VERSION:
+        raise ValueError(
+            f"{str(path)!r} was written by a newer pytest-neuronperf (report format version "
+            f"{version}); upgrade to read it"
+        )
+    reports = document.get("reports")
+    if not isinstance(reports, list):
+        raise ValueError(f"{str(path)!r} has no \"reports\" list")
+    return reports
+
+
