@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Generator
 from typing import Any
 
@@ -69,7 +70,9 @@ def pytest_configure(config: pytest.Config) -> None:
             return CoreShare(cores)
 
     check_device_name(options.device, devices)
-    config.stash[SESSION_KEY] = PerfSession(options, devices, adapters, extra_fp, share_for)
+    config.stash[SESSION_KEY] = PerfSession(
+        options, devices, adapters, extra_fp, share_for,
+        verdict_hook=functools.partial(config.hook.pytest_neuronperf_verdict, config=config))
     if config.pluginmanager.hasplugin("xdist") and worker_input is None:
         from pytest_neuronperf.plugin.xdist import ControllerHooks
 
@@ -132,9 +135,9 @@ def neuronperf(request: pytest.FixtureRequest) -> Any:
 @pytest.hookimpl(wrapper=True)
 def pytest_runtest_call(item: pytest.Item) -> Generator[None, None, None]:
     result = yield
-    failures = item.config.stash[SESSION_KEY].take_failures(item.nodeid)
-    if failures:
-        pytest.fail("neuronperf gate failed:\n" + "\n\n".join(failures), pytrace=False)
+    failure = item.config.stash[SESSION_KEY].failure(item.nodeid)
+    if failure:
+        pytest.fail(failure, pytrace=False)
     return result
 
 

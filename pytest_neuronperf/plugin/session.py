@@ -17,9 +17,19 @@ import pytest
 from pytest_neuronperf.devices import DeviceBackend, format_cores, get_backend
 from pytest_neuronperf.gating import baseline as baseline_file
 from pytest_neuronperf.gating import machine
-from pytest_neuronperf.gating.verdicts import Judgement, Verdict, entry_from_report, judge
+from pytest_neuronperf.gating.verdicts import (
+    Judgement,
+    Verdict,
+    entry_from_report,
+    judge,
+    needs_recheck,
+    pool_reports,
+)
+from pytest_neuronperf.plugin.markers import PerfSettings
 from pytest_neuronperf.plugin.options import RunOptions
+from pytest_neuronperf.plugin.outcome import Outcome, decide, failure_message
 from pytest_neuronperf.plugin.xdist import CoreShare
+from pytest_neuronperf.reports import config_key
 
 RESULTS_FORMAT_VERSION = 1
 """Version of the results a worker sends to the controller (``workeroutput``).
@@ -39,6 +49,7 @@ class PerfSession:
         adapters: dict[str, str],
         extra_fingerprint: dict[str, Any],
         share_for: Any,
+        verdict_hook: Callable[..., Any] = lambda **_: None,
     ) -> None:
         self.options = options
         self.devices = devices
@@ -46,7 +57,9 @@ class PerfSession:
         self.extra_fingerprint = extra_fingerprint
         self._share_for = share_for
         self.results: list[dict[str, Any]] = []
-        self.failures: dict[str, list[str]] = {}
+        self.outcomes: dict[str, list[tuple[str, Outcome]]] = {}
+        """Node id -> (result key, outcome) of every configuration it measured."""
+        self._verdict_hook = verdict_hook
         self._backends: dict[str, DeviceBackend] = {}
         self._machines: dict[str, tuple[str, dict[str, Any]]] = {}
         self.baseline = self._load_baseline()
@@ -96,22 +109,48 @@ class PerfSession:
         machine_id, fp = self.machine(backend)
         entry = None
         if self.baseline is not None and report["status"] == "ok":
-            entry = self.baseline.lookup(machine_id, test, baseline_file.config_key(report))
+            entry = self.baseline.lookup(machine_id, test, config_key(report))
         judgement = judge(report, entry, {**self.options.tolerance, **tolerance}, budgets,
                           self.options.strict)
         report.update(test=test, machine=machine_id, fingerprint=fp)
         report.update(judgement.report_fields())
         return judgement
 
-    def record(self, nodeid: str, reports: list[dict[str, Any]], failure: str | None) -> None:
-        """Keep gated reports for the summary and files; remember a failure for the test."""
-        self.results.extend(reports)
-        if failure:
-            self.failures.setdefault(nodeid, []).append(failure)
+    def settle(
+        self,
+        nodeid: str,
+        key: str,
+        reports: list[dict[str, Any]],
+        backend: DeviceBackend,
+        settings: PerfSettings,
+        remeasure: Callable[[dict[str, Any]], dict[str, Any]],
+    ) -> None:
+        """Gate one benchmark call's reports and record them with their outcomes.
 
-    def take_failures(self, nodeid: str) -> list[str]:
-        """The failure messages recorded for a test (removed)."""
-        return self.failures.pop(nodeid, [])
+        A configuration that first looks REGRESSED or INCONCLUSIVE is measured once more
+        (``remeasure``) and judged on both runs' windows. Whatever happens, every measured
+        report is recorded.
+        """
+        outcomes = self.outcomes.setdefault(nodeid, [])
+        try:
+            for position, report in enumerate(reports):
+                judgement = self.gate(report, key, backend, settings.budgets, settings.tolerance)
+                if needs_recheck(judgement):
+                    report = reports[position] = pool_reports(report, remeasure(report))
+                    judgement = self.gate(report, key, backend, settings.budgets,
+                                          settings.tolerance)
+                override = self._verdict_hook(report=report, judgement=judgement)
+                outcomes.append((key, decide(report, judgement, override, self.options)))
+        finally:
+            self.results.extend(reports)
+
+    def failure(self, nodeid: str) -> str | None:
+        """The message a test fails with, or None when none of its configurations fails
+        (its outcomes are taken)."""
+        outcomes = self.outcomes.pop(nodeid, [])
+        if not any(outcome.failing for _, outcome in outcomes):
+            return None
+        return failure_message(outcomes)
 
     # -- xdist ---------------------------------------------------------------------------------
 
@@ -186,7 +225,7 @@ class PerfSession:
             if report.get("status") != "ok":
                 continue
             fp, tests = by_machine.setdefault(report["machine"], (report["fingerprint"], {}))
-            tests.setdefault(report["test"], {})[baseline_file.config_key(report)] = (
+            tests.setdefault(report["test"], {})[config_key(report)] = (
                 entry_from_report(report))
             count += 1
         for machine_id, (fp, tests) in by_machine.items():
