@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Generator
+from dataclasses import replace
 from typing import Any
 
 import pytest
@@ -91,6 +92,8 @@ def marker_settings(item: pytest.Item, session: PerfSession) -> Any:
     from pytest_neuronperf.plugin.markers import PerfSettings, SettingsError, apply_keywords
 
     settings = PerfSettings()
+    if session.options.default_duration is not None:
+        settings = replace(settings, duration=session.options.default_duration)
     for marker in reversed(list(item.iter_markers(MARKER))):  # closest marker applied last
         if marker.args:
             raise pytest.UsageError(
