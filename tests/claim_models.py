@@ -66,3 +66,42 @@ class ReportsTensorflowThreads:
 
     def __call__(self, x: Any) -> Any:
         return x
+
+
+class BarrierProbe:
+    """The first copy to load takes a second longer; every copy logs each call's start time
+    (monotonic clock, shared by all processes) to $PROBE_DIR."""
+
+    def __init__(self) -> None:
+        directory = Path(os.environ["PROBE_DIR"])
+        try:
+            os.close(os.open(directory / "slow", os.O_CREAT | os.O_EXCL))
+            time.sleep(1.0)
+            (directory / "slow-loaded").write_text(str(time.monotonic_ns()))
+        except FileExistsError:
+            pass
+        self.log = open(directory / f"calls-{os.getpid()}", "a")  # noqa: SIM115
+
+    def __call__(self, x: Any) -> Any:
+        self.log.write(f"{time.monotonic_ns()}\n")
+        self.log.flush()
+        time.sleep(0.001)
+        return x
+
+
+class ReportsForkParent:
+    """Records what the process it was forked from is, and how many threads that one runs."""
+
+    def __init__(self) -> None:
+        import torch
+
+        torch.ones(64, 64) @ torch.ones(64, 64)  # this copy starts its runtime: its own business
+        parent = os.getppid()
+        info = {
+            "cmdline": Path(f"/proc/{parent}/cmdline").read_bytes().replace(b"\0", b" ").decode(),
+            "parent_threads": len(os.listdir(f"/proc/{parent}/task")),
+        }
+        (Path(os.environ["CAPS_DIR"]) / f"fork-{os.getpid()}.json").write_text(json.dumps(info))
+
+    def __call__(self, x: Any) -> Any:
+        return x

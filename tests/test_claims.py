@@ -326,3 +326,60 @@ def test_framework_is_inferred_from_keras_classes_and_tensorflow_tensors() -> No
     assert infer_framework(keras_model_class(), None) == "tensorflow"
     assert infer_framework(small_keras_model, tf.constant([[1.0]])) == "tensorflow"
     assert infer_framework(small_keras_model, np.zeros(1)) is None  # NumPy says nothing
+
+
+# --- the compile cache ----------------------------------------------------------------------------
+
+
+def test_cache_dir_from_the_environment_and_cache_false(tmp_path: Path,
+                                                         monkeypatch: pytest.MonkeyPatch) -> None:
+    torch = pytest.importorskip("torch")
+    from torch_models import TinyMLP
+
+    shared = tmp_path / "shared-from-env"
+    monkeypatch.setenv("NEURONPERF_CACHE_DIR", str(shared))
+    first = npf.compile(TinyMLP, torch.rand(1, 64), compiler="torchscript",
+                        models_dir=tmp_path / "a", verbosity=0)
+    [made] = json.loads(Path(first).read_text())["model_configs"]
+    assert not made["cached"] and (shared / made["filename"]).is_file()
+    second = npf.compile(TinyMLP, torch.rand(1, 64), compiler="torchscript",
+                         models_dir=tmp_path / "b", verbosity=0)
+    [hit] = json.loads(Path(second).read_text())["model_configs"]
+    assert hit["cached"] and hit["compile_s"] == 0  # served by $NEURONPERF_CACHE_DIR
+    again = npf.compile(TinyMLP, torch.rand(1, 64), compiler="torchscript",
+                        models_dir=tmp_path / "b", cache=False, verbosity=0)
+    [fresh] = json.loads(Path(again).read_text())["model_configs"]
+    assert not fresh["cached"] and fresh["compile_s"] > 0  # cache=False compiles again
+
+
+def test_all_copies_measure_one_common_window_after_the_barrier(tmp_path, monkeypatch,  # type: ignore[no-untyped-def]
+                                                                 two_cores):
+    from claim_models import BarrierProbe
+
+    monkeypatch.setenv("PROBE_DIR", str(tmp_path))
+    [report] = bench(BarrierProbe, n_models=2, cores=two_cores, warmup=0.05, duration=0.5,
+                     return_timers=True)
+    assert report["status"] == "ok", report["error"]
+    slow_loaded = int((tmp_path / "slow-loaded").read_text())
+    measured = [len(copy) for copy in report["timers"]["latency_ms"]]
+    after = [sum(int(t) > slow_loaded for t in path.read_text().split())
+             for path in tmp_path.glob("calls-*")]
+    # the fast copy finished warming up a second before the slow one had even loaded: had it
+    # not waited at the barrier, most of its measured calls would come before that moment
+    assert len(after) == 2 and min(after) >= min(measured) and sum(after) >= sum(measured)
+
+
+def test_copies_fork_from_a_server_that_never_started_a_runtime(tmp_path, monkeypatch):  # type: ignore[no-untyped-def]
+    from claim_models import ReportsForkParent
+
+    monkeypatch.setenv("CAPS_DIR", str(tmp_path))
+    for _ in range(2):  # the second configuration forks from the same server, after the first ran
+        [report] = npf.torch.benchmark(ReportsForkParent, np.zeros((1, 4), np.float32),
+                                       framework="python", **QUICK)
+        assert report["status"] == "ok", report["error"]
+    seen = [json.loads(p.read_text()) for p in tmp_path.glob("fork-*.json")]
+    assert len(seen) == 2
+    for info in seen:
+        assert "forkserver" in info["cmdline"]
+        # a thread pool or device runtime started in the server would show as more threads
+        assert info["parent_threads"] == 1
