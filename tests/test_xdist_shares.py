@@ -12,7 +12,14 @@ import pytest
 
 from pytest_neuronperf.plugin.options import RunOptions
 from pytest_neuronperf.plugin.session import PerfSession
-from pytest_neuronperf.plugin.xdist import CoreShare, Host, HostRegistry, host_share, this_host
+from pytest_neuronperf.plugin.xdist import (
+    CoreShare,
+    Host,
+    HostRegistry,
+    host_share,
+    plain_nodeid,
+    this_host,
+)
 
 pytest_plugins = ["pytester"]
 
@@ -181,7 +188,8 @@ class SleepModel:
         return x
 
 
-@pytest.mark.parametrize("case", range(4))
+@pytest.mark.parametrize("case", [pytest.param(i, marks=pytest.mark.xdist_group(group))
+                                  for i, group in enumerate(["inf2", "inf2", "cpu", "cpu"])])
 @pytest.mark.neuronperf(n_models="max", workers_per_model=1, duration=0.3, warmup=0.05)
 def test_case(neuronperf, case):
     registry = Path(tempfile.gettempdir()) / ("pytest-neuronperf-"
@@ -201,10 +209,10 @@ def run_two_workers(pytester: pytest.Pytester, host_ids: tuple[str, str]) -> tup
     pytester.makeconftest(TWO_HOSTS_CONFTEST)
     pytester.makepyfile(test_models=TWO_HOSTS_TESTS)
     uid = f"fleet-{uuid.uuid4().hex[:8]}"
-    specs = [arg for host_id in host_ids
-             for arg in ("--tx", f"popen//env:NEURONPERF_HOST_ID={host_id}")]
+    specs = [arg for worker, host_id in zip(("inf2", "cpu"), host_ids, strict=True)
+             for arg in ("--tx", f"popen//id={worker}//env:NEURONPERF_HOST_ID={host_id}")]
     result = pytester.runpytest_subprocess(
-        *specs, "--dist", "load", f"--testrunuid={uid}", "-p", "no:cacheprovider",
+        *specs, "--dist", "loadgroup", f"--testrunuid={uid}", "-p", "no:cacheprovider",
         "--neuronperf-baseline=baseline.json", "--neuronperf-save-baseline",
         "--neuronperf-json=r.json")
     result.assert_outcomes(passed=4)
@@ -235,3 +243,80 @@ def test_two_simulated_hosts_each_measure_on_all_their_cores(pytester: pytest.Py
     assert sections == {host: sorted(tests) for host, tests in measured.items()}
     for host in measured:
         assert f"neuronperf: host {run['reports'][0]['host']} [{host}]" in run["stdout"]
+
+
+class FakeNode:
+    """What xdist's scheduler sees of a worker: its id, and the tests it is sent."""
+
+    def __init__(self, worker: str) -> None:
+        self.gateway = type("Gateway", (), {"id": worker})()
+        self.sent: list[int] = []
+        self.shutting_down = False
+
+    def send_runtest_some(self, indices: list[int]) -> None:
+        self.sent.extend(indices)
+
+    def shutdown(self) -> None:
+        self.shutting_down = True
+
+
+PINNED_COLLECTION = [
+    "t.py::test_bert[1]@inf2", "t.py::test_bert[8]@inf2", "t.py::test_resnet@inf2",
+    "t.py::test_mlp[1]@cpu", "t.py::test_mlp[8]@cpu", "t.py::test_free",
+]
+
+
+def scheduled(pytester: pytest.Pytester, workers: list[str]) -> dict[str, list[str]]:
+    """The tests each worker is sent under ``--dist loadgroup`` with ``--tx ...//id=``."""
+    pytest.importorskip("xdist")
+    from pytest_neuronperf.plugin.xdist_pinning import make_scheduler
+
+    config = pytester.parseconfig(*[f"--tx=popen//id={w}" for w in workers], "--dist=loadgroup")
+    scheduler = make_scheduler(config, None)
+    assert scheduler is not None
+    nodes = [FakeNode(w) for w in workers]
+    for node in nodes:
+        scheduler.add_node(node)
+        scheduler.add_node_collection(node, PINNED_COLLECTION)
+    scheduler.schedule()
+    done: set[tuple[str, int]] = set()
+    while any((n.gateway.id, i) not in done for n in nodes for i in n.sent):
+        for node in nodes:  # workers finish what they were sent, and are sent more
+            for index in list(node.sent):
+                if (node.gateway.id, index) not in done:
+                    done.add((node.gateway.id, index))
+                    scheduler.mark_test_complete(node, index)
+    return {n.gateway.id: [PINNED_COLLECTION[i] for i in n.sent] for n in nodes}
+
+
+def test_loadgroup_pins_a_group_to_the_workers_named_after_it(pytester):
+    # the CPU workers come up first: xdist's own loadgroup would hand them the biggest group
+    sent = scheduled(pytester, ["cpu", "spare", "inf2-a"])
+    assert sorted(sent["inf2-a"]) == sorted(t for t in PINNED_COLLECTION if t.endswith("@inf2"))
+    assert sorted(sent["cpu"]) == sorted(t for t in PINNED_COLLECTION if t.endswith("@cpu"))
+    assert sent["spare"] == ["t.py::test_free"]  # outside any group: anywhere
+    assert sorted(t for tests in sent.values() for t in tests) == sorted(PINNED_COLLECTION)
+
+
+def test_more_workers_than_groups_never_drops_a_pinned_worker(pytester):
+    sent = scheduled(pytester, ["cpu", "other-1", "other-2", "other-3", "other-4", "inf2"])
+    assert sorted(sent["inf2"]) == sorted(t for t in PINNED_COLLECTION if t.endswith("@inf2"))
+    assert sorted(sent["cpu"]) == sorted(t for t in PINNED_COLLECTION if t.endswith("@cpu"))
+
+
+class GroupedItem:
+    """An item as xdist's loadgroup leaves it on a worker: its node id ends in ``@group``."""
+
+    def __init__(self, nodeid: str, *groups: str) -> None:
+        self.nodeid = nodeid
+        self.groups = groups
+
+    def iter_markers(self, name: str) -> list:
+        return [pytest.mark.xdist_group(group).mark for group in self.groups]
+
+
+def test_a_test_keeps_its_baseline_key_under_loadgroup():
+    assert plain_nodeid(GroupedItem("t.py::test_bert[8]@inf2", "inf2")) == "t.py::test_bert[8]"
+    assert plain_nodeid(GroupedItem("t.py::test_x@a_b", "b", "a")) == "t.py::test_x"
+    assert plain_nodeid(GroupedItem("t.py::test_bert[8]", "inf2")) == "t.py::test_bert[8]"
+    assert plain_nodeid(GroupedItem("dir@inf2/t.py::test_y")) == "dir@inf2/t.py::test_y"

@@ -116,6 +116,16 @@ def worker_number(worker: str) -> int:
     return int(hashlib.sha256(worker.encode()).hexdigest()[:8], 16)
 
 
+def plain_nodeid(item: pytest.Item) -> str:
+    """The item's node id without the ``@group`` that xdist's ``--dist loadgroup`` appends on
+    workers, so a test keeps one baseline key with or without it."""
+    groups = sorted({str(mark.args[0] if mark.args else mark.kwargs.get("name", "default"))
+                     for mark in item.iter_markers("xdist_group")})
+    suffix = f"@{'_'.join(groups)}"
+    nodeid = item.nodeid
+    return nodeid[: -len(suffix)] if groups and nodeid.endswith(suffix) else nodeid
+
+
 def registry_dir(run_id: str) -> Path:
     """The folder of one xdist run's registry and slice locks in this host's temp dir."""
     return Path(tempfile.gettempdir()) / f"{REGISTRY_PREFIX}{run_id}"
@@ -233,7 +243,8 @@ def configure_worker(config: pytest.Config, worker_input: dict[str, Any]) -> Wor
 
 
 class ControllerHooks:
-    """Collects each worker's results when the worker finishes; removes the run's registry."""
+    """Collects each worker's results when the worker finishes; removes the run's registry;
+    pins ``xdist_group``s to the workers named after them."""
 
     def __init__(self, session: PerfSession) -> None:
         self._session = session
@@ -242,6 +253,13 @@ class ControllerHooks:
     @pytest.hookimpl
     def pytest_configure_node(self, node: Any) -> None:
         self._run_ids.add(str(getattr(node, "workerinput", {}).get("testrunuid", "")))
+
+    @pytest.hookimpl
+    def pytest_xdist_make_scheduler(self, config: pytest.Config, log: Any) -> Any:
+        """``--dist loadgroup`` with ``--tx ...//id=NAME``: group NAME runs on worker NAME."""
+        from pytest_neuronperf.plugin.xdist_pinning import make_scheduler
+
+        return make_scheduler(config, log)
 
     @pytest.hookimpl
     def pytest_testnodedown(self, node: Any, error: Any) -> None:
