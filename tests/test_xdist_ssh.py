@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import pwd
 import shutil
 import signal
 import socket
@@ -46,7 +47,7 @@ class Sshd:
             env += [f"NEURONPERF_HOST_ID={host_id}"] if host_id else []
             entries.append(
                 f"Host {alias}\n  HostName 127.0.0.1\n  Port {self.port}\n  User "
-                f"{os.environ.get('USER', 'root')}\n  IdentityFile {self.folder / 'client_key'}"
+                f"{pwd.getpwuid(os.geteuid()).pw_name}\n  IdentityFile {self.folder / 'client_key'}"
                 f"\n  IdentitiesOnly yes\n  BatchMode yes\n  StrictHostKeyChecking no"
                 f"\n  UserKnownHostsFile /dev/null\n  LogLevel ERROR"
                 + (f"\n  SetEnv {' '.join(env)}" if env else ""))
