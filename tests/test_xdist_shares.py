@@ -125,6 +125,9 @@ def test_hosts_are_told_apart_by_what_the_worker_sees(tmp_path, monkeypatch):
     assert this_host(tmp_path / "no-boot-id").key  # no boot id: the host name stands in
     monkeypatch.setenv("NEURONPERF_HOST_ID", "rack-3")
     assert this_host(one).key == this_host(other).key == "rack-3"
+    monkeypatch.setenv("NEURONPERF_HOST_ID", "../rack 3")
+    with pytest.raises(pytest.UsageError, match="NEURONPERF_HOST_ID='../rack 3': a host id is"):
+        this_host(one)
 
 
 def gated(host: Host, worker: str, test: str, machine: str) -> dict:

@@ -23,7 +23,8 @@ all of them.
    on and queues on that slice's lock, as do workers when there are more workers than cores.
    Since one host's workers all slice by the same sealed list, two slices are either the same
    (one lock) or disjoint: two workers of one host never measure on the same cores at once,
-   however late a worker starts. An uncontended lock costs microseconds.
+   however late a worker starts. An uncontended lock costs microseconds. (The lock is per slice
+   number, whatever the device: two devices' benchmarks on one slice number take turns.)
 
 The registry is removed when the run ends: each worker removes its entry and the last one out
 removes the folder on its host; the controller removes its own host's folder after every worker
@@ -37,6 +38,7 @@ import fcntl
 import hashlib
 import json
 import os
+import re
 import shutil
 import socket
 import tempfile
@@ -99,6 +101,10 @@ def this_host(boot_id_path: Path = BOOT_ID) -> Host:
     name = socket.gethostname()
     override = os.environ.get(HOST_ID_ENV, "").strip()
     if override:
+        if not re.fullmatch(r"[A-Za-z0-9._-]{1,64}", override):
+            raise pytest.UsageError(
+                f"{HOST_ID_ENV}={override!r}: a host id is 1-64 letters, digits, '.', '_' or '-' "
+                f"(it names files in the temp dir); set another value or unset it")
         return Host(name, override)
     try:
         boot = boot_id_path.read_text().strip()
