@@ -212,6 +212,9 @@ def run_two_workers(pytester: pytest.Pytester, host_ids: tuple[str, str]) -> tup
     pytester.makeconftest(TWO_HOSTS_CONFTEST)
     pytester.makepyfile(test_models=TWO_HOSTS_TESTS)
     uid = f"fleet-{uuid.uuid4().hex[:8]}"
+    # named workers and groups run the pinning scheduler for real; where it lands each group is
+    # not asserted: pytest 9.2 with pytest-xdist 3.8 drops xdist_group (xdist issue 1386), and
+    # the pinning itself is tested above with fake nodes
     specs = [arg for worker, host_id in zip(("inf2", "cpu"), host_ids, strict=True)
              for arg in ("--tx", f"popen//id={worker}//env:NEURONPERF_HOST_ID={host_id}")]
     result = pytester.runpytest_subprocess(
