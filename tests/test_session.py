@@ -1,52 +1,13 @@
-"""Session logic without processes: xdist core shares and per-machine baseline sections."""
+"""Session logic without processes: per-machine baseline sections, outputs, notes."""
 
 from __future__ import annotations
 
 import json
-import multiprocessing
-import time
 
 from pytest_neuronperf.gating import baseline as baseline_file
 from pytest_neuronperf.gating.verdicts import Verdict
 from pytest_neuronperf.plugin.options import RunOptions
 from pytest_neuronperf.plugin.session import PerfSession
-from pytest_neuronperf.plugin.xdist import xdist_share
-
-
-def test_each_xdist_worker_gets_a_disjoint_slice():
-    cores = [0, 1, 2, 3]
-    shares = [xdist_share(cores, f"gw{i}", 2, "run") for i in range(2)]
-    assert [s.cores for s in shares] == [[0, 1], [2, 3]]
-    assert all(s.lock_path is None for s in shares)
-    assert xdist_share(cores, None, 1, "run").cores == cores  # no xdist: everything
-
-
-def test_more_workers_than_cores_share_slices_through_a_lock(tmp_path):
-    shares = [xdist_share([0, 1], f"gw{i}", 4, "run-a") for i in range(4)]
-    assert [s.cores for s in shares] == [[0], [1], [0], [1]]
-    assert shares[0].lock_path == shares[2].lock_path != shares[1].lock_path
-    # processes that land on slice 0 (as xdist workers do) never hold it at the same time
-    context = multiprocessing.get_context("spawn")
-    holders = [context.Process(target=hold_share, args=(shares[0], tmp_path / f"held{i}"))
-               for i in range(3)]
-    for holder in holders:
-        holder.start()
-    for holder in holders:
-        holder.join(timeout=60)
-        assert holder.exitcode == 0
-    spans = sorted(tuple(map(float, (tmp_path / f"held{i}").read_text().split()))
-                   for i in range(3))
-    assert all(end <= next_start
-               for (_, end), (next_start, _) in zip(spans, spans[1:], strict=False))
-
-
-def hold_share(share, record) -> None:  # type: ignore[no-untyped-def]
-    """In another process: hold the share for a while and write when (monotonic clock)."""
-    with share.hold():
-        start = time.monotonic()
-        time.sleep(0.2)
-        end = time.monotonic()
-    record.write_text(f"{start} {end}")
 
 
 def report(machine: str, test: str, cpu: str) -> dict:
