@@ -9,7 +9,6 @@ import contextlib
 import importlib
 import json
 import os
-import shutil
 import signal
 import sys
 import threading
@@ -26,6 +25,7 @@ import numpy as np
 from pytest_neuronperf.compilers import COMPILERS
 from pytest_neuronperf.engine.specs import ModelSource
 from pytest_neuronperf.frameworks.base import resolve_object
+from pytest_neuronperf.safe_files import publish, remove
 
 PROTOCOL_VERSION = 1
 """Compile process -> parent messages (JSON frames). History: 1 - ready, begin, result, fatal,
@@ -96,25 +96,6 @@ class CompileJob:
     log_path: str | None
     environ: dict[str, str]
     """The caller's environment: a forkserver child would otherwise see the server's."""
-
-
-def publish(scratch: Path, target: Path) -> None:
-    """Move a finished artifact into place (replacing an older one of the same name)."""
-    if scratch.is_dir():
-        if target.exists():
-            shutil.rmtree(target, ignore_errors=True)
-        os.rename(scratch, target)
-    else:
-        os.replace(scratch, target)
-
-
-def remove(path: Path) -> None:
-    """Delete a file or directory if it exists."""
-    if path.is_dir() and not path.is_symlink():
-        shutil.rmtree(path, ignore_errors=True)
-    else:
-        with contextlib.suppress(OSError):
-            path.unlink()
 
 
 

@@ -23,6 +23,7 @@ from pytest_neuronperf.engine.specs import ModelSource
 from pytest_neuronperf.frameworks import ADAPTERS, infer_framework, to_portable
 from pytest_neuronperf.frameworks.base import leading_dim
 from pytest_neuronperf.model_index import read_model_index
+from pytest_neuronperf.reporting.tables import printable
 
 log = logging.getLogger("pytest_neuronperf")
 
@@ -211,8 +212,9 @@ def plan_index(
             continue
         failure = None
         if entry.get("status") != "ok":
-            failure = (f"compile failed ({entry.get('compiler')}, model index {str(path)!r}): "
-                       f"{entry.get('error') or 'no reason recorded'}")
+            failure = printable(  # the index's text is shown at a terminal: no escapes
+                f"compile failed ({entry.get('compiler')}, model index {str(path)!r}): "
+                f"{entry.get('error') or 'no reason recorded'}")
         source = ModelSource(
             kind="path", name=name, filename=str(artifact or path), path=str(artifact or path),
             compiler=entry.get("compiler"),

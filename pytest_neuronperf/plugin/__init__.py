@@ -161,7 +161,9 @@ def pytest_sessionfinish(session: pytest.Session) -> None:
     if worker_output is not None:
         worker_output["neuronperf"] = perf.export()
         return
-    written, failed = perf.write_outputs(config.rootpath)
+    reporter = config.pluginmanager.get_plugin("terminalreporter")
+    written, failed = perf.write_outputs(
+        config.rootpath, reporter.write_line if reporter is not None else None)
     config.stash[WRITTEN_KEY] = written
     if failed and session.exitstatus == pytest.ExitCode.OK:
         session.exitstatus = pytest.ExitCode.TESTS_FAILED
