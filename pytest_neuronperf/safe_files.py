@@ -231,6 +231,13 @@ def publish(scratch: Path, target: Path) -> None:
         remove(aside)
 
 
+def remove_leftovers(target: Path) -> None:
+    """Delete temp files a killed writer left beside ``target``; call only under the lock
+    every writer of ``target`` takes (then no live writer has one)."""
+    for leftover in target.parent.glob(f".{target.name}.*.tmp"):
+        remove(leftover)
+
+
 def remove(path: Path) -> None:
     """Delete a file or folder if it exists."""
     if path.is_dir() and not path.is_symlink():

@@ -379,3 +379,40 @@ def test_held_lock_says_who_holds_it_then_fails_clearly(tmp_path: Path) -> None:
     assert f"held by process {holder.pid}" in str(error.value)
     assert path.read_bytes() == before
     save_results(path, "m1", FP, {"t": {"c": entry(2)}}, lock_limit_s=10)  # released: saves
+
+
+def test_a_saver_killed_mid_write_leaves_the_file_whole_and_its_temp_is_cleared(
+    tmp_path: Path,
+) -> None:
+    import signal
+    import subprocess
+    import sys
+
+    path = tmp_path / "baseline.json"
+    save_results(path, "m1", FP, {"t": {"c": entry(1)}})
+    before = path.read_bytes()
+    saver = subprocess.Popen(
+        [sys.executable, "-c", (
+            "import os, time\n"
+            "from pytest_neuronperf.gating.baseline import save_results\n"
+            "real_fsync = os.fsync\n"
+            "def stalled(fd):\n"
+            f"    if os.readlink(f'/proc/self/fd/{{fd}}').startswith({str(tmp_path)!r} + '/.b'):\n"
+            "        print('writing', flush=True)\n"
+            "        time.sleep(60)\n"
+            "    real_fsync(fd)\n"
+            "os.fsync = stalled\n"
+            f"save_results({str(path)!r}, 'm1', {{}}, {{'t': {{'c': {{'metrics': {{}}}}}}}})\n")],
+        stdout=subprocess.PIPE, text=True,
+        env={**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)})
+    try:
+        assert saver.stdout is not None and saver.stdout.readline().strip() == "writing"
+    finally:
+        saver.send_signal(signal.SIGKILL)
+        saver.wait(10)
+    assert path.read_bytes() == before
+    assert len(list(tmp_path.glob(".baseline.json.*.tmp"))) == 1  # what SIGKILL leaves
+    save_results(path, "m1", FP, {"t": {"d": entry(2)}}, lock_limit_s=10)  # lock was released
+    assert not list(tmp_path.glob(".baseline.json.*.tmp"))
+    loaded = load_baseline(path)
+    assert loaded is not None and loaded.lookup("m1", "t", "c") is not None

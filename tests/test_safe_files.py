@@ -364,3 +364,29 @@ def test_escape_sequences_from_a_baseline_are_not_printed_raw(pytester: pytest.P
     result.stdout.fnmatch_lines([
         r"*it has: evil\x1b]0;pwned\x07 (cpu\u202e, None cores, \x1b[31mred\x1b[0m)*",
     ])
+
+
+# --- Text from files, printed ----------------------------------------------------------------
+
+
+def test_printable_escapes_what_a_terminal_would_act_on() -> None:
+    from pytest_neuronperf.reporting.tables import format_table, printable
+
+    assert printable("EPYC 7R13 — ü") == "EPYC 7R13 — ü"
+    assert printable("a\x1b[2Jb\nc\u202ed\x07") == r"a\x1b[2Jb\x0ac\u202ed\x07"
+    assert "\x1b" not in format_table([{"status": "\x1b[31mok"}], ["status"])
+
+
+def test_a_model_index_error_text_is_escaped_before_it_is_shown(tmp_path: Path) -> None:
+    from pytest_neuronperf.engine.benchmark import plan_index
+
+    index = {"format": "pytest-neuronperf-index", "version": 1, "model_name": "m",
+             "model_configs": [{"filename": None, "batch_size": 1, "pipeline_size": 1,
+                                "compiler": "x", "status": "error",
+                                "error": "boom\x1b]0;owned\x07\x1b[2J"}]}
+    path = tmp_path / "index.json"
+    path.write_text(json.dumps(index))
+    plan = plan_index(path, index, None, None, None)
+    failure = plan.sources[0].failure
+    assert failure is not None and "\x1b" not in failure
+    assert failure.endswith(r"boom\x1b]0;owned\x07\x1b[2J")

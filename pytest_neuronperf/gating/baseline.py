@@ -41,7 +41,7 @@ SIGNIFICANT_DIGITS = 6
 """Floats are stored rounded to this many significant digits: small files, readable diffs."""
 NEW_FILE_MODE = 0o644
 MAX_DEPTH = 32
-"""Deepest nesting of objects and lists a baseline may have (the format itself needs 6)."""
+"""Deepest nesting of objects and lists a baseline may have (its own entries need 8)."""
 
 
 class BaselineError(ValueError):
@@ -130,6 +130,7 @@ def save_results(
                     "metrics": dict(entry.get("metrics") or {}),
                     "windows": {m: list(v) for m, v in (entry.get("windows") or {}).items()},
                 }
+        safe_files.remove_leftovers(file)  # of writers killed mid-save
         _write(file, dumps_baseline(data))
     return Baseline(file, data)
 
