@@ -384,7 +384,7 @@ def _command_of(pid: int) -> str:
         raw = Path(f"/proc/{pid}/cmdline").read_bytes()
     except OSError:
         return ""
-    command = raw.replace(b"\0", b" ").decode("utf-8", "replace").strip()
+    command = " ".join(raw.replace(b"\0", b" ").decode("utf-8", "replace").split())
     return f" ({command[:120]})" if command else ""
 
 
