@@ -292,13 +292,22 @@ def exclusive_lock(
     _acquire(lock, lock_file, notice_after, give_up_after, on_wait, guarding or lock_file)
     holder = Path(f"{lock_file}.holder")
     try:
-        with suppress(OSError):
-            write_text(holder, json.dumps({"pid": os.getpid(), "host": socket.gethostname()}))
+        _note_holder(holder)
         yield
     finally:
         with suppress(OSError):
             holder.unlink()
         lock.release()
+
+
+def _note_holder(holder: Path) -> None:
+    """Say who holds the lock, for waiters (a plain small write: information, not the lock;
+    a waiter that reads it half-written says "another process")."""
+    with suppress(OSError):
+        flags = os.O_WRONLY | os.O_CREAT | os.O_TRUNC | getattr(os, "O_NOFOLLOW", 0)
+        fd = os.open(holder, flags, 0o666)  # no link planted in a shared folder is followed
+        with os.fdopen(fd, "w") as stream:
+            stream.write(json.dumps({"pid": os.getpid(), "host": socket.gethostname()}))
 
 
 def _acquire(
