@@ -278,13 +278,15 @@ def exclusive_lock(
     give_up_after: float | None = None,
     on_wait: Callable[[str], None] | None = None,
     guarding: Path | None = None,
+    name_holder: bool = True,
 ) -> Iterator[None]:
     """Hold an exclusive cross-process lock on ``lock_file`` (created, never deleted).
 
     Waits without limit when ``give_up_after`` is None; otherwise ``on_wait`` is told who holds
     the lock after ``notice_after`` seconds and ``LockTimeout`` is raised after
     ``give_up_after``. The lock is released when the block ends, or by the kernel when the
-    process dies.
+    process dies. ``name_holder=False`` skips the holder note (locks nobody waits on with a
+    limit: the note is for the waiter's message).
     """
     import filelock
 
@@ -292,11 +294,13 @@ def exclusive_lock(
     _acquire(lock, lock_file, notice_after, give_up_after, on_wait, guarding or lock_file)
     holder = Path(f"{lock_file}.holder")
     try:
-        _note_holder(holder)
+        if name_holder:
+            _note_holder(holder)
         yield
     finally:
-        with suppress(OSError):
-            holder.unlink()
+        if name_holder:
+            with suppress(OSError):
+                holder.unlink()
         lock.release()
 
 

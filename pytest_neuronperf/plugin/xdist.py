@@ -72,7 +72,8 @@ class CoreShare:
         if self.lock_path is None:
             yield
             return
-        with safe_files.exclusive_lock(self.lock_path):  # queuing here is the point: no limit
+        # queuing here is the point: no limit, and so no holder note for a waiter's message
+        with safe_files.exclusive_lock(self.lock_path, name_holder=False):
             yield
 
 
