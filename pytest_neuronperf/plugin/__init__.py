@@ -9,6 +9,7 @@ from typing import Any
 
 import pytest
 
+from pytest_neuronperf.plugin.interrupts import sigterm_as_interrupt
 from pytest_neuronperf.plugin.options import OPTIONS, check_device_name, run_options
 from pytest_neuronperf.plugin.session import PerfSession
 from pytest_neuronperf.plugin.xdist import CoreShare
@@ -16,6 +17,7 @@ from pytest_neuronperf.plugin.xdist import CoreShare
 SESSION_KEY = pytest.StashKey[PerfSession]()
 WRITTEN_KEY = pytest.StashKey[list[str]]()
 """Lines saying which files the controller wrote, for the terminal summary."""
+RESTORE_SIGTERM_KEY = pytest.StashKey[Callable[[], None]]()
 MARKER = "neuronperf"
 MARKER_HELP = (
     "neuronperf(batch_sizes=[1], n_models=[1, 'max'], workers_per_model=None, "
@@ -71,11 +73,16 @@ def pytest_configure(config: pytest.Config) -> None:
     config.stash[SESSION_KEY] = PerfSession(
         options, devices, adapters, extra_fp, share_for, host=host,
         verdict_hook=functools.partial(config.hook.pytest_neuronperf_verdict, config=config))
+    config.stash[RESTORE_SIGTERM_KEY] = sigterm_as_interrupt()
     if config.pluginmanager.hasplugin("xdist") and worker_input is None:
         from pytest_neuronperf.plugin.xdist import ControllerHooks
 
         config.pluginmanager.register(ControllerHooks(config.stash[SESSION_KEY]),
                                       "neuronperf-xdist-controller")
+
+
+def pytest_unconfigure(config: pytest.Config) -> None:
+    config.stash.get(RESTORE_SIGTERM_KEY, lambda: None)()
 
 
 def is_perf_test(item: pytest.Item) -> bool:
