@@ -11,6 +11,7 @@ import pytest
 
 from pytest_neuronperf.plugin.interrupts import sigterm_as_interrupt
 from pytest_neuronperf.plugin.options import OPTIONS, check_device_name, run_options
+from pytest_neuronperf.plugin.outcome import unused_marker_fails, unused_marker_text
 from pytest_neuronperf.plugin.session import PerfSession
 from pytest_neuronperf.plugin.xdist import CoreShare
 
@@ -91,6 +92,12 @@ def is_perf_test(item: pytest.Item) -> bool:
         item, "fixturenames", ())
 
 
+def lacks_fixture(item: pytest.Item) -> bool:
+    """Marked ``neuronperf`` but not using the fixture: nothing would be measured."""
+    return item.get_closest_marker(MARKER) is not None and "neuronperf" not in getattr(
+        item, "fixturenames", ())
+
+
 def marker_settings(item: pytest.Item, session: PerfSession) -> Any:
     """The item's settings from its marker(s); a bad keyword is a usage error naming the test."""
     from pytest_neuronperf.plugin.markers import PerfSettings, SettingsError, apply_keywords
@@ -116,6 +123,8 @@ def pytest_collection_modifyitems(
     for item in items:
         if is_perf_test(item):
             marker_settings(item, perf)  # validate every marker before anything runs
+            if lacks_fixture(item):
+                item.warn(pytest.PytestWarning(unused_marker_text(item.nodeid)))
     if perf.options.skip:
         skip = pytest.mark.skip(reason="performance tests skipped (--neuronperf-skip)")
         for item in items:
@@ -141,8 +150,15 @@ def neuronperf(request: pytest.FixtureRequest) -> Any:
 
 @pytest.hookimpl(wrapper=True)
 def pytest_runtest_call(item: pytest.Item) -> Generator[None, None, None]:
-    result = yield
-    failure = item.config.stash[SESSION_KEY].failure(item.nodeid)
+    perf = item.config.stash[SESSION_KEY]
+    try:
+        result = yield
+    except KeyboardInterrupt:
+        perf.interrupted.add(item.nodeid)  # its results are partial: never a baseline
+        raise
+    if lacks_fixture(item) and unused_marker_fails(perf.options):
+        pytest.fail(unused_marker_text(item.nodeid) + " (--neuronperf-strict)", pytrace=False)
+    failure = perf.failure(item.nodeid)
     if failure:
         pytest.fail(failure, pytrace=False)
     return result

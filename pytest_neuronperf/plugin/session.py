@@ -63,6 +63,8 @@ class PerfSession:
         self.outcomes: dict[str, list[tuple[str, Outcome]]] = {}
         """Node id -> (result key, outcome) of every configuration it measured."""
         self._verdict_hook = verdict_hook
+        self.interrupted: set[str] = set()
+        """Node ids of tests interrupted (Ctrl-C, SIGTERM) while running: never saved."""
         self._backends: dict[str, DeviceBackend] = {}
         self._machines: dict[str, tuple[str, dict[str, Any]]] = {}
         self.baseline = self._load_baseline()
@@ -202,6 +204,10 @@ class PerfSession:
         if self.options.save_baseline and baseline is not None:
             def save() -> str | None:
                 saved = self.save_baseline(baseline)
+                if self.interrupted:
+                    lines.append(f"baseline: not saved for the interrupted test(s) "
+                                 f"{', '.join(sorted(self.interrupted))}: run them again to "
+                                 f"record them")
                 return f"baseline: saved {saved} configuration(s) to {baseline}" if saved else None
 
             attempt(f"the baseline {baseline} (--neuronperf-baseline)", save)
@@ -225,7 +231,7 @@ class PerfSession:
         by_machine: dict[str, tuple[dict[str, Any], dict[str, dict[str, Any]]]] = {}
         count = 0
         for report in self.results:
-            if report.get("status") != "ok":
+            if report.get("status") != "ok" or self.was_interrupted(report):
                 continue
             fp, tests = by_machine.setdefault(report["machine"], (report["fingerprint"], {}))
             tests.setdefault(report["test"], {})[config_key(report)] = (
@@ -234,6 +240,11 @@ class PerfSession:
         for machine_id, (fp, tests) in by_machine.items():
             baseline_file.save_results(path, machine_id, fp, tests)
         return count
+
+    def was_interrupted(self, report: dict[str, Any]) -> bool:
+        """The report comes from a test that was interrupted (``test`` is node id[::name])."""
+        test = str(report.get("test", ""))
+        return any(test == nodeid or test.startswith(f"{nodeid}::") for nodeid in self.interrupted)
 
     def header(self, backend: DeviceBackend) -> list[str]:
         """Report-header lines: device, cores, baseline and its machines."""
