@@ -50,6 +50,15 @@ class HoldsTheGil:
         re.match(r"(a+)+$", "a" * 40 + "b")
 
 
+class HoldsTheGilOnBuild:
+    """Its constructor (run by the compile process) writes $FAULT_DIR/build-<pid>, then
+    backtracks for hours with the GIL held."""
+
+    def __init__(self) -> None:
+        (Path(os.environ["FAULT_DIR"]) / f"build-{os.getpid()}").write_text("")
+        HoldsTheGil.backtrack_for_hours()
+
+
 class StartsSessionLeader:
     """Starts a process that leaves the copy's process group (setsid); its pid goes to a file.
 

@@ -142,35 +142,57 @@ def describe(procs: list[psutil.Process]) -> list[str]:
     return lines
 
 
-@pytest.mark.parametrize("sig", [signal.SIGKILL, signal.SIGTERM])
-def test_killing_pytest_while_a_copy_holds_the_gil_leaves_nothing(tmp_path, sig):
+def run_and_kill(tmp_path: Path, test_source: str, sig: signal.Signals) -> str:
+    """Run ``test_source`` in a pytest process, send it ``sig`` once a model process runs the
+    regex, and check within seconds that no process of that session is left; its output."""
     mark = uuid.uuid4().hex
     faults, scratch = tmp_path / "faults", tmp_path / "tmp"
     faults.mkdir()
     scratch.mkdir()
-    (tmp_path / "test_gil.py").write_text(GIL_TEST)
+    (tmp_path / "test_gil.py").write_text(test_source)
     env = {**os.environ, "NEURONPERF_FAULT_MARK": mark, "FAULT_DIR": str(faults),
            "TMPDIR": str(scratch), "PYTHONPATH": os.pathsep.join([str(REPO), str(TESTS_DIR)])}
     pytest_proc = subprocess.Popen(
         [sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "-q", "test_gil.py"],
         cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     try:
-        assert wait_until(lambda: any(faults.iterdir()), 60), "the copy never started"
-        assert list(scratch.glob("neuronperf-logs-*"))
-        time.sleep(0.3)  # the copy is deep in the regex: its Python threads never run again
+        assert wait_until(lambda: any(faults.iterdir()), 60), "the model process never started"
+        time.sleep(0.3)  # deep in the regex now: its Python threads never run again
         pytest_proc.send_signal(sig)
         output, _ = pytest_proc.communicate(timeout=30)
         gone = wait_until(lambda: not session_processes(mark), 10)
         assert gone, f"left behind after {sig.name}:\n" + "\n".join(
             describe(session_processes(mark)))
-        if sig == signal.SIGTERM:  # cleaned up like Ctrl-C
-            assert "KeyboardInterrupt" in output, output
-            assert not list(scratch.glob("neuronperf-logs-*")), output
+        assert not list(scratch.glob("neuronperf-*")) or sig == signal.SIGKILL, output
+        return output
     finally:
         pytest_proc.kill()
         pytest_proc.communicate()
         for proc in session_processes(mark):
             proc.kill()
+
+
+@pytest.mark.parametrize("sig", [signal.SIGKILL, signal.SIGTERM])
+def test_killing_pytest_while_a_copy_holds_the_gil_leaves_nothing(tmp_path, sig):
+    output = run_and_kill(tmp_path, GIL_TEST, sig)
+    if sig == signal.SIGTERM:  # cleaned up like Ctrl-C: the log folder is gone (checked above)
+        assert "KeyboardInterrupt: SIGTERM received" in output, output
+
+
+COMPILE_GIL_TEST = """
+import torch
+from fault_models import HoldsTheGilOnBuild
+
+
+def test_compile_holds_the_gil(neuronperf):
+    neuronperf.compile(HoldsTheGilOnBuild, torch.zeros(1, 4), compiler="torchscript",
+                       framework="torch")
+"""
+
+
+def test_killing_pytest_while_the_compile_process_holds_the_gil_leaves_nothing(tmp_path):
+    pytest.importorskip("torch")
+    run_and_kill(tmp_path, COMPILE_GIL_TEST, signal.SIGKILL)
 
 
 # -- 3. a copy's whole tree dies with it ----------------------------------------------------
