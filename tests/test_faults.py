@@ -179,6 +179,28 @@ def test_killing_pytest_while_a_copy_holds_the_gil_leaves_nothing(tmp_path, sig)
         assert "KeyboardInterrupt: SIGTERM received" in output, output
 
 
+DAEMON_TEST = """
+import os
+
+import numpy as np
+import pytest
+from fault_models import StartsSessionLeader
+
+os.environ["FAULT_HANG"] = "1"
+
+
+@pytest.mark.neuronperf(batch_sizes=[1], n_models=1, workers_per_model=1, duration=60,
+                        warmup=0.05)
+def test_starts_a_daemon(neuronperf):
+    neuronperf.benchmark(StartsSessionLeader, np.zeros((1, 4), dtype=np.float32),
+                         framework="python")
+"""
+
+
+def test_killing_pytest_ends_what_a_waiting_copy_started(tmp_path):
+    run_and_kill(tmp_path, DAEMON_TEST, signal.SIGKILL)
+
+
 COMPILE_GIL_TEST = """
 import torch
 from fault_models import HoldsTheGilOnBuild
