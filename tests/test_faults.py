@@ -391,3 +391,31 @@ def test_json_of_an_interrupted_run_is_still_written(pytester, monkeypatch):
     result = pytester.runpytest_subprocess("-p", "no:cacheprovider", f"--neuronperf-json={out}")
     assert result.ret == pytest.ExitCode.INTERRUPTED
     assert [r["status"] for r in json.loads(out.read_text())["reports"]] == ["ok"]
+
+
+ORPHAN_SCRIPT = """
+import os
+import sys
+import time
+from pathlib import Path
+
+from pytest_neuronperf.engine import lifeline
+
+out = Path(sys.argv[1])
+origin = os.getpid()
+if os.fork() == 0:
+    while os.getppid() == origin:  # the parent dies before the child ties itself to it
+        time.sleep(0.01)
+    (out / "started").write_text("")
+    lifeline.tie_to_parent(origin)
+    (out / "survived").write_text("")
+    os._exit(0)
+"""
+
+
+def test_a_child_whose_parent_died_before_it_was_tied_exits(tmp_path):
+    subprocess.run([sys.executable, "-c", ORPHAN_SCRIPT, str(tmp_path)], check=True,
+                   env={**os.environ, "PYTHONPATH": str(REPO)})
+    assert wait_until(lambda: (tmp_path / "started").exists(), 10)
+    time.sleep(0.5)
+    assert not (tmp_path / "survived").exists()
