@@ -144,11 +144,12 @@ class ChildProcess:
         """Kill the process, its process group and every descendant, then reap it.
 
         Descendants are listed before anything is killed: one that left the group (``setsid``)
-        is found through its parent while that still lives.
+        is found through its parent while that still lives. A child that has already exited
+        ended its own (``lifeline.end_descendants``).
         """
         pid = self.pid
         if pid is not None:
-            descendants = descendants_of(pid)
+            descendants = descendants_of(pid) if self.process.exitcode is None else []
             for kill in (os.killpg, os.kill):
                 with contextlib.suppress(ProcessLookupError, PermissionError):
                     kill(pid, signal.SIGKILL)
