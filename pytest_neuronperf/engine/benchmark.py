@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import inspect
 import logging
 import shutil
 import tempfile
@@ -60,6 +61,7 @@ def benchmark(
     device backends and framework adapters (``name -> "module:attribute"``).
     """
     log.setLevel(VERBOSITY_LEVELS.get(verbosity, logging.DEBUG))
+    refuse_generators(inputs)
     grid.positive_number("duration", duration)
     if warmup != "auto":
         grid.positive_number("warmup (or 'auto')", warmup, allow_zero=True)
@@ -260,6 +262,18 @@ def index_entry(path: Path, position: int, entry: Any) -> tuple[int, int, Path |
         if not artifact.is_absolute():
             artifact = path.parent / artifact
     return sizes[0], sizes[1], artifact
+
+
+def refuse_generators(inputs: Any) -> None:
+    """A generator cannot be sent to a model process (it does not pickle): say so at once."""
+    values = inputs if isinstance(inputs, tuple | list) else ()
+    where = [("inputs", inputs), *((f"inputs[{i}]", v) for i, v in enumerate(values))]
+    for name, value in where:
+        if inspect.isgenerator(value) or inspect.isasyncgen(value):
+            raise ValueError(
+                f"{name} is a generator, which cannot be sent to a model process: pass an array "
+                f"or tensor, a tuple of them for a multi-input model, or a list with one per "
+                f"batch size (list(...) of the generator, if it yields those)")
 
 
 def inputs_per_batch(inputs: Any, batch_sizes: list[int]) -> dict[int, Any]:

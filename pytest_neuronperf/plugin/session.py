@@ -64,6 +64,8 @@ class PerfSession:
         self.outcomes: dict[str, list[tuple[str, Outcome]]] = {}
         """Node id -> (result key, outcome) of every configuration it measured."""
         self._verdict_hook = verdict_hook
+        self.interrupted: set[str] = set()
+        """Node ids of tests interrupted (Ctrl-C, SIGTERM) while running: never saved."""
         self._backends: dict[str, DeviceBackend] = {}
         self._machines: dict[str, tuple[str, dict[str, Any]]] = {}
         self.baseline = self._load_baseline()
@@ -209,6 +211,10 @@ class PerfSession:
         if self.options.save_baseline and baseline is not None:
             def save() -> str | None:
                 saved = self.save_baseline(baseline, notify)
+                if self.interrupted:
+                    lines.append(f"baseline: not saved for the interrupted test(s) "
+                                 f"{', '.join(sorted(self.interrupted))}: run them again to "
+                                 f"record them")
                 link = baseline_file.link_target(baseline)
                 return (f"baseline: saved {saved} configuration(s) to {baseline}"
                         + (f" (a link to {link})" if link else "")) if saved else None
@@ -234,7 +240,7 @@ class PerfSession:
         by_machine: dict[str, tuple[dict[str, Any], dict[str, dict[str, Any]]]] = {}
         count = 0
         for report in self.results:
-            if report.get("status") != "ok":
+            if report.get("status") != "ok" or self.was_interrupted(report):
                 continue
             fp, tests = by_machine.setdefault(report["machine"], (report["fingerprint"], {}))
             tests.setdefault(report["test"], {})[config_key(report)] = (
@@ -244,6 +250,11 @@ class PerfSession:
             baseline_file.save_results(path, machine_id, fp, tests, on_wait=(
                 None if notify is None else lambda line: notify(printable(f"neuronperf: {line}"))))
         return count
+
+    def was_interrupted(self, report: dict[str, Any]) -> bool:
+        """The report comes from a test that was interrupted (``test`` is node id[::name])."""
+        test = str(report.get("test", ""))
+        return any(test == nodeid or test.startswith(f"{nodeid}::") for nodeid in self.interrupted)
 
     def header(self, backend: DeviceBackend) -> list[str]:
         """Report-header lines: device, cores, baseline and its machines (file text made safe)."""
