@@ -22,3 +22,11 @@ def compile(model: Any, inputs: Any, **kwargs: Any) -> str:
     """:func:`pytest_neuronperf.compile` with ``framework="tensorflow"``; returns the index path."""
     kwargs.setdefault("framework", "tensorflow")
     return compiling.compile(model, inputs, **kwargs)
+
+
+def evaluate(model: Any, dataset: Any, **kwargs: Any) -> list[dict[str, Any]]:
+    """:func:`pytest_neuronperf.evaluate` with ``framework="tensorflow"``."""
+    from pytest_neuronperf.evaluation import evaluate as evaluate_model
+
+    kwargs.setdefault("framework", "tensorflow")
+    return evaluate_model(model, dataset, **kwargs)

@@ -21,3 +21,11 @@ def compile(model: Any, inputs: Any, **kwargs: Any) -> str:
     """:func:`pytest_neuronperf.compile` with ``framework="torch"``; returns the index path."""
     kwargs.setdefault("framework", "torch")
     return compiling.compile(model, inputs, **kwargs)
+
+
+def evaluate(model: Any, dataset: Any, **kwargs: Any) -> list[dict[str, Any]]:
+    """:func:`pytest_neuronperf.evaluate` with ``framework="torch"``."""
+    from pytest_neuronperf.evaluation import evaluate as evaluate_model
+
+    kwargs.setdefault("framework", "torch")
+    return evaluate_model(model, dataset, **kwargs)
