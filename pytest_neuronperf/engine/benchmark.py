@@ -25,7 +25,7 @@ from pytest_neuronperf.engine.runner import Job, base_report, error_report, run_
 from pytest_neuronperf.engine.specs import CopyOptions, ModelSource
 from pytest_neuronperf.frameworks import ADAPTERS, casts, infer_framework, to_portable
 from pytest_neuronperf.frameworks.base import leading_dim
-from pytest_neuronperf.model_index import read_model_index
+from pytest_neuronperf.model_index import read_model_index, resolve_artifact
 from pytest_neuronperf.reports import DEFAULT_CAST_MODE
 
 log = logging.getLogger("pytest_neuronperf")
@@ -92,7 +92,9 @@ def benchmark(
     ``adapters`` (custom device backends and framework adapters, ``name -> "module:attr"``).
     """
     log.setLevel(VERBOSITY_LEVELS.get(verbosity, logging.DEBUG))
-    dataset = datasets.is_dataset(inputs)
+    # a list is one example per batch size, unless what else is asked says it is data
+    dataset = datasets.is_dataset(inputs) or (isinstance(inputs, list) and (
+        dataset_loader_fn is not None or bool(eval_metrics)))
     single_pass = dataset and not loop_dataset
     grid.positive_number("duration", duration, allow_zero=single_pass)
     if warmup != "auto":
@@ -390,11 +392,7 @@ def index_entry(path: Path, position: int, entry: Any) -> tuple[int, int, Path |
     filename = entry.get("filename")
     if entry.get("status") == "ok" and not isinstance(filename, str):
         raise ModelReferenceError(f"{where} is ok but names no artifact file: compile again")
-    artifact = None
-    if isinstance(filename, str):
-        artifact = Path(filename)
-        if not artifact.is_absolute():
-            artifact = path.parent / artifact
+    artifact = resolve_artifact(path, filename) if isinstance(filename, str) else None
     return sizes[0], sizes[1], artifact
 
 

@@ -96,8 +96,8 @@ def resources(copies: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
     """Mean CPU use of the copies and the peak resident memory of the largest, plus per copy."""
     cpu = [_number(c.get("cpu_percent_avg")) for c in copies]
     memory = [_number(c.get("memory_mb_peak")) for c in copies]
-    finite_cpu = [v for v in cpu if math.isfinite(v)]
-    finite_memory = [v for v in memory if math.isfinite(v)]
+    finite_cpu = [v for v in cpu if v is not None]
+    finite_memory = [v for v in memory if v is not None]
     return {
         "cpu_percent_avg": float(np.mean(finite_cpu)) if finite_cpu else None,
         "memory_mb_peak": max(finite_memory) if finite_memory else None,
@@ -106,8 +106,11 @@ def resources(copies: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
     }
 
 
-def _number(value: Any) -> float:
-    return math.nan if value is None else float(value)
+def _number(value: Any) -> float | None:
+    """A finite figure, or None (not measured), never NaN (reports round-trip through JSON)."""
+    if value is None or not math.isfinite(float(value)):
+        return None
+    return float(value)
 
 
 def cost_per_million(cost_per_hour: float, throughput: float) -> float | None:
