@@ -3,8 +3,9 @@
 ``inputs=`` may be a torch ``Dataset`` or any iterable of samples (a generator, a
 ``DataLoader``'s dataset, a custom iterable) instead of one example; a plain list is a dataset
 when ``dataset_loader_fn`` or ``eval_metrics`` is given (else it is one example per batch
-size). Each copy batches it to the configuration's batch size (``dataset_loader_fn(dataset, batch_size)`` if given, else a torch
-``DataLoader`` for torch, or NumPy stacking; incomplete last batches are dropped) and each
+size). Each copy batches it to the configuration's batch size
+(``dataset_loader_fn(dataset, batch_size)`` if given, else a torch ``DataLoader`` for torch, or
+NumPy stacking; incomplete last batches are dropped) and each
 measured call fetches its next batch: the fetch is inside the timed end-to-end latency.
 ``preprocess_fn`` receives the whole batch (e.g. ``lambda b: b[0]`` takes the images of
 ``(image, label)`` samples); without one, a tuple batch is the model's positional inputs. With
