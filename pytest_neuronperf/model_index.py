@@ -84,7 +84,10 @@ class IndexWriter:
         self.pending: dict[int, dict[str, Any]] = {}
 
     def relative(self, artifact: Path) -> str:
-        """``artifact`` relative to the index's directory."""
+        """``artifact`` relative to the index's directory (absolute when outside it)."""
+        folder = self.path.parent.resolve()
+        if not artifact.resolve().is_relative_to(folder):
+            return str(artifact.resolve())
         return os.path.relpath(artifact, self.path.parent)
 
     def reserve(self, position: int, common: dict[str, Any]) -> None:

@@ -315,3 +315,18 @@ def test_an_index_filename_that_escapes_its_folder_is_refused(tmp_path: Path) ->
     with pytest.raises(ModelReferenceError, match="outside the index's folder"):
         bench(str(path))
     assert (tmp_path / "secret.pt").exists()
+
+
+# --- TensorFlow --------------------------------------------------------------------------------
+
+
+def test_keras_casts_use_the_mixed_precision_policy_and_instances_travel() -> None:
+    pytest.importorskip("tensorflow")
+    from tf_models import small_keras_model
+
+    x = np.zeros((1, 32), np.float32)
+    reports = npf.tensorflow.benchmark(small_keras_model, x, cast_modes=["fp32", "mixed"],
+                                       **QUICK)
+    assert [(r["status"], r["cast_mode"]) for r in reports] == [("ok", "fp32"), ("ok", "mixed")]
+    [report] = npf.tensorflow.benchmark(small_keras_model(), x, **QUICK)  # a built instance
+    assert report["status"] == "ok", report["error"]

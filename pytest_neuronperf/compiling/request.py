@@ -174,7 +174,7 @@ def compile_one(
     per_batch = inputs_per_batch(to_portable(inputs), sizes)
 
     directory = Path(models_dir if models_dir is not None else DEFAULT_MODELS_DIR).absolute()
-    index_path = directory / (filename or f"{safe_name(source.name)}.json")
+    index_path = index_location(models_dir, filename, source.name)
     index_path.parent.mkdir(parents=True, exist_ok=True)
     directory.mkdir(parents=True, exist_ok=True)
     shared = shared_cache_dir(cache, directory)
@@ -320,8 +320,8 @@ def compile_variants(
     source, framework = identify(model, inputs, settings["compiler"], settings["framework"],
                                  settings["model_name"])
     compiler_name = resolve_compiler(settings["compiler"], framework, settings["device_type"])
-    name = settings["filename"] or f"{safe_name(source.name)}.json"
-    directory = Path(settings["models_dir"] or DEFAULT_MODELS_DIR).absolute()
+    target = index_location(settings["models_dir"], settings["filename"], source.name)
+    name = target.name
     parts = []
     for cast in casts_wanted:
         for level in levels:
@@ -331,9 +331,10 @@ def compile_variants(
             if verify is True and cast in casts.CAST_TOLERANCES and casts.CAST_TOLERANCES[cast]:
                 rtol, atol = casts.CAST_TOLERANCES[cast]  # type: ignore[misc]
                 verify = {"rtol": rtol, "atol": atol}
-            part = compile(model, inputs, **{**settings, "filename": f".{Path(name).stem}-{tag}"
-                                             f".json", "compiler_args": args,
-                                             "verify": verify})
+            part = compile(model, inputs, **{**settings, "compiler_args": args, "verify": verify,
+                                             "models_dir": settings["models_dir"]
+                                             or DEFAULT_MODELS_DIR,
+                                             "filename": f".{Path(name).stem}-{tag}.json"})
             index = model_index.load(part)
             for entry in index["model_configs"]:
                 entry["cast_mode"] = cast or "fp32"
@@ -341,7 +342,20 @@ def compile_variants(
                     entry["performance_level"] = level
             parts.append(index)
             Path(part).unlink()
-    return model_index.save(model_index.append(*parts), directory / name)
+    return model_index.save(model_index.append(*parts), target)
+
+
+def index_location(
+    models_dir: str | os.PathLike[str] | None, filename: str | os.PathLike[str] | None, name: str
+) -> Path:
+    """Where the index goes: ``filename`` as given (relative to here) when ``models_dir`` is
+    not given, as in NeuronPerf's examples (``compile(..., filename="resnet50.json")`` then
+    ``benchmark("resnet50.json", ...)``); else inside ``models_dir``; by default
+    ``<models_dir>/<model_name>.json``."""
+    directory = Path(models_dir if models_dir is not None else DEFAULT_MODELS_DIR).absolute()
+    if filename is not None and models_dir is None:
+        return Path(filename).absolute()
+    return directory / (filename or f"{safe_name(name)}.json")
 
 
 def variant_args(compiler: str, compiler_args: Any, cast: str | None, level: int | None) -> Any:

@@ -95,6 +95,8 @@ def benchmark(
     # a list is one example per batch size, unless what else is asked says it is data
     dataset = datasets.is_dataset(inputs) or (isinstance(inputs, list) and (
         dataset_loader_fn is not None or bool(eval_metrics)))
+    if dataset and duration == 0:  # NeuronPerf: duration=0 runs untimed through the data
+        loop_dataset = False
     single_pass = dataset and not loop_dataset
     grid.positive_number("duration", duration, allow_zero=single_pass)
     if warmup != "auto":
@@ -136,7 +138,7 @@ def benchmark(
     if framework not in adapters:
         raise ValueError(f"unknown framework {framework!r}: choose one of {', '.join(adapters)}")
     per_batch = ({size: None for size in plans.batch_sizes} if dataset
-                 else inputs_per_batch(portable, plans.batch_sizes))
+                 else inputs_for_plan(portable, plans))
     context = (multiprocessing.get_context("spawn") if multiinterpreter
                else process_context(framework))
     log_dir = Path(tempfile.mkdtemp(prefix="neuronperf-logs-"))
@@ -254,6 +256,19 @@ class SourcePlan:
     sources: list[PlannedSource]
     batch_sizes: list[int]
     framework: str | None
+    index_batch_sizes: list[int] = field(default_factory=list)
+    """Every batch size of a model index, in order, filtered or not: NeuronPerf's inputs list
+    has one example per compiled input (``input_idx``), even for sizes a filter leaves out."""
+
+
+def inputs_for_plan(inputs: Any, plans: SourcePlan) -> dict[int, Any]:
+    """The example of each batch size to run; a list may match every size of the index."""
+    if (isinstance(inputs, list) and plans.index_batch_sizes
+            and len(inputs) == len(plans.index_batch_sizes) != len(plans.batch_sizes)
+            and set(plans.batch_sizes) <= set(plans.index_batch_sizes)):
+        every = inputs_per_batch(inputs, plans.index_batch_sizes)
+        return {size: every[size] for size in plans.batch_sizes}
+    return inputs_per_batch(inputs, plans.batch_sizes)
 
 
 def plan_sources(
@@ -342,7 +357,10 @@ def plan_index(
             f"cast_modes={cast_modes!r}; it has (batch size, pipeline size) {found or 'none'}"
         )
     sizes = list(dict.fromkeys(b for p in planned for b in p.batch_sizes))
-    return SourcePlan(planned, sizes, index.get("framework"))
+    every: list[int] = list(dict.fromkeys(
+        e["batch_size"] for e in index["model_configs"]
+        if isinstance(e, dict) and isinstance(e.get("batch_size"), int)))
+    return SourcePlan(planned, sizes, index.get("framework"), every)
 
 
 def largest_divisors(path: Path, planned: list[PlannedSource],
