@@ -193,3 +193,33 @@ def test_a_load_time_cast_on_neuron_is_refused(fake_neuron: FakeNeuron) -> None:
     with pytest.raises(ValueError, match="compile with cast_modes"):
         npf.benchmark(TinyNet, torch.rand(1, 8), device_type="neuronx", cast_modes="bf16",
                       n_models=1, duration=0.2, verbosity=0)
+
+
+COMPILED_CASTS = '''
+import pytest
+import torch
+
+
+class Small(torch.nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.linear = torch.nn.Linear(8, 8)
+
+    def forward(self, x):
+        return self.linear(x)
+
+
+@pytest.mark.neuronperf(compiler="torchscript", cast_modes=["fp32", "bf16"], n_models=1,
+                        workers_per_model=1, duration=0.3, warmup=0.05, max_memory_mb=100000)
+def test_casts(neuronperf):
+    reports = neuronperf.benchmark(Small, torch.rand(1, 8))
+    assert [(r["status"], r["cast_mode"]) for r in reports] == [("ok", "fp32"), ("ok", "bf16")]
+    assert all(r["memory_mb_peak"] > 0 for r in reports)
+'''
+
+
+def test_the_marker_compiles_and_runs_every_cast(pytester: pytest.Pytester) -> None:
+    pytester.makepyfile(test_casts=COMPILED_CASTS)
+    result = pytester.runpytest_subprocess("-p", "no:cacheprovider")
+    result.assert_outcomes(passed=1)
+    result.stdout.fnmatch_lines(["*cast=bf16*"])

@@ -101,7 +101,8 @@ class NeuronperfFixture:
         shapes = [input_signature(example, 1) for example in examples]
         request = json.dumps([source.filename, shapes, settings.batch_sizes,
                               settings.pipeline_sizes, settings.compiler,
-                              settings.compiler_args, framework, backend.name],
+                              settings.compiler_args, framework, backend.name,
+                              *([settings.cast_modes] if settings.cast_modes else [])],
                              sort_keys=True, default=str)
         tag = hashlib.sha256(request.encode()).hexdigest()[:12]
         worker = os.environ.get("PYTEST_XDIST_WORKER")
@@ -111,7 +112,7 @@ class NeuronperfFixture:
             pipeline_sizes=settings.pipeline_sizes, compiler=settings.compiler,
             compiler_args=settings.compiler_args, device_type=backend.name,
             models_dir=str(self._config.rootpath / ".neuronperf-cache"), verbosity=0,
-            framework=framework, filename=filename,
+            framework=framework, filename=filename, cast_modes=settings.cast_modes,
         )
 
     def benchmark(self, model: Any, inputs: Any, *, name: str | None = None,
