@@ -154,6 +154,10 @@ def test_any_iterable_and_a_dataset_loader_fn() -> None:
     [report] = bench(Small, data, batch_sizes=5, loop_dataset=False,
                      dataset_loader_fn=pairs_loader)
     assert report["status"] == "ok" and report["total_infs"] == 10
+    loader = torch.utils.data.DataLoader(torch.utils.data.TensorDataset(torch.rand(6, 4)))
+    [report] = bench(Small, loader, batch_sizes=2, loop_dataset=False,
+                     preprocess_fn=lambda b: b[0])  # a DataLoader: its dataset, re-batched
+    assert report["status"] == "ok" and report["total_infs"] == 6
 
 
 def test_eval_metrics_need_a_dataset_and_known_names() -> None:

@@ -39,6 +39,8 @@ def is_dataset(inputs: Any) -> bool:
     """True when ``inputs`` is a dataset rather than an example (or a list of examples)."""
     if isinstance(inputs, list | tuple | dict | str | bytes) or hasattr(inputs, "shape"):
         return False
+    if _is_data_loader(inputs):
+        return True
     root = (type(inputs).__module__ or "").split(".", 1)[0]
     if root in ARRAY_ROOTS and not _is_torch_dataset(inputs):
         return False
@@ -52,9 +54,17 @@ def _is_torch_dataset(inputs: Any) -> bool:
     )
 
 
+def _is_data_loader(inputs: Any) -> bool:
+    return type(inputs).__name__ == "DataLoader" and (
+        type(inputs).__module__ or "").startswith("torch.utils.data")
+
+
 def portable_dataset(inputs: Any) -> Any:
-    """What travels to the copies: a torch ``Dataset`` as is (it is pickled), any other
-    iterable as the list of its samples (a generator cannot travel)."""
+    """What travels to the copies: a torch ``Dataset`` as is (it is pickled; a ``DataLoader``
+    gives its dataset, batched again per batch size), any other iterable as the list of its
+    samples (a generator cannot travel)."""
+    if _is_data_loader(inputs):
+        inputs = inputs.dataset
     if _is_torch_dataset(inputs):
         return inputs
     samples = list(inputs)
