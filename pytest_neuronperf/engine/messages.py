@@ -9,6 +9,8 @@ Protocol history (bump ``PROTOCOL_VERSION`` on any change, and add a line here):
 1. First version. Worker -> parent: ``ready``, ``error``, ``result`` (+ ``2 * n_threads``
    int64 frames: per thread, call end times then call latencies, in ns). Parent -> worker:
    ``go`` (common start and stop times on the shared monotonic clock), ``abort``.
+2. Worker -> parent: ``stats`` after ``result`` (the copy's CPU use and peak resident memory
+   during the window, and its accuracy-metric states).
 """
 
 from __future__ import annotations
@@ -20,7 +22,7 @@ from typing import Any
 
 import numpy as np
 
-PROTOCOL_VERSION = 1
+PROTOCOL_VERSION = 2
 
 
 class ProtocolError(RuntimeError):
@@ -65,7 +67,23 @@ class Timings:
     latency_ns: list[np.ndarray]
 
 
-Message = Ready | Failed | Go | Abort | Timings
+@dataclass(frozen=True)
+class CopyStats:
+    """What a copy measured besides timings: resources during the window, metric states."""
+
+    cpu_percent_avg: float
+    memory_mb_peak: float
+    samples: int
+    eval_states: dict[str, Any]
+    """Accuracy metric name -> its state (``evaluation``); empty without ``eval_metrics``."""
+
+
+Message = Ready | Failed | Go | Abort | Timings | CopyStats
+
+
+def _finite(value: float) -> float | None:
+    """NaN travels as null (strict JSON)."""
+    return value if value == value else None
 
 
 def _send_header(conn: Connection, kind: str, **fields: Any) -> None:
@@ -84,6 +102,10 @@ def send(conn: Connection, message: Message) -> None:
             _send_header(conn, "go", start_ns=message.start_ns, end_ns=message.end_ns)
         case Abort():
             _send_header(conn, "abort")
+        case CopyStats():
+            _send_header(conn, "stats", cpu_percent_avg=_finite(message.cpu_percent_avg),
+                         memory_mb_peak=message.memory_mb_peak, samples=message.samples,
+                         eval_states=message.eval_states)
         case Timings():
             _send_header(conn, "result", threads=len(message.end_ns))
             for ends, lats in zip(message.end_ns, message.latency_ns, strict=True):
@@ -112,6 +134,10 @@ def receive(conn: Connection) -> Message:
             return Go(header["start_ns"], header["end_ns"])
         case "abort":
             return Abort()
+        case "stats":
+            cpu = header["cpu_percent_avg"]
+            return CopyStats(float("nan") if cpu is None else cpu, header["memory_mb_peak"],
+                             header["samples"], header["eval_states"])
         case "result":
             ends, lats = [], []
             for _ in range(header["threads"]):
