@@ -15,6 +15,8 @@ _LAZY = {
     "write_csv": "pytest_neuronperf.reporting.files",
     "write_json": "pytest_neuronperf.reporting.files",
     "get_reports": "pytest_neuronperf.reporting.files",
+    "tune": "pytest_neuronperf.tuning",
+    "print_tuning": "pytest_neuronperf.tuning",
 }
 _SUBMODULES = ("torch", "tensorflow", "cpu")
 

@@ -35,15 +35,26 @@ METRICS: dict[str, Metric] = {
                "p50_ms", "p50 budget ms"),
         Metric("latency_ms_p99", "latency_ms_p99", False, ("p99",), "p99 ms", 0.20,
                "p99_ms", "p99 budget ms"),
+        Metric("max_qps", "max_qps", True, ("max_qps",), "max qps", 0.12),
     )
 }
 """Gated metrics, in the order tables show them."""
+
+SEARCH_METRICS = ("max_qps",)
+"""The metrics of a ``target_qps="max"`` search report, and only of those: its throughput and
+latencies are those of whatever rate the search settled on, so they are not compared."""
 
 WINDOW_METRICS = tuple(METRICS)
 """Metrics measured per window (every gated metric is)."""
 
 BUDGETS: dict[str, Metric] = {m.budget: m for m in METRICS.values() if m.budget}
 """Budget keyword -> its metric."""
+
+
+def gated_metrics(report: object) -> tuple[str, ...]:
+    """The metrics the gate compares for this report (or baseline entry's report)."""
+    search = isinstance(report, dict) and report.get("target_qps") == "max"
+    return tuple(m for m in WINDOW_METRICS if (m in SEARCH_METRICS) == search)
 
 
 def metric_named(name: str) -> Metric | None:

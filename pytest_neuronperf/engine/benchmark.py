@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from pytest_neuronperf.devices import DeviceBackend, get_backend
-from pytest_neuronperf.engine import grid
+from pytest_neuronperf.engine import grid, serving
 from pytest_neuronperf.engine.model_ref import (
     ModelReferenceError,
     describe_model,
@@ -49,6 +49,11 @@ def benchmark(
     model_name: str | None = None,
     devices: dict[str, DeviceBackend] | None = None,
     adapters: dict[str, str] | None = None,
+    scenario: str = "closed",
+    target_qps: float | str | Sequence[float | str] | None = None,
+    p99_ms: float | None = None,
+    max_queue_delay_ms: float | None = None,
+    seed: int = serving.DEFAULT_SEED,
 ) -> list[dict[str, Any]]:
     """Benchmark ``model`` on every configuration; one report per configuration.
 
@@ -57,6 +62,8 @@ def benchmark(
     or a list with one of those per batch size. ``cores`` restricts the device units used (the
     pytest plugin passes each xdist worker's slice). ``devices`` and ``adapters`` add custom
     device backends and framework adapters (``name -> "module:attribute"``).
+    ``scenario="server"`` serves Poisson arrivals at ``target_qps`` (see ``engine.serving``;
+    ``"max"`` searches for the highest rate whose p99 meets ``p99_ms``).
     """
     log.setLevel(VERBOSITY_LEVELS.get(verbosity, logging.DEBUG))
     grid.positive_number("duration", duration)
@@ -65,6 +72,8 @@ def benchmark(
     if timeout is not None:
         grid.positive_number("timeout", timeout)
     adapters = {**ADAPTERS, **(adapters or {})}
+    rates = serving.check_settings(scenario, target_qps, p99_ms, max_queue_delay_ms)
+    server = None if rates is None else serving.ServerSettings(seed, max_queue_delay_ms, p99_ms)
     backend = get_backend(device_type, devices)
     usable = checked_cores(cores) if cores is not None else backend.cores()
     if not usable:
@@ -103,12 +112,18 @@ def benchmark(
                 preprocess_fn=preprocess_fn,
                 postprocess_fn=postprocess_fn,
                 return_timers=return_timers,
+                server=server,
             )
-            for config in grid.expand(planned.batch_sizes,
-                                      n_models if n_models is not None else [1, "max"],
-                                      workers_per_model, planned.pipeline_sizes, len(usable)):
+            for config in serving.with_rates(rates, grid.expand(
+                    planned.batch_sizes, n_models if n_models is not None else [1, "max"],
+                    workers_per_model, planned.pipeline_sizes, len(usable))):
                 if planned.failure is not None:  # its compile failed: nothing to measure
                     report = error_report(job, config, planned.failure)
+                elif config.target_qps == "max":
+                    from pytest_neuronperf.engine.max_qps import measure_max_qps
+
+                    log.info("searching max_qps of %s: %s", planned.source.name, config.label())
+                    report = measure_max_qps(context, job, config, per_batch[config.batch_size])
                 else:
                     log.info("benchmarking %s: %s", planned.source.name, config.label())
                     report = run_configuration(context, job, config,

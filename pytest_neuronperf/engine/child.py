@@ -104,6 +104,12 @@ def run(conn: Connection, spec: WorkerSpec) -> None:
     messages.send(conn, messages.Ready(os.getpid(), load_ms, warmup_ms, warmup_calls))
 
     go = link.wait_for_go()
+    if spec.server is not None:  # the server scenario's open loop (engine/open_loop.py)
+        from pytest_neuronperf.engine.open_loop import serve
+
+        messages.send(conn, serve(call, spec.workers, go.start_ns, spec.server,
+                                  adapter.thread_setup))
+        return
     timings = drive(call, spec.workers, go.start_ns, go.end_ns, adapter.thread_setup)
     messages.send(conn, timings)
 

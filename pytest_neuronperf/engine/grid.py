@@ -18,6 +18,8 @@ class RunConfig:
     n_models: int
     workers_per_model: int
     pipeline_size: int
+    target_qps: float | str | None = None
+    """Server scenario: queries/s offered to the configuration, or ``"max"``; None: closed."""
 
     def label(self) -> str:
         """How people read it, e.g. ``bs=1 n=2 w=1 p=1``."""

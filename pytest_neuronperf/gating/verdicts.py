@@ -44,7 +44,14 @@ from pytest_neuronperf.gating.stats import (
     finite_values,
     mann_whitney_p,
 )
-from pytest_neuronperf.metrics import BUDGETS, METRICS, WINDOW_METRICS, metric_named, worse_sign
+from pytest_neuronperf.metrics import (
+    BUDGETS,
+    METRICS,
+    WINDOW_METRICS,
+    gated_metrics,
+    metric_named,
+    worse_sign,
+)
 
 ALPHA = 0.01
 """One-sided significance level of the Mann-Whitney U test."""
@@ -66,6 +73,10 @@ BASELINE_METRICS = (
     "latency_ms_p99",
     "latency_ms_p100",
     "latency_ms_avg",
+    "achieved_qps",
+    "queue_ms_p50",
+    "queue_ms_p99",
+    "max_qps",
 )
 """Report keys a baseline entry keeps (besides the windows)."""
 OFF_WORDS = frozenset({"off", "none"})
@@ -267,6 +278,8 @@ class BudgetMiss:
     metric: str
     limit: float
     actual: float
+    note: str = ""
+    """Why a value within the limit still missed it (``overloaded``)."""
 
 
 @dataclass(frozen=True)
@@ -327,7 +340,7 @@ def judge(
             _windows(report, metric),
             tolerances[metric],
         )
-        for metric in WINDOW_METRICS
+        for metric in gated_metrics(dict(report))
         if metric in tolerances
     ]
     verdict = Verdict.OVER_BUDGET if misses else combine([c.verdict for c in comparisons])
@@ -364,10 +377,11 @@ def budget_misses(
         actual = _as_float(report.get(metric))
         if BUDGETS[budget].higher_is_better:
             missed = not actual >= limit
-        else:
-            missed = not actual <= limit
+        else:  # an overloaded rate's latency grows with the duration: it meets no budget
+            missed = not actual <= limit or bool(report.get("overloaded"))
         if missed:
-            misses.append(BudgetMiss(budget, metric, float(limit), actual))
+            note = "overloaded" if report.get("overloaded") else ""
+            misses.append(BudgetMiss(budget, metric, float(limit), actual, note))
     return misses
 
 
@@ -454,6 +468,8 @@ def format_judgement_table(judgement: Judgement) -> str:
             f"{BUDGETS[miss.budget].budget_label:<14} {relation + ' ' + _number(miss.limit):>10} "
             f"{_number(miss.actual):>10} {'':>8} {'':>9} {'':>7} {'':>16}  OVER_BUDGET"
         )
+        if miss.note:
+            lines.append(f"{'':<14}   {miss.note}: the queue kept growing at this rate")
     if judgement.verdict is Verdict.NEW and not judgement.budget_misses:
         lines.append("no baseline entry for this configuration: NEW")
     if judgement.verdict is Verdict.ERROR:
