@@ -3,6 +3,7 @@ the gate on max_qps, and the marker's refusals."""
 
 from __future__ import annotations
 
+import json
 import math
 from typing import Any
 
@@ -386,3 +387,43 @@ def test_serving(neuronperf):
     result = run(pytester)
     assert result.ret == pytest.ExitCode.USAGE_ERROR
     result.stderr.fnmatch_lines(["*test_serving*scenario='server' needs target_qps*"])
+
+
+SERVER_TESTS = '''
+import time
+
+import numpy as np
+import pytest
+
+
+class SpinModel:
+    def __call__(self, x):
+        deadline = time.perf_counter() + 0.002
+        while time.perf_counter() < deadline:
+            pass
+        return x
+
+
+@pytest.mark.neuronperf(n_models=1, workers_per_model=1, duration=1, warmup=0.05,
+                        scenario="server", target_qps=40, p99_ms=5000)
+def test_serving(neuronperf):
+    [report] = neuronperf.benchmark(SpinModel, np.zeros((1, 4), np.float32),
+                                    framework="python")
+    assert report["status"] == "ok", report["error"]
+'''
+
+
+def test_a_server_baseline_is_saved_per_rate_with_windows_and_gated_like_closed_ones(pytester):
+    pytester.makepyfile(SERVER_TESTS)
+    saved = run(pytester, "--neuronperf-baseline=perf.json", "--neuronperf-save-baseline")
+    saved.assert_outcomes(passed=1)
+    stored = json.loads((pytester.path / "perf.json").read_text())
+    [machine] = stored["machines"].values()
+    [entries] = machine["tests"].values()
+    [(key, entry)] = entries.items()
+    assert key == "bs=1,n_models=1,workers=1,pipeline=1,qps=40"
+    assert len(entry["windows"]["throughput"]) >= 10  # two runs of >= 5 windows (saved twice)
+    assert "queue_ms_p99" in entry["metrics"]
+    run(pytester, "--neuronperf-baseline=perf.json", "--neuronperf-json=out.json")
+    [report] = json.loads((pytester.path / "out.json").read_text())["reports"]
+    assert report["verdict"] != "NEW" and "baseline" in report
