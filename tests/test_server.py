@@ -202,6 +202,20 @@ def test_dynamic_batching_serves_one_sample_per_query(monkeypatch):
     assert not report["overloaded"]
 
 
+def test_a_max_search_on_the_engine_reports_a_confirmed_rate_and_window_samples(monkeypatch):
+    monkeypatch.setenv("SPIN_MS", "2")  # capacity ~500 qps; p99 500 ms: only overload fails
+    [report] = npf.cpu.benchmark(Spins, X, n_models=1, workers_per_model=1, duration=1.0,
+                                 warmup=0.05, verbosity=0, scenario="server",
+                                 target_qps="max", p99_ms=500)
+    assert report["status"] == "ok", report["error"]
+    trials = "\n".join(map(str, report["search"]))
+    assert report["target_qps"] == "max" and report["max_qps"] > 0, trials
+    assert report["search"][-1]["stage"] == "confirm" and report["search"][-1]["meets"], trials
+    assert report["max_qps"] < 5 * report["capacity_qps"]
+    assert len([w for w in report["windows"]["max_qps"] if w > 0]) >= 5
+    assert config_key(report).endswith(",qps=max")
+
+
 # --- the max_qps search, with a fake measure function -----------------------------------------
 
 

@@ -43,9 +43,10 @@ TRIAL_QUERIES = 400
 MIN_TRIAL_S = 1.0
 MIN_QUERIES = 50
 """The search goes no lower than the rate that offers this many queries in the duration."""
-CONFIRMATIONS = 3
-"""A failed full-duration confirmation steps the rate down by ``CONFIRM_STEP``, this often."""
-CONFIRM_STEP = 0.9
+CONFIRMATIONS = 5
+"""A failed full-duration confirmation steps the rate down by ``CONFIRM_STEP``, this often
+(down to half the searched rate: a drifting machine's capacity moves between trials)."""
+CONFIRM_STEP = 0.85
 SIM_QUERIES = 4000
 """Simulated queries per window when estimating a window's max_qps from its service times."""
 
