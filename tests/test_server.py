@@ -376,6 +376,11 @@ def test_bad_server_settings_are_refused(keywords, message):
         apply_keywords(PerfSettings(), keywords)
 
 
+def test_a_closed_loop_marker_keeps_its_p99_budget():
+    settings = apply_keywords(PerfSettings(), {"scenario": "closed", "p99_ms": 20})
+    assert settings.budgets == {"p99_ms": 20.0} and settings.server_arguments() == {}
+
+
 def test_server_settings_reach_benchmark():
     settings = apply_keywords(PerfSettings(), {"scenario": "server", "target_qps": [10, 20.5],
                                                "p99_ms": 20, "max_queue_delay_ms": 1})

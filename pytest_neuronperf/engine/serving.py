@@ -69,7 +69,7 @@ def check_settings(scenario: str, target_qps: Any, p99_ms: float | None,
     if scenario not in SCENARIOS:
         raise ValueError(f"scenario must be one of {', '.join(SCENARIOS)}, got {scenario!r}")
     if scenario == "closed":
-        for name, value in (("target_qps", target_qps),
+        for name, value in (("target_qps", target_qps), ("p99_ms", p99_ms),
                             ("max_queue_delay_ms", max_queue_delay_ms)):
             if value is not None:
                 raise ValueError(f"{name} only applies to scenario='server': add "

@@ -133,8 +133,9 @@ def apply_keywords(
                     key, value, allow_zero=True)
         settings = replace(base, budgets=budgets, **changes)
         if any(key in SERVER_KEYWORDS for key in keywords):
-            serving.check_settings(settings.scenario, settings.target_qps,
-                                   budgets.get("p99_ms"), settings.max_queue_delay_ms)
+            budget = budgets.get("p99_ms") if settings.scenario == "server" else None
+            serving.check_settings(settings.scenario, settings.target_qps, budget,
+                                   settings.max_queue_delay_ms)
     except SettingsError:
         raise
     except ValueError as exc:  # from the shared validators
