@@ -144,10 +144,12 @@ def test_unserved_queries_make_the_run_overloaded():
 
 
 def test_overload_needs_a_backlog_that_grows_with_the_offered_load():
-    assert not serving.is_overloaded(offered=1000, backlog=10, unserved=0)
-    assert not serving.is_overloaded(offered=1000, backlog=49, unserved=0)
-    assert serving.is_overloaded(offered=1000, backlog=200, unserved=0)
-    assert not serving.is_overloaded(offered=30, backlog=8, unserved=0)  # tiny runs: floor
+    assert not serving.is_overloaded(offered=1000, backlog=10, unserved=0, backlog_half=5)
+    assert not serving.is_overloaded(offered=1000, backlog=49, unserved=0, backlog_half=20)
+    assert serving.is_overloaded(offered=1000, backlog=200, unserved=0, backlog_half=100)
+    assert not serving.is_overloaded(offered=30, backlog=8, unserved=0, backlog_half=4)  # floor
+    # one stall near the end: a backlog now, none at half time; the queue did not keep growing
+    assert not serving.is_overloaded(offered=1000, backlog=200, unserved=0, backlog_half=3)
 
 
 def test_lindley_recursion_matches_a_hand_computed_queue():

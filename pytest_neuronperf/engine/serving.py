@@ -24,12 +24,14 @@ DEFAULT_SEED = 0
 difference is the model's, not the dice's."""
 OVERLOAD_BACKLOG_FRACTION = 0.05
 OVERLOAD_MIN_BACKLOG = 10
-"""``overloaded`` when, at the end of the window, more than this fraction of the queries
-offered in the window (and more than ``OVERLOAD_MIN_BACKLOG``) still wait, or any query is left
-unserved after draining. A stable queue's backlog is its steady-state queue length, which does
-not grow with the duration (M/D/1 at 90 % load: 4 queries on average); an overloaded one holds
-``1 - capacity / rate`` of all that was offered, so 5 % flags every rate above ~1.05x capacity
-in a long enough run and no stable queue with more than a couple of hundred queries offered."""
+"""``overloaded`` (the queue kept growing) when any query is left unserved after draining, or
+when at the end of the window more than this fraction of the queries offered (and more than
+``OVERLOAD_MIN_BACKLOG``) still wait *and* at half time more than half that many did. A stable
+queue's backlog is its steady-state length, which does not grow with the duration (M/D/1 at
+90 % load: 4 queries on average); an overloaded one holds ``1 - capacity / rate`` of what was
+offered so far, at half time as at the end, so 5 % flags every rate above ~1.05x capacity in a
+long enough run. Asking for the backlog at both times keeps one stall (a machine hiccup near
+the end, or one the queue recovered from) from reading as overload."""
 MAX_DRAIN_S = 2.0
 """After the window, queued queries are still served for min(duration, this)."""
 
@@ -157,10 +159,10 @@ def backlog_at(queries: Queries, t_ns: int) -> int:
     return int(waiting.sum())
 
 
-def is_overloaded(offered: int, backlog: int, unserved: int) -> bool:
+def is_overloaded(offered: int, backlog: int, unserved: int, backlog_half: int) -> bool:
     """The queue kept growing: see ``OVERLOAD_BACKLOG_FRACTION``."""
-    return unserved > 0 or backlog > max(OVERLOAD_MIN_BACKLOG,
-                                         OVERLOAD_BACKLOG_FRACTION * offered)
+    limit = max(OVERLOAD_MIN_BACKLOG, OVERLOAD_BACKLOG_FRACTION * offered)
+    return unserved > 0 or (backlog > limit and backlog_half > limit / 2)
 
 
 def server_fields(queries: Queries, start_ns: int, duration_s: float, samples_per_query: int,
@@ -201,7 +203,8 @@ def server_fields(queries: Queries, start_ns: int, duration_s: float, samples_pe
         "queue_ms_p99": float(np.percentile(queue_ms, 99)),
         "backlog": backlog,
         "unserved": unserved,
-        "overloaded": is_overloaded(offered, backlog, unserved),
+        "overloaded": is_overloaded(offered, backlog, unserved,
+                                    backlog_at(queries, start_ns + int(duration_s * 0.5e9))),
         "windows": windows,
     }
     if estimate_budget_ms is not None:
