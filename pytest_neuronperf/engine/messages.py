@@ -11,6 +11,8 @@ Protocol history (bump ``PROTOCOL_VERSION`` on any change, and add a line here):
    ``go`` (common start and stop times on the shared monotonic clock), ``abort``.
 2. Worker -> parent: ``stats`` after ``result`` (the copy's CPU use and peak resident memory
    during the window, and its accuracy-metric states).
+   Worker -> parent: ``served`` (+ 3 int64 frames: per query of the open loop, its scheduled
+   arrival, the start and the end of the call that served it, in ns; -1 for never served).
 """
 
 from __future__ import annotations
@@ -78,7 +80,17 @@ class CopyStats:
     """Accuracy metric name -> its state (``evaluation``); empty without ``eval_metrics``."""
 
 
-Message = Ready | Failed | Go | Abort | Timings | CopyStats
+@dataclass(frozen=True)
+class Served:
+    """Per query of a copy's open loop (server scenario), in arrival order: scheduled arrival,
+    start and end of the call that served it (ns; start and end are -1 if never served)."""
+
+    arrival_ns: np.ndarray
+    start_ns: np.ndarray
+    end_ns: np.ndarray
+
+
+Message = Ready | Failed | Go | Abort | Timings | CopyStats | Served
 
 
 def _finite(value: float) -> float | None:
@@ -111,6 +123,10 @@ def send(conn: Connection, message: Message) -> None:
             for ends, lats in zip(message.end_ns, message.latency_ns, strict=True):
                 conn.send_bytes(np.ascontiguousarray(ends, dtype=np.int64).tobytes())
                 conn.send_bytes(np.ascontiguousarray(lats, dtype=np.int64).tobytes())
+        case Served():
+            _send_header(conn, "served")
+            for values in (message.arrival_ns, message.start_ns, message.end_ns):
+                conn.send_bytes(np.ascontiguousarray(values, dtype=np.int64).tobytes())
 
 
 def receive(conn: Connection) -> Message:
@@ -144,5 +160,9 @@ def receive(conn: Connection) -> Message:
                 ends.append(np.frombuffer(conn.recv_bytes(), dtype=np.int64))
                 lats.append(np.frombuffer(conn.recv_bytes(), dtype=np.int64))
             return Timings(ends, lats)
+        case "served":
+            arrival, start, end = (np.frombuffer(conn.recv_bytes(), dtype=np.int64)
+                                   for _ in range(3))
+            return Served(arrival, start, end)
         case other:
             raise ProtocolError(f"unknown message kind {other!r}")
