@@ -47,6 +47,10 @@ class Report(TypedDict, total=False):
     windows: dict[str, list[float]] | None
     """Gated metric -> its per-window series (see ``engine.windows``)."""
     timers: dict[str, Any]
+    latency_sketch: dict[str, list[float]]
+    """``percent`` -> ``ms``: the latency at each of ~100 percentiles (the distribution's CDF)."""
+    core_share: dict[str, int]
+    """``used`` cores of the ``machine``'s (fewer under pytest-xdist), from pytest."""
     # the plugin's
     test: str
     verdict: str
@@ -54,6 +58,8 @@ class Report(TypedDict, total=False):
     fingerprint: dict[str, Any]
     baseline: dict[str, Any]
     delta: dict[str, float]
+    gate: dict[str, dict[str, Any]]
+    """Gated metric -> the figures its verdict used (``gating.verdicts.gate_figures``)."""
 
 
 CONFIG_FIELDS = (
@@ -84,3 +90,16 @@ def config_key(report: Mapping[str, Any]) -> str:
 def config_slug(config: Mapping[str, Any]) -> str:
     """A configuration in a file name: ``bs1-n2-w1-p1``."""
     return "-".join(f"{short}{config[key]}" for key, short in CONFIG_FIELDS if key in config)
+
+
+def parse_config_key(key: str) -> dict[str, int]:
+    """A baseline's configuration key back as report keys (``{"batch_size": 1, ...}``); parts it
+    cannot read are left out."""
+    names = {"bs": "batch_size", "n_models": "n_models", "workers": "workers_per_model",
+             "pipeline": "pipeline_size"}
+    config: dict[str, int] = {}
+    for part in key.split(","):
+        name, _, value = part.partition("=")
+        if name in names and value.isdigit():
+            config[names[name]] = int(value)
+    return config

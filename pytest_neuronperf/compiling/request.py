@@ -55,10 +55,11 @@ from pytest_neuronperf.compiling.child import (
 )
 from pytest_neuronperf.compiling.supervisor import run_compile
 from pytest_neuronperf.engine import grid
-from pytest_neuronperf.engine.benchmark import VERBOSITY_LEVELS, check_framework, inputs_per_batch
+from pytest_neuronperf.engine.benchmark import check_framework, inputs_per_batch
 from pytest_neuronperf.engine.model_ref import describe_model
 from pytest_neuronperf.engine.specs import ModelSource
 from pytest_neuronperf.frameworks import infer_framework, to_portable
+from pytest_neuronperf.logs import console
 from pytest_neuronperf.model_index import (
     INDEX_FORMAT,
     INDEX_VERSION,
@@ -110,7 +111,30 @@ def compile(
     each configuration may take (compile + verification). ``verify``: compare the artifact's
     outputs with the eager model (True, False, or ``{"rtol": ..., "atol": ...}``).
     """
-    log.setLevel(VERBOSITY_LEVELS.get(verbosity, logging.DEBUG))
+    with console(verbosity):
+        return compile_index(model, inputs, batch_sizes, pipeline_sizes, compiler, compiler_args,
+                             models_dir, filename, framework, device_type, model_name, cache,
+                             timeout, verbosity, verify)
+
+
+def compile_index(
+    model: Any,
+    inputs: Any,
+    batch_sizes: int | Sequence[int] | None,
+    pipeline_sizes: int | Sequence[int] | None,
+    compiler: str,
+    compiler_args: Any,
+    models_dir: str | os.PathLike[str] | None,
+    filename: str | os.PathLike[str] | None,
+    framework: str | None,
+    device_type: str,
+    model_name: str | None,
+    cache: bool | str | os.PathLike[str],
+    timeout: float | None,
+    verbosity: int,
+    verify: bool | Mapping[str, float],
+) -> str:
+    """:func:`compile`'s work, with its arguments as given."""
     source, framework = identify(model, inputs, compiler, framework, model_name)
     compiler_name = resolve_compiler(compiler, framework, device_type)
     check_compiler_args(compiler_args)
@@ -122,6 +146,10 @@ def compile(
 
     directory = Path(models_dir if models_dir is not None else DEFAULT_MODELS_DIR).absolute()
     index_path = directory / (filename or f"{safe_name(source.name)}.json")
+    log.info("compile %s with %s for batch sizes %s, pipeline sizes %s: artifacts and the "
+             "model index go to %s%s", source.name, compiler_name, sizes, pipelines, directory,
+             "" if models_dir is not None else " (the default models_dir, in the current "
+             "directory)")
     index_path.parent.mkdir(parents=True, exist_ok=True)
     directory.mkdir(parents=True, exist_ok=True)
     shared = shared_cache_dir(cache, directory)
@@ -170,6 +198,7 @@ def compile(
             environ=dict(os.environ),
         )
         compile_missing(job, index, timeout, shared, quiet=verbosity < 2)
+    log.info("model index: %s", index_path)
     return str(index_path)
 
 

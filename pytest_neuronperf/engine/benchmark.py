@@ -18,15 +18,16 @@ from pytest_neuronperf.engine.model_ref import (
     importable_name,
 )
 from pytest_neuronperf.engine.processes import process_context
+from pytest_neuronperf.engine.progress import Estimate, Progress, ProgressCallback, log_progress
 from pytest_neuronperf.engine.runner import Job, error_report, run_configuration
 from pytest_neuronperf.engine.specs import ModelSource
 from pytest_neuronperf.frameworks import ADAPTERS, infer_framework, to_portable
 from pytest_neuronperf.frameworks.base import leading_dim
+from pytest_neuronperf.logs import console
 from pytest_neuronperf.model_index import read_model_index
+from pytest_neuronperf.reports import config_label
 
 log = logging.getLogger("pytest_neuronperf")
-
-VERBOSITY_LEVELS = {0: logging.WARNING, 1: logging.INFO, 2: logging.DEBUG}
 
 
 def benchmark(
@@ -49,6 +50,7 @@ def benchmark(
     model_name: str | None = None,
     devices: dict[str, DeviceBackend] | None = None,
     adapters: dict[str, str] | None = None,
+    progress: ProgressCallback | None = None,
 ) -> list[dict[str, Any]]:
     """Benchmark ``model`` on every configuration; one report per configuration.
 
@@ -56,9 +58,38 @@ def benchmark(
     index written by ``compile``. ``inputs`` is one array/tensor, a tuple for a multi-input model,
     or a list with one of those per batch size. ``cores`` restricts the device units used (the
     pytest plugin passes each xdist worker's slice). ``devices`` and ``adapters`` add custom
-    device backends and framework adapters (``name -> "module:attribute"``).
+    device backends and framework adapters (``name -> "module:attribute"``). ``progress`` is
+    called before each configuration (at ``verbosity=1`` the library logs it instead).
     """
-    log.setLevel(VERBOSITY_LEVELS.get(verbosity, logging.DEBUG))
+    with console(verbosity):
+        return run_benchmark(model, inputs, batch_sizes, n_models, workers_per_model,
+                             pipeline_sizes, duration, warmup, preprocess_fn, postprocess_fn,
+                             return_timers, device_type, framework, timeout, cores, model_name,
+                             devices, adapters, progress or log_progress)
+
+
+def run_benchmark(
+    model: Any,
+    inputs: Any,
+    batch_sizes: int | Sequence[int] | None,
+    n_models: int | str | Sequence[int | str] | None,
+    workers_per_model: int | Sequence[int] | None,
+    pipeline_sizes: int | Sequence[int] | None,
+    duration: float,
+    warmup: float | str,
+    preprocess_fn: Callable[..., Any] | None,
+    postprocess_fn: Callable[..., Any] | None,
+    return_timers: bool,
+    device_type: str,
+    framework: str | None,
+    timeout: float | None,
+    cores: Sequence[int] | None,
+    model_name: str | None,
+    devices: dict[str, DeviceBackend] | None,
+    adapters: dict[str, str] | None,
+    progress: ProgressCallback,
+) -> list[dict[str, Any]]:
+    """:func:`benchmark`'s work, with its arguments as given."""
     grid.positive_number("duration", duration)
     if warmup != "auto":
         grid.positive_number("warmup (or 'auto')", warmup, allow_zero=True)
@@ -89,32 +120,38 @@ def benchmark(
     log_dir = Path(tempfile.mkdtemp(prefix="neuronperf-logs-"))
     reports: list[dict[str, Any]] = []
     try:
-        for planned in plans.sources:
-            job = Job(
-                model=planned.source,
-                framework=framework,
-                adapter=adapters[framework],
-                device=backend,
-                cores=usable,
-                duration=float(duration),
-                warmup=warmup,
-                timeout=timeout,
-                log_dir=log_dir,
-                preprocess_fn=preprocess_fn,
-                postprocess_fn=postprocess_fn,
-                return_timers=return_timers,
-            )
+        jobs = [(Job(
+            model=planned.source,
+            framework=framework,
+            adapter=adapters[framework],
+            device=backend,
+            cores=usable,
+            duration=float(duration),
+            warmup=warmup,
+            timeout=timeout,
+            log_dir=log_dir,
+            preprocess_fn=preprocess_fn,
+            postprocess_fn=postprocess_fn,
+            return_timers=return_timers,
+        ), planned) for planned in plans.sources]
+        planned_configs = [
+            (job, planned, config) for job, planned in jobs
             for config in grid.expand(planned.batch_sizes,
                                       n_models if n_models is not None else [1, "max"],
-                                      workers_per_model, planned.pipeline_sizes, len(usable)):
-                if planned.failure is not None:  # its compile failed: nothing to measure
-                    report = error_report(job, config, planned.failure)
-                else:
-                    log.info("benchmarking %s: %s", planned.source.name, config.label())
-                    report = run_configuration(context, job, config,
-                                               per_batch[config.batch_size])
-                log_outcome(report)
-                reports.append(report)
+                                      workers_per_model, planned.pipeline_sizes, len(usable))]
+        estimate = Estimate(len(planned_configs), float(duration))
+        errors = ErrorLog()
+        for position, (job, planned, config) in enumerate(planned_configs, 1):
+            if planned.failure is not None:  # its compile failed: nothing to measure
+                report = error_report(job, config, planned.failure)
+            else:
+                progress(Progress(planned.source.name, position, len(planned_configs),
+                                  config.label(), estimate.start(position)))
+                report = run_configuration(context, job, config, per_batch[config.batch_size])
+                estimate.finish()
+            errors.outcome(report)
+            reports.append(report)
+        errors.close()
     finally:
         shutil.rmtree(log_dir, ignore_errors=True)
     return reports
@@ -143,13 +180,32 @@ def checked_cores(cores: Sequence[int]) -> list[int]:
     return values
 
 
-def log_outcome(report: dict[str, Any]) -> None:
-    """One progress line per configuration."""
-    if report["status"] == "ok":
-        log.info("  throughput %.1f/s, p50 %.3f ms, p99 %.3f ms", report["throughput_avg"],
-                 report["latency_ms_p50"], report["latency_ms_p99"])
-    else:
-        log.warning("  error: %s", report["error"].splitlines()[0])
+class ErrorLog:
+    """One line per configuration's outcome; an error that repeats is said once, with a count
+    at the end, instead of once per configuration."""
+
+    def __init__(self) -> None:
+        self._repeats: dict[str, int] = {}
+
+    def outcome(self, report: dict[str, Any]) -> None:
+        """Log one configuration's outcome."""
+        if report["status"] == "ok":
+            log.info("  throughput %.1f/s, p50 %.3f ms, p99 %.3f ms", report["throughput_avg"],
+                     report["latency_ms_p50"], report["latency_ms_p99"])
+            return
+        first = (report.get("error") or "no reason given").strip().splitlines()
+        line = first[-1] if first else "no reason given"  # a traceback's last line says it
+        if line in self._repeats:
+            self._repeats[line] += 1
+            return
+        self._repeats[line] = 1
+        log.warning("error in %s: %s", config_label(report), line)
+
+    def close(self) -> None:
+        """Say how often each repeated error happened."""
+        for line, count in self._repeats.items():
+            if count > 1:
+                log.warning("the same error in %d more configuration(s): %s", count - 1, line)
 
 
 @dataclass(frozen=True)

@@ -219,6 +219,7 @@ def build_report(
         throughput_avg=float(np.mean(windows["throughput"])),
         throughput_peak=max(windows["throughput"]),
         **stats.latency_summary(lats[finished]),
+        latency_sketch=stats.latency_sketch(lats[finished]),
         load_avg_ms=float(np.mean([r.load_ms for r in ready])),
         warmup_avg_ms=float(np.mean([r.warmup_ms for r in ready])),
         status="ok",

@@ -66,8 +66,10 @@ BASELINE_METRICS = (
     "latency_ms_p99",
     "latency_ms_p100",
     "latency_ms_avg",
+    "duration",
 )
-"""Report keys a baseline entry keeps (besides the windows)."""
+"""Report keys a baseline entry keeps (besides the windows); ``duration`` lets a run measured for
+another duration say so."""
 OFF_WORDS = frozenset({"off", "none"})
 
 
@@ -290,13 +292,42 @@ class Judgement:
         """True when this judgement fails the test."""
         return self.verdict.failing(self.strict)
 
-    def report_fields(self) -> dict[str, Any]:
-        """The keys a gated report carries: ``verdict``, and ``baseline``/``delta`` if any."""
+    def report_fields(self, report: Mapping[str, Any] | None = None) -> dict[str, Any]:
+        """The keys a gated report carries: ``verdict``, ``gate`` (the figures the verdict
+        used, see :func:`gate_figures`), and ``baseline``/``delta`` if any."""
         fields: dict[str, Any] = {"verdict": self.verdict.value}
+        if report is not None:
+            fields["gate"] = gate_figures(self, report)
         if self.baseline_metrics is not None:
             fields["baseline"] = dict(self.baseline_metrics)
             fields["delta"] = dict(self.delta)
         return fields
+
+
+def gate_figures(judgement: Judgement, report: Mapping[str, Any]) -> dict[str, dict[str, Any]]:
+    """Per gated metric, the numbers behind the verdict: ``now`` and ``baseline`` (window
+    medians, hiccups left out as the gate did), ``delta``, ``tolerance``, ``p``, ``ci`` (of the
+    ratio now / baseline) and the metric's ``verdict``. Without a baseline entry only ``now``
+    (the median of this run's windows). Tables, files and the HTML report show these, so that
+    what a reader sees is what was judged."""
+    figures: dict[str, dict[str, Any]] = {}
+    for c in judgement.comparisons:
+        figures[c.metric] = {
+            "now": _finite(c.current), "baseline": _finite(c.baseline),
+            "delta": _finite(c.delta), "tolerance": _finite(c.tolerance),
+            "p": _finite(c.p_value), "ci": [_finite(c.ci_low), _finite(c.ci_high)],
+            "verdict": c.verdict.value,
+        }
+    for metric in WINDOW_METRICS:
+        if metric not in figures and report.get("status", "ok") == "ok":
+            values = finite_values(_windows(report, metric))
+            figures[metric] = {"now": float(np.median(values)) if values.size else None}
+    return figures
+
+
+def _finite(value: float) -> float | None:
+    """A number for a report file: NaN and inf become None."""
+    return float(value) if math.isfinite(value) else None
 
 
 def judge(

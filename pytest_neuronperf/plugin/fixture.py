@@ -17,10 +17,15 @@ from pytest_neuronperf.gating.verdicts import (
     pool_reports,
 )
 from pytest_neuronperf.plugin.markers import PerfSettings, SettingsError, apply_keywords
+from pytest_neuronperf.plugin.progress import terminal_progress
 from pytest_neuronperf.plugin.session import PerfSession
 from pytest_neuronperf.plugin.xdist import plain_nodeid
 
 EAGER_COMPILERS = ("eager",)
+
+
+def quiet(_: Any) -> None:
+    """No progress (not at a terminal, or an xdist worker)."""
 CALL_KEYWORDS = ("framework", "preprocess_fn", "postprocess_fn", "model_name", "return_timers")
 """Keywords of ``benchmark`` that describe the call rather than the configuration grid."""
 
@@ -36,6 +41,7 @@ class NeuronperfFixture:
         self.settings = settings
         self.reports: list[dict[str, Any]] = []
         self._keys: set[str] = set()
+        self._terminal = terminal_progress(config, item.name)
 
     def _settings(self, overrides: dict[str, Any], call: str) -> PerfSettings:
         try:
@@ -135,30 +141,46 @@ class NeuronperfFixture:
         share = self._session.share(backend)
         duration = self._session.options.duration or settings.duration
 
-        def measure(**grid: Any) -> list[dict[str, Any]]:
+        def measure(what: str = "", **grid: Any) -> list[dict[str, Any]]:
+            if self._terminal is not None:
+                self._terminal.what = what
             with share.hold():
-                return benchmark(
+                measured = benchmark(
                     model, inputs, duration=duration, warmup=settings.warmup,
                     timeout=settings.timeout, device_type=backend.name, cores=share.cores,
                     devices=self._session.devices, adapters=self._session.adapters,
-                    verbosity=0, **call_args, **grid,
+                    verbosity=0, progress=self._terminal or quiet, **call_args, **grid,
                 )
+            for report in measured:
+                report["core_share"] = {"used": len(share.cores), "machine": len(backend.cores())}
+            return measured
 
-        grid = {"batch_sizes": settings.batch_sizes, "n_models": settings.n_models,
+        grid: dict[str, Any] = {"batch_sizes": settings.batch_sizes, "n_models": settings.n_models,
                 "workers_per_model": settings.workers_per_model,
                 "pipeline_sizes": settings.pipeline_sizes}
-        with self._refusals("benchmark"):  # arguments are checked before any process starts
-            reports = measure(**grid)
+        try:
+            with self._refusals("benchmark"):  # arguments are checked before any process starts
+                reports = measure("", **grid)
+            reports = self._settle(key, reports, backend, settings, measure, grid)
+        finally:
+            if self._terminal is not None:
+                self._terminal.finish()
+        return reports
+
+    def _settle(self, key: str, reports: list[dict[str, Any]], backend: Any,
+                settings: PerfSettings, measure: Any, grid: dict[str, Any]
+                ) -> list[dict[str, Any]]:
+        """Repeat a baseline's measurement, then gate (re-measuring a doubtful configuration)."""
         if self._session.options.save_baseline:
             # a baseline is compared with many later runs: measure it twice, so one unlucky
             # run of a drifting machine does not set the bar for all of them
             reports = [pool_reports(first, second, "repeat")
-                       for first, second in zip(reports, measure(**grid), strict=True)]
+                       for first, second in zip(reports, measure("repeat", **grid), strict=True)]
         self.reports.extend(reports)
 
         def remeasure(report: dict[str, Any]) -> dict[str, Any]:
             [again] = measure(
-                batch_sizes=report["batch_size"], n_models=report["n_models"],
+                "recheck", batch_sizes=report["batch_size"], n_models=report["n_models"],
                 workers_per_model=report["workers_per_model"],
                 pipeline_sizes=report["pipeline_size"],
             )
