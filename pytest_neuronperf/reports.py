@@ -58,6 +58,8 @@ class Report(TypedDict, total=False):
     fingerprint: dict[str, Any]
     baseline: dict[str, Any]
     delta: dict[str, float]
+    baseline_windows: dict[str, list[float]]
+    """The baseline entry's window series (what ``windows`` was compared with)."""
     gate: dict[str, dict[str, Any]]
     """Gated metric -> the figures its verdict used (``gating.verdicts.gate_figures``)."""
 

@@ -20,12 +20,15 @@ from pytest_neuronperf.plugin.markers import PerfSettings, SettingsError, apply_
 from pytest_neuronperf.plugin.progress import terminal_progress
 from pytest_neuronperf.plugin.session import PerfSession
 from pytest_neuronperf.plugin.xdist import plain_nodeid
+from pytest_neuronperf.reporting.tables import headline_properties
 
 EAGER_COMPILERS = ("eager",)
 
 
 def quiet(_: Any) -> None:
     """No progress (not at a terminal, or an xdist worker)."""
+
+
 CALL_KEYWORDS = ("framework", "preprocess_fn", "postprocess_fn", "model_name", "return_timers")
 """Keywords of ``benchmark`` that describe the call rather than the configuration grid."""
 
@@ -42,6 +45,7 @@ class NeuronperfFixture:
         self.reports: list[dict[str, Any]] = []
         self._keys: set[str] = set()
         self._terminal = terminal_progress(config, item.name)
+        self._name: str | None = None
 
     def _settings(self, overrides: dict[str, Any], call: str) -> PerfSettings:
         try:
@@ -130,6 +134,7 @@ class NeuronperfFixture:
                 pytrace=False,
             )
         self._keys.add(key)
+        self._name = name
         call_args = {k: overrides.pop(k) for k in CALL_KEYWORDS if k in overrides}
         settings = self._settings(overrides, "benchmark")
         with self._refusals("benchmark"):
@@ -186,5 +191,9 @@ class NeuronperfFixture:
             )
             return again
 
-        self._session.settle(self._item.nodeid, key, reports, backend, settings, remeasure)
+        try:
+            self._session.settle(self._item.nodeid, key, reports, backend, settings, remeasure)
+        finally:
+            for report in reports:  # what --junitxml carries
+                self._item.user_properties.extend(headline_properties(report, self._name))
         return reports

@@ -3,6 +3,7 @@ raise ``pytest.UsageError`` with a sentence, and checked before anything runs.""
 
 from __future__ import annotations
 
+import importlib.util
 import math
 import os
 from collections.abc import Callable
@@ -139,6 +140,10 @@ def run_options(config: pytest.Config) -> RunOptions:
         raise pytest.UsageError(
             "--neuronperf-save-baseline needs a file: add --neuronperf-baseline=PATH "
             "(or set neuronperf_baseline in the ini file)")
+    if options.html_path is not None and importlib.util.find_spec("matplotlib") is None:
+        raise pytest.UsageError(
+            "--neuronperf-html needs matplotlib: pip install 'pytest-neuronperf[html]' "
+            "(or pip install matplotlib)")
     if options.skip and options.only:
         raise pytest.UsageError("--neuronperf-skip and --neuronperf-only exclude each other")
     for flag, path in (("--neuronperf-baseline", options.baseline),

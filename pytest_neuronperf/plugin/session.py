@@ -117,6 +117,8 @@ class PerfSession:
                           self.options.strict)
         report.update(test=test, machine=machine_id, fingerprint=fp, **self.host)
         report.update(judgement.report_fields(report))
+        if entry is not None:
+            report["baseline_windows"] = dict(entry.get("windows") or {})
         return judgement
 
     def settle(
@@ -182,6 +184,8 @@ class PerfSession:
         ``neuronperf-unsaved-*.json`` in ``rescue_dir`` instead.
         """
         from pytest_neuronperf.reporting import files as reporting
+        from pytest_neuronperf.reporting.html import write_html
+        from pytest_neuronperf.reporting.markdown import append_step_summary
 
         ordered = sorted(self.results, key=lambda r: r.get("test", ""))
         lines: list[str] = []
@@ -212,6 +216,13 @@ class PerfSession:
         if csv_path is not None:
             attempt(f"{csv_path} (--neuronperf-csv)",
                     lambda: f"reports: {reporting.write_csv(ordered, csv_path)}")
+        html_path = self.options.html_path
+        if html_path is not None:
+            attempt(f"{html_path} (--neuronperf-html)",
+                    lambda: f"report: {write_html(ordered, html_path, self.notes())}")
+        if ordered:
+            attempt("the GitHub step summary ($GITHUB_STEP_SUMMARY)",
+                    lambda: append_step_summary(ordered, self.notes()))
         if failed and ordered and not json_ok:
             name = f"neuronperf-unsaved-{time.strftime('%Y%m%d-%H%M%S')}-{os.getpid()}.json"
             for directory in (rescue_dir, Path(tempfile.gettempdir())):

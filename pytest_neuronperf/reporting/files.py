@@ -39,6 +39,11 @@ def _atomic_write(path: Path, text: str) -> None:
         raise
 
 
+def atomic_write(path: Path, text: str) -> None:
+    """Write a report file (HTML, Markdown) the way CSV and JSON are written."""
+    _atomic_write(path, text)
+
+
 def flatten(report: dict[str, Any], prefix: str = "") -> dict[str, Any]:
     """One report as flat CSV cells: a nested dict becomes dotted columns
     (``delta.throughput``, ``windows.latency_ms_p99``), a list of numbers or words one cell of

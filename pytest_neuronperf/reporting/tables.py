@@ -80,13 +80,15 @@ SUMMARY_WIDTH = 100
 """Test names longer than this are shortened from the left in the summary."""
 
 
-def _signed_percent(value: Any) -> str:
+def percent_text(value: Any) -> str:
+    """A relative change as ``+1.5%`` (``-`` when missing)."""
     if missing(value):
         return "-"
     return f"{value * 100:+.1f}%"
 
 
-def _number(value: Any) -> str:
+def number_text(value: Any) -> str:
+    """A figure in a table: ``1,234``, ``12.34``, ``0.123`` (``-`` when missing)."""
     if missing(value) or not isinstance(value, int | float):
         return "-"
     if abs(value) >= 1000:
@@ -122,7 +124,7 @@ def summary_rows(results: Sequence[dict[str, Any]]) -> tuple[list[str], list[lis
         cells = [f"  {config_label(report)}"]
         for name in METRICS:
             now, base, delta = gate_figures(report, name)
-            cells += [_number(now), _number(base), _signed_percent(delta)]
+            cells += [number_text(now), number_text(base), percent_text(delta)]
         cells.append(str(report.get("verdict", report.get("status", ""))))
         rows.append(cells)
     return header, rows
@@ -141,3 +143,20 @@ def format_summary(results: Sequence[dict[str, Any]]) -> list[str]:
         return "  ".join([first, *middle, cells[-1]]).rstrip()
 
     return [line(header), *(line(r) if len(r) == len(header) else r[0] for r in rows)]
+
+
+def headline_properties(report: dict[str, Any], name: str | None = None
+                        ) -> list[tuple[str, Any]]:
+    """A report's headline figures as JUnit XML properties (``record_property``):
+    ``neuronperf[bs=1 n=1 w=1 p=1].throughput`` = the gate's median now, ``...throughput.delta``,
+    ``...verdict``; ``name`` (a named benchmark call) goes inside the brackets first."""
+    where = f"neuronperf[{f'{name} ' if name else ''}{config_label(report)}]"
+    properties: list[tuple[str, Any]] = [(f"{where}.verdict",
+                                          report.get("verdict", report.get("status")))]
+    for metric in METRICS:
+        now, _, delta = gate_figures(report, metric)
+        if not missing(now):
+            properties.append((f"{where}.{metric}", now))
+        if not missing(delta):
+            properties.append((f"{where}.{metric}.delta", delta))
+    return properties
