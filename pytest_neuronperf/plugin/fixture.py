@@ -44,7 +44,7 @@ class NeuronperfFixture:
         self.settings = settings
         self.reports: list[dict[str, Any]] = []
         self._keys: set[str] = set()
-        self._terminal = terminal_progress(config, item.name)
+        self._terminal = terminal_progress(config, item.name, item.nodeid)
         self._name: str | None = None
 
     def _settings(self, overrides: dict[str, Any], call: str) -> PerfSettings:
