@@ -308,8 +308,9 @@ def gate_figures(judgement: Judgement, report: Mapping[str, Any]) -> dict[str, d
     """Per gated metric, the numbers behind the verdict: ``now`` and ``baseline`` (window
     medians, hiccups left out as the gate did), ``delta``, ``tolerance``, ``p``, ``ci`` (of the
     ratio now / baseline) and the metric's ``verdict``. Without a baseline entry only ``now``
-    (the median of this run's windows). Tables, files and the HTML report show these, so that
-    what a reader sees is what was judged."""
+    (the median of this run's windows, hiccups left out: what a later run's gate will call
+    this run's median once it is the baseline). Tables, files and the HTML report show these,
+    so that what a reader sees is what was judged."""
     figures: dict[str, dict[str, Any]] = {}
     for c in judgement.comparisons:
         figures[c.metric] = {
@@ -321,6 +322,8 @@ def gate_figures(judgement: Judgement, report: Mapping[str, Any]) -> dict[str, d
     for metric in WINDOW_METRICS:
         if metric not in figures and report.get("status", "ok") == "ok":
             values = finite_values(_windows(report, metric))
+            if values.size >= MIN_WINDOWS:  # as compare_metric would leave them out
+                values = drop_hiccups(values, METRICS[metric].higher_is_better)
             figures[metric] = {"now": float(np.median(values)) if values.size else None}
     return figures
 
