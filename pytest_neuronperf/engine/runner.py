@@ -28,6 +28,8 @@ log = logging.getLogger("pytest_neuronperf")
 START_MARGIN_S = 0.05
 """Time between sending ``go`` and the common start, so every copy is waiting when it comes."""
 LOAD_TIMEOUT_FLOOR_S = 300.0
+TIMEOUT_TAIL_LINES = 60
+"""Output lines a timeout's error shows: room for the stack of every thread of the copy."""
 
 
 class ConfigurationFailed(Exception):
@@ -150,9 +152,11 @@ def collect(
         remaining = deadline - time.monotonic()
         if remaining <= 0:
             index = next(iter(pending.values()))
+            procs[index].dump_stacks()
             raise ConfigurationFailed(
-                f"copy {index} timed out while {phase}; it was killed"
-                + procs[index].formatted_tail()
+                f"copy {index} timed out while {phase}; it was killed (its Python stacks "
+                f"when it was stopped end the output below)"
+                + procs[index].formatted_tail(TIMEOUT_TAIL_LINES)
             )
         waiting: list[Any] = [*pending, *(s for s, i in sentinels.items() if i in pending.values())]
         for ready in wait(waiting, timeout=remaining):

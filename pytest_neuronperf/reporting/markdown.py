@@ -10,7 +10,12 @@ from pathlib import Path
 from typing import Any
 
 from pytest_neuronperf.metrics import METRICS
-from pytest_neuronperf.reporting.tables import gate_figures, number_text, percent_text
+from pytest_neuronperf.reporting.tables import (
+    gate_figures,
+    number_text,
+    percent_text,
+    printable,
+)
 from pytest_neuronperf.reports import config_label
 
 STEP_SUMMARY = "GITHUB_STEP_SUMMARY"
@@ -68,4 +73,4 @@ def _urgency(report: dict[str, Any]) -> tuple[int, str]:
 
 def _cell(text: str) -> str:
     """Text safe inside a Markdown table cell."""
-    return text.replace("|", "\\|").replace("\n", " ")
+    return printable(text.replace("\n", " ")).replace("|", "\\|")
