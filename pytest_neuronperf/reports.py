@@ -57,6 +57,10 @@ class Report(TypedDict, total=False):
     windows: dict[str, list[float]] | None
     """Gated metric -> its per-window series (see ``engine.windows``)."""
     timers: dict[str, Any]
+    latency_sketch: dict[str, list[float]]
+    """``percent`` -> ``ms``: the latency at each of ~100 percentiles (the distribution's CDF)."""
+    core_share: dict[str, int]
+    """``used`` cores of the ``machine``'s (fewer under pytest-xdist), from pytest."""
     # the plugin's
     test: str
     verdict: str
@@ -80,6 +84,10 @@ class Report(TypedDict, total=False):
     max_queue_delay_ms: float | None
     max_qps: float
     search: list[dict[str, Any]]
+    baseline_windows: dict[str, list[float]]
+    """The baseline entry's window series (what ``windows`` was compared with)."""
+    gate: dict[str, dict[str, Any]]
+    """Gated metric -> the figures its verdict used (``gating.verdicts.gate_figures``)."""
 
 
 CONFIG_FIELDS = (
@@ -140,3 +148,20 @@ def config_slug(config: Mapping[str, Any]) -> str:
     parts = [f"{short}{config[key]}" for key, short in CONFIG_FIELDS if key in config]
     return "-".join(parts + [f"{k}{v}" for k, v in _server_parts(config)]) + (
         _cast_suffix(config, "-", ""))
+
+
+def parse_config_key(key: str) -> dict[str, Any]:
+    """A baseline's configuration key back as report keys (``{"batch_size": 1, ...}``); parts it
+    cannot read are left out."""
+    names = {"bs": "batch_size", "n_models": "n_models", "workers": "workers_per_model",
+             "pipeline": "pipeline_size"}
+    config: dict[str, Any] = {}
+    for part in key.split(","):
+        name, _, value = part.partition("=")
+        if name in names and value.isdigit():
+            config[names[name]] = int(value)
+        elif name == "cast" and value:
+            config["cast_mode"] = value
+        elif name == "qps" and value:
+            config["target_qps"] = value if value == "max" else float(value)
+    return config

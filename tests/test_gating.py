@@ -440,3 +440,19 @@ def test_a_metric_switched_off_is_never_inconclusive() -> None:
     judgement = judge(base, entry_from_report(base), parse_tolerance("p50:off,p99:off"))
     verdicts = {c.metric: c.verdict for c in judgement.comparisons}
     assert verdicts["latency_ms_p50"] is verdicts["latency_ms_p99"] is Verdict.PASS
+
+
+def test_gate_figures_are_the_medians_the_verdict_used() -> None:
+    from pytest_neuronperf.gating.verdicts import gate_figures
+
+    base, now = make_report(1), make_report(2, speed=0.7)
+    judgement = judge(now, entry_from_report(base))
+    figures = gate_figures(judgement, now)
+    for c in judgement.comparisons:
+        assert figures[c.metric]["now"] == c.current
+        assert figures[c.metric]["baseline"] == c.baseline
+        assert figures[c.metric]["delta"] == c.delta
+        assert figures[c.metric]["verdict"] == c.verdict.value
+    recorded = gate_figures(judge(base, None), base)  # NEW: what a later gate calls baseline
+    assert recorded["throughput"]["now"] == figures["throughput"]["baseline"]
+    assert set(recorded["throughput"]) == {"now"}

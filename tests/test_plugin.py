@@ -219,7 +219,9 @@ def test_reports_files_carry_test_verdict_baseline_and_delta(
         assert "throughput_avg" in report["baseline"]
         assert set(report["delta"]) >= {"throughput", "latency_ms_p99"}
     header = (perf_project.path / "out" / "r.csv").read_text().splitlines()[0]
-    assert {"test", "verdict", "baseline", "delta"} <= set(header.split(","))
+    columns = set(header.split(","))
+    assert {"test", "verdict", "baseline.throughput_avg", "delta.throughput",
+            "gate.throughput.now", "gate.latency_ms_p50.baseline"} <= columns
 
 
 def test_ini_options_are_read(perf_project: pytest.Pytester) -> None:

@@ -57,7 +57,6 @@ from pytest_neuronperf.compiling.supervisor import run_compile
 from pytest_neuronperf.engine import grid
 from pytest_neuronperf.engine.benchmark import (
     DEVICE_ALIASES,
-    VERBOSITY_LEVELS,
     check_framework,
     inputs_per_batch,
 )
@@ -65,6 +64,7 @@ from pytest_neuronperf.engine.instances import ship_instance
 from pytest_neuronperf.engine.model_ref import describe_model
 from pytest_neuronperf.engine.specs import ModelSource
 from pytest_neuronperf.frameworks import casts, infer_framework, to_portable
+from pytest_neuronperf.logs import console
 from pytest_neuronperf.model_index import (
     INDEX_FORMAT,
     INDEX_VERSION,
@@ -127,7 +127,6 @@ def compile(
     each configuration may take (compile + verification). ``verify``: compare the artifact's
     outputs with the eager model (True, False, or ``{"rtol": ..., "atol": ...}``).
     """
-    log.setLevel(VERBOSITY_LEVELS.get(verbosity, logging.DEBUG))
     device_type = DEVICE_ALIASES.get(device_type, device_type)
     if cast_modes is not None or performance_levels is not None:
         return compile_variants(
@@ -137,7 +136,7 @@ def compile(
             compiler=compiler, framework=framework, device_type=device_type, cache=cache,
             timeout=timeout, verify=verify,
         )
-    with tempfile.TemporaryDirectory(prefix="neuronperf-instance-") as scratch:
+    with console(verbosity), tempfile.TemporaryDirectory(prefix="neuronperf-instance-") as scratch:
         return compile_one(model, inputs, batch_sizes, pipeline_sizes, compiler, compiler_args,
                            models_dir, filename, framework, device_type, model_name, cache,
                            timeout, verbosity, verify, Path(scratch))
@@ -175,6 +174,10 @@ def compile_one(
 
     directory = Path(models_dir if models_dir is not None else DEFAULT_MODELS_DIR).absolute()
     index_path = index_location(models_dir, filename, source.name)
+    log.info("compile %s with %s for batch sizes %s, pipeline sizes %s: artifacts go to %s%s, "
+             "the model index to %s", source.name, compiler_name, sizes, pipelines, directory,
+             "" if models_dir is not None else " (the default models_dir, in the current "
+             "directory)", index_path)
     index_path.parent.mkdir(parents=True, exist_ok=True)
     directory.mkdir(parents=True, exist_ok=True)
     shared = shared_cache_dir(cache, directory)
@@ -223,6 +226,7 @@ def compile_one(
             environ=dict(os.environ),
         )
         compile_missing(job, index, timeout, shared, quiet=verbosity < 2)
+    log.info("model index: %s", index_path)
     return str(index_path)
 
 

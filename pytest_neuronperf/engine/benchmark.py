@@ -22,17 +22,17 @@ from pytest_neuronperf.engine.model_ref import (
     portable_function,
 )
 from pytest_neuronperf.engine.processes import process_context
+from pytest_neuronperf.engine.progress import Estimate, Progress, ProgressCallback, log_progress
 from pytest_neuronperf.engine.runner import Job, base_report, error_report, run_configuration
 from pytest_neuronperf.engine.specs import CopyOptions, ModelSource
 from pytest_neuronperf.frameworks import ADAPTERS, casts, infer_framework, to_portable
 from pytest_neuronperf.frameworks.base import leading_dim
+from pytest_neuronperf.logs import console
 from pytest_neuronperf.model_index import read_model_index, resolve_artifact
 from pytest_neuronperf.reporting.tables import printable
-from pytest_neuronperf.reports import DEFAULT_CAST_MODE
+from pytest_neuronperf.reports import DEFAULT_CAST_MODE, config_label
 
 log = logging.getLogger("pytest_neuronperf")
-
-VERBOSITY_LEVELS = {0: logging.WARNING, 1: logging.INFO, 2: logging.DEBUG}
 
 
 def benchmark(
@@ -73,6 +73,7 @@ def benchmark(
     p99_ms: float | None = None,
     max_queue_delay_ms: float | None = None,
     seed: int = serving.DEFAULT_SEED,
+    progress: ProgressCallback | None = None,
 ) -> list[Any]:
     """Benchmark ``model`` on every configuration; one report per configuration.
 
@@ -98,9 +99,9 @@ def benchmark(
     device units to use; the plugin passes each xdist worker's slice), ``devices`` and
     ``adapters`` (custom device backends and framework adapters, ``name -> "module:attr"``).
     ``scenario="server"`` serves Poisson arrivals at ``target_qps`` (see ``engine.serving``;
-    ``"max"`` searches for the highest rate whose p99 meets ``p99_ms``).
+    ``"max"`` searches for the highest rate whose p99 meets ``p99_ms``). ``progress`` is called
+    before each configuration (at ``verbosity=1`` the library logs it instead).
     """
-    log.setLevel(VERBOSITY_LEVELS.get(verbosity, logging.DEBUG))
     # a list is one example per batch size, unless what else is asked says it is data
     dataset = datasets.is_dataset(inputs) or (isinstance(inputs, list) and (
         dataset_loader_fn is not None or bool(eval_metrics)))
@@ -156,60 +157,70 @@ def benchmark(
                else process_context(framework))
     log_dir = Path(tempfile.mkdtemp(prefix="neuronperf-logs-"))
     reports: list[Any] = []
-    try:
-        for planned in plans.sources:
-            source = ship_instance(model, planned.source, framework, log_dir / "model")
-            if planned.load_casts:
-                casts.check_casts(framework, source.kind, source.compiler, planned.cast_modes,
-                                  backend.name)
-            job = Job(
-                model=source,
-                framework=framework,
-                adapter=adapters[framework],
-                device=backend,
-                cores=usable,
-                duration=float(duration),
-                warmup=warmup,
-                timeout=timeout,
-                log_dir=log_dir,
-                preprocess_fn=functions["preprocess_fn"],
-                postprocess_fn=functions["postprocess_fn"],
-                return_timers=return_timers,
-                options=CopyOptions(
-                    env_setup_fn=functions["env_setup_fn"], setup_fn=functions["setup_fn"],
-                    dataset=portable if dataset else None,
-                    dataset_loader_fn=functions["dataset_loader_fn"], loop_dataset=loop_dataset,
-                    eval_metrics=metrics, eval_target_col=eval_target_col,
-                    stats_interval=float(stats_interval), split_batch=planned.split_batch,
-                    cast_stage="load" if planned.load_casts else planned.cast_stage,
-                ),
-                cost_per_hour=cost_per_hour,
-                in_process=in_process,
-                server=server,
-            )
-            for config in serving.with_rates(rates, grid.expand(
-                    planned.batch_sizes, n_models if n_models is not None else [1, "max"],
-                    workers_per_model, planned.pipeline_sizes, len(usable),
-                    planned.cast_modes)):
+    announce = progress or log_progress
+    with console(verbosity):
+        try:
+            planned_jobs = []
+            for planned in plans.sources:
+                source = ship_instance(model, planned.source, framework, log_dir / "model")
+                if planned.load_casts:
+                    casts.check_casts(framework, source.kind, source.compiler, planned.cast_modes,
+                                      backend.name)
+                job = Job(
+                    model=source,
+                    framework=framework,
+                    adapter=adapters[framework],
+                    device=backend,
+                    cores=usable,
+                    duration=float(duration),
+                    warmup=warmup,
+                    timeout=timeout,
+                    log_dir=log_dir,
+                    preprocess_fn=functions["preprocess_fn"],
+                    postprocess_fn=functions["postprocess_fn"],
+                    return_timers=return_timers,
+                    options=CopyOptions(
+                        env_setup_fn=functions["env_setup_fn"], setup_fn=functions["setup_fn"],
+                        dataset=portable if dataset else None,
+                        dataset_loader_fn=functions["dataset_loader_fn"], loop_dataset=loop_dataset,
+                        eval_metrics=metrics, eval_target_col=eval_target_col,
+                        stats_interval=float(stats_interval), split_batch=planned.split_batch,
+                        cast_stage="load" if planned.load_casts else planned.cast_stage,
+                    ),
+                    cost_per_hour=cost_per_hour,
+                    in_process=in_process,
+                    server=server,
+                )
+                planned_jobs += [(job, planned, config) for config in serving.with_rates(
+                    rates, grid.expand(planned.batch_sizes,
+                                       n_models if n_models is not None else [1, "max"],
+                                       workers_per_model, planned.pipeline_sizes, len(usable),
+                                       planned.cast_modes))]
+            estimate = Estimate(len(planned_jobs), float(duration))
+            errors = ErrorLog()
+            for position, (job, planned, config) in enumerate(planned_jobs, 1):
                 if planned.failure is not None:  # its compile failed: nothing to measure
                     report: Any = error_report(job, config, planned.failure)
-                elif config.target_qps == "max":
-                    from pytest_neuronperf.engine.max_qps import measure_max_qps
-
-                    log.info("searching max_qps of %s: %s", planned.source.name, config.label())
-                    report = measure_max_qps(context, job, config, per_batch[config.batch_size])
                 else:
-                    log.info("benchmarking %s: %s", planned.source.name, config.label())
-                    report = run_configuration(context, job, config,
-                                               per_batch[config.batch_size])
+                    announce(Progress(planned.source.name, position, len(planned_jobs),
+                                      config.label(), estimate.start(position)))
+                    if config.target_qps == "max":
+                        from pytest_neuronperf.engine.max_qps import measure_max_qps
+
+                        report = measure_max_qps(context, job, config, per_batch[config.batch_size])
+                    else:
+                        report = run_configuration(context, job, config,
+                                                   per_batch[config.batch_size])
+                    estimate.finish()
                 # an error has no timers; a server-scenario report carries its own (per query)
                 if return_timers and isinstance(report, dict) and report["status"] != "ok":
                     report = (base_report(job, config),
                               {"status": "error", "error": report["error"]})
-                log_outcome(report[1] if isinstance(report, tuple) else report)
+                errors.outcome(report[1] if isinstance(report, tuple) else report)
                 reports.append(report)
-    finally:
-        shutil.rmtree(log_dir, ignore_errors=True)
+            errors.close()
+        finally:
+            shutil.rmtree(log_dir, ignore_errors=True)
     return reports
 
 
@@ -240,15 +251,34 @@ def checked_cores(cores: Sequence[int]) -> list[int]:
     return values
 
 
-def log_outcome(report: dict[str, Any]) -> None:
-    """One progress line per configuration."""
-    if "throughput_avg" not in report:  # return_timers: raw results, summarised later
-        return
-    if report["status"] == "ok":
-        log.info("  throughput %.1f/s, p50 %.3f ms, p99 %.3f ms", report["throughput_avg"],
-                 report["latency_ms_p50"], report["latency_ms_p99"])
-    else:
-        log.warning("  error: %s", report["error"].splitlines()[0])
+class ErrorLog:
+    """One line per configuration's outcome; an error that repeats is said once, with a count
+    at the end, instead of once per configuration."""
+
+    def __init__(self) -> None:
+        self._repeats: dict[str, int] = {}
+
+    def outcome(self, report: dict[str, Any]) -> None:
+        """Log one configuration's outcome (nothing yet for return_timers' raw results)."""
+        if "throughput_avg" not in report and report.get("status") == "ok":
+            return
+        if report["status"] == "ok":
+            log.info("  throughput %.1f/s, p50 %.3f ms, p99 %.3f ms", report["throughput_avg"],
+                     report["latency_ms_p50"], report["latency_ms_p99"])
+            return
+        first = (report.get("error") or "no reason given").strip().splitlines()
+        line = printable(first[-1] if first else "no reason given")  # a traceback's last line
+        if line in self._repeats:
+            self._repeats[line] += 1
+            return
+        self._repeats[line] = 1
+        log.warning("error in %s: %s", config_label(report), line)
+
+    def close(self) -> None:
+        """Say how often each repeated error happened."""
+        for line, count in self._repeats.items():
+            if count > 1:
+                log.warning("the same error in %d more configuration(s): %s", count - 1, line)
 
 
 @dataclass(frozen=True)

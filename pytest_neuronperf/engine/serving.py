@@ -197,6 +197,7 @@ def server_fields(queries: Queries, start_ns: int, duration_s: float, samples_pe
         "throughput_avg": float(np.mean(windows["throughput"])),
         "throughput_peak": max(windows["throughput"]),
         **stats.latency_summary(sojourn),
+        "latency_sketch": stats.latency_sketch(sojourn),
         "achieved_qps": float(in_window.sum()) / duration_s,
         "offered_queries": offered,
         "queue_ms_p50": float(np.percentile(queue_ms, 50)),

@@ -70,6 +70,7 @@ def summarize(config: Mapping[str, Any], results: Mapping[str, Any]) -> dict[str
         throughput_avg=float(np.mean(windows["throughput"])),
         throughput_peak=max(windows["throughput"]),
         **stats.latency_summary(lats[finished]),
+        latency_sketch=stats.latency_sketch(lats[finished]),
         load_avg_ms=float(np.mean([c["load_ms"] for c in copies])),
         warmup_avg_ms=float(np.mean([c["warmup_ms"] for c in copies])),
         **resources(copies),

@@ -22,6 +22,19 @@ def latency_summary(latency_ns: np.ndarray) -> dict[str, float]:
     return summary
 
 
+SKETCH_PERCENTS = (*range(0, 99), 99.0, 99.5, 99.9, 100.0)
+"""Levels of a run's latency sketch: every percent, and the tail in finer steps."""
+
+
+def latency_sketch(latency_ns: np.ndarray) -> dict[str, list[float]]:
+    """A compact picture of the latency distribution (about 100 numbers, whatever the call
+    count): the latency in ms at each of ``SKETCH_PERCENTS``, enough to draw its CDF."""
+    if latency_ns.size == 0:
+        return {"percent": [], "ms": []}
+    ms = np.percentile(latency_ns.astype(np.float64) / 1e6, SKETCH_PERCENTS)
+    return {"percent": [float(p) for p in SKETCH_PERCENTS], "ms": [float(v) for v in ms]}
+
+
 def window_length_s(duration_s: float) -> float:
     """1 s windows where the duration allows, shorter so that a run has at least ~10 of them."""
     return min(MAX_WINDOW_S, duration_s / MIN_WINDOWS)

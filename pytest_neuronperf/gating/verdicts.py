@@ -78,6 +78,7 @@ LATENCY_THROUGHPUT = (
     "queue_ms_p50",
     "queue_ms_p99",
     "max_qps",
+    "duration",
 )
 BASELINE_METRICS = (
     *LATENCY_THROUGHPUT,
@@ -85,7 +86,8 @@ BASELINE_METRICS = (
     *(METRICS[m].report_key for m in VALUE_METRICS),
 )
 """Report keys a baseline entry keeps (besides the windows); the latency and throughput keys
-always (NaN when missing), the others only when measured."""
+always (NaN when missing), the others only when measured. ``duration`` lets a run measured for
+another duration say so."""
 OFF_WORDS = frozenset({"off", "none"})
 
 
@@ -344,13 +346,45 @@ class Judgement:
         """True when this judgement fails the test."""
         return self.verdict.failing(self.strict)
 
-    def report_fields(self) -> dict[str, Any]:
-        """The keys a gated report carries: ``verdict``, and ``baseline``/``delta`` if any."""
+    def report_fields(self, report: Mapping[str, Any] | None = None) -> dict[str, Any]:
+        """The keys a gated report carries: ``verdict``, ``gate`` (the figures the verdict
+        used, see :func:`gate_figures`), and ``baseline``/``delta`` if any."""
         fields: dict[str, Any] = {"verdict": self.verdict.value}
+        if report is not None:
+            fields["gate"] = gate_figures(self, report)
         if self.baseline_metrics is not None:
             fields["baseline"] = dict(self.baseline_metrics)
             fields["delta"] = dict(self.delta)
         return fields
+
+
+def gate_figures(judgement: Judgement, report: Mapping[str, Any]) -> dict[str, dict[str, Any]]:
+    """Per gated metric, the numbers behind the verdict: ``now`` and ``baseline`` (window
+    medians, hiccups left out as the gate did), ``delta``, ``tolerance``, ``p``, ``ci`` (of the
+    ratio now / baseline) and the metric's ``verdict``. Without a baseline entry only ``now``
+    (the median of this run's windows, hiccups left out: what a later run's gate will call
+    this run's median once it is the baseline). Tables, files and the HTML report show these,
+    so that what a reader sees is what was judged."""
+    figures: dict[str, dict[str, Any]] = {}
+    for c in judgement.comparisons:
+        figures[c.metric] = {
+            "now": _finite(c.current), "baseline": _finite(c.baseline),
+            "delta": _finite(c.delta), "tolerance": _finite(c.tolerance),
+            "p": _finite(c.p_value), "ci": [_finite(c.ci_low), _finite(c.ci_high)],
+            "verdict": c.verdict.value,
+        }
+    for metric in WINDOW_METRICS:
+        if metric not in figures and report.get("status", "ok") == "ok":
+            values = finite_values(_windows(report, metric))
+            if values.size >= MIN_WINDOWS:  # as compare_metric would leave them out
+                values = drop_hiccups(values, METRICS[metric].higher_is_better)
+            figures[metric] = {"now": float(np.median(values)) if values.size else None}
+    return figures
+
+
+def _finite(value: float) -> float | None:
+    """A number for a report file: NaN and inf become None."""
+    return float(value) if math.isfinite(value) else None
 
 
 def judge(

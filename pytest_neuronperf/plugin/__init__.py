@@ -10,7 +10,12 @@ from typing import Any
 import pytest
 
 from pytest_neuronperf.plugin.interrupts import sigterm_as_interrupt
-from pytest_neuronperf.plugin.options import OPTIONS, check_device_name, run_options
+from pytest_neuronperf.plugin.options import (
+    OPTIONS,
+    argparse_help,
+    check_device_name,
+    run_options,
+)
 from pytest_neuronperf.plugin.outcome import unused_marker_fails, unused_marker_text
 from pytest_neuronperf.plugin.session import PerfSession
 from pytest_neuronperf.plugin.xdist import CoreShare
@@ -33,11 +38,12 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     group = parser.getgroup("neuronperf", "ML inference performance (pytest-neuronperf)")
     for flag, ini, kind, parse, help_text in OPTIONS:
         if kind == "bool":
-            group.addoption(flag, action="store_true", default=None, help=help_text)
+            group.addoption(flag, action="store_true", default=None,
+                            help=argparse_help(help_text))
             parser.addini(ini, help_text, type="bool", default=False)
         else:
             group.addoption(flag, action="store", default=None, metavar="VALUE",
-                            type=parse, help=help_text)
+                            type=parse, help=argparse_help(help_text))
             parser.addini(ini, help_text, type="string", default="")
 
 

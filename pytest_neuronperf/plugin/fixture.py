@@ -17,8 +17,10 @@ from pytest_neuronperf.gating.verdicts import (
     pool_reports,
 )
 from pytest_neuronperf.plugin.markers import PerfSettings, SettingsError, apply_keywords
+from pytest_neuronperf.plugin.progress import terminal_progress
 from pytest_neuronperf.plugin.session import PerfSession
 from pytest_neuronperf.plugin.xdist import plain_nodeid
+from pytest_neuronperf.reporting.tables import headline_properties
 
 EAGER_COMPILERS = ("eager",)
 CALL_KEYWORDS = (
@@ -27,6 +29,12 @@ CALL_KEYWORDS = (
     "multiprocess", "multiinterpreter", "loop_dataset", "eval_metrics", "eval_target_col",
     "dynamic_batch_size",
 )
+
+
+def quiet(_: Any) -> None:
+    """No progress (not at a terminal, or an xdist worker)."""
+
+
 """Keywords of ``benchmark`` that describe the call rather than the configuration grid."""
 
 
@@ -41,6 +49,8 @@ class NeuronperfFixture:
         self.settings = settings
         self.reports: list[dict[str, Any]] = []
         self._keys: set[str] = set()
+        self._terminal = terminal_progress(config, item.name, item.nodeid)
+        self._name: str | None = None
 
     def _settings(self, overrides: dict[str, Any], call: str) -> PerfSettings:
         try:
@@ -130,6 +140,7 @@ class NeuronperfFixture:
                 pytrace=False,
             )
         self._keys.add(key)
+        self._name = name
         call_args = {k: overrides.pop(k) for k in CALL_KEYWORDS if k in overrides}
         settings = self._settings(overrides, "benchmark")
         return_timers = bool(call_args.pop("return_timers", False))
@@ -145,38 +156,54 @@ class NeuronperfFixture:
 
         timers: list[Any] = []
 
-        def measure(**grid: Any) -> list[dict[str, Any]]:
+        def measure(what: str = "", **grid: Any) -> list[dict[str, Any]]:
             from pytest_neuronperf.engine.summary import reports_from_results
 
+            if self._terminal is not None:
+                self._terminal.what = what
             with share.hold():
-                results = benchmark(
+                measured = benchmark(
                     model, inputs, duration=duration, warmup=settings.warmup,
                     timeout=settings.timeout, device_type=backend.name, cores=share.cores,
                     devices=self._session.devices, adapters=self._session.adapters,
-                    verbosity=0, return_timers=return_timers, **call_args, **grid,
+                    verbosity=0, return_timers=return_timers, progress=self._terminal or quiet,
+                    **call_args, **grid,
                 )
-            if not return_timers:
-                return results
-            if not timers:
-                timers.extend(results)
-            return reports_from_results(results)
+            if return_timers:  # the reports are gated; the test gets NeuronPerf's results
+                if not timers:
+                    timers.extend(measured)
+                measured = reports_from_results(measured)
+            for report in measured:
+                report["core_share"] = {"used": len(share.cores), "machine": len(backend.cores())}
+            return measured
 
-        grid = {"batch_sizes": settings.batch_sizes, "n_models": settings.n_models,
+        grid: dict[str, Any] = {"batch_sizes": settings.batch_sizes, "n_models": settings.n_models,
                 "workers_per_model": settings.workers_per_model,
                 "pipeline_sizes": settings.pipeline_sizes, "cast_modes": settings.cast_modes,
                 **settings.server_arguments()}
-        with self._refusals("benchmark"):  # arguments are checked before any process starts
-            reports = measure(**grid)
+        try:
+            with self._refusals("benchmark"):  # arguments are checked before any process starts
+                reports = measure("", **grid)
+            reports = self._settle(key, reports, backend, settings, measure, grid)
+        finally:
+            if self._terminal is not None:
+                self._terminal.finish()
+        return timers if return_timers else reports
+
+    def _settle(self, key: str, reports: list[dict[str, Any]], backend: Any,
+                settings: PerfSettings, measure: Any, grid: dict[str, Any]
+                ) -> list[dict[str, Any]]:
+        """Repeat a baseline's measurement, then gate (re-measuring a doubtful configuration)."""
         if self._session.options.save_baseline:
             # a baseline is compared with many later runs: measure it twice, so one unlucky
             # run of a drifting machine does not set the bar for all of them
             reports = [pool_reports(first, second, "repeat")
-                       for first, second in zip(reports, measure(**grid), strict=True)]
+                       for first, second in zip(reports, measure("repeat", **grid), strict=True)]
         self.reports.extend(reports)
 
         def remeasure(report: dict[str, Any]) -> dict[str, Any]:
             [again] = measure(
-                batch_sizes=report["batch_size"], n_models=report["n_models"],
+                "recheck", batch_sizes=report["batch_size"], n_models=report["n_models"],
                 workers_per_model=report["workers_per_model"],
                 pipeline_sizes=report["pipeline_size"], cast_modes=report.get("cast_mode"),
                 **{**settings.server_arguments(),
@@ -184,9 +211,11 @@ class NeuronperfFixture:
             )
             return again
 
-        self._session.settle(self._item.nodeid, key, reports, backend, settings, remeasure)
-        if return_timers:  # NeuronPerf's shape; get_reports(results) gives the reports back
-            return timers
+        try:
+            self._session.settle(self._item.nodeid, key, reports, backend, settings, remeasure)
+        finally:
+            for report in reports:  # what --junitxml carries
+                self._item.user_properties.extend(headline_properties(report, self._name))
         return reports
 
     def _check_accuracy_budget(self, settings: PerfSettings, call_args: dict[str, Any]) -> None:

@@ -3,6 +3,7 @@ raise ``pytest.UsageError`` with a sentence, and checked before anything runs.""
 
 from __future__ import annotations
 
+import importlib.util
 import math
 import os
 from collections.abc import Callable
@@ -27,6 +28,7 @@ class RunOptions:
     device: str | None = None
     json_path: Path | None = None
     csv_path: Path | None = None
+    html_path: Path | None = None
     skip: bool = False
     only: bool = False
     strict: bool = False
@@ -67,7 +69,8 @@ def parse_device(value: str) -> str:
 
 
 OPTIONS: list[tuple[str, str, str, Callable[[str], Any] | None, str]] = [
-    # (flag, ini name, kind, parser, help)
+    # (flag, ini name, kind, parser, help); help is plain text ("%" needs no escaping: see
+    # argparse_help)
     ("--neuronperf-baseline", "neuronperf_baseline", "path", Path,
      "compare every configuration against this baseline file (JSON)"),
     ("--neuronperf-save-baseline", "neuronperf_save_baseline", "bool", None,
@@ -81,11 +84,18 @@ OPTIONS: list[tuple[str, str, str, Callable[[str], Any] | None, str]] = [
      "force a device backend: cpu, cuda, neuron, neuronx or a registered one"),
     ("--neuronperf-json", "neuronperf_json", "path", Path, "write all reports to this JSON file"),
     ("--neuronperf-csv", "neuronperf_csv", "path", Path, "write all reports to this CSV file"),
+    ("--neuronperf-html", "neuronperf_html", "path", Path,
+     "write one self-contained HTML report with plots to this file"),
     ("--neuronperf-skip", "neuronperf_skip", "bool", None, "skip all performance tests"),
     ("--neuronperf-only", "neuronperf_only", "bool", None, "run only performance tests"),
     ("--neuronperf-strict", "neuronperf_strict", "bool", None,
      "NEW, INCONCLUSIVE and machine mismatch fail instead of warn"),
 ]
+
+
+def argparse_help(help_text: str) -> str:
+    """An option's help as argparse wants it: it %-formats help, so a literal ``%`` is ``%%``."""
+    return help_text.replace("%", "%%")
 
 
 def read_option(config: pytest.Config, flag: str) -> Any:
@@ -121,6 +131,7 @@ def run_options(config: pytest.Config) -> RunOptions:
         device=read_option(config, "--neuronperf-device"),
         json_path=read_option(config, "--neuronperf-json"),
         csv_path=read_option(config, "--neuronperf-csv"),
+        html_path=read_option(config, "--neuronperf-html"),
         skip=read_option(config, "--neuronperf-skip"),
         only=read_option(config, "--neuronperf-only"),
         strict=read_option(config, "--neuronperf-strict"),
@@ -129,11 +140,16 @@ def run_options(config: pytest.Config) -> RunOptions:
         raise pytest.UsageError(
             "--neuronperf-save-baseline needs a file: add --neuronperf-baseline=PATH "
             "(or set neuronperf_baseline in the ini file)")
+    if options.html_path is not None and importlib.util.find_spec("matplotlib") is None:
+        raise pytest.UsageError(
+            "--neuronperf-html needs matplotlib: pip install 'pytest-neuronperf[html]' "
+            "(or pip install matplotlib)")
     if options.skip and options.only:
         raise pytest.UsageError("--neuronperf-skip and --neuronperf-only exclude each other")
     for flag, path in (("--neuronperf-baseline", options.baseline),
                        ("--neuronperf-json", options.json_path),
-                       ("--neuronperf-csv", options.csv_path)):
+                       ("--neuronperf-csv", options.csv_path),
+                       ("--neuronperf-html", options.html_path)):
         if path is not None:
             check_writable_file(flag, path, must_write=flag != "--neuronperf-baseline"
                                 or bool(options.save_baseline))

@@ -30,7 +30,7 @@ from pytest_neuronperf.plugin.options import RunOptions
 from pytest_neuronperf.plugin.outcome import Outcome, decide, failure_message
 from pytest_neuronperf.plugin.xdist import CoreShare
 from pytest_neuronperf.reporting.tables import printable
-from pytest_neuronperf.reports import config_key
+from pytest_neuronperf.reports import config_key, config_label, parse_config_key
 
 RESULTS_FORMAT_VERSION = 1
 """Version of the results a worker sends to the controller (``workeroutput``).
@@ -121,7 +121,9 @@ class PerfSession:
         judgement = judge(report, entry, {**self.options.tolerance, **tolerance}, budgets,
                           self.options.strict)
         report.update(test=test, machine=machine_id, fingerprint=fp, **self.host)
-        report.update(judgement.report_fields())
+        report.update(judgement.report_fields(report))
+        if entry is not None:
+            report["baseline_windows"] = dict(entry.get("windows") or {})
         return judgement
 
     def settle(
@@ -191,6 +193,8 @@ class PerfSession:
         ``neuronperf-unsaved-*.json`` in ``rescue_dir`` instead.
         """
         from pytest_neuronperf.reporting import files as reporting
+        from pytest_neuronperf.reporting.html import write_html
+        from pytest_neuronperf.reporting.markdown import append_step_summary
 
         ordered = sorted(self.results, key=lambda r: r.get("test", ""))
         lines: list[str] = []
@@ -227,6 +231,13 @@ class PerfSession:
         if csv_path is not None:
             attempt(f"{csv_path} (--neuronperf-csv)",
                     lambda: f"reports: {reporting.write_csv(ordered, csv_path)}")
+        html_path = self.options.html_path
+        if html_path is not None:
+            attempt(f"{html_path} (--neuronperf-html)",
+                    lambda: f"report: {write_html(ordered, html_path, self.notes())}")
+        if ordered:
+            attempt("the GitHub step summary ($GITHUB_STEP_SUMMARY)",
+                    lambda: append_step_summary(ordered, self.notes()))
         if failed and ordered and not json_ok:
             name = f"neuronperf-unsaved-{time.strftime('%Y%m%d-%H%M%S')}-{os.getpid()}.json"
             for directory in (rescue_dir, Path(tempfile.gettempdir())):
@@ -333,6 +344,8 @@ class PerfSession:
             notes += [self.machine_mismatch(m) for m in sorted(machines)
                       if not self.baseline.has_machine(m)]
             notes += self.version_notes()
+            notes += self.coverage_notes()
+        notes += duration_notes(self.results)
         notes += self.host_notes()
         counts = self.verdict_counts()
         strict = self.options.strict
@@ -349,6 +362,56 @@ class PerfSession:
             notes.append(f"neuronperf: {counts[Verdict.IMPROVED.value]} configuration(s) IMPROVED "
                          f"beyond tolerance: consider re-saving the baseline")
         return notes
+
+    def coverage_notes(self) -> list[str]:
+        """Baseline configurations of the tests that ran that this run did not measure, and
+        why (too few cores, an xdist worker's share, or not in this run's grid)."""
+        assert self.baseline is not None
+        measured: dict[tuple[str, str], set[str]] = {}
+        shares: dict[tuple[str, str], dict[str, int]] = {}
+        for report in self.results:
+            if "machine" not in report or "test" not in report:
+                continue
+            where = (report["machine"], report["test"])
+            measured.setdefault(where, set()).add(config_key(report))
+            shares[where] = report.get("core_share") or {}
+        notes = []
+        for (machine_id, test), keys in sorted(measured.items()):
+            stored = self.baseline.tests(machine_id).get(test, {})
+            unmeasured = [k for k in stored if k not in keys]
+            if unmeasured:
+                why = [unmeasured_reason(k, shares[(machine_id, test)]) for k in unmeasured]
+                notes.append(f"neuronperf: {test}: {len(unmeasured)} baseline configuration(s) "
+                             f"not measured this run: {'; '.join(why)}")
+        return notes
+
+
+def unmeasured_reason(key: str, share: dict[str, int]) -> str:
+    """``bs=1 n=2 w=1 p=1 (needs 2 cores; this pytest-xdist worker had 1 of the machine's 2)``."""
+    config = parse_config_key(key)
+    label = config_label(config) or key
+    needed = config.get("n_models", 1) * config.get("pipeline_size", 1)
+    used, every = share.get("used"), share.get("machine")
+    if used is not None and needed > used:
+        if every is not None and used < every:
+            return (f"{label} (needs {needed} cores; this pytest-xdist worker had {used} of the "
+                    f"machine's {every}: run with fewer workers to measure it)")
+        return f"{label} (needs {needed} cores; this run had {used})"
+    return f"{label} (not in this run's configurations: marker, overrides or a filter)"
+
+
+def duration_notes(results: list[dict[str, Any]]) -> list[str]:
+    """Tests measured for another duration than their baseline was: their windows differ."""
+    mismatches: dict[str, tuple[float, float]] = {}
+    for report in results:
+        base = (report.get("baseline") or {}).get("duration")
+        now = report.get("duration")
+        if isinstance(base, int | float) and isinstance(now, int | float) and base != now:
+            mismatches[report.get("test", "?")] = (float(now), float(base))
+    return [f"neuronperf: {test} was measured for {now:g} s but its baseline for {base:g} s: "
+            f"windows of another length are compared (p99 over fewer or more calls), so the "
+            f"verdict may be off; use the baseline's duration or re-record the baseline"
+            for test, (now, base) in sorted(mismatches.items())]
 
 
 def host_note(name: str, key: str, reports: list[dict[str, Any]], shown: int = 4) -> str:

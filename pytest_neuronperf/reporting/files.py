@@ -29,11 +29,36 @@ def _write(path: Path, text: str) -> None:
     safe_files.write_text(path, text)
 
 
-def _csv_value(value: Any) -> Any:
-    value = _json_safe(value)
-    if isinstance(value, dict | list):
-        return json.dumps(value, allow_nan=False, default=str)
-    return "" if value is None else value
+def atomic_write(path: Path, text: str) -> None:
+    """Write a report file (HTML, Markdown) the way CSV and JSON are written."""
+    _write(path, text)
+
+
+def flatten(report: dict[str, Any], prefix: str = "") -> dict[str, Any]:
+    """One report as flat CSV cells: a nested dict becomes dotted columns
+    (``delta.throughput``, ``windows.latency_ms_p99``), a list of numbers or words one cell of
+    ``;``-joined values, a list of lists groups joined by ``|`` (``timers.latency_ms``: one
+    group per copy), None an empty cell. Numbers stay numbers."""
+    cells: dict[str, Any] = {}
+    for key, value in report.items():
+        name = f"{prefix}{key}"
+        value = _json_safe(value)
+        if isinstance(value, dict):
+            cells.update(flatten(value, f"{name}."))
+        elif isinstance(value, list):
+            cells[name] = _joined(value)
+        else:
+            cells[name] = "" if value is None else value
+    return cells
+
+
+def _joined(values: list[Any]) -> str:
+    """``1.5;2.0`` for a list, ``1;2|3;4`` for a list of lists, JSON for anything deeper."""
+    if all(isinstance(v, list) for v in values) and values:
+        return "|".join(_joined(v) for v in values)
+    if any(isinstance(v, dict | list) for v in values):
+        return json.dumps(values, allow_nan=False, default=str)
+    return ";".join("" if v is None else str(v) for v in values)
 
 
 def write_csv(
@@ -41,19 +66,28 @@ def write_csv(
     filename: str | os.PathLike[str] | None = None,
     cols: Sequence[str] | None = None,
 ) -> str:
-    """Write every key of every report (or ``cols``) as CSV; returns the path written."""
+    """Write every key of every report (or ``cols``) as CSV, flattened (see :func:`flatten`);
+    a column in ``cols`` that names a nested dict (``delta``) gives all its dotted columns.
+    Returns the path written."""
     path = Path(filename) if filename is not None else _default_path("csv")
-    reports = report_list(reports)
+    rows = [flatten(r) for r in report_list(reports)]
     if isinstance(cols, str):
         cols = [cols]
-    columns = list(cols) if cols else list(dict.fromkeys(k for r in reports for k in r))
+    every = list(dict.fromkeys(k for row in rows for k in row))
+    if cols:
+        columns = list(dict.fromkeys(
+            k for c in cols for k in ([c] if c in every or not any(
+                e.startswith(f"{c}.") for e in every) else
+                [e for e in every if e.startswith(f"{c}.")])))
+    else:
+        columns = every
     from io import StringIO
 
     buffer = StringIO()
     writer = csv.DictWriter(buffer, fieldnames=columns, extrasaction="ignore")
     writer.writeheader()
-    for report in reports:
-        writer.writerow({k: _csv_value(report.get(k)) for k in columns})
+    for row in rows:
+        writer.writerow({k: row.get(k, "") for k in columns})
     _write(path, buffer.getvalue())
     return str(path)
 

@@ -8,6 +8,7 @@ import unicodedata
 from collections.abc import Sequence
 from typing import Any, TextIO
 
+from pytest_neuronperf.metrics import METRICS
 from pytest_neuronperf.reports import config_label
 
 DEFAULT_COLUMNS = (
@@ -50,13 +51,16 @@ def format_table(reports: Sequence[dict[str, Any]], cols: Sequence[str] = DEFAUL
 def print_reports(
     reports: Sequence[dict[str, Any]],
     cols: Sequence[str] = DEFAULT_COLUMNS,
-    sort_by: str | None = "throughput_peak",
+    sort_by: str | None = "throughput_avg",
     reverse: bool = False,
     file: TextIO | None = None,
 ) -> None:
-    """Print the reports as a table (NeuronPerf's default columns), sorted by ``sort_by``."""
+    """Print the reports as a table (NeuronPerf's default columns), sorted by ``sort_by``; a
+    ``sort_by`` column that ``cols`` does not list is shown too (first), so the order shows."""
     ordered = report_list(reports)
     columns = [cols] if isinstance(cols, str) else list(cols)
+    if sort_by and sort_by not in columns:
+        columns.insert(0, sort_by)
     if sort_by:
         present = [r for r in ordered if not missing(r.get(sort_by))]
         present.sort(key=lambda r: _sort_key(r.get(sort_by)), reverse=reverse)
@@ -88,40 +92,94 @@ def report_list(reports: Any) -> list[dict[str, Any]]:
 
 
 SUMMARY_WIDTH = 100
+"""Test names longer than this are shortened from the left in the summary."""
 
 
-def _signed_percent(value: Any) -> str:
+def percent_text(value: Any) -> str:
+    """A relative change as ``+1.5%`` (``-`` when missing)."""
     if missing(value):
         return "-"
     return f"{value * 100:+.1f}%"
 
 
-def _number(value: Any) -> str:
-    if missing(value):
+def number_text(value: Any) -> str:
+    """A figure in a table: ``1,234``, ``12.34``, ``0.123`` (``-`` when missing)."""
+    if missing(value) or not isinstance(value, int | float):
         return "-"
-    if value >= 1000:
+    if abs(value) >= 1000:
         return f"{value:,.0f}"
-    return f"{value:.2f}" if value >= 10 else f"{value:.3f}"
+    return f"{value:.2f}" if abs(value) >= 10 else f"{value:.3f}"
 
 
-def format_summary(results: Sequence[dict[str, Any]]) -> list[str]:
-    """The session table: one heading line per test, one line per configuration (100 columns)."""
-    head = (f"{'test / configuration':<30} {'throughput/s':>13} {'p50 ms':>9} {'p99 ms':>9} "
-            f"{'Δ thr':>8} {'Δ p99':>8}  {'verdict':<12}")
-    lines = [head]
+def gate_figures(report: dict[str, Any], metric: str) -> tuple[Any, Any, Any]:
+    """(now, baseline, delta) of one gated metric as the verdict used them: the report's
+    ``gate`` figures (window medians), else (a report from elsewhere) its whole-run value."""
+    figures = (report.get("gate") or {}).get(metric)
+    if figures is not None:
+        return figures.get("now"), figures.get("baseline"), figures.get("delta")
+    key = METRICS[metric].report_key
+    return (report.get(key), (report.get("baseline") or {}).get(key),
+            (report.get("delta") or {}).get(metric))
+
+
+def shown_metrics(results: Sequence[dict[str, Any]]) -> list[str]:
+    """The gated metrics (``metrics.METRICS``, in its order) that any of ``results`` has a figure
+    for: a run without accuracy or a ``max_qps`` search shows no empty columns for them."""
+    return [name for name in METRICS
+            if any(not missing(gate_figures(report, name)[0]) for report in results)]
+
+
+def summary_rows(results: Sequence[dict[str, Any]]) -> tuple[list[str], list[list[str]]]:
+    """Header and cells of the session table: per test a heading row, per configuration the
+    gate's now / baseline / delta of every gated metric (``metrics.METRICS``) and the verdict."""
+    shown = shown_metrics(results)
+    header = ["test / configuration"]
+    for name in shown:
+        header += [METRICS[name].label, "base", "Δ"]
+    header.append("verdict")
+    rows: list[list[str]] = []
     current = None
     for report in sorted(results, key=lambda r: r.get("test", "")):
         test = printable(report.get("test", report.get("model_name", "?")))
         if test != current:
             current = test
-            lines.append(test if len(test) <= SUMMARY_WIDTH else "..." + test[-SUMMARY_WIDTH + 3:])
-        delta = report.get("delta") or {}
-        lines.append(
-            f"  {config_label(report):<28} {_number(report.get('throughput_avg')):>13} "
-            f"{_number(report.get('latency_ms_p50')):>9} "
-            f"{_number(report.get('latency_ms_p99')):>9} "
-            f"{_signed_percent(delta.get('throughput')):>8} "
-            f"{_signed_percent(delta.get('latency_ms_p99')):>8}  "
-            f"{printable(report.get('verdict', report.get('status', ''))):<12}"
-        )
-    return lines
+            rows.append([test if len(test) <= SUMMARY_WIDTH else "..." + test[-SUMMARY_WIDTH + 3:]])
+        cells = [f"  {config_label(report)}"]
+        for name in shown:
+            now, base, delta = gate_figures(report, name)
+            cells += [number_text(now), number_text(base), percent_text(delta)]
+        cells.append(printable(report.get("verdict", report.get("status", ""))))
+        rows.append(cells)
+    return header, rows
+
+
+def format_summary(results: Sequence[dict[str, Any]]) -> list[str]:
+    """The session table, one line per test heading and per configuration. Its figures are the
+    ones the verdict used: window medians now and in the baseline, and their change."""
+    header, rows = summary_rows(results)
+    full = [r for r in rows if len(r) == len(header)]
+    widths = [max(len(c) for c in column) for column in zip(header, *full, strict=True)]
+
+    def line(cells: list[str]) -> str:
+        first = cells[0].ljust(widths[0])
+        middle = [c.rjust(w) for c, w in zip(cells[1:-1], widths[1:-1], strict=True)]
+        return "  ".join([first, *middle, cells[-1]]).rstrip()
+
+    return [line(header), *(line(r) if len(r) == len(header) else r[0] for r in rows)]
+
+
+def headline_properties(report: dict[str, Any], name: str | None = None
+                        ) -> list[tuple[str, Any]]:
+    """A report's headline figures as JUnit XML properties (``record_property``):
+    ``neuronperf[bs=1 n=1 w=1 p=1].throughput`` = the gate's median now, ``...throughput.delta``,
+    ``...verdict``; ``name`` (a named benchmark call) goes inside the brackets first."""
+    where = f"neuronperf[{f'{name} ' if name else ''}{config_label(report)}]"
+    properties: list[tuple[str, Any]] = [(f"{where}.verdict",
+                                          report.get("verdict", report.get("status")))]
+    for metric in METRICS:
+        now, _, delta = gate_figures(report, metric)
+        if not missing(now):
+            properties.append((f"{where}.{metric}", now))
+        if not missing(delta):
+            properties.append((f"{where}.{metric}.delta", delta))
+    return properties

@@ -1,0 +1,183 @@
+"""``pytest-neuronperf`` (also ``python -m pytest_neuronperf``): gate two report files offline,
+or show one.
+
+    pytest-neuronperf compare OLD.json NEW.json [--tolerance SPEC] [--html PATH] [--strict]
+    pytest-neuronperf show FILE [--html PATH]
+
+``compare`` judges every configuration of NEW against the same test and configuration in OLD
+with the plugin's own gate (``gating.verdicts.judge``, then ``plugin.outcome.decide``), prints
+the summary table and each failing configuration's evidence, and exits 1 when a configuration
+fails (REGRESSED or ERROR; NEW and INCONCLUSIVE too with ``--strict``; report files carry no
+budgets), 0 otherwise, 2 on bad input (one sentence on stderr).
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from pytest_neuronperf.reports import config_key, config_label
+
+EXIT_OK, EXIT_REGRESSED, EXIT_BAD_INPUT = 0, 1, 2
+
+
+class BadInput(Exception):
+    """Input the command cannot use; its message is the one sentence shown."""
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the command line; returns the exit status."""
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        if args.command == "compare":
+            return compare(args.old, args.new, args.tolerance, args.html, args.strict)
+        return show(args.file, args.html)
+    except BadInput as exc:
+        print(f"pytest-neuronperf {args.command}: {exc}", file=sys.stderr)
+        return EXIT_BAD_INPUT
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The command line's parser (``compare`` and ``show``)."""
+    parser = argparse.ArgumentParser(
+        prog="pytest-neuronperf",
+        description="Gate or show pytest-neuronperf report files (--neuronperf-json, "
+                    "write_json).")
+    commands = parser.add_subparsers(dest="command", required=True)
+    comparing = commands.add_parser(
+        "compare", help="judge NEW against OLD with the plugin's gate; exit 1 on a regression")
+    comparing.add_argument("old", type=Path, help="the reference report file (the baseline)")
+    comparing.add_argument("new", type=Path, help="the report file to judge")
+    comparing.add_argument("--tolerance", default=None, metavar="SPEC",
+                           help="relative tolerances, e.g. 'p99:10%%,throughput:5%%' "
+                                "(default: the plugin's)")
+    comparing.add_argument("--html", type=Path, default=None, metavar="PATH",
+                           help="also write the HTML report of the comparison")
+    comparing.add_argument("--strict", action="store_true",
+                           help="NEW and INCONCLUSIVE configurations fail too")
+    showing = commands.add_parser("show", help="print a report file's summary table")
+    showing.add_argument("file", type=Path)
+    showing.add_argument("--html", type=Path, default=None, metavar="PATH",
+                         help="also write it as an HTML report")
+    return parser
+
+
+def read(path: Path) -> list[dict[str, Any]]:
+    """The reports of a file, or BadInput naming it."""
+    from pytest_neuronperf.reporting.files import get_reports
+
+    if not path.is_file():
+        raise BadInput(f"{path} does not exist or is not a file")
+    try:
+        reports = get_reports(path)
+    except (OSError, ValueError) as exc:
+        raise BadInput(str(exc)) from None
+    for position, report in enumerate(reports):
+        if not isinstance(report, dict):
+            raise BadInput(f"{path}: report {position} is not an object")
+        if report.get("status", "ok") == "ok":
+            missing = [k for k in ("batch_size", "n_models", "workers_per_model",
+                                   "pipeline_size") if k not in report]
+            if missing:
+                raise BadInput(f"{path}: report {position} has no {', '.join(missing)}; it is "
+                               f"not a pytest-neuronperf report")
+    return reports
+
+
+def identity(report: dict[str, Any]) -> tuple[str, str]:
+    """(test, configuration key) that matches a report across files."""
+    return (str(report.get("test") or report.get("model_name") or "?"), config_key(report))
+
+
+def compare(old_path: Path, new_path: Path, tolerance: str | None, html: Path | None,
+            strict: bool) -> int:
+    """``compare``: the plugin's verdict for every configuration of NEW against OLD."""
+    from pytest_neuronperf.gating.verdicts import entry_from_report, judge, parse_tolerance
+    from pytest_neuronperf.plugin.options import RunOptions
+    from pytest_neuronperf.plugin.outcome import decide, failure_message
+
+    try:
+        tolerances = parse_tolerance(tolerance) if tolerance else {}
+    except ValueError as exc:
+        raise BadInput(f"--tolerance: {exc}") from None
+    old, new = read(old_path), read(new_path)
+    reference = {identity(r): r for r in old if r.get("status", "ok") == "ok"}
+    options = RunOptions(tolerance=tolerances, strict=strict)
+    judged, outcomes = [], []
+    for report in new:
+        report = dict(report)
+        base = reference.get(identity(report))
+        entry = entry_from_report(base) if base is not None else None
+        judgement = judge(report, entry, tolerances, {}, strict)
+        for key in ("baseline", "delta", "gate", "baseline_windows", "verdict"):
+            report.pop(key, None)
+        report.update(judgement.report_fields(report))
+        if entry is not None:
+            report["baseline_windows"] = entry["windows"]
+        outcome = decide(report, judgement, None, options)
+        judged.append(report)
+        outcomes.append((identity(report)[0], outcome))
+    from pytest_neuronperf.plugin.session import duration_notes
+
+    notes = [*unmatched_notes(old, new), *duration_notes(judged)]
+    print_summary(judged, notes)
+    if html is not None:
+        write_page(judged, html, notes, f"{new_path.name} compared with {old_path.name}")
+    if any(outcome.failing for _, outcome in outcomes):
+        print()
+        print(failure_message(outcomes))
+        return EXIT_REGRESSED
+    return EXIT_OK
+
+
+def unmatched_notes(old: list[dict[str, Any]], new: list[dict[str, Any]]) -> list[str]:
+    """Configurations of OLD that NEW does not have."""
+    measured = {identity(r) for r in new}
+    gone = [f"{test} {config_label(r)}" for r in old
+            if (test := identity(r)[0]) and identity(r) not in measured]
+    if not gone:
+        return []
+    return [f"{len(gone)} configuration(s) of the old file are not in the new one: "
+            + "; ".join(gone)]
+
+
+def show(path: Path, html: Path | None) -> int:
+    """``show``: a report file's summary table (the verdicts it was written with)."""
+    reports = read(path)
+    print_summary(reports, [])
+    if html is not None:
+        write_page(reports, html, [], path.name)
+    return EXIT_OK
+
+
+def print_summary(reports: list[dict[str, Any]], notes: list[str]) -> None:
+    """The plugin's summary table, verdict counts and notes."""
+    from pytest_neuronperf.reporting.tables import format_summary
+
+    for line in format_summary(reports):
+        print(line)
+    counts: dict[str, int] = {}
+    for report in reports:
+        verdict = str(report.get("verdict", report.get("status", "?")))
+        counts[verdict] = counts.get(verdict, 0) + 1
+    print(", ".join(f"{n} {verdict}" for verdict, n in sorted(counts.items())) or "no reports")
+    for note in notes:
+        print(note)
+
+
+def write_page(reports: list[dict[str, Any]], path: Path, notes: list[str], title: str) -> None:
+    """The HTML report, or BadInput when it cannot be written."""
+    import importlib.util
+
+    if importlib.util.find_spec("matplotlib") is None:
+        raise BadInput("--html needs matplotlib: pip install 'pytest-neuronperf[html]'")
+    from pytest_neuronperf.reporting.html import write_html
+
+    try:
+        print(f"report: {write_html(reports, path, notes, title)}")
+    except OSError as exc:
+        raise BadInput(f"cannot write {path}: {exc}") from None
