@@ -10,6 +10,7 @@ from typing import Any
 
 from pytest_neuronperf.compiling import request as compiling
 from pytest_neuronperf.engine import benchmark as api
+from pytest_neuronperf.engine import paired
 
 
 def benchmark(model: Any, inputs: Any, **kwargs: Any) -> list[dict[str, Any]]:
@@ -22,3 +23,10 @@ def compile(model: Any, inputs: Any, **kwargs: Any) -> str:
     """:func:`pytest_neuronperf.compile` with ``framework="tensorflow"``; returns the index path."""
     kwargs.setdefault("framework", "tensorflow")
     return compiling.compile(model, inputs, **kwargs)
+
+
+def compare(base_model: Any, model: Any, inputs: Any, **kwargs: Any) -> list[dict[str, Any]]:
+    """:func:`pytest_neuronperf.compare` (A/B of two models, interleaved on the same cores)
+    with ``framework="tensorflow"``."""
+    kwargs.setdefault("framework", "tensorflow")
+    return paired.compare(base_model, model, inputs, **kwargs)

@@ -9,6 +9,7 @@ from typing import Any
 
 from pytest_neuronperf.compiling import request as compiling
 from pytest_neuronperf.engine import benchmark as api
+from pytest_neuronperf.engine import paired
 
 
 def benchmark(model: Any, inputs: Any, **kwargs: Any) -> list[dict[str, Any]]:
@@ -21,3 +22,10 @@ def compile(model: Any, inputs: Any, **kwargs: Any) -> str:
     """:func:`pytest_neuronperf.compile` with ``framework="torch"``; returns the index path."""
     kwargs.setdefault("framework", "torch")
     return compiling.compile(model, inputs, **kwargs)
+
+
+def compare(base_model: Any, model: Any, inputs: Any, **kwargs: Any) -> list[dict[str, Any]]:
+    """:func:`pytest_neuronperf.compare` (A/B of two models, interleaved on the same cores)
+    with ``framework="torch"``."""
+    kwargs.setdefault("framework", "torch")
+    return paired.compare(base_model, model, inputs, **kwargs)

@@ -17,6 +17,7 @@ from pytest_neuronperf.engine.model_ref import (
     describe_model,
     importable_name,
 )
+from pytest_neuronperf.engine.paired import PairedRequest, plan_base, run_paired_configuration
 from pytest_neuronperf.engine.processes import process_context
 from pytest_neuronperf.engine.runner import Job, error_report, run_configuration
 from pytest_neuronperf.engine.specs import ModelSource
@@ -49,6 +50,7 @@ def benchmark(
     model_name: str | None = None,
     devices: dict[str, DeviceBackend] | None = None,
     adapters: dict[str, str] | None = None,
+    paired: PairedRequest | None = None,
 ) -> list[dict[str, Any]]:
     """Benchmark ``model`` on every configuration; one report per configuration.
 
@@ -56,7 +58,9 @@ def benchmark(
     index written by ``compile``. ``inputs`` is one array/tensor, a tuple for a multi-input model,
     or a list with one of those per batch size. ``cores`` restricts the device units used (the
     pytest plugin passes each xdist worker's slice). ``devices`` and ``adapters`` add custom
-    device backends and framework adapters (``name -> "module:attribute"``).
+    device backends and framework adapters (``name -> "module:attribute"``). ``paired``
+    measures every configuration against a base side (``compare`` and ``--neuronperf-against``
+    use it; see ``engine.paired``).
     """
     log.setLevel(VERBOSITY_LEVELS.get(verbosity, logging.DEBUG))
     grid.positive_number("duration", duration)
@@ -74,6 +78,9 @@ def benchmark(
             importable_name(fn, what)
 
     plans = plan_sources(model, batch_sizes, pipeline_sizes, model_name)
+    if paired is not None:
+        paired = paired.with_seed()
+        base_plan = plan_base(paired, batch_sizes, pipeline_sizes, model_name)
     check_framework(model, framework)
     framework = framework or plans.framework or infer_framework(model, inputs)
     if framework is None:
@@ -109,6 +116,13 @@ def benchmark(
                                       workers_per_model, planned.pipeline_sizes, len(usable)):
                 if planned.failure is not None:  # its compile failed: nothing to measure
                     report = error_report(job, config, planned.failure)
+                elif paired is not None:
+                    log.info("comparing %s with its base: %s", planned.source.name,
+                             config.label())
+                    base_source, base_failure = base_plan.source_for(config)
+                    report = run_paired_configuration(
+                        context, job, base_source, config, per_batch[config.batch_size], paired,
+                        base_failure)
                 else:
                     log.info("benchmarking %s: %s", planned.source.name, config.label())
                     report = run_configuration(context, job, config,

@@ -9,10 +9,12 @@ stderr go to a log file whose tail the parent reports if this process fails.
 
 from __future__ import annotations
 
+import dataclasses
 import faulthandler
 import functools
 import importlib
 import os
+import queue
 import sys
 import threading
 import time
@@ -26,8 +28,8 @@ import numpy as np
 
 from pytest_neuronperf.devices.base import Placement
 from pytest_neuronperf.engine import messages
-from pytest_neuronperf.engine.specs import WorkerSpec
-from pytest_neuronperf.frameworks.base import load_adapter
+from pytest_neuronperf.engine.specs import ImportRoot, WorkerSpec
+from pytest_neuronperf.frameworks.base import load_adapter, resolve_object
 
 AUTO_WARMUP_BLOCK_S = 0.05
 AUTO_WARMUP_MIN_CALLS = 10
@@ -87,8 +89,13 @@ def apply_placement(placement: Placement, framework: str) -> None:
 
 
 def run(conn: Connection, spec: WorkerSpec) -> None:
-    """Load, warm up, wait at the barrier, measure, and send the timings."""
+    """Load, warm up, then for each ``go`` of the parent: measure and send the timings.
+
+    A plain run sends one ``go``; a paired run one per slice of its schedule, and between two
+    slices this copy blocks in ``wait_for_go`` while the other side runs."""
     link = ParentLink(conn)
+    if spec.imports is not None:
+        spec = use_imports(spec, spec.imports)
     adapter = load_adapter(spec.adapter)
     adapter.set_threads(spec.placement.intra_op_threads)
     adapter.thread_setup()
@@ -103,9 +110,22 @@ def run(conn: Connection, spec: WorkerSpec) -> None:
     warmup_ms, warmup_calls = warm_up(call, spec.warmup, spec.max_warmup_s)
     messages.send(conn, messages.Ready(os.getpid(), load_ms, warmup_ms, warmup_calls))
 
-    go = link.wait_for_go()
-    timings = drive(call, spec.workers, go.start_ns, go.end_ns, adapter.thread_setup)
-    messages.send(conn, timings)
+    while True:
+        go = link.wait_for_go()
+        timings = drive(call, spec.workers, go.start_ns, go.end_ns, adapter.thread_setup)
+        messages.send(conn, timings)
+        if go.last:
+            return
+
+
+def use_imports(spec: WorkerSpec, imports: ImportRoot) -> WorkerSpec:
+    """Import the user's code from ``imports.sys_path`` (a paired run's base tree): set the
+    path, then resolve the functions that travelled by name."""
+    sys.path[:] = list(imports.sys_path)
+    importlib.invalidate_caches()
+    pre, post = (resolve_object(*ref) if ref else None
+                 for ref in (imports.preprocess_fn, imports.postprocess_fn))
+    return dataclasses.replace(spec, preprocess_fn=pre, postprocess_fn=post)
 
 
 def build_call(
@@ -178,12 +198,12 @@ def warm_up(call: Callable[[], Any], warmup: float | str, max_s: float) -> tuple
 
 
 class ParentLink:
-    """Listens to the parent on a daemon thread: records ``go``; exits on abort or parent loss."""
+    """Listens to the parent on a daemon thread: queues each ``go``; exits on abort or parent
+    loss."""
 
     def __init__(self, conn: Connection) -> None:
         self._conn = conn
-        self._go: messages.Go | None = None
-        self._arrived = threading.Event()
+        self._gos: queue.SimpleQueue[messages.Go] = queue.SimpleQueue()
         threading.Thread(target=self._listen, name="neuronperf-parent-link", daemon=True).start()
 
     def _listen(self) -> None:
@@ -191,8 +211,7 @@ class ParentLink:
             while True:
                 message = messages.receive(self._conn)
                 if isinstance(message, messages.Go):
-                    self._go = message
-                    self._arrived.set()
+                    self._gos.put(message)
                 else:
                     break
         except (EOFError, OSError, messages.ProtocolError):
@@ -200,10 +219,8 @@ class ParentLink:
         os._exit(3)  # aborted, or the parent is gone: never outlive it
 
     def wait_for_go(self) -> messages.Go:
-        """Block at the barrier until the parent sends the common start time."""
-        self._arrived.wait()
-        assert self._go is not None
-        return self._go
+        """Block (no spinning) until the parent sends the next start time."""
+        return self._gos.get()
 
 
 def drive(

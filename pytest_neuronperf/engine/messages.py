@@ -9,6 +9,10 @@ Protocol history (bump ``PROTOCOL_VERSION`` on any change, and add a line here):
 1. First version. Worker -> parent: ``ready``, ``error``, ``result`` (+ ``2 * n_threads``
    int64 frames: per thread, call end times then call latencies, in ns). Parent -> worker:
    ``go`` (common start and stop times on the shared monotonic clock), ``abort``.
+2. Paired schedule: ``go`` carries ``last``. After ``ready`` a copy loops: wait for a ``go``,
+   drive from its start to its stop, send a ``result``; it exits after answering the ``go``
+   marked ``last``. A plain run sends one ``go`` with ``last`` true; a paired run sends one per
+   slice of the schedule (``engine.paired``).
 """
 
 from __future__ import annotations
@@ -20,7 +24,7 @@ from typing import Any
 
 import numpy as np
 
-PROTOCOL_VERSION = 1
+PROTOCOL_VERSION = 2
 
 
 class ProtocolError(RuntimeError):
@@ -46,10 +50,12 @@ class Failed:
 
 @dataclass(frozen=True)
 class Go:
-    """Measure from ``start_ns`` until ``end_ns`` (``time.perf_counter_ns`` clock)."""
+    """Measure from ``start_ns`` until ``end_ns`` (``time.perf_counter_ns`` clock); after the
+    ``go`` marked ``last`` the copy sends its timings and exits."""
 
     start_ns: int
     end_ns: int
+    last: bool = True
 
 
 @dataclass(frozen=True)
@@ -81,7 +87,8 @@ def send(conn: Connection, message: Message) -> None:
         case Failed():
             _send_header(conn, "error", error=message.error)
         case Go():
-            _send_header(conn, "go", start_ns=message.start_ns, end_ns=message.end_ns)
+            _send_header(conn, "go", start_ns=message.start_ns, end_ns=message.end_ns,
+                         last=message.last)
         case Abort():
             _send_header(conn, "abort")
         case Timings():
@@ -109,7 +116,7 @@ def receive(conn: Connection) -> Message:
         case "error":
             return Failed(header["error"])
         case "go":
-            return Go(header["start_ns"], header["end_ns"])
+            return Go(header["start_ns"], header["end_ns"], header["last"])
         case "abort":
             return Abort()
         case "result":

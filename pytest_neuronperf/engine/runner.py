@@ -16,11 +16,11 @@ from typing import Any
 import numpy as np
 
 from pytest_neuronperf.devices.base import DeviceBackend, format_cores
-from pytest_neuronperf.engine import messages
+from pytest_neuronperf.engine import interference, messages
 from pytest_neuronperf.engine import windows as stats
 from pytest_neuronperf.engine.grid import RunConfig
 from pytest_neuronperf.engine.processes import ModelProcess
-from pytest_neuronperf.engine.specs import ModelSource, WorkerSpec
+from pytest_neuronperf.engine.specs import ImportRoot, ModelSource, WorkerSpec
 from pytest_neuronperf.reports import config_slug
 
 log = logging.getLogger("pytest_neuronperf")
@@ -50,6 +50,10 @@ class Job:
     preprocess_fn: Callable[..., Any] | None = None
     postprocess_fn: Callable[..., Any] | None = None
     return_timers: bool = False
+    imports: ImportRoot | None = None
+    """Where copies import the user's code from (a paired run's base tree); None: as usual."""
+    side: str = ""
+    """``base`` or ``head`` in a paired run (names log files and error messages)."""
 
     def timeout_for(self) -> float:
         """Seconds a configuration may take in all: generous unless the caller set it."""
@@ -94,28 +98,7 @@ def run_configuration(
     """Measure one configuration; never raises for a model's fault (status ``error``)."""
     procs: list[ModelProcess] = []
     try:
-        try:
-            placements = job.device.placements(job.cores, config.n_models, config.pipeline_size)
-        except ValueError as exc:
-            raise ConfigurationFailed(f"cannot place {config.label()}: {exc}") from exc
-        for placement in placements:
-            spec = WorkerSpec(
-                model=job.model,
-                framework=job.framework,
-                adapter=job.adapter,
-                inputs=inputs,
-                batch_size=config.batch_size,
-                workers=config.workers_per_model,
-                warmup=job.warmup,  # type: ignore[arg-type]
-                placement=placement,
-                log_path=str(job.log_dir
-                             / f"{config_slug(vars(config))}-copy{placement.copy_index}.log"),
-                preprocess_fn=job.preprocess_fn,
-                postprocess_fn=job.postprocess_fn,
-                max_warmup_s=max(5.0, min(60.0, 2 * job.duration)),
-                environ=dict(os.environ),
-            )
-            procs.append(ModelProcess(context, spec))
+        start_copies(context, job, config, inputs, procs)
         return measure(job, config, procs)
     except ConfigurationFailed as failure:
         return error_report(job, config, str(failure))
@@ -126,17 +109,57 @@ def run_configuration(
             proc.kill()
 
 
+def start_copies(
+    context: BaseContext, job: Job, config: RunConfig, inputs: Any, procs: list[ModelProcess]
+) -> None:
+    """Start one model process per placement of ``config``, appending each to ``procs`` (so
+    that the caller kills those started even when a later one fails)."""
+    try:
+        placements = job.device.placements(job.cores, config.n_models, config.pipeline_size)
+    except ValueError as exc:
+        raise ConfigurationFailed(f"cannot place {config.label()}: {exc}") from exc
+    for placement in placements:
+        side = f"-{job.side}" if job.side else ""
+        spec = WorkerSpec(
+            model=job.model,
+            framework=job.framework,
+            adapter=job.adapter,
+            inputs=inputs,
+            batch_size=config.batch_size,
+            workers=config.workers_per_model,
+            warmup=job.warmup,  # type: ignore[arg-type]
+            placement=placement,
+            log_path=str(job.log_dir / f"{config_slug(vars(config))}{side}"
+                                       f"-copy{placement.copy_index}.log"),
+            preprocess_fn=None if job.imports else job.preprocess_fn,
+            postprocess_fn=None if job.imports else job.postprocess_fn,
+            max_warmup_s=max(5.0, min(60.0, 2 * job.duration)),
+            environ=dict(os.environ),
+            imports=job.imports,
+        )
+        procs.append(ModelProcess(context, spec))
+
+
+def measured_cpus(procs: list[ModelProcess]) -> list[int]:
+    """The logical CPUs the copies are pinned to (empty when placements leave affinity alone)."""
+    return sorted({cpu for proc in procs for cpu in proc.spec.placement.cpu_affinity or ()})
+
+
 def measure(job: Job, config: RunConfig, procs: list[ModelProcess]) -> dict[str, Any]:
     """Barrier, common window, collection and the report for running copies."""
     deadline = time.monotonic() + job.timeout_for()
     ready = collect(procs, messages.Ready, deadline, "loading and warming up")
+    meter = interference.Meter(measured_cpus(procs), [r.pid for r in ready])
+    meter.start()
     start_ns = time.perf_counter_ns() + int(START_MARGIN_S * 1e9)
     end_ns = start_ns + int(job.duration * 1e9)
     for proc in procs:
         messages.send(proc.conn, messages.Go(start_ns, end_ns))
     timings = collect(procs, messages.Timings, deadline, "measuring")
     cores = [format_cores(proc.spec.placement.cores) for proc in procs]
-    return build_report(job, config, ready, timings, start_ns, cores)
+    report = build_report(job, config, ready, timings, start_ns, cores)
+    report["interference"] = meter.stop()
+    return report
 
 
 def collect(

@@ -26,6 +26,20 @@ class ModelSource:
 
 
 @dataclass(frozen=True)
+class ImportRoot:
+    """Where a model process imports the user's code from: the base side of a paired run
+    against a git revision (``plugin.against``). Functions travel by name, so that they are
+    imported from ``sys_path`` inside the process rather than unpickled from the head's tree."""
+
+    sys_path: tuple[str, ...]
+    """The process's ``sys.path``: the parent's, with entries inside the repository mapped to
+    the same places in the revision's tree."""
+    preprocess_fn: tuple[str, str] | None = None
+    """``(module, qualname)`` of the base side's ``preprocess_fn``."""
+    postprocess_fn: tuple[str, str] | None = None
+
+
+@dataclass(frozen=True)
 class WorkerSpec:
     """Everything one model process needs to load, warm up and be driven."""
 
@@ -47,3 +61,5 @@ class WorkerSpec:
     """The parent's environment when the configuration started (a forkserver child would
     otherwise see the environment of the forkserver's start)."""
     extra: dict[str, Any] = field(default_factory=dict)
+    imports: ImportRoot | None = None
+    """Set for the base side of a paired run against a git revision; None imports as usual."""

@@ -111,26 +111,56 @@ class NeuronperfFixture:
 
     def benchmark(self, model: Any, inputs: Any, *, name: str | None = None,
                   **overrides: Any) -> list[dict[str, Any]]:
-        """Run every configuration of the marker (plus ``overrides``); record and gate them."""
+        """Run every configuration of the marker (plus ``overrides``); record and gate them.
+
+        With ``--neuronperf-against=REV`` every configuration is measured paired against the
+        model as it is at ``REV``."""
+        return self._measure(model, inputs, name, overrides, "benchmark", None)
+
+    def compare(self, base_model: Any, model: Any, inputs: Any, *, name: str | None = None,
+                **overrides: Any) -> list[dict[str, Any]]:
+        """A/B-test ``model`` (head) against ``base_model`` on every configuration, interleaved
+        on the same cores, and gate on the paired difference (e.g. eager vs TorchScript)."""
+        from pytest_neuronperf.engine.paired import PairedRequest
+
+        return self._measure(model, inputs, name, overrides, "compare",
+                             PairedRequest(base_model=base_model))
+
+    def _measure(self, model: Any, inputs: Any, name: str | None, overrides: dict[str, Any],
+                 call: str, paired: Any) -> list[dict[str, Any]]:
+        """Measure (paired when ``paired`` is a request or the run is against a revision),
+        record and settle one call's reports."""
+        import dataclasses
+
         from pytest_neuronperf.engine.benchmark import benchmark
 
         key = result_key(self._item.nodeid, name)
         if key in self._keys:
             pytest.fail(
-                f"{self._item.nodeid} calls neuronperf.benchmark more than once"
+                f"{self._item.nodeid} calls neuronperf.{call} more than once"
                 + (f" with name={name!r}" if name else "")
                 + ": give each call its own name= so their results are recorded apart",
                 pytrace=False,
             )
         self._keys.add(key)
         call_args = {k: overrides.pop(k) for k in CALL_KEYWORDS if k in overrides}
-        settings = self._settings(overrides, "benchmark")
-        with self._refusals("benchmark"):
+        settings = self._settings(overrides, call)
+        with self._refusals(call):
             backend = self._session.backend(settings.device)
             needs_compile = settings.compiler not in ("auto", *EAGER_COMPILERS) or (
                 settings.compiler == "auto" and backend.name in ("neuron", "neuronx"))
+            against = self._session.against
+            if paired is None and against is not None:
+                paired = against.request(model, call_args.get("preprocess_fn"),
+                                         call_args.get("postprocess_fn"))
+                if needs_compile:
+                    paired = dataclasses.replace(paired, absent=(
+                        f"not compared: --neuronperf-against does not compile the base side "
+                        f"yet (compiler={settings.compiler!r})"))
             if needs_compile and not isinstance(model, str | os.PathLike):
                 model = self._compile(model, inputs, call_args.get("framework"), settings)
+            if paired is not None:
+                paired = dataclasses.replace(paired, rounds=settings.paired_rounds)
         share = self._session.share(backend)
         duration = self._session.options.duration or settings.duration
 
@@ -140,13 +170,13 @@ class NeuronperfFixture:
                     model, inputs, duration=duration, warmup=settings.warmup,
                     timeout=settings.timeout, device_type=backend.name, cores=share.cores,
                     devices=self._session.devices, adapters=self._session.adapters,
-                    verbosity=0, **call_args, **grid,
+                    verbosity=0, paired=paired, **call_args, **grid,
                 )
 
         grid = {"batch_sizes": settings.batch_sizes, "n_models": settings.n_models,
                 "workers_per_model": settings.workers_per_model,
                 "pipeline_sizes": settings.pipeline_sizes}
-        with self._refusals("benchmark"):  # arguments are checked before any process starts
+        with self._refusals(call):  # arguments are checked before any process starts
             reports = measure(**grid)
         if self._session.options.save_baseline:
             # a baseline is compared with many later runs: measure it twice, so one unlucky

@@ -44,6 +44,8 @@ class PerfSettings:
     tolerance: dict[str, float] = field(default_factory=dict)
     """Per-metric overrides of the run's default tolerances."""
     timeout: float | None = None
+    paired_rounds: int | None = None
+    """Rounds of a paired run (``compare``, ``--neuronperf-against``); None: from duration."""
 
 
 def _n_models(value: Any) -> list[int | str]:
@@ -110,6 +112,10 @@ def apply_keywords(
                 changes[key] = {**base.tolerance, **parse_tolerance(value)}
             elif key == "timeout":
                 changes[key] = None if value is None else grid.positive_number("timeout", value)
+            elif key == "paired_rounds":
+                from pytest_neuronperf.engine.paired import check_rounds
+
+                changes[key] = None if value is None else check_rounds(value)
     except SettingsError:
         raise
     except ValueError as exc:  # from the shared validators
