@@ -113,7 +113,8 @@ def run(conn: Connection, spec: WorkerSpec) -> None:
     while True:
         go = link.wait_for_go()
         timings = drive(call, spec.workers, go.start_ns, go.end_ns, adapter.thread_setup)
-        messages.send(conn, timings)
+        times = os.times()
+        messages.send(conn, dataclasses.replace(timings, cpu_s=times.user + times.system))
         if go.last:
             return
 

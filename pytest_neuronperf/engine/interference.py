@@ -1,7 +1,9 @@
 """How much of the measured cores' time went to something other than the model copies.
 
 Read from ``/proc/stat`` (per-CPU busy and steal ticks) and ``/proc/<pid>/stat`` (each copy's
-own user + system ticks) before and after a measurement. ``other_pct`` is the share of the
+own user + system ticks) before a measurement, and again after it, where the copies' CPU time
+comes from their last timings message (a copy exits right after sending it). ``other_pct`` is
+the share of the
 measured CPUs' time that was busy but not spent by the copies (other processes, the kernel on
 their behalf, this harness); ``steal_pct`` is the share the hypervisor gave to other guests.
 Either one high means the figures were taken on a busy machine. Linux only; elsewhere the
@@ -10,6 +12,7 @@ meter reports nothing.
 
 from __future__ import annotations
 
+import math
 import os
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
@@ -111,11 +114,17 @@ class Meter:
         if self._cpus and os.path.exists("/proc/stat"):
             self._before = read_sample(self._cpus, self._pids)
 
-    def stop(self) -> dict[str, Any] | None:
-        """The interference since :meth:`start` (None when it cannot be known)."""
+    def stop(self, copies_cpu_s: float = math.nan) -> dict[str, Any] | None:
+        """The interference since :meth:`start` (None when it cannot be known).
+
+        ``copies_cpu_s`` is the copies' CPU time as they last reported it (seconds, summed);
+        NaN reads it from ``/proc``, which only works while they still run."""
         if self._before is None:
             return None
-        return interference(self._before, read_sample(self._cpus, self._pids))
+        after = read_sample(self._cpus, [] if math.isfinite(copies_cpu_s) else self._pids)
+        if after is not None and math.isfinite(copies_cpu_s):
+            after = Sample(after.cpus, round(copies_cpu_s * os.sysconf("SC_CLK_TCK")))
+        return interference(self._before, after)
 
 
 def is_high(figures: dict[str, Any] | None) -> bool:

@@ -12,12 +12,14 @@ Protocol history (bump ``PROTOCOL_VERSION`` on any change, and add a line here):
 2. Paired schedule: ``go`` carries ``last``. After ``ready`` a copy loops: wait for a ``go``,
    drive from its start to its stop, send a ``result``; it exits after answering the ``go``
    marked ``last``. A plain run sends one ``go`` with ``last`` true; a paired run sends one per
-   slice of the schedule (``engine.paired``).
+   slice of the schedule (``engine.paired``). ``result`` carries ``cpu_s``, the copy's own
+   user + system CPU time when it sent it (the interference meter's end reading).
 """
 
 from __future__ import annotations
 
 import json
+import math
 from dataclasses import dataclass
 from multiprocessing.connection import Connection
 from typing import Any
@@ -69,6 +71,8 @@ class Timings:
 
     end_ns: list[np.ndarray]
     latency_ns: list[np.ndarray]
+    cpu_s: float = math.nan
+    """The copy's user + system CPU time (s, all threads) when it sent these timings."""
 
 
 Message = Ready | Failed | Go | Abort | Timings
@@ -92,7 +96,7 @@ def send(conn: Connection, message: Message) -> None:
         case Abort():
             _send_header(conn, "abort")
         case Timings():
-            _send_header(conn, "result", threads=len(message.end_ns))
+            _send_header(conn, "result", threads=len(message.end_ns), cpu_s=message.cpu_s)
             for ends, lats in zip(message.end_ns, message.latency_ns, strict=True):
                 conn.send_bytes(np.ascontiguousarray(ends, dtype=np.int64).tobytes())
                 conn.send_bytes(np.ascontiguousarray(lats, dtype=np.int64).tobytes())
@@ -124,6 +128,6 @@ def receive(conn: Connection) -> Message:
             for _ in range(header["threads"]):
                 ends.append(np.frombuffer(conn.recv_bytes(), dtype=np.int64))
                 lats.append(np.frombuffer(conn.recv_bytes(), dtype=np.int64))
-            return Timings(ends, lats)
+            return Timings(ends, lats, header["cpu_s"])
         case other:
             raise ProtocolError(f"unknown message kind {other!r}")

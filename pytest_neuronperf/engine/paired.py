@@ -107,6 +107,11 @@ class ScheduleResult:
     slices: dict[str, list[SliceRecord]] = field(default_factory=lambda: {s: [] for s in SIDES})
     failures: dict[str, str] = field(default_factory=dict)
 
+    def last_timings(self) -> list[messages.Timings]:
+        """Each live side's final timings (they carry the copies' CPU time at the end)."""
+        return [t for name, records in self.slices.items() if records
+                and name not in self.failures for t in records[-1].timings]
+
 
 def run_schedule(
     sides: Mapping[str, Side],
@@ -311,7 +316,7 @@ def measure_paired(
                                                  config.workers_per_model, config.pipeline_size))
     meter.start()
     result = run_schedule(sides, order, header["slice_s"])
-    figures = meter.stop()
+    figures = meter.stop(sum(t.cpu_s for t in result.last_timings()))
     failures.update(result.failures)
     return paired_report(jobs, config, ready, result, order, header, failures, figures,
                          [format_cores(p.spec.placement.cores) for p in procs["head"]])

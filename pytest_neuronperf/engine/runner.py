@@ -158,7 +158,7 @@ def measure(job: Job, config: RunConfig, procs: list[ModelProcess]) -> dict[str,
     timings = collect(procs, messages.Timings, deadline, "measuring")
     cores = [format_cores(proc.spec.placement.cores) for proc in procs]
     report = build_report(job, config, ready, timings, start_ns, cores)
-    report["interference"] = meter.stop()
+    report["interference"] = meter.stop(sum(t.cpu_s for t in timings))
     return report
 
 

@@ -18,6 +18,7 @@ BUDGET_KEYWORDS = tuple(BUDGETS)
 MARKER_KEYWORDS = (
     "batch_sizes", "n_models", "workers_per_model", "pipeline_sizes", "duration", "warmup",
     "device", "compiler", "compiler_args", *BUDGET_KEYWORDS, "tolerance", "timeout",
+    "paired_rounds",
 )
 
 
