@@ -197,7 +197,7 @@ def materialise(repo: Path, commit: str, destination: Path) -> None:
         assert archive.stdout is not None
         with tarfile.open(fileobj=archive.stdout, mode="r|") as tar:
             if hasattr(tarfile, "data_filter"):
-                tar.extractall(scratch, filter="data")
+                tar.extractall(scratch, filter=safe_member)
             else:  # Python < 3.10.12: git archive output has no absolute or parent paths
                 tar.extractall(scratch)  # noqa: S202
         errors = archive.stderr.read().decode(errors="replace") if archive.stderr else ""
@@ -212,6 +212,15 @@ def materialise(repo: Path, commit: str, destination: Path) -> None:
     finally:
         if scratch.exists():
             shutil.rmtree(scratch, ignore_errors=True)
+
+
+def safe_member(member: tarfile.TarInfo, path: str) -> tarfile.TarInfo | None:
+    """``tarfile``'s data filter, except that a member it refuses (a symlink to an absolute
+    path or out of the tree, as a committed ``.venv`` link can be) is left out, not fatal."""
+    try:
+        return tarfile.data_filter(member, path)
+    except tarfile.FilterError:
+        return None
 
 
 def make_read_only(root: Path) -> None:
