@@ -327,3 +327,25 @@ def test_against_needs_a_repository_and_a_known_revision(pytester: pytest.Pytest
     unknown.stderr.fnmatch_lines(["*--neuronperf-against=no-such-branch: unknown revision in "
                                   "the git repository*"])
     assert unknown.ret == pytest.ExitCode.USAGE_ERROR
+
+
+def test_base_tree_maps_tracked_paths_and_keeps_the_rest(tmp_path: Path) -> None:
+    from pytest_neuronperf.plugin.against import resolve
+
+    repo = tmp_path / "repo"
+    (repo / "src").mkdir(parents=True)
+    (repo / "src" / "model.py").write_text("class Model: ...\n")
+    (repo / "venv-inside").mkdir()  # not tracked, like a virtualenv in the checkout
+    git(repo, "init", "-q")
+    git(repo, "add", "src")
+    git(repo, "commit", "-qm", "base")
+    tree = resolve(repo, "HEAD")
+    assert tree.tree == repo / ".neuronperf-cache" / f"rev-{tree.commit}"
+    assert (tree.tree / "src" / "model.py").read_text() == "class Model: ...\n"
+    outside = str(tmp_path / "elsewhere")
+    (tmp_path / "elsewhere").mkdir()
+    mapped = tree.sys_path([str(repo / "src"), str(repo / "venv-inside"), outside])
+    assert mapped == (str(tree.tree / "src"), str(repo / "venv-inside"), outside)
+    assert resolve(repo, "HEAD").tree == tree.tree  # cached by commit
+    assert tree.absence(str(repo / "src" / "gone.pt")) == (
+        f"src/gone.pt does not exist at HEAD ({tree.commit[:10]})")
