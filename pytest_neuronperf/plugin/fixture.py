@@ -18,6 +18,7 @@ from pytest_neuronperf.gating.verdicts import (
 )
 from pytest_neuronperf.plugin.markers import PerfSettings, SettingsError, apply_keywords
 from pytest_neuronperf.plugin.session import PerfSession
+from pytest_neuronperf.plugin.xdist import plain_nodeid
 
 EAGER_COMPILERS = ("eager",)
 CALL_KEYWORDS = ("framework", "preprocess_fn", "postprocess_fn", "model_name", "return_timers")
@@ -134,7 +135,7 @@ class NeuronperfFixture:
 
         from pytest_neuronperf.engine.benchmark import benchmark
 
-        key = result_key(self._item.nodeid, name)
+        key = result_key(plain_nodeid(self._item), name)
         if key in self._keys:
             pytest.fail(
                 f"{self._item.nodeid} calls neuronperf.{call} more than once"

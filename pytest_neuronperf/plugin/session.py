@@ -50,9 +50,12 @@ class PerfSession:
         extra_fingerprint: dict[str, Any],
         share_for: Any,
         verdict_hook: Callable[..., Any] = lambda **_: None,
+        host: dict[str, str] | None = None,
         against: Any = None,
     ) -> None:
         self.options = options
+        self.host = host or {}
+        """Which host and xdist worker measure here (``{}`` outside xdist workers)."""
         self.devices = devices
         self.adapters = adapters
         self.extra_fingerprint = extra_fingerprint
@@ -115,7 +118,7 @@ class PerfSession:
             entry = self.baseline.lookup(machine_id, test, config_key(report))
         judgement = judge(report, entry, {**self.options.tolerance, **tolerance}, budgets,
                           self.options.strict)
-        report.update(test=test, machine=machine_id, fingerprint=fp)
+        report.update(test=test, machine=machine_id, fingerprint=fp, **self.host)
         report.update(judgement.report_fields())
         return judgement
 
@@ -289,6 +292,18 @@ class PerfSession:
                                  f"versions: {', '.join(changes)}")
         return notes
 
+    def host_notes(self) -> list[str]:
+        """Which host measured what, when xdist workers ran on more than one host or remotely."""
+        from pytest_neuronperf.plugin.xdist import this_host
+
+        by_host: dict[tuple[str, str], list[dict[str, Any]]] = {}
+        for report in self.results:
+            if "host_id" in report:
+                by_host.setdefault((report["host"], report["host_id"]), []).append(report)
+        if not by_host or (len(by_host) == 1 and this_host().key in {k for _, k in by_host}):
+            return []
+        return [host_note(name, key, reports) for (name, key), reports in sorted(by_host.items())]
+
     def verdict_counts(self) -> dict[str, int]:
         """How many configurations got each verdict."""
         counts: dict[str, int] = {}
@@ -305,6 +320,7 @@ class PerfSession:
             notes += [self.machine_mismatch(m) for m in sorted(machines)
                       if not self.baseline.has_machine(m)]
             notes += self.version_notes()
+        notes += self.host_notes()
         counts = self.verdict_counts()
         strict = self.options.strict
         notes += self.paired_notes()
@@ -322,7 +338,6 @@ class PerfSession:
             notes.append(f"neuronperf: {counts[Verdict.IMPROVED.value]} configuration(s) IMPROVED "
                          f"beyond tolerance: consider re-saving the baseline")
         return notes
-
 
     def paired_notes(self) -> list[str]:
         """Paired comparisons that could not be made, and measurements on a busy machine."""
@@ -343,6 +358,17 @@ class PerfSession:
                          + ("" if self.against else "; paired mode (--neuronperf-against) "
                             "cancels such drift"))
         return notes
+
+
+def host_note(name: str, key: str, reports: list[dict[str, Any]], shown: int = 4) -> str:
+    """One host's line: its workers, baseline machine(s) and the tests it measured."""
+    workers = sorted({str(r.get("worker")) for r in reports})
+    machines = sorted({str(r.get("machine")) for r in reports})
+    tests = sorted({str(r.get("test")) for r in reports})
+    listed = ", ".join(tests[:shown]) + (f" and {len(tests) - shown} more"
+                                         if len(tests) > shown else "")
+    return (f"neuronperf: host {name} [{key}] (workers {', '.join(workers)}; baseline machine "
+            f"{', '.join(machines)}) measured {len(reports)} configuration(s) of {listed}")
 
 
 def rescued(reports: list[dict[str, Any]], path: Path) -> str:
