@@ -349,3 +349,21 @@ def test_base_tree_maps_tracked_paths_and_keeps_the_rest(tmp_path: Path) -> None
     assert resolve(repo, "HEAD").tree == tree.tree  # cached by commit
     assert tree.absence(str(repo / "src" / "gone.pt")) == (
         f"src/gone.pt does not exist at HEAD ({tree.commit[:10]})")
+
+
+def test_a_base_that_fails_to_load_is_named_and_the_head_still_measured(
+        cores: list[int]) -> None:
+    import engine_models
+    import paired_models
+
+    import pytest_neuronperf as npf
+
+    [report] = npf.cpu.compare(engine_models.RaisesOnLoad, paired_models.OneUnit,
+                               np.ones((1, 96)), n_models=1, workers_per_model=1,
+                               duration=0.4, paired_rounds=8, cores=cores[:1])
+    assert report["status"] == "ok", report["error"]  # the head is fine
+    assert report["throughput_avg"] > 0 and len(report["windows"]["throughput"]) == 8
+    paired = report["paired"]
+    assert paired["base_status"] == "error" and paired["verdict"] == "NEW"
+    assert "base side" in paired["base_error"] and "weights are missing" in paired["base_error"]
+    assert "the base side failed, so nothing was compared" in paired["note"]

@@ -84,9 +84,10 @@ def decide(
         error = str(report.get("error") or judgement.error or "no reason given")
         first = error.strip().splitlines()[0] if error.strip() else "no reason given"
         return Outcome(verdict, failing, label, f"ERROR {label}: {first}", error)
-    why = (paired_reason(verdict, paired, report) if paired is not None and (
-        verdict is paired.verdict and verdict is not judgement.verdict
-        or options.baseline is None) else reason(verdict, judgement))
+    why = reason(verdict, judgement)
+    if paired is not None and verdict is not Verdict.OVER_BUDGET and (
+            options.baseline is None or verdict is not judgement.verdict):
+        why = paired_reason(verdict, paired, report)  # the paired gate made the verdict
     tables = [format_judgement_table(judgement)] if options.baseline is not None or (
         paired is None or judgement.budget_misses) else []
     if paired is not None:
@@ -100,8 +101,6 @@ def decide(
 
 def paired_reason(verdict: Verdict, paired: PairedJudgement, report: dict[str, Any]) -> str:
     """What made a paired verdict: ``paired vs main: throughput -9.8% [-12.0%..-7.5%]``."""
-    if verdict is Verdict.OVER_BUDGET:
-        return "absolute budget missed"
     if not paired.comparisons:
         return paired.note or "no paired comparison"
     behind = [c for c in paired.comparisons if c.verdict is verdict] or paired.comparisons[:1]
