@@ -299,9 +299,13 @@ def test_a_slowdown_against_head_regresses_and_unchanged_code_passes(
     assert not (tree / "test_perf.py").stat().st_mode & 0o222  # read-only
 
     test_file.write_text(PERF_TEST)  # back to the committed code
-    same = pytester.runpytest_subprocess("--neuronperf-against=HEAD", WIDE)
+    same = pytester.runpytest_subprocess("--neuronperf-against=HEAD", WIDE,
+                                         "--neuronperf-json=same.json")
     same.assert_outcomes(passed=1)
     same.stdout.fnmatch_lines(["*paired against HEAD (*)*", "*1 PASS*"])
+    [report] = json.loads((repository / "same.json").read_text())["reports"]
+    assert report["paired"]["verdict"] == "PASS" and report["paired"]["base_status"] == "ok"
+    assert len(report["windows"]["throughput"]) == 10  # the head's slices are its windows
 
 
 def test_a_model_absent_at_the_base_revision_is_new(
