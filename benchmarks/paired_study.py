@@ -1,7 +1,9 @@
 """The paired gate on the README quick start: false failures (A/A) and detection of +10 % / +5 %
 work per call, quiet and loaded, beside the stored-baseline gate on the same kind of runs.
 
-    # the quiet set (nothing else running on the machine), about 25 min with --baseline-gate:
+    # the quiet set (nothing else running on the machine). A trial (3 scenarios) takes about
+    # 2 min paired only and 5 min with --baseline-gate on a quiet 2-core machine; the script
+    # prints the time so far and an estimate of the time left after every scenario:
     .venv/bin/python benchmarks/paired_study.py --trials 20 --baseline-gate \\
         --record benchmarks/paired-runs-quiet.jsonl
     # the loaded set: the script starts a busy loop on one core for the whole run
@@ -97,6 +99,14 @@ def start_load() -> subprocess.Popen[bytes]:
                              f"import os\nos.sched_setaffinity(0, {{{core}}})\nwhile True: pass"])
 
 
+def elapsed(started: float, trial: int, scenario: str, args: argparse.Namespace) -> str:
+    """``123 s so far, about 456 s left``."""
+    so_far = time.perf_counter() - started
+    done = trial * len(args.scenarios) + args.scenarios.index(scenario) + 1
+    left = so_far / done * (args.trials * len(args.scenarios) - done)
+    return f"{so_far:.0f} s so far, about {left:.0f} s left"
+
+
 def record(args: argparse.Namespace) -> None:
     """Measure ``args.trials`` trials of every scenario, appending each to ``args.record``."""
     load = start_load() if args.load else None
@@ -119,7 +129,7 @@ def record(args: argparse.Namespace) -> None:
                           f"{'FAILED' if verdicts['paired'] else 'passed'}"
                           + (f", baseline {'FAILED' if verdicts['baseline'] else 'passed'}"
                              if verdicts["baseline"] is not None else "")
-                          + f"  ({time.perf_counter() - started:.0f} s so far)", flush=True)
+                          + f"  ({elapsed(started, trial, scenario, args)})", flush=True)
     finally:
         if load is not None:
             load.send_signal(signal.SIGKILL)
