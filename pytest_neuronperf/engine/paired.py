@@ -18,6 +18,7 @@ from __future__ import annotations
 import dataclasses
 import math
 import time
+import traceback
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from multiprocessing.context import BaseContext
@@ -285,16 +286,20 @@ def run_paired_configuration(
     head_job = dataclasses.replace(head_job, side="head")
     procs: dict[str, list[ModelProcess]] = {"head": [], "base": []}
     try:
-        return measure_paired(context, {"head": head_job, "base": base_job}, config, inputs,
-                              procs, rounds, header)
+        report = measure_paired(context, {"head": head_job, "base": base_job}, config, inputs,
+                                procs, rounds, header)
     except ConfigurationFailed as failure:
         report = error_report(head_job, config, str(failure))
-        report["paired"] = {**header, "base_status": "not measured"}
+    except Exception:  # a bug of ours must not hide the other configurations
+        report = error_report(head_job, config, "internal error:\n" + traceback.format_exc())
+    else:
         return report
     finally:
         for side in procs.values():
             for proc in side:
                 proc.kill()
+    report["paired"] = {**header, "base_status": "not measured"}
+    return report
 
 
 def measure_paired(
@@ -319,7 +324,7 @@ def measure_paired(
     if "base" not in failures:
         try:
             ready["base"] = collect(procs["base"], messages.Ready, deadline,
-                                    "loading and warming up (base side)")
+                                    "loading and warming up")
         except ConfigurationFailed as failure:
             failures["base"] = f"base side: {failure}"
     if "base" in failures:
