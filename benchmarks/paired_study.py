@@ -66,8 +66,8 @@ def paired_trial(head: str, duration: float, rounds: int | None) -> dict[str, An
         kept = {k: report.get(k) for k in KEPT}
         paired = report.get("paired") or {}
         kept["paired"] = {k: paired.get(k) for k in (
-            "rounds", "seed", "order", "slices", "slice_rounds", "base_status", "base_error",
-            "slice_s")}
+            "rounds", "seed", "order", "slices", "slice_rounds", "slice_cpu_s", "base_status",
+            "base_error", "slice_s")}
         configs.append(kept)
     return {"wall_s": wall, "configs": configs}
 

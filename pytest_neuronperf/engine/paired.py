@@ -107,6 +107,8 @@ class ScheduleResult:
 
     slices: dict[str, list[SliceRecord]] = field(default_factory=lambda: {s: [] for s in SIDES})
     failures: dict[str, str] = field(default_factory=dict)
+    warm: dict[str, SliceRecord] = field(default_factory=dict)
+    """Each side's last unrecorded warm slice (its CPU reading starts the first round's)."""
 
     def last_timings(self) -> list[messages.Timings]:
         """Each live side's final timings (they carry the copies' CPU time at the end)."""
@@ -147,9 +149,11 @@ def run_schedule(
                 result.failures[name] = str(failure)
                 del live[name]
                 continue
+            record = SliceRecord(round_index, start, start + slice_ns, timings)
             if round_index >= 0:
-                result.slices[name].append(SliceRecord(round_index, start, start + slice_ns,
-                                                       timings))
+                result.slices[name].append(record)
+            else:
+                result.warm[name] = record
     return result
 
 
@@ -215,7 +219,21 @@ def slice_figures(record: SliceRecord, batch_size: int) -> dict[str, float]:
     }
 
 
-def side_summary(records: list[SliceRecord], batch_size: int) -> dict[str, Any]:
+def cpu_series(records: list[SliceRecord], warm: SliceRecord | None) -> list[float]:
+    """The CPU seconds the side's copies used in each slice (from their cumulative readings;
+    between slices a copy is blocked and uses none). Not gated: recorded so that studies can
+    tell a slower model from a model that got less of a busy machine's CPU."""
+    previous = [t.cpu_s for t in warm.timings] if warm else [math.nan] * len(records[0].timings)
+    used = []
+    for record in records:
+        current = [t.cpu_s for t in record.timings]
+        used.append(float(sum(c - p for c, p in zip(current, previous, strict=False))))
+        previous = current
+    return used
+
+
+def side_summary(records: list[SliceRecord], batch_size: int,
+                 warm: SliceRecord | None = None) -> dict[str, Any]:
     """One side's whole-run figures (NeuronPerf's keys) and its per-slice series."""
     figures = [slice_figures(r, batch_size) for r in records]
     lats = np.concatenate([x for r in records for t in r.timings for x in t.latency_ns]
@@ -228,7 +246,8 @@ def side_summary(records: list[SliceRecord], batch_size: int) -> dict[str, Any]:
         **stats.latency_summary(lats),
     }
     series = {name: [f[name] for f in figures] for name in SLICE_SERIES}
-    return {"metrics": metrics, "series": series}
+    cpu = cpu_series(records, warm) if records else []
+    return {"metrics": metrics, "series": series, "cpu_s": cpu}
 
 
 # -- one configuration --------------------------------------------------------------------------
@@ -356,7 +375,7 @@ def paired_report(
 ) -> dict[str, Any]:
     """The head's report (its slices are its windows) with the base side under ``paired``."""
     head_job = jobs["head"]
-    head = side_summary(result.slices["head"], config.batch_size)
+    head = side_summary(result.slices["head"], config.batch_size, result.warm.get("head"))
     if not result.slices["head"] or head["metrics"]["total_infs"] == 0:
         raise ConfigurationFailed(
             f"no call finished within the {header['slice_s']:.3g} s slices: one inference takes "
@@ -374,12 +393,13 @@ def paired_report(
         paired.update(base_status="error",
                       base_error=failures.get("base", "the base side recorded no slice"))
     else:
-        base = side_summary(result.slices["base"], config.batch_size)
+        base = side_summary(result.slices["base"], config.batch_size, result.warm.get("base"))
         base["metrics"].update(
             load_avg_ms=float(np.mean([r.load_ms for r in ready["base"]])),
             warmup_avg_ms=float(np.mean([r.warmup_ms for r in ready["base"]])))
         paired.update(base_status="ok", base=base["metrics"],
                       slices={"head": head["series"], "base": base["series"]},
+                      slice_cpu_s={"head": head["cpu_s"], "base": base["cpu_s"]},
                       slice_rounds={"head": [r.round for r in result.slices["head"]],
                                     "base": [r.round for r in result.slices["base"]]})
     report["paired"] = paired
