@@ -155,12 +155,29 @@ def truncated(paired: dict[str, Any], rounds: int | None) -> dict[str, Any]:
     return out
 
 
-def judge_paired(trial: dict[str, Any], tolerance: dict[str, float],
-                 rounds: int | None) -> tuple[bool, list[Any]]:
-    """(the paired test failed, its judgements)."""
+def per_cpu(paired: dict[str, Any]) -> dict[str, Any]:
+    """The paired part with throughput replaced by work per CPU second of the copies (what a
+    slice did with the CPU it got; runs recorded before ``slice_cpu_s`` existed stay as they
+    are)."""
+    cpu = paired.get("slice_cpu_s")
+    if not cpu or not paired.get("slices"):
+        return paired
+    out = dict(paired)
+    out["slices"] = {}
+    for side, series in paired["slices"].items():
+        rates = [t * paired["slice_s"] / c if c and c > 0 else None
+                 for t, c in zip(series["throughput"], cpu[side], strict=True)]
+        out["slices"][side] = {**series, "throughput": rates}
+    return out
+
+
+def judge_paired(trial: dict[str, Any], tolerance: dict[str, float], rounds: int | None,
+                 cpu: bool = False) -> tuple[bool, list[Any]]:
+    """(the paired test failed, its judgements); ``cpu`` judges throughput per CPU second."""
     from pytest_neuronperf.gating.paired import judge_family
 
-    reports = [{**c, "paired": truncated(c["paired"], rounds)} for c in trial["configs"]]
+    reports = [{**c, "paired": truncated(per_cpu(c["paired"]) if cpu else c["paired"],
+                                         rounds)} for c in trial["configs"]]
     judgements = judge_family(reports, tolerance)
     failed = any(j is not None and j.verdict.failing() for j in judgements)
     return failed, judgements
@@ -189,9 +206,9 @@ def judge_baseline(trial: dict[str, Any]) -> bool:
 
 
 def judge_entry(entry: dict[str, Any], tolerance: dict[str, float],
-                rounds: int | None) -> dict[str, Any]:
+                rounds: int | None, cpu: bool = False) -> dict[str, Any]:
     """Both gates' outcomes of one recorded trial."""
-    failed, judgements = judge_paired(entry["paired"], tolerance, rounds)
+    failed, judgements = judge_paired(entry["paired"], tolerance, rounds, cpu)
     throughput = [c.delta for j in judgements if j is not None for c in j.comparisons
                   if c.metric == "throughput"]
     return {"paired": failed, "throughput_delta": throughput,
@@ -199,7 +216,7 @@ def judge_entry(entry: dict[str, Any], tolerance: dict[str, float],
 
 
 def summarise(entries: list[dict[str, Any]], tolerance: dict[str, float],
-              rounds: int | None) -> None:
+              rounds: int | None, cpu: bool = False) -> None:
     """Tests failed out of N per scenario and load, both gates; estimates; wall times."""
     groups: dict[tuple[str, bool], list[dict[str, Any]]] = defaultdict(list)
     for entry in entries:
@@ -207,7 +224,7 @@ def summarise(entries: list[dict[str, Any]], tolerance: dict[str, float],
     print(f"{'scenario':<9} {'load':<7} {'paired failed':>14} {'baseline failed':>16} "
           f"{'median Δthr (paired)':>21} {'other% (median)':>16}")
     for (scenario, loaded), group in sorted(groups.items()):
-        judged = [judge_entry(e, tolerance, rounds) for e in group]
+        judged = [judge_entry(e, tolerance, rounds, cpu) for e in group]
         paired = sum(j["paired"] for j in judged)
         with_base = [j["baseline"] for j in judged if j["baseline"] is not None]
         deltas = [d for j in judged for d in j["throughput_delta"]]
@@ -245,12 +262,15 @@ def main() -> None:
     parser.add_argument("--tolerance", default=None, help="paired tolerances for --replay")
     parser.add_argument("--rounds", type=int, default=None,
                         help="--replay: judge only the first ROUNDS rounds of each run")
+    parser.add_argument("--per-cpu", action="store_true",
+                        help="--replay: gate throughput per CPU second of the copies")
     args = parser.parse_args()
     if args.replay:
         from pytest_neuronperf.gating.verdicts import parse_tolerance
 
         tolerance = parse_tolerance(args.tolerance) if args.tolerance else {}
-        summarise([json.loads(line) for line in open(args.replay)], tolerance, args.rounds)
+        summarise([json.loads(line) for line in open(args.replay)], tolerance, args.rounds,
+                  args.per_cpu)
         return
     args.scenarios = [s.strip() for s in args.scenarios.split(",") if s.strip()]
     unknown = [s for s in args.scenarios if s not in SCENARIOS]
