@@ -11,7 +11,7 @@ work per call, quiet and loaded, beside the stored-baseline gate on the same kin
         --record benchmarks/paired-runs-loaded.jsonl
     # judge recorded runs again with other tolerances / fewer rounds (no measuring):
     .venv/bin/python benchmarks/paired_study.py --replay benchmarks/paired-runs-loaded.jsonl \\
-        [--tolerance throughput:3%,p50:3%,p99:10%] [--rounds 8]
+        [--tolerance throughput:3%,p50:3%,p99:10%] [--rounds 8] [--per-cpu]
 
 One trial measures each scenario once, in turn (so all scenarios see the same machine): A/A
 (the quick start's MLP against itself), ``w10`` (head = the MLP plus a Linear with 10 % of its
