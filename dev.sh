@@ -2,7 +2,8 @@
 # One entry point for set-up and every project job. The first run creates .venv and installs
 # everything (CPU-only torch pinned by requirements/constraints.txt); later runs reuse it.
 #
-#   ./dev.sh demo    run the example performance suite on the CPU against examples/baseline.json
+#   ./dev.sh demo    run the example performance suite on the CPU against examples/baseline.json,
+#                    then a few examples paired against the checkout's own HEAD
 #   ./dev.sh test    run the plugin's own tests
 #   ./dev.sh bench   run the engine figures and the gate simulation in benchmarks/ (minutes)
 #   ./dev.sh lint    ruff + mypy
@@ -32,8 +33,18 @@ shift || true
 case "$job" in
     demo)
         setup
-        exec "$VENV/bin/python" -m pytest examples -p no:cacheprovider \
-            --neuronperf-baseline=examples/baseline.json "$@" ;;
+        status=0
+        "$VENV/bin/python" -m pytest examples -p no:cacheprovider \
+            --neuronperf-baseline=examples/baseline.json "$@" || status=$?
+        # paired mode: the quick examples against this checkout's own HEAD, default paired
+        # tolerances (nothing changed, so all PASS; local edits are what it measures)
+        if git rev-parse --verify --quiet HEAD > /dev/null; then
+            "$VENV/bin/python" -m pytest examples/test_serving_pipeline.py -p no:cacheprovider \
+                -k pre_and_post_processing --neuronperf-against=HEAD "$@" || status=$?
+        else
+            echo "dev.sh demo: not a git checkout, paired part skipped" >&2
+        fi
+        exit $status ;;
     record)
         setup
         exec "$VENV/bin/python" -m pytest examples -p no:cacheprovider \
@@ -51,6 +62,6 @@ case "$job" in
         "$VENV/bin/ruff" check pytest_neuronperf tests examples benchmarks
         "$VENV/bin/mypy" ;;
     *)
-        sed -n '2,11p' "$0" | sed 's/^# \{0,1\}//'
+        sed -n '2,10p' "$0" | sed 's/^# \{0,1\}//'
         [[ $job == help ]] || exit 2 ;;
 esac

@@ -10,6 +10,7 @@ __version__ = "0.1.0"
 
 _LAZY = {
     "benchmark": "pytest_neuronperf.engine.benchmark",
+    "compare": "pytest_neuronperf.engine.paired",
     "compile": "pytest_neuronperf.compiling.request",
     "print_reports": "pytest_neuronperf.reporting.tables",
     "write_csv": "pytest_neuronperf.reporting.files",

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from pytest_neuronperf.engine import benchmark as api
+from pytest_neuronperf.engine import paired
 
 
 def benchmark(model: Any, inputs: Any, *args: Any, **kwargs: Any) -> list[Any]:
@@ -16,3 +17,11 @@ def benchmark(model: Any, inputs: Any, *args: Any, **kwargs: Any) -> list[Any]:
     kwargs.setdefault("framework", infer_framework(model, None) or "python")
     kwargs.setdefault("device_type", "cpu")
     return api.benchmark(model, inputs, *args, **kwargs)
+
+
+def compare(base_model: Any, model: Any, inputs: Any, **kwargs: Any) -> list[dict[str, Any]]:
+    """:func:`pytest_neuronperf.compare` (A/B of two models, interleaved) of plain Python
+    callables, with ``framework="python"`` on the ``cpu`` device."""
+    kwargs.setdefault("framework", "python")
+    kwargs.setdefault("device_type", "cpu")
+    return paired.compare(base_model, model, inputs, **kwargs)

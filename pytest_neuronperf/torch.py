@@ -9,6 +9,7 @@ from typing import Any
 
 from pytest_neuronperf.compiling import request as compiling
 from pytest_neuronperf.engine import benchmark as api
+from pytest_neuronperf.engine import paired
 
 
 def benchmark(model: Any, inputs: Any, *args: Any, **kwargs: Any) -> list[Any]:
@@ -29,3 +30,10 @@ def evaluate(model: Any, dataset: Any, **kwargs: Any) -> list[dict[str, Any]]:
 
     kwargs.setdefault("framework", "torch")
     return evaluate_model(model, dataset, **kwargs)
+
+
+def compare(base_model: Any, model: Any, inputs: Any, **kwargs: Any) -> list[dict[str, Any]]:
+    """:func:`pytest_neuronperf.compare` (A/B of two models, interleaved on the same cores)
+    with ``framework="torch"``."""
+    kwargs.setdefault("framework", "torch")
+    return paired.compare(base_model, model, inputs, **kwargs)

@@ -21,6 +21,7 @@ from pytest_neuronperf.engine.model_ref import (
     describe_model,
     portable_function,
 )
+from pytest_neuronperf.engine.paired import PairedRequest, plan_base, run_paired_configuration
 from pytest_neuronperf.engine.processes import process_context
 from pytest_neuronperf.engine.progress import Estimate, Progress, ProgressCallback, log_progress
 from pytest_neuronperf.engine.runner import Job, base_report, error_report, run_configuration
@@ -74,6 +75,7 @@ def benchmark(
     max_queue_delay_ms: float | None = None,
     seed: int = serving.DEFAULT_SEED,
     progress: ProgressCallback | None = None,
+    paired: PairedRequest | None = None,
 ) -> list[Any]:
     """Benchmark ``model`` on every configuration; one report per configuration.
 
@@ -100,7 +102,9 @@ def benchmark(
     ``adapters`` (custom device backends and framework adapters, ``name -> "module:attr"``).
     ``scenario="server"`` serves Poisson arrivals at ``target_qps`` (see ``engine.serving``;
     ``"max"`` searches for the highest rate whose p99 meets ``p99_ms``). ``progress`` is called
-    before each configuration (at ``verbosity=1`` the library logs it instead).
+    before each configuration (at ``verbosity=1`` the library logs it instead). ``paired``
+    measures every configuration against a base side (``compare`` and ``--neuronperf-against``
+    use it; see ``engine.paired``).
     """
     # a list is one example per batch size, unless what else is asked says it is data
     dataset = datasets.is_dataset(inputs) or (isinstance(inputs, list) and (
@@ -141,6 +145,9 @@ def benchmark(
 
     plans = plan_sources(model, batch_sizes, pipeline_sizes, model_name, cast_modes,
                          dynamic_batch_size)
+    if paired is not None:
+        paired = paired.with_seed()
+        base_plan = plan_base(paired, batch_sizes, pipeline_sizes, model_name)
     check_framework(model, framework)
     portable = datasets.portable_dataset(inputs) if dataset else to_portable(inputs)
     framework = framework or plans.framework or infer_framework(model, portable)
@@ -204,7 +211,12 @@ def benchmark(
                 else:
                     announce(Progress(planned.source.name, position, len(planned_jobs),
                                       config.label(), estimate.start(position)))
-                    if config.target_qps == "max":
+                    if paired is not None:
+                        base_source, base_failure = base_plan.source_for(config)
+                        report = run_paired_configuration(
+                            context, job, base_source, config, per_batch[config.batch_size],
+                            paired, base_failure)
+                    elif config.target_qps == "max":
                         from pytest_neuronperf.engine.max_qps import measure_max_qps
 
                         report = measure_max_qps(context, job, config, per_batch[config.batch_size])

@@ -10,11 +10,13 @@ thread's stack there, for a timeout's report). It is tied to the parent by ``lif
 
 from __future__ import annotations
 
+import dataclasses
 import faulthandler
 import functools
 import importlib
 import inspect
 import os
+import queue
 import signal
 import sys
 import threading
@@ -30,8 +32,8 @@ import numpy as np
 from pytest_neuronperf.devices.base import Placement
 from pytest_neuronperf.engine import lifeline, messages
 from pytest_neuronperf.engine.copy_options import CopyHooks
-from pytest_neuronperf.engine.specs import WorkerSpec
-from pytest_neuronperf.frameworks.base import load_adapter
+from pytest_neuronperf.engine.specs import ImportRoot, WorkerSpec
+from pytest_neuronperf.frameworks.base import load_adapter, resolve_object
 
 AUTO_WARMUP_BLOCK_S = 0.05
 AUTO_WARMUP_MIN_CALLS = 10
@@ -98,8 +100,13 @@ def apply_placement(placement: Placement, framework: str) -> None:
 
 
 def run(conn: Connection, spec: WorkerSpec, exit_with_parent: bool = True) -> None:
-    """Load, warm up, wait at the barrier, measure, and send the timings."""
+    """Load, warm up, then for each ``go`` of the parent: measure and send the timings.
+
+    A plain run sends one ``go``; a paired run one per slice of its schedule, and between two
+    slices this copy blocks in ``wait_for_go`` while the other side runs."""
     link = ParentLink(conn, exit_with_parent)
+    if spec.imports is not None:
+        spec = use_imports(spec, spec.imports)
     adapter = load_adapter(spec.adapter)
     adapter.set_threads(spec.placement.intra_op_threads)
     adapter.thread_setup()
@@ -118,16 +125,29 @@ def run(conn: Connection, spec: WorkerSpec, exit_with_parent: bool = True) -> No
     hooks.warmed_up()
     messages.send(conn, messages.Ready(os.getpid(), load_ms, warmup_ms, warmup_calls))
 
-    go = link.wait_for_go()
-    if spec.server is not None:  # the server scenario's open loop (engine/open_loop.py)
-        from pytest_neuronperf.engine.open_loop import serve
+    while True:
+        go = link.wait_for_go()
+        if spec.server is not None:  # the server scenario's open loop (engine/open_loop.py)
+            from pytest_neuronperf.engine.open_loop import serve
 
-        messages.send(conn, serve(call, spec.workers, go.start_ns, spec.server,
-                                  adapter.thread_setup))
-        return
-    timings = hooks.drive(call, go, adapter.thread_setup, drive)
-    messages.send(conn, timings)
-    messages.send(conn, hooks.stats())
+            messages.send(conn, serve(call, spec.workers, go.start_ns, spec.server,
+                                      adapter.thread_setup))
+            return
+        timings = hooks.drive(call, go, adapter.thread_setup, drive)
+        messages.send(conn, dataclasses.replace(timings, cpu_s=time.process_time()))
+        if go.last:
+            messages.send(conn, hooks.stats())
+            return
+
+
+def use_imports(spec: WorkerSpec, imports: ImportRoot) -> WorkerSpec:
+    """Import the user's code from ``imports.sys_path`` (a paired run's base tree): set the
+    path, then resolve the functions that travelled by name."""
+    sys.path[:] = list(imports.sys_path)
+    importlib.invalidate_caches()
+    pre, post = (resolve_object(*ref) if ref else None
+                 for ref in (imports.preprocess_fn, imports.postprocess_fn))
+    return dataclasses.replace(spec, preprocess_fn=pre, postprocess_fn=post)
 
 
 def build_call(
@@ -218,13 +238,13 @@ def check_output(output: Any) -> None:
 
 
 class ParentLink:
-    """Listens to the parent on a daemon thread: records ``go``; exits on abort or parent loss."""
+    """Listens to the parent on a daemon thread: queues each ``go``; exits on abort or parent
+    loss."""
 
     def __init__(self, conn: Connection, exit_with_parent: bool = True) -> None:
         self._conn = conn
         self._exit = exit_with_parent
-        self._go: messages.Go | None = None
-        self._arrived = threading.Event()
+        self._gos: queue.SimpleQueue[messages.Go | None] = queue.SimpleQueue()
         threading.Thread(target=self._listen, name="neuronperf-parent-link", daemon=True).start()
 
     def _listen(self) -> None:
@@ -233,22 +253,21 @@ class ParentLink:
                 message = messages.receive(self._conn)
                 if not isinstance(message, messages.Go):
                     break
-                self._go = message
-                self._arrived.set()
+                self._gos.put(message)
         except (EOFError, OSError, messages.ProtocolError):
             pass
-        self._arrived.set()
+        self._gos.put(None)  # wakes a copy waiting for a go that will never come
         if self._exit:  # in the caller's process (multiprocess=False) the caller stays
             # aborted, or the parent is gone (the kernel ends this process then, but not what
             # the model started: end that while this thread can still run)
             leave(lifeline.PARENT_GONE_EXIT_CODE)
 
     def wait_for_go(self) -> messages.Go:
-        """Block at the barrier until the parent sends the common start time."""
-        self._arrived.wait()
-        if self._go is None:
+        """Block (no spinning) until the parent sends the next start time."""
+        go = self._gos.get()
+        if go is None:
             raise RuntimeError("the parent aborted this copy before the measurement started")
-        return self._go
+        return go
 
 
 def drive(

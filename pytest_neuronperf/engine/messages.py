@@ -13,11 +13,17 @@ Protocol history (bump ``PROTOCOL_VERSION`` on any change, and add a line here):
    during the window, and its accuracy-metric states).
    Worker -> parent: ``served`` (+ 3 int64 frames: per query of the open loop, its scheduled
    arrival, the start and the end of the call that served it, in ns; -1 for never served).
+   Paired schedule: ``go`` carries ``last``. After ``ready`` a copy loops: wait for a ``go``,
+   drive from its start to its stop, send a ``result``; it exits after answering the ``go``
+   marked ``last``. A plain run sends one ``go`` with ``last`` true; a paired run sends one per
+   slice of the schedule (``engine.paired``). ``result`` carries ``cpu_s``, the copy's own
+   user + system CPU time when it sent it (the interference meter's end reading).
 """
 
 from __future__ import annotations
 
 import json
+import math
 from dataclasses import dataclass
 from multiprocessing.connection import Connection
 from typing import Any
@@ -50,10 +56,12 @@ class Failed:
 
 @dataclass(frozen=True)
 class Go:
-    """Measure from ``start_ns`` until ``end_ns`` (``time.perf_counter_ns`` clock)."""
+    """Measure from ``start_ns`` until ``end_ns`` (``time.perf_counter_ns`` clock); after the
+    ``go`` marked ``last`` the copy sends its timings and exits."""
 
     start_ns: int
     end_ns: int
+    last: bool = True
 
 
 @dataclass(frozen=True)
@@ -67,6 +75,8 @@ class Timings:
 
     end_ns: list[np.ndarray]
     latency_ns: list[np.ndarray]
+    cpu_s: float = math.nan
+    """The copy's user + system CPU time (s, all threads) when it sent these timings."""
 
 
 @dataclass(frozen=True)
@@ -111,7 +121,8 @@ def send(conn: Connection, message: Message) -> None:
         case Failed():
             _send_header(conn, "error", error=message.error)
         case Go():
-            _send_header(conn, "go", start_ns=message.start_ns, end_ns=message.end_ns)
+            _send_header(conn, "go", start_ns=message.start_ns, end_ns=message.end_ns,
+                         last=message.last)
         case Abort():
             _send_header(conn, "abort")
         case CopyStats():
@@ -119,7 +130,7 @@ def send(conn: Connection, message: Message) -> None:
                          memory_mb_peak=message.memory_mb_peak, samples=message.samples,
                          eval_states=message.eval_states)
         case Timings():
-            _send_header(conn, "result", threads=len(message.end_ns))
+            _send_header(conn, "result", threads=len(message.end_ns), cpu_s=message.cpu_s)
             for ends, lats in zip(message.end_ns, message.latency_ns, strict=True):
                 conn.send_bytes(np.ascontiguousarray(ends, dtype=np.int64).tobytes())
                 conn.send_bytes(np.ascontiguousarray(lats, dtype=np.int64).tobytes())
@@ -147,7 +158,7 @@ def receive(conn: Connection) -> Message:
         case "error":
             return Failed(header["error"])
         case "go":
-            return Go(header["start_ns"], header["end_ns"])
+            return Go(header["start_ns"], header["end_ns"], header["last"])
         case "abort":
             return Abort()
         case "stats":
@@ -159,7 +170,7 @@ def receive(conn: Connection) -> Message:
             for _ in range(header["threads"]):
                 ends.append(np.frombuffer(conn.recv_bytes(), dtype=np.int64))
                 lats.append(np.frombuffer(conn.recv_bytes(), dtype=np.int64))
-            return Timings(ends, lats)
+            return Timings(ends, lats, header["cpu_s"])
         case "served":
             arrival, start, end = (np.frombuffer(conn.recv_bytes(), dtype=np.int64)
                                    for _ in range(3))

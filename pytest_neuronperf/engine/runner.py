@@ -16,10 +16,10 @@ from typing import Any
 import numpy as np
 
 from pytest_neuronperf.devices.base import DeviceBackend, format_cores
-from pytest_neuronperf.engine import messages, serving
+from pytest_neuronperf.engine import interference, messages, serving
 from pytest_neuronperf.engine.grid import RunConfig
 from pytest_neuronperf.engine.processes import ModelProcess
-from pytest_neuronperf.engine.specs import CopyOptions, ModelSource, WorkerSpec
+from pytest_neuronperf.engine.specs import CopyOptions, ImportRoot, ModelSource, WorkerSpec
 from pytest_neuronperf.engine.summary import NothingMeasured, summarize
 from pytest_neuronperf.engine.summary import error_report as summary_error
 from pytest_neuronperf.reports import config_slug
@@ -60,6 +60,10 @@ class Job:
     """``multiprocess=False``: copies run as threads of the caller's process (debugging)."""
     server: serving.ServerSettings | None = None
     """The server scenario's settings; None: the closed loop."""
+    imports: ImportRoot | None = None
+    """Where copies import the user's code from (a paired run's base tree); None: as usual."""
+    side: str = ""
+    """``base`` or ``head`` in a paired run (names log files and error messages)."""
 
     def timeout_for(self) -> float:
         """Seconds a configuration may take in all: generous unless the caller set it."""
@@ -108,32 +112,7 @@ def run_configuration(
     """Measure one configuration; never raises for a model's fault (status ``error``)."""
     procs: list[Any] = []
     try:
-        try:
-            placements = job.device.placements(job.cores, config.n_models, config.pipeline_size)
-        except ValueError as exc:
-            raise ConfigurationFailed(f"cannot place {config.label()}: {exc}") from exc
-        for placement in placements:
-            spec = WorkerSpec(
-                model=job.model,
-                framework=job.framework,
-                adapter=job.adapter,
-                inputs=inputs,
-                batch_size=config.batch_size,
-                workers=config.workers_per_model,
-                warmup=job.warmup,  # type: ignore[arg-type]
-                placement=placement,
-                log_path=str(job.log_dir
-                             / f"{config_slug(vars(config))}-copy{placement.copy_index}.log"),
-                preprocess_fn=job.preprocess_fn,
-                postprocess_fn=job.postprocess_fn,
-                max_warmup_s=max(5.0, min(60.0, 2 * job.duration)),
-                environ=dict(os.environ),
-                options=copy_options(job, config),
-                server=None if not isinstance(config.target_qps, float) else serving.server_spec(
-                    job.server or serving.ServerSettings(), config.target_qps, config.n_models,
-                    placement.copy_index, job.duration, config.batch_size),
-            )
-            procs.append(start_copy(context, spec, job.in_process))
+        start_copies(context, job, config, inputs, procs)
         return measure(job, config, procs)
     except (ConfigurationFailed, NothingMeasured) as failure:
         return error_report(job, config, str(failure))
@@ -142,6 +121,41 @@ def run_configuration(
     finally:
         for proc in procs:
             proc.kill()
+
+
+def start_copies(
+    context: BaseContext, job: Job, config: RunConfig, inputs: Any, procs: list[Any]
+) -> None:
+    """Start one copy per placement of ``config``, appending each to ``procs`` (so that the
+    caller kills those started even when a later one fails)."""
+    try:
+        placements = job.device.placements(job.cores, config.n_models, config.pipeline_size)
+    except ValueError as exc:
+        raise ConfigurationFailed(f"cannot place {config.label()}: {exc}") from exc
+    for placement in placements:
+        side = f"-{job.side}" if job.side else ""
+        spec = WorkerSpec(
+            model=job.model,
+            framework=job.framework,
+            adapter=job.adapter,
+            inputs=inputs,
+            batch_size=config.batch_size,
+            workers=config.workers_per_model,
+            warmup=job.warmup,  # type: ignore[arg-type]
+            placement=placement,
+            log_path=str(job.log_dir / f"{config_slug(vars(config))}{side}"
+                                       f"-copy{placement.copy_index}.log"),
+            preprocess_fn=None if job.imports else job.preprocess_fn,
+            postprocess_fn=None if job.imports else job.postprocess_fn,
+            max_warmup_s=max(5.0, min(60.0, 2 * job.duration)),
+            environ=dict(os.environ),
+            options=copy_options(job, config),
+            server=None if not isinstance(config.target_qps, float) else serving.server_spec(
+                job.server or serving.ServerSettings(), config.target_qps, config.n_models,
+                placement.copy_index, job.duration, config.batch_size),
+            imports=job.imports,
+        )
+        procs.append(start_copy(context, spec, job.in_process))
 
 
 def start_copy(context: BaseContext, spec: WorkerSpec, in_process: bool) -> Any:
@@ -153,10 +167,17 @@ def start_copy(context: BaseContext, spec: WorkerSpec, in_process: bool) -> Any:
     return ModelProcess(context, spec)
 
 
+def measured_cpus(procs: list[ModelProcess]) -> list[int]:
+    """The logical CPUs the copies are pinned to (empty when placements leave affinity alone)."""
+    return sorted({cpu for proc in procs for cpu in proc.spec.placement.cpu_affinity or ()})
+
+
 def measure(job: Job, config: RunConfig, procs: list[ModelProcess]) -> Any:
     """Barrier, common window, collection and the report (or raw results) of running copies."""
     deadline = time.monotonic() + job.timeout_for()
     ready = collect(procs, messages.Ready, deadline, "loading and warming up")
+    meter = interference.Meter(measured_cpus(procs), [r.pid for r in ready])
+    meter.start()
     start_ns = time.perf_counter_ns() + int(START_MARGIN_S * 1e9)
     end_ns = start_ns + int(job.duration * 1e9)
     for proc in procs:
@@ -170,7 +191,9 @@ def measure(job: Job, config: RunConfig, procs: list[ModelProcess]) -> Any:
     raw = raw_results(job, ready, timings, start_ns, cores, copy_stats)
     if job.return_timers:
         return base_report(job, config), raw
-    return summarize(base_report(job, config), raw)
+    report = summarize(base_report(job, config), raw)
+    report["interference"] = meter.stop(sum(t.cpu_s for t in timings))
+    return report
 
 
 def collect(

@@ -69,6 +69,20 @@ class ServerSpec:
 
 
 @dataclass(frozen=True)
+class ImportRoot:
+    """Where a model process imports the user's code from: the base side of a paired run
+    against a git revision (``plugin.against``). Functions travel by name, so that they are
+    imported from ``sys_path`` inside the process rather than unpickled from the head's tree."""
+
+    sys_path: tuple[str, ...]
+    """The process's ``sys.path``: the parent's, with entries inside the repository mapped to
+    the same places in the revision's tree."""
+    preprocess_fn: tuple[str, str] | None = None
+    """``(module, qualname)`` of the base side's ``preprocess_fn``."""
+    postprocess_fn: tuple[str, str] | None = None
+
+
+@dataclass(frozen=True)
 class WorkerSpec:
     """Everything one model process needs to load, warm up and be driven."""
 
@@ -93,3 +107,5 @@ class WorkerSpec:
     options: CopyOptions = field(default_factory=CopyOptions)
     server: ServerSpec | None = None
     """The open loop to serve (server scenario); None: the closed loop."""
+    imports: ImportRoot | None = None
+    """Set for the base side of a paired run against a git revision; None imports as usual."""

@@ -29,7 +29,8 @@ MARKER_HELP = (
     "neuronperf(batch_sizes=[1], n_models=[1, 'max'], workers_per_model=None, "
     "pipeline_sizes=[1], duration=5, warmup='auto', device='auto', compiler='auto', "
     "compiler_args=None, p50_ms=None, p99_ms=None, min_throughput=None, tolerance=None, "
-    "timeout=None): a performance test; the neuronperf fixture benchmarks every configuration "
+    "timeout=None, paired_rounds=None): a performance test; the neuronperf fixture benchmarks "
+    "every configuration "
     "and the test fails when it regressed against the baseline or missed a budget."
 )
 
@@ -77,9 +78,12 @@ def pytest_configure(config: pytest.Config) -> None:
 
         worker = configure_worker(config, worker_input)
         share_for, host = worker.share_for, worker.registry.host.fields(worker.worker)
+    from pytest_neuronperf.plugin.against import resolve_option
+
     config.stash[SESSION_KEY] = PerfSession(
         options, devices, adapters, extra_fp, share_for, host=host,
-        verdict_hook=functools.partial(config.hook.pytest_neuronperf_verdict, config=config))
+        verdict_hook=functools.partial(config.hook.pytest_neuronperf_verdict, config=config),
+        against=resolve_option(config.rootpath, options.against))
     config.stash[RESTORE_SIGTERM_KEY] = sigterm_as_interrupt()
     if config.pluginmanager.hasplugin("xdist") and worker_input is None:
         from pytest_neuronperf.plugin.xdist import ControllerHooks
@@ -199,13 +203,15 @@ def pytest_sessionfinish(session: pytest.Session) -> None:
 
 
 def pytest_terminal_summary(terminalreporter: Any, config: pytest.Config) -> None:
-    from pytest_neuronperf.reporting.tables import format_summary
+    from pytest_neuronperf.reporting.tables import format_paired_summary, format_summary
 
     perf = config.stash.get(SESSION_KEY, None)
     if perf is None or not perf.results or getattr(config, "workerinput", None) is not None:
         return
     terminalreporter.write_sep("=", "neuronperf summary")
     for line in format_summary(perf.results):
+        terminalreporter.write_line(line)
+    for line in format_paired_summary(perf.results):
         terminalreporter.write_line(line)
     counts = perf.verdict_counts()
     terminalreporter.write_line(

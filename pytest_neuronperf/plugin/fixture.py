@@ -128,13 +128,33 @@ class NeuronperfFixture:
 
     def benchmark(self, model: Any, inputs: Any, *, name: str | None = None,
                   **overrides: Any) -> list[dict[str, Any]]:
-        """Run every configuration of the marker (plus ``overrides``); record and gate them."""
+        """Run every configuration of the marker (plus ``overrides``); record and gate them.
+
+        With ``--neuronperf-against=REV`` every configuration is measured paired against the
+        model as it is at ``REV``."""
+        return self._measure(model, inputs, name, overrides, "benchmark", None)
+
+    def compare(self, base_model: Any, model: Any, inputs: Any, *, name: str | None = None,
+                **overrides: Any) -> list[dict[str, Any]]:
+        """A/B-test ``model`` (head) against ``base_model`` on every configuration, interleaved
+        on the same cores, and gate on the paired difference (e.g. eager vs TorchScript)."""
+        from pytest_neuronperf.engine.paired import PairedRequest
+
+        return self._measure(model, inputs, name, overrides, "compare",
+                             PairedRequest(base_model=base_model))
+
+    def _measure(self, model: Any, inputs: Any, name: str | None, overrides: dict[str, Any],
+                 call: str, paired: Any) -> list[dict[str, Any]]:
+        """Measure (paired when ``paired`` is a request or the run is against a revision),
+        record and settle one call's reports."""
+        import dataclasses
+
         from pytest_neuronperf.engine.benchmark import benchmark
 
         key = result_key(plain_nodeid(self._item), name)
         if key in self._keys:
             pytest.fail(
-                f"{self._item.nodeid} calls neuronperf.benchmark more than once"
+                f"{self._item.nodeid} calls neuronperf.{call} more than once"
                 + (f" with name={name!r}" if name else "")
                 + ": give each call its own name= so their results are recorded apart",
                 pytrace=False,
@@ -142,15 +162,25 @@ class NeuronperfFixture:
         self._keys.add(key)
         self._name = name
         call_args = {k: overrides.pop(k) for k in CALL_KEYWORDS if k in overrides}
-        settings = self._settings(overrides, "benchmark")
+        settings = self._settings(overrides, call)
         return_timers = bool(call_args.pop("return_timers", False))
         self._check_accuracy_budget(settings, call_args)
-        with self._refusals("benchmark"):
+        with self._refusals(call):
             backend = self._session.backend(settings.device)
             needs_compile = settings.compiler not in ("auto", *EAGER_COMPILERS) or (
                 settings.compiler == "auto" and backend.name in ("neuron", "neuronx"))
+            against = self._session.against
+            if paired is None and against is not None:
+                paired = against.request(model, call_args.get("preprocess_fn"),
+                                         call_args.get("postprocess_fn"))
+                if needs_compile:
+                    paired = dataclasses.replace(paired, absent=(
+                        f"not compared: --neuronperf-against does not compile the base side "
+                        f"yet (compiler={settings.compiler!r})"))
             if needs_compile and not isinstance(model, str | os.PathLike):
                 model = self._compile(model, inputs, call_args.get("framework"), settings)
+            if paired is not None:
+                paired = dataclasses.replace(paired, rounds=settings.paired_rounds)
         share = self._session.share(backend)
         duration = self._session.options.duration or settings.duration
 
@@ -167,7 +197,7 @@ class NeuronperfFixture:
                     timeout=settings.timeout, device_type=backend.name, cores=share.cores,
                     devices=self._session.devices, adapters=self._session.adapters,
                     verbosity=0, return_timers=return_timers, progress=self._terminal or quiet,
-                    **call_args, **grid,
+                    paired=paired, **call_args, **grid,
                 )
             if return_timers:  # the reports are gated; the test gets NeuronPerf's results
                 if not timers:
@@ -182,7 +212,7 @@ class NeuronperfFixture:
                 "pipeline_sizes": settings.pipeline_sizes, "cast_modes": settings.cast_modes,
                 **settings.server_arguments()}
         try:
-            with self._refusals("benchmark"):  # arguments are checked before any process starts
+            with self._refusals(call):  # arguments are checked before any process starts
                 reports = measure("", **grid)
             reports = self._settle(key, reports, backend, settings, measure, grid)
         finally:

@@ -21,6 +21,7 @@ MARKER_KEYWORDS = (
     "device", "compiler", "compiler_args", *BUDGET_KEYWORDS, "tolerance", "timeout",
     "cast_modes",
     *SERVER_KEYWORDS,
+    "paired_rounds",
 )
 
 
@@ -61,6 +62,8 @@ class PerfSettings:
         return {"scenario": self.scenario, "target_qps": self.target_qps,
                 "p99_ms": self.budgets.get("p99_ms"),
                 "max_queue_delay_ms": self.max_queue_delay_ms}
+    paired_rounds: int | None = None
+    """Rounds of a paired run (``compare``, ``--neuronperf-against``); None: from duration."""
 
 
 def _n_models(value: Any) -> list[int | str]:
@@ -136,6 +139,10 @@ def apply_keywords(
             elif key == "max_queue_delay_ms":
                 changes[key] = None if value is None else grid.positive_number(
                     key, value, allow_zero=True)
+            elif key == "paired_rounds":
+                from pytest_neuronperf.engine.paired import check_rounds
+
+                changes[key] = None if value is None else check_rounds(value)
         settings = replace(base, budgets=budgets, **changes)
         if any(key in SERVER_KEYWORDS for key in keywords):
             budget = budgets.get("p99_ms") if settings.scenario == "server" else None

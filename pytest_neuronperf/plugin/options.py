@@ -32,6 +32,9 @@ class RunOptions:
     skip: bool = False
     only: bool = False
     strict: bool = False
+    against: str | None = None
+    """``--neuronperf-against``: the git revision every perf test is compared with (paired)."""
+    paired_tolerance: dict[str, float] = field(default_factory=dict)
 
 
 # -- option parsers (also applied to ini values) -------------------------------------------------
@@ -59,6 +62,26 @@ def parse_tolerance_option(value: str) -> dict[str, float]:
         return parse_tolerance(value)
     except ValueError as exc:
         raise pytest.UsageError(f"--neuronperf-tolerance / neuronperf_tolerance: {exc}") from None
+
+
+def parse_against(value: str) -> str:
+    """``--neuronperf-against``: a git revision (resolved in the rootdir's repository later)."""
+    if not value.strip() or value.startswith("-"):
+        raise pytest.UsageError(
+            f"--neuronperf-against / neuronperf_against must name a git revision "
+            f"(origin/main, HEAD~1, a commit), got {value!r}")
+    return value.strip()
+
+
+def parse_paired_tolerance_option(value: str) -> dict[str, float]:
+    """``--neuronperf-paired-tolerance``: tolerances of the paired gate, ``throughput:3%``."""
+    from pytest_neuronperf.gating.verdicts import parse_tolerance
+
+    try:
+        return parse_tolerance(value)
+    except ValueError as exc:
+        raise pytest.UsageError(
+            f"--neuronperf-paired-tolerance / neuronperf_paired_tolerance: {exc}") from None
 
 
 def parse_device(value: str) -> str:
@@ -90,6 +113,12 @@ OPTIONS: list[tuple[str, str, str, Callable[[str], Any] | None, str]] = [
     ("--neuronperf-only", "neuronperf_only", "bool", None, "run only performance tests"),
     ("--neuronperf-strict", "neuronperf_strict", "bool", None,
      "NEW, INCONCLUSIVE and machine mismatch fail instead of warn"),
+    ("--neuronperf-against", "neuronperf_against", "string", parse_against,
+     "paired mode: measure each perf test's model as it is at this git revision (base) "
+     "against the working tree (head), interleaved on the same cores"),
+    ("--neuronperf-paired-tolerance", "neuronperf_paired_tolerance", "string",
+     parse_paired_tolerance_option,
+     "tolerances of the paired gate (default throughput:3%,p50:3%,p99:10%)"),
 ]
 
 
@@ -135,6 +164,8 @@ def run_options(config: pytest.Config) -> RunOptions:
         skip=read_option(config, "--neuronperf-skip"),
         only=read_option(config, "--neuronperf-only"),
         strict=read_option(config, "--neuronperf-strict"),
+        against=read_option(config, "--neuronperf-against"),
+        paired_tolerance=read_option(config, "--neuronperf-paired-tolerance") or {},
     )
     if options.save_baseline and options.baseline is None:
         raise pytest.UsageError(

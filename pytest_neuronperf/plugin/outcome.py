@@ -4,7 +4,9 @@ This is the one place that decides a test's outcome. ``gating.verdicts.judge`` g
 statistical verdict; here a ``pytest_neuronperf_verdict`` hook may replace it, the run's options
 decide whether NEW and INCONCLUSIVE count (``--neuronperf-strict``, except in a run that saves
 the baseline, which replaces what they compared against), and a failing configuration gets its
-one-line headline and its table. ``plugin.pytest_runtest_call`` only raises what this decided.
+one-line headline and its table. A paired run (``--neuronperf-against``, ``compare``) adds a
+second judgement, head against base; with a baseline too, the worse of the two verdicts stands.
+``plugin.pytest_runtest_call`` only raises what this decided.
 """
 
 from __future__ import annotations
@@ -13,6 +15,8 @@ import math
 from dataclasses import dataclass
 from typing import Any
 
+from pytest_neuronperf.engine.interference import describe as describe_interference
+from pytest_neuronperf.gating.paired import PairedJudgement, format_paired_table, interval_text
 from pytest_neuronperf.gating.verdicts import (
     Judgement,
     MetricComparison,
@@ -43,12 +47,33 @@ def strict_applies(options: RunOptions) -> bool:
     return options.strict and not options.save_baseline
 
 
+SEVERITY = (Verdict.ERROR, Verdict.OVER_BUDGET, Verdict.REGRESSED, Verdict.INCONCLUSIVE,
+            Verdict.NEW, Verdict.IMPROVED, Verdict.PASS)
+"""Worst first: when two gates judged a configuration, the earlier verdict stands."""
+
+
+def merged_verdict(
+    judgement: Judgement, paired: PairedJudgement | None, options: RunOptions
+) -> Verdict:
+    """The verdict of the baseline gate and the paired gate together: the worse one.
+
+    Without a baseline file the baseline gate can only say NEW (or OVER_BUDGET, ERROR), and its
+    NEW means nothing in a paired run, so the paired verdict stands."""
+    if paired is None:
+        return judgement.verdict
+    if options.baseline is None and judgement.verdict is Verdict.NEW:
+        return paired.verdict
+    return min(judgement.verdict, paired.verdict, key=SEVERITY.index)
+
+
 def decide(
-    report: dict[str, Any], judgement: Judgement, override: Any, options: RunOptions
+    report: dict[str, Any], judgement: Judgement, override: Any, options: RunOptions,
+    paired: PairedJudgement | None = None,
 ) -> Outcome:
     """The outcome of one configuration; sets the report's ``verdict`` (and ``error`` when a
     verdict hook answered something that is not a verdict)."""
-    verdict = judgement.verdict if override is None else hook_verdict(override)
+    merged = merged_verdict(judgement, paired, options)
+    verdict = merged if override is None else hook_verdict(override)
     if verdict is Verdict.ERROR and override is not None and report.get("status") == "ok":
         report["error"] = (f"a pytest_neuronperf_verdict hook returned {override!r}, "
                            f"not a verdict ({', '.join(v.value for v in Verdict)})")
@@ -59,9 +84,35 @@ def decide(
         error = str(report.get("error") or judgement.error or "no reason given")
         first = error.strip().splitlines()[0] if error.strip() else "no reason given"
         return Outcome(verdict, failing, label, f"ERROR {label}: {first}", error)
-    return Outcome(verdict, failing, label,
-                   f"{verdict.value} {label}: {reason(verdict, judgement)}",
-                   format_judgement_table(judgement))
+    why = reason(verdict, judgement)
+    if paired is not None and verdict is not Verdict.OVER_BUDGET and (
+            options.baseline is None or verdict is not judgement.verdict):
+        why = paired_reason(verdict, paired, report)  # the paired gate made the verdict
+    tables = [format_judgement_table(judgement)] if options.baseline is not None or (
+        paired is None or judgement.budget_misses) else []
+    if paired is not None:
+        tables.append(format_paired_table(paired, (report.get("paired") or {}).get("revision")))
+    busy = describe_interference(report.get("interference"))
+    if busy:
+        tables.append(f"note: {busy}; figures from a busy machine are less reliable")
+    return Outcome(verdict, failing, label, f"{verdict.value} {label}: {why}",
+                   "\n".join(tables))
+
+
+def paired_reason(verdict: Verdict, paired: PairedJudgement, report: dict[str, Any]) -> str:
+    """What made a paired verdict: ``paired vs main: throughput -9.8% [-12.0%..-7.5%]``."""
+    if not paired.comparisons:
+        return paired.note or "no paired comparison"
+    behind = [c for c in paired.comparisons if c.verdict is verdict] or paired.comparisons[:1]
+    revision = (report.get("paired") or {}).get("revision")
+    parts = []
+    for c in behind:
+        tolerance = (f"{worse_sign(c.metric)}{c.tolerance:.0%}" if math.isfinite(c.tolerance)
+                     else "off")
+        delta = f"{c.delta:+.1%}" if math.isfinite(c.delta) else "?"
+        parts.append(f"{short_name(c.metric)} {delta} [{interval_text(c.low, c.high)}] "
+                     f"(tolerance {tolerance})")
+    return (f"paired vs {revision}: " if revision else "paired: ") + ", ".join(parts)
 
 
 def unused_marker_text(nodeid: str) -> str:

@@ -52,6 +52,7 @@ class PerfSession:
         share_for: Any,
         verdict_hook: Callable[..., Any] = lambda **_: None,
         host: dict[str, str] | None = None,
+        against: Any = None,
     ) -> None:
         self.options = options
         self.host = host or {}
@@ -69,6 +70,8 @@ class PerfSession:
         self._backends: dict[str, DeviceBackend] = {}
         self._machines: dict[str, tuple[str, dict[str, Any]]] = {}
         self.baseline = self._load_baseline()
+        self.against = against
+        """The base tree of ``--neuronperf-against`` (``plugin.against.BaseTree``), or None."""
 
     # -- set-up --------------------------------------------------------------------------------
 
@@ -138,19 +141,25 @@ class PerfSession:
         """Gate one benchmark call's reports and record them with their outcomes.
 
         A configuration that first looks REGRESSED or INCONCLUSIVE is measured once more
-        (``remeasure``) and judged on both runs' windows. Whatever happens, every measured
-        report is recorded.
+        (``remeasure``) and judged on both runs' windows. Paired reports are also judged head
+        against base, with the call's configurations x metrics as one family; the outcome
+        merges both judgements. Whatever happens, every measured report is recorded.
         """
+        from pytest_neuronperf.gating import paired as paired_gate
+
         outcomes = self.outcomes.setdefault(nodeid, [])
         try:
+            paired = paired_gate.judge_family(reports, self.options.paired_tolerance)
             for position, report in enumerate(reports):
                 judgement = self.gate(report, key, backend, settings.budgets, settings.tolerance)
                 if needs_recheck(judgement):
                     report = reports[position] = pool_reports(report, remeasure(report))
                     judgement = self.gate(report, key, backend, settings.budgets,
                                           settings.tolerance)
+                paired_gate.annotate(report, paired[position])
                 override = self._verdict_hook(report=report, judgement=judgement)
-                outcomes.append((key, decide(report, judgement, override, self.options)))
+                outcomes.append((key, decide(report, judgement, override, self.options,
+                                             paired[position])))
         finally:
             self.results.extend(reports)
 
@@ -276,8 +285,12 @@ class PerfSession:
         cores = self.share(backend).cores
         lines = [f"neuronperf: device {backend.name}, cores {format_cores(cores)} ({len(cores)}), "
                  f"machine {machine_id} ({fp.get('cpu')})"]
+        if self.against is not None:
+            lines.append(f"neuronperf: paired against {self.against.label}: base tree "
+                         f"{self.against.tree}")
         if self.options.baseline is None:
-            lines.append("neuronperf: no baseline (--neuronperf-baseline=PATH to gate)")
+            if self.against is None:
+                lines.append("neuronperf: no baseline (--neuronperf-baseline=PATH to gate)")
         elif self.baseline is None:
             link = baseline_file.link_target(self.options.baseline)
             lines.append(f"neuronperf: baseline {self.options.baseline} does not exist yet"
@@ -349,7 +362,9 @@ class PerfSession:
         notes += self.host_notes()
         counts = self.verdict_counts()
         strict = self.options.strict
-        if counts.get(Verdict.NEW.value) and not self.options.save_baseline:
+        notes += self.paired_notes()
+        if counts.get(Verdict.NEW.value) and not self.options.save_baseline and (
+                self.options.baseline is not None or self.against is None):
             notes.append(f"neuronperf: {counts[Verdict.NEW.value]} configuration(s) NEW "
                          f"(no baseline entry){' -> failed (strict)' if strict else ''}: "
                          f"record them with --neuronperf-save-baseline --neuronperf-baseline=PATH")
@@ -361,6 +376,26 @@ class PerfSession:
         if counts.get(Verdict.IMPROVED.value):
             notes.append(f"neuronperf: {counts[Verdict.IMPROVED.value]} configuration(s) IMPROVED "
                          f"beyond tolerance: consider re-saving the baseline")
+        return notes
+
+    def paired_notes(self) -> list[str]:
+        """Paired comparisons that could not be made, and measurements on a busy machine."""
+        from pytest_neuronperf.engine.interference import is_high
+
+        notes = []
+        missing = [r for r in self.results
+                   if (r.get("paired") or {}).get("base_status") not in (None, "ok")]
+        if missing:
+            notes.append(f"neuronperf: {len(missing)} configuration(s) not compared with their "
+                         f"base: {missing[0]['paired'].get('note') or 'no base'}")
+        busy = [r for r in self.results if is_high(r.get("interference"))]
+        if busy:
+            worst = max(r["interference"]["other_pct"] for r in busy)
+            notes.append(f"neuronperf: {len(busy)} configuration(s) measured on a busy machine "
+                         f"(up to {worst:.0f}% of the measured cores' time went to other "
+                         f"processes): their figures are less reliable"
+                         + ("" if self.against else "; paired mode (--neuronperf-against) "
+                            "cancels such drift"))
         return notes
 
     def coverage_notes(self) -> list[str]:
@@ -412,6 +447,7 @@ def duration_notes(results: list[dict[str, Any]]) -> list[str]:
             f"windows of another length are compared (p99 over fewer or more calls), so the "
             f"verdict may be off; use the baseline's duration or re-record the baseline"
             for test, (now, base) in sorted(mismatches.items())]
+
 
 
 def host_note(name: str, key: str, reports: list[dict[str, Any]], shown: int = 4) -> str:

@@ -15,6 +15,7 @@ from pytest_neuronperf.reporting.tables import (
     number_text,
     percent_text,
     printable,
+    shown_metrics,
 )
 from pytest_neuronperf.reports import config_label
 
@@ -36,15 +37,16 @@ def format_markdown(reports: Sequence[dict[str, Any]], notes: Sequence[str] = ()
                          for v in ranked), ""]
     changed = [r for r in reports if r.get("verdict", r.get("status")) != "PASS"]
     if changed:
+        shown = shown_metrics(changed)
         header = ["verdict", "test", "configuration"]
-        for metric in METRICS.values():
-            header += [metric.label, "baseline", "Δ"]
+        for name in shown:
+            header += [METRICS[name].label, "baseline", "Δ"]
         lines += ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
         for report in sorted(changed, key=_urgency):
             cells = [str(report.get("verdict", report.get("status", "?"))),
                      f"`{report.get('test', report.get('model_name', '?'))}`",
                      config_label(report)]
-            for name in METRICS:
+            for name in shown:
                 now, base, delta = gate_figures(report, name)
                 cells += [number_text(now), number_text(base), percent_text(delta)]
             lines.append("| " + " | ".join(_cell(c) for c in cells) + " |")

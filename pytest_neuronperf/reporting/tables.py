@@ -183,3 +183,44 @@ def headline_properties(report: dict[str, Any], name: str | None = None
         if not missing(delta):
             properties.append((f"{where}.{metric}.delta", delta))
     return properties
+
+
+def _interval(report: dict[str, Any], metric: str) -> str:
+    low, high = ((report.get("paired") or {}).get("interval") or {}).get(metric) or (None, None)
+    if low is None or high is None or missing(low) or missing(high):
+        return "-"
+    return f"{low * 100:+.1f}..{high * 100:+.1f}%"
+
+
+def format_paired_summary(results: Sequence[dict[str, Any]]) -> list[str]:
+    """The paired section of the session summary (empty without paired reports): per
+    configuration the head's and base's throughput and p99, the paired deltas with their
+    intervals, and the paired verdict (100 columns)."""
+    paired = [r for r in results if isinstance(r.get("paired"), dict)]
+    if not paired:
+        return []
+    revisions = sorted({str(r["paired"].get("revision")) for r in paired
+                        if r["paired"].get("revision")})
+    title = "paired: head vs base" + (f" ({', '.join(revisions)})" if revisions else "")
+    head = (f"{'test / configuration':<24} {'head thr/s':>10} {'base thr/s':>10} "
+            f"{'Δ thr [95%]':>21} {'Δ p99 [95%]':>21}  {'paired':<10}")
+    lines = [title, head]
+    current = None
+    for report in sorted(paired, key=lambda r: r.get("test", "")):
+        test = report.get("test", report.get("model_name", "?"))
+        if test != current:
+            current = test
+            lines.append(test if len(test) <= SUMMARY_WIDTH else "..." + test[-SUMMARY_WIDTH + 3:])
+        part = report["paired"]
+        delta = part.get("delta") or {}
+        base = part.get("base") or {}
+        verdict = part.get("verdict") or part.get("base_status", "")
+        thr = f"{percent_text(delta.get('throughput'))} [{_interval(report, 'throughput')}]"
+        p99 = (f"{percent_text(delta.get('latency_ms_p99'))} "
+               f"[{_interval(report, 'latency_ms_p99')}]")
+        lines.append(
+            f"  {config_label(report):<22} {number_text(report.get('throughput_avg')):>10} "
+            f"{number_text(base.get('throughput_avg')):>10} {thr if delta else '-':>21} "
+            f"{p99 if delta else '-':>21}  {verdict:<10}"
+        )
+    return lines
