@@ -178,7 +178,8 @@ def warm_up(call: Callable[[], Any], warmup: float | str, max_s: float) -> tuple
 
 
 class ParentLink:
-    """Listens to the parent on a daemon thread: records ``go``; exits on abort or parent loss."""
+    """Listens to the parent on a daemon thread: records ``go``; exits on anything else or when
+    the parent is gone."""
 
     def __init__(self, conn: Connection) -> None:
         self._conn = conn
@@ -197,7 +198,7 @@ class ParentLink:
                     break
         except (EOFError, OSError, messages.ProtocolError):
             pass
-        os._exit(3)  # aborted, or the parent is gone: never outlive it
+        os._exit(3)  # not the protocol, or the parent is gone: never outlive it
 
     def wait_for_go(self) -> messages.Go:
         """Block at the barrier until the parent sends the common start time."""

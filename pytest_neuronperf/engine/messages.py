@@ -1,18 +1,23 @@
-"""The versioned messages between the parent and a model process, on a dedicated pipe.
+"""The versioned messages between the parent and its child processes (model copies and the
+compile process), on a dedicated pipe.
 
-Every message is one JSON header frame (``send_bytes``); a result header is followed by one
-binary frame per timer array. Nothing travels on stdout, so a model that prints cannot corrupt
-results.
+Every message is one JSON header frame (``send_bytes``) naming the protocol version, the kind
+and the message's fields; a ``Timings`` header is followed by one binary frame per timer array.
+Nothing travels on stdout, so a model or compiler that prints cannot corrupt results.
 
 Protocol history (bump ``PROTOCOL_VERSION`` on any change, and add a line here):
 
-1. First version. Worker -> parent: ``ready``, ``error``, ``result`` (+ ``2 * n_threads``
-   int64 frames: per thread, call end times then call latencies, in ns). Parent -> worker:
-   ``go`` (common start and stop times on the shared monotonic clock), ``abort``.
+1. First version. Model process -> parent: ``ready``, ``error``, ``result`` (+ ``2 * n_threads``
+   int64 frames: per thread, call end times then call latencies, in ns). Parent -> model
+   process: ``go`` (common start and stop times on the shared monotonic clock), ``abort``.
+2. The compile process speaks it too (it had JSON dicts of its own): compile process ->
+   parent ``built``, ``compiling``, ``compiled``, ``done``, and ``error`` (``Failed``, which
+   gains an optional ``traceback``). ``abort`` removed (nothing sent it: the parent kills).
 """
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from dataclasses import dataclass
 from multiprocessing.connection import Connection
@@ -20,12 +25,14 @@ from typing import Any
 
 import numpy as np
 
-PROTOCOL_VERSION = 1
+PROTOCOL_VERSION = 2
 
 
 class ProtocolError(RuntimeError):
     """A peer sent something that is not a message of this protocol version."""
 
+
+# --- model process <-> parent ----------------------------------------------------------------
 
 @dataclass(frozen=True)
 class Ready:
@@ -38,23 +45,11 @@ class Ready:
 
 
 @dataclass(frozen=True)
-class Failed:
-    """The copy raised; ``error`` holds the reason and traceback."""
-
-    error: str
-
-
-@dataclass(frozen=True)
 class Go:
     """Measure from ``start_ns`` until ``end_ns`` (``time.perf_counter_ns`` clock)."""
 
     start_ns: int
     end_ns: int
-
-
-@dataclass(frozen=True)
-class Abort:
-    """Stop now and exit."""
 
 
 @dataclass(frozen=True)
@@ -65,30 +60,73 @@ class Timings:
     latency_ns: list[np.ndarray]
 
 
-Message = Ready | Failed | Go | Abort | Timings
+# --- compile process -> parent ---------------------------------------------------------------
+
+@dataclass(frozen=True)
+class Built:
+    """The compile process has checked its compiler and built the model; tasks follow."""
 
 
-def _send_header(conn: Connection, kind: str, **fields: Any) -> None:
+@dataclass(frozen=True)
+class Compiling:
+    """The task at ``position`` (in the model index) starts now; its timeout runs from here."""
+
+    position: int
+
+
+@dataclass(frozen=True)
+class Compiled:
+    """One task's outcome: the artifact published (``ok``) or why not (``error``)."""
+
+    position: int
+    status: str
+    filename: str | None
+    compile_s: float
+    verified: bool = False
+    error: str | None = None
+    traceback: str | None = None
+
+
+@dataclass(frozen=True)
+class Done:
+    """Every task is reported; the compile process exits."""
+
+
+# --- either child -> parent ------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class Failed:
+    """The process raised and gives up: ``error`` says why (a model copy puts its traceback
+    there; the compile process puts ``Type: message`` there and the traceback apart)."""
+
+    error: str
+    traceback: str = ""
+
+
+Message = Ready | Failed | Go | Timings | Built | Compiling | Compiled | Done
+
+KINDS: dict[str, type[Message]] = {
+    "ready": Ready, "error": Failed, "go": Go, "result": Timings,
+    "built": Built, "compiling": Compiling, "compiled": Compiled, "done": Done,
+}
+"""Wire name of every message class."""
+_NAMES = {cls: name for name, cls in KINDS.items()}
+
+
+def _send_header(conn: Connection, kind: str, fields: dict[str, Any]) -> None:
     conn.send_bytes(json.dumps({"protocol": PROTOCOL_VERSION, "kind": kind, **fields}).encode())
 
 
 def send(conn: Connection, message: Message) -> None:
     """Write one message to the pipe."""
-    match message:
-        case Ready():
-            _send_header(conn, "ready", pid=message.pid, load_ms=message.load_ms,
-                         warmup_ms=message.warmup_ms, warmup_calls=message.warmup_calls)
-        case Failed():
-            _send_header(conn, "error", error=message.error)
-        case Go():
-            _send_header(conn, "go", start_ns=message.start_ns, end_ns=message.end_ns)
-        case Abort():
-            _send_header(conn, "abort")
-        case Timings():
-            _send_header(conn, "result", threads=len(message.end_ns))
-            for ends, lats in zip(message.end_ns, message.latency_ns, strict=True):
-                conn.send_bytes(np.ascontiguousarray(ends, dtype=np.int64).tobytes())
-                conn.send_bytes(np.ascontiguousarray(lats, dtype=np.int64).tobytes())
+    if isinstance(message, Timings):
+        _send_header(conn, "result", {"threads": len(message.end_ns)})
+        for ends, lats in zip(message.end_ns, message.latency_ns, strict=True):
+            conn.send_bytes(np.ascontiguousarray(ends, dtype=np.int64).tobytes())
+            conn.send_bytes(np.ascontiguousarray(lats, dtype=np.int64).tobytes())
+        return
+    fields = {f.name: getattr(message, f.name) for f in dataclasses.fields(message)}
+    _send_header(conn, _NAMES[type(message)], fields)
 
 
 def receive(conn: Connection) -> Message:
@@ -98,25 +136,24 @@ def receive(conn: Connection) -> Message:
         header = json.loads(raw)
     except (UnicodeDecodeError, json.JSONDecodeError) as exc:
         raise ProtocolError(f"not a protocol message: {raw[:80]!r}") from exc
-    if not isinstance(header, dict) or header.get("protocol") != PROTOCOL_VERSION:
+    if not isinstance(header, dict) or header.pop("protocol", None) != PROTOCOL_VERSION:
         raise ProtocolError(
             f"expected protocol version {PROTOCOL_VERSION}, got {header!r:.120}"
         )
-    match header.get("kind"):
-        case "ready":
-            return Ready(header["pid"], header["load_ms"], header["warmup_ms"],
-                         header["warmup_calls"])
-        case "error":
-            return Failed(header["error"])
-        case "go":
-            return Go(header["start_ns"], header["end_ns"])
-        case "abort":
-            return Abort()
-        case "result":
-            ends, lats = [], []
-            for _ in range(header["threads"]):
-                ends.append(np.frombuffer(conn.recv_bytes(), dtype=np.int64))
-                lats.append(np.frombuffer(conn.recv_bytes(), dtype=np.int64))
-            return Timings(ends, lats)
-        case other:
-            raise ProtocolError(f"unknown message kind {other!r}")
+    kind = header.pop("kind", None)
+    cls = KINDS.get(kind) if isinstance(kind, str) else None
+    if cls is None:
+        raise ProtocolError(f"unknown message kind {kind!r}")
+    if cls is Timings:
+        threads = header.get("threads")
+        if not isinstance(threads, int):
+            raise ProtocolError(f"malformed 'result' message: {header!r:.120}")
+        ends, lats = [], []
+        for _ in range(threads):
+            ends.append(np.frombuffer(conn.recv_bytes(), dtype=np.int64))
+            lats.append(np.frombuffer(conn.recv_bytes(), dtype=np.int64))
+        return Timings(ends, lats)
+    try:
+        return cls(**header)
+    except TypeError as exc:
+        raise ProtocolError(f"malformed {kind!r} message: {exc}") from exc

@@ -73,6 +73,11 @@ class ChildProcess:
         child_conn.close()
 
     @property
+    def label(self) -> str:
+        """How error messages name the process (``copy 0``, ``the compile process``)."""
+        return f"the {self.role}"
+
+    @property
     def sentinel(self) -> int:
         """Becomes ready when the process exits."""
         return int(self.process.sentinel)
@@ -132,3 +137,7 @@ class ModelProcess(ChildProcess):
         super().__init__(context, worker.main, (spec,),
                          f"neuronperf-copy-{spec.placement.copy_index}", spec.log_path, True,
                          "model process")
+
+    @property
+    def label(self) -> str:
+        return f"copy {self.spec.placement.copy_index}"

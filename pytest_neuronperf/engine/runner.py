@@ -8,7 +8,6 @@ import time
 import traceback
 from collections.abc import Callable
 from dataclasses import dataclass
-from multiprocessing.connection import wait
 from multiprocessing.context import BaseContext
 from pathlib import Path
 from typing import Any
@@ -21,6 +20,7 @@ from pytest_neuronperf.engine import windows as stats
 from pytest_neuronperf.engine.grid import RunConfig
 from pytest_neuronperf.engine.processes import ModelProcess
 from pytest_neuronperf.engine.specs import ModelSource, WorkerSpec
+from pytest_neuronperf.engine.supervise import Deadline, ProcessLost, next_messages
 
 log = logging.getLogger("pytest_neuronperf")
 
@@ -128,7 +128,7 @@ def run_configuration(
 
 def measure(job: Job, config: RunConfig, procs: list[ModelProcess]) -> dict[str, Any]:
     """Barrier, common window, collection and the report for running copies."""
-    deadline = time.monotonic() + job.timeout_for()
+    deadline = Deadline.after(job.timeout_for())
     ready = collect(procs, messages.Ready, deadline, "loading and warming up")
     start_ns = time.perf_counter_ns() + int(START_MARGIN_S * 1e9)
     end_ns = start_ns + int(job.duration * 1e9)
@@ -140,54 +140,28 @@ def measure(job: Job, config: RunConfig, procs: list[ModelProcess]) -> dict[str,
 
 
 def collect(
-    procs: list[ModelProcess], expected: type, deadline: float, phase: str
+    procs: list[ModelProcess], expected: type, deadline: Deadline, phase: str
 ) -> list[Any]:
     """One ``expected`` message from every copy, in copy order, or :class:`ConfigurationFailed`."""
     received: dict[int, Any] = {}
-    pending = {proc.conn: i for i, proc in enumerate(procs)}
-    sentinels = {proc.sentinel: i for i, proc in enumerate(procs)}
+    pending = dict(enumerate(procs))
     while pending:
-        remaining = deadline - time.monotonic()
-        if remaining <= 0:
-            index = next(iter(pending.values()))
-            raise ConfigurationFailed(
-                f"copy {index} timed out while {phase}; it was killed"
-                + procs[index].formatted_tail()
-            )
-        waiting: list[Any] = [*pending, *(s for s, i in sentinels.items() if i in pending.values())]
-        for ready in wait(waiting, timeout=remaining):
-            if ready in pending:
-                index = pending.pop(ready)
-                received[index] = receive_expected(procs[index], expected, phase)
-            elif isinstance(ready, int) and sentinels[ready] in pending.values():
-                index = sentinels[ready]
-                conn = procs[index].conn
-                if conn.poll():
-                    continue  # its last message is still to be read
-                raise ConfigurationFailed(
-                    f"copy {index} died while {phase} ({procs[index].exit_description()})"
-                    + procs[index].formatted_tail()
-                )
+        try:
+            arrived = next_messages(pending, deadline, phase)
+        except ProcessLost as lost:
+            raise ConfigurationFailed(str(lost)) from lost
+        for index, message in arrived:
+            received[index] = expected_message(pending.pop(index), message, expected, phase)
     return [received[i] for i in range(len(procs))]
 
 
-def receive_expected(proc: ModelProcess, expected: type, phase: str) -> Any:
-    """Read the next message from ``proc`` and check it is the one this phase waits for."""
-    index = proc.spec.placement.copy_index
-    try:
-        message = messages.receive(proc.conn)
-    except (EOFError, OSError) as exc:
-        raise ConfigurationFailed(
-            f"copy {index} closed its pipe while {phase} ({proc.exit_description()})"
-            + proc.formatted_tail()
-        ) from exc
-    except messages.ProtocolError as exc:
-        raise ConfigurationFailed(f"copy {index} sent a bad message while {phase}: {exc}") from exc
+def expected_message(proc: ModelProcess, message: Any, expected: type, phase: str) -> Any:
+    """``message`` if it is the one this phase waits for, else :class:`ConfigurationFailed`."""
     if isinstance(message, messages.Failed):
-        raise ConfigurationFailed(f"copy {index} failed while {phase}:\n{message.error.rstrip()}")
+        raise ConfigurationFailed(f"{proc.label} failed while {phase}:\n{message.error.rstrip()}")
     if not isinstance(message, expected):
         raise ConfigurationFailed(
-            f"copy {index} sent {type(message).__name__} while {phase}, "
+            f"{proc.label} sent {type(message).__name__} while {phase}, "
             f"expected {expected.__name__}"
         )
     return message
