@@ -223,9 +223,9 @@ def probe_fixed_cost(framework: str, repeats: int) -> dict[str, Any]:
 def fixed_cost(framework: str, tree: Path, repeats: int) -> dict[str, Any]:
     """``probe_fixed_cost`` in a fresh interpreter importing the package from ``tree``."""
     env = {**os.environ, "PYTHONPATH": str(tree), "TF_CPP_MIN_LOG_LEVEL": "2"}
-    out = subprocess.run(
+    out = subprocess.run(  # cwd: the forkserver of Python < 3.12 imports from its cwd first
         [sys.executable, __file__, "--probe", framework, "--repeats", str(repeats)],
-        env=env, capture_output=True, text=True, check=False,
+        env=env, cwd=tree, capture_output=True, text=True, check=False,
     )
     if out.returncode != 0:
         raise RuntimeError(f"fixed-cost probe ({framework}, {tree}) failed:\n{out.stderr}")

@@ -29,7 +29,7 @@ from pytest_neuronperf.engine import messages
 from pytest_neuronperf.engine.specs import WorkerSpec
 from pytest_neuronperf.frameworks.base import load_adapter
 
-AUTO_WARMUP_BLOCK_S = 0.05
+AUTO_WARMUP_BLOCK_S = 0.025
 AUTO_WARMUP_MIN_CALLS = 10
 AUTO_WARMUP_STABLE_BLOCKS = 3
 AUTO_WARMUP_TOLERANCE = 0.05
