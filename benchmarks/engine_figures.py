@@ -242,7 +242,10 @@ def main() -> None:
     parser.add_argument("--duration", type=float, default=5.0, help="seconds (figure 2)")
     parser.add_argument("--compare-ref", type=Path, default=None, metavar="DIR",
                         help="also measure figure 3 for the package tree in DIR, alternating")
-    parser.add_argument("--only", choices=("fixed", "all"), default="all")
+    parser.add_argument("--only", choices=("fixed", "all"), default="all",
+                        help="'fixed': figure 3 only")
+    parser.add_argument("--frameworks", default="torch,tensorflow",
+                        help="comma-separated frameworks for figure 3")
     parser.add_argument("--probe", choices=("torch", "tensorflow"), help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.probe:
@@ -271,7 +274,7 @@ def main() -> None:
     trees = {"this tree": HERE.parent}
     if args.compare_ref is not None:
         trees = {"ref": args.compare_ref.resolve(), **trees}
-    for framework in ("torch", "tensorflow"):
+    for framework in args.frameworks.split(","):
         results: dict[str, list[dict[str, Any]]] = {name: [] for name in trees}
         for _ in range(2):  # alternate the trees, twice
             for name, tree in trees.items():
