@@ -4,7 +4,7 @@
 #
 #   ./dev.sh demo    run the example performance suite on the CPU against examples/baseline.json
 #   ./dev.sh test    run the plugin's own tests
-#   ./dev.sh bench   run the engine figures in benchmarks/ (minutes)
+#   ./dev.sh bench   run the engine figures and the gate simulation in benchmarks/ (minutes)
 #   ./dev.sh lint    ruff + mypy
 #   ./dev.sh record  re-record examples/baseline.json on this machine
 set -euo pipefail
@@ -43,9 +43,9 @@ case "$job" in
         exec "$VENV/bin/python" -m pytest tests -p no:cacheprovider "$@" ;;
     bench)
         setup
-        for script in benchmarks/engine_figures.py benchmarks/gate_study.py; do
-            "$VENV/bin/python" "$script" "$@"
-        done ;;
+        # arguments go to the engine figures (e.g. --repeats 5); the simulation runs as it is
+        "$VENV/bin/python" benchmarks/engine_figures.py "$@"
+        "$VENV/bin/python" benchmarks/gate_study.py ;;
     lint)
         setup
         "$VENV/bin/ruff" check pytest_neuronperf tests examples benchmarks

@@ -1,7 +1,7 @@
 """The gate on the real engine: A/A false failures and detection of a 25 % slowdown.
 
     .venv/bin/python benchmarks/gate_study_engine.py [--pairs 20] [--duration 3] [--record F]
-    .venv/bin/python benchmarks/gate_study_engine.py --replay F
+    .venv/bin/python benchmarks/gate_study_engine.py --replay F [--recheck RULE] [--single-baseline]
 
 A pair is four runs of one configuration, measured back to back: two baseline runs (pooled, as
 ``--neuronperf-save-baseline`` does), the run under test, and the run the plugin would make to
@@ -12,8 +12,11 @@ slowdown pair fails.
 
 Recording (``--record``, JSON lines) and judging are apart: ``--replay`` judges recorded runs
 again, so a change to the gate's rules can be compared with the old ones on the same
-measurements. Judging follows the plugin: default tolerances, the recheck run pooled in only
-when ``needs_recheck`` asks for it.
+measurements. Judging follows the plugin by default: default tolerances, a baseline pooled from
+two runs, the recheck run pooled in only when ``needs_recheck`` asks for it. The rules the README
+compares it with are replay options: ``--recheck near-miss`` (also recheck any metric worse than
+half its tolerance), ``--recheck always``, ``--recheck never``, and ``--single-baseline`` (the
+baseline is the first run alone, as before baselines pooled two runs).
 """
 
 from __future__ import annotations
@@ -72,8 +75,14 @@ def recorded(path: Path) -> Iterator[dict[str, Any]]:
                 yield json.loads(line)
 
 
-def judge_pair(runs: list[dict[str, Any]]) -> tuple[str, dict[str, float], bool]:
-    """(verdict, deltas, rechecked) for one recorded pair, as the plugin would decide it."""
+RECHECK_RULES = ("suspect", "near-miss", "always", "never")
+
+
+def judge_pair(
+    runs: list[dict[str, Any]], recheck: str = "suspect", single_baseline: bool = False
+) -> tuple[str, dict[str, float], bool]:
+    """(verdict, deltas, rechecked) for one recorded pair, as the plugin (or ``recheck``'s rule)
+    would decide it."""
     from pytest_neuronperf.gating.verdicts import (
         entry_from_report,
         judge,
@@ -82,21 +91,23 @@ def judge_pair(runs: list[dict[str, Any]]) -> tuple[str, dict[str, float], bool]
     )
 
     base1, base2, now, again = runs
-    baseline = entry_from_report(pool_reports(base1, base2, "repeat"))
+    baseline = entry_from_report(base1 if single_baseline else pool_reports(base1, base2, "repeat"))
     judgement = judge(now, baseline)
-    rechecked = needs_recheck(judgement)
+    near_miss = any(c.worse > c.tolerance / 2 for c in judgement.comparisons)
+    rechecked = {"suspect": needs_recheck(judgement), "always": True, "never": False,
+                 "near-miss": needs_recheck(judgement) or near_miss}[recheck]
     if rechecked:
         judgement = judge(pool_reports(now, again), baseline)
     return judgement.verdict.value, judgement.delta, rechecked
 
 
-def replay(path: Path) -> None:
+def replay(path: Path, recheck: str = "suspect", single_baseline: bool = False) -> None:
     """Judge every recorded pair and print the tallies."""
     tallies: dict[str, Counter[str]] = {SAME: Counter(), SLOW: Counter()}
     rechecks: Counter[str] = Counter()
     settings = set()
     for pair in recorded(path):
-        verdict, delta, rechecked = judge_pair(pair["runs"])
+        verdict, delta, rechecked = judge_pair(pair["runs"], recheck, single_baseline)
         tallies[pair["kind"]][verdict] += 1
         rechecks[pair["kind"]] += rechecked
         settings.add((pair["duration"], str(pair["n_models"])))
@@ -104,6 +115,8 @@ def replay(path: Path) -> None:
         print(f"  {pair['kind']:<4} pair {pair['pair'] + 1:2}: {verdict:<12} "
               f"{'(rechecked) ' if rechecked else '            '}{deltas}")
     print()
+    pooled = "first run only" if single_baseline else "two runs pooled"
+    print(f"recheck rule: {recheck}; baseline: {pooled}")
     for duration, n_models in sorted(settings):
         print(f"duration {duration:g} s, n_models {n_models}")
     same, slow = tallies[SAME], tallies[SLOW]
@@ -120,9 +133,13 @@ def main() -> None:
     parser.add_argument("--n-models", default="1", help="1, 2 or max")
     parser.add_argument("--record", type=Path, help="JSON lines file the runs are appended to")
     parser.add_argument("--replay", type=Path, help="judge the runs recorded in this file")
+    parser.add_argument("--recheck", choices=RECHECK_RULES, default="suspect",
+                        help="replay: when to pool in the recheck run (default: as the plugin)")
+    parser.add_argument("--single-baseline", action="store_true",
+                        help="replay: the baseline is the first run alone, not two pooled")
     args = parser.parse_args()
     if args.replay:
-        replay(args.replay)
+        replay(args.replay, args.recheck, args.single_baseline)
         return
     n_models: Any = args.n_models if args.n_models == "max" else int(args.n_models)
     path = args.record or Path(f"gate-runs-{os.getpid()}.jsonl")

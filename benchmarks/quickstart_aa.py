@@ -4,7 +4,8 @@
 
 Copies the quick start's ``test_perf.py`` out of README.md into a scratch directory, then for
 each pair records a fresh baseline (``--neuronperf-save-baseline``) and compares the same code
-against it, printing each comparison's verdict counts and outcome. Identical code should pass;
+against it, printing each comparison's verdict counts and outcome, and for a failed comparison
+the gate's one-line reason (configuration, metric, change, tolerance). Identical code should pass;
 every failure is a false alarm of the gate on this machine.
 """
 
@@ -55,6 +56,9 @@ def main() -> None:
             outcome = lines[-1] if lines else "?"
             failed += "failed" in outcome
             print(f"pair {i + 1}: {verdicts} | {outcome.strip('= ')}", flush=True)
+            for line in lines:  # which configuration failed, on which metric, by how much
+                if line.startswith("FAILED") or "neuronperf gate failed:" in line:
+                    print(f"    {line.strip()}", flush=True)
     print(f"A/A runs of the quick start that failed: {failed}/{args.pairs}")
 
 

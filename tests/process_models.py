@@ -12,9 +12,10 @@ RECORD_ENV = "PROCESS_RECORD_DIR"
 
 
 def record(tag: str) -> None:
-    """Write this process's parent pid and which frameworks it has imported."""
+    """Write this process's parent (pid, thread count) and which frameworks it has imported."""
     directory = Path(os.environ[RECORD_ENV])
-    facts = {"ppid": os.getppid(),
+    parent = os.getppid()
+    facts = {"ppid": parent, "parent_threads": len(os.listdir(f"/proc/{parent}/task")),
              "modules": [m for m in ("torch", "tensorflow", "pytest") if m in sys.modules]}
     (directory / f"{tag}-{os.getpid()}.json").write_text(json.dumps(facts))
 

@@ -16,11 +16,11 @@ from pytest_neuronperf.gating.baseline import (
     FORMAT,
     FORMAT_VERSION,
     BaselineError,
-    config_key,
     load_baseline,
     result_key,
     save_results,
 )
+from pytest_neuronperf.reports import config_key
 
 FP = {"cpu": "AMD EPYC", "cores": 2, "device_type": "cpu", "devices": [], "python": "3.11"}
 

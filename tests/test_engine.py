@@ -62,7 +62,7 @@ def test_report_has_every_neuronperf_key_and_consistent_figures():
     # throughput counts the work of calls cut by the window edges; total_infs whole calls only
     assert report["throughput_avg"] == pytest.approx(
         report["total_infs"] / report["duration"], rel=0.05)
-    assert report["throughput_peak"] >= report["throughput_avg"] * 0.99
+    assert report["throughput_peak"] == max(report["windows"]["throughput"])  # the best window
     percentiles = [report[f"latency_ms_p{p}"] for p in (0, 50, 90, 95, 99, 100)]
     assert percentiles == sorted(percentiles)
     assert report["latency_ms_p50"] >= 2.0  # the model sleeps 2 ms: latency covers the call

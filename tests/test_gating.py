@@ -112,7 +112,10 @@ def test_a_parsed_tolerance_over_100_percent_is_not_parsed_again() -> None:
     parsed = parse_tolerance("p99:300%")
     assert effective_tolerance(parsed)["latency_ms_p99"] == 3.0
     report = make_report(1)
-    assert judge(report, entry_from_report(report), parsed).verdict is not Verdict.ERROR
+    judgement = judge(report, entry_from_report(report), parsed)
+    assert judgement.verdict is Verdict.PASS
+    [p99] = [c for c in judgement.comparisons if c.metric == "latency_ms_p99"]
+    assert p99.tolerance == 3.0
 
 
 # --- Verdicts ----------------------------------------------------------------------------------

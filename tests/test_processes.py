@@ -56,6 +56,8 @@ def test_torch_and_tensorflow_copies_come_from_their_own_servers(records):
     [torch_copy], [tf_copy] = records("torch"), records("tensorflow")
     assert torch_copy["ppid"] != tf_copy["ppid"]
     assert "tensorflow" not in torch_copy["modules"]
+    # importing TensorFlow and Keras in the server started no thread pool a fork would inherit
+    assert tf_copy["parent_threads"] == torch_copy["parent_threads"] == 1
 
 
 SCRIPT = """

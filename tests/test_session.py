@@ -1,46 +1,13 @@
-"""Session logic without processes: xdist core shares and per-machine baseline sections."""
+"""Session logic without processes: per-machine baseline sections, outputs, notes."""
 
 from __future__ import annotations
 
 import json
-import threading
-import time
 
 from pytest_neuronperf.gating import baseline as baseline_file
 from pytest_neuronperf.gating.verdicts import Verdict
 from pytest_neuronperf.plugin.options import RunOptions
 from pytest_neuronperf.plugin.session import PerfSession
-from pytest_neuronperf.plugin.xdist import xdist_share
-
-
-def test_each_xdist_worker_gets_a_disjoint_slice():
-    cores = [0, 1, 2, 3]
-    shares = [xdist_share(cores, f"gw{i}", 2, "run") for i in range(2)]
-    assert [s.cores for s in shares] == [[0, 1], [2, 3]]
-    assert all(s.lock_path is None for s in shares)
-    assert xdist_share(cores, None, 1, "run").cores == cores  # no xdist: everything
-
-
-def test_more_workers_than_cores_share_slices_through_a_lock(tmp_path):
-    shares = [xdist_share([0, 1], f"gw{i}", 4, "run-a") for i in range(4)]
-    assert [s.cores for s in shares] == [[0], [1], [0], [1]]
-    assert shares[0].lock_path == shares[2].lock_path != shares[1].lock_path
-    # the two workers on slice 0 never hold it at the same time
-    inside, overlaps = [], []
-
-    def hold() -> None:
-        with shares[0].hold():
-            inside.append(1)
-            overlaps.append(len(inside))
-            time.sleep(0.05)
-            inside.pop()
-
-    threads = [threading.Thread(target=hold) for _ in range(3)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
-    assert overlaps == [1, 1, 1]
 
 
 def report(machine: str, test: str, cpu: str) -> dict:

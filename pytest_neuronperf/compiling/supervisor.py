@@ -17,6 +17,7 @@ from pytest_neuronperf.engine import messages
 from pytest_neuronperf.engine.processes import ChildProcess, process_context
 from pytest_neuronperf.engine.supervise import Deadline, ProcessLost, next_messages
 from pytest_neuronperf.model_index import IndexWriter
+from pytest_neuronperf.reports import config_label
 
 log = logging.getLogger("pytest_neuronperf")
 
@@ -102,8 +103,8 @@ def supervise(
 
 
 def describe_task(task: Task) -> str:
-    """``bs=8 pipeline=1``."""
-    return f"bs={task.batch_size} pipeline={task.pipeline_size}"
+    """``bs=8 p=1``."""
+    return config_label({"batch_size": task.batch_size, "pipeline_size": task.pipeline_size})
 
 
 def accept(

@@ -7,6 +7,8 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from pytest_neuronperf.reports import config_label
+
 
 @dataclass(frozen=True)
 class RunConfig:
@@ -18,9 +20,8 @@ class RunConfig:
     pipeline_size: int
 
     def label(self) -> str:
-        """Short human-readable key, e.g. ``bs=1 models=2 workers=1 pipeline=1``."""
-        return (f"bs={self.batch_size} models={self.n_models} "
-                f"workers={self.workers_per_model} pipeline={self.pipeline_size}")
+        """How people read it, e.g. ``bs=1 n=2 w=1 p=1``."""
+        return config_label(vars(self))
 
 
 class NotEnoughCores(ValueError):

@@ -21,6 +21,7 @@ from pytest_neuronperf.engine.grid import RunConfig
 from pytest_neuronperf.engine.processes import ModelProcess
 from pytest_neuronperf.engine.specs import ModelSource, WorkerSpec
 from pytest_neuronperf.engine.supervise import Deadline, ProcessLost, next_messages
+from pytest_neuronperf.reports import config_slug
 
 log = logging.getLogger("pytest_neuronperf")
 
@@ -108,9 +109,8 @@ def run_configuration(
                 workers=config.workers_per_model,
                 warmup=job.warmup,  # type: ignore[arg-type]
                 placement=placement,
-                log_path=str(job.log_dir / f"bs{config.batch_size}-n{config.n_models}-"
-                             f"w{config.workers_per_model}-p{config.pipeline_size}-"
-                             f"copy{placement.copy_index}.log"),
+                log_path=str(job.log_dir
+                             / f"{config_slug(vars(config))}-copy{placement.copy_index}.log"),
                 preprocess_fn=job.preprocess_fn,
                 postprocess_fn=job.postprocess_fn,
                 max_warmup_s=max(5.0, min(60.0, 2 * job.duration)),

@@ -9,7 +9,6 @@ import numpy as np
 PERCENTILES = (0, 50, 90, 95, 99, 100)
 MAX_WINDOW_S = 1.0
 MIN_WINDOWS = 10
-WINDOW_METRICS = ("throughput", "latency_ms_p50", "latency_ms_p99")
 
 
 def latency_summary(latency_ns: np.ndarray) -> dict[str, float]:

@@ -74,14 +74,6 @@ class Baseline:
         return self.tests(machine_id).get(test_key, {}).get(config_key)
 
 
-def config_key(report: Mapping[str, Any]) -> str:
-    """The stable key of a report's configuration, e.g. ``bs=1,n_models=2,workers=1,pipeline=1``."""
-    return (
-        f"bs={report['batch_size']},n_models={report['n_models']},"
-        f"workers={report['workers_per_model']},pipeline={report['pipeline_size']}"
-    )
-
-
 def result_key(node_id: str, name: str | None = None) -> str:
     """The key of one recorded benchmark call: the node id, plus ``::name`` when named."""
     return f"{node_id}::{name}" if name else node_id

@@ -38,21 +38,17 @@ from typing import Any
 
 import numpy as np
 
-from pytest_neuronperf.engine.windows import WINDOW_METRICS
 from pytest_neuronperf.gating.stats import (
     bootstrap_ratio_ci,
     drop_hiccups,
     finite_values,
     mann_whitney_p,
 )
+from pytest_neuronperf.metrics import BUDGETS, METRICS, WINDOW_METRICS, metric_named, worse_sign
 
 ALPHA = 0.01
 """One-sided significance level of the Mann-Whitney U test."""
-DEFAULT_TOLERANCE: dict[str, float] = {
-    "throughput": 0.12,
-    "latency_ms_p50": 0.12,
-    "latency_ms_p99": 0.20,
-}
+DEFAULT_TOLERANCE: dict[str, float] = {m.name: m.default_tolerance for m in METRICS.values()}
 MIN_WINDOWS = 5
 """Fewer finite windows than this on either side cannot decide anything (5 vs 5: p >= 0.004)."""
 NOISE_REACH = 3.0
@@ -60,20 +56,6 @@ NOISE_REACH = 3.0
 CONFIDENCE = 0.95
 """Two-sided level of the bootstrap interval shown beside each comparison."""
 
-HIGHER_IS_BETTER = frozenset({"throughput"})
-METRIC_ALIASES = {
-    "p50": "latency_ms_p50",
-    "p99": "latency_ms_p99",
-    "throughput": "throughput",
-    "latency_ms_p50": "latency_ms_p50",
-    "latency_ms_p99": "latency_ms_p99",
-}
-STORED_METRIC = {
-    "throughput": "throughput_avg",
-    "latency_ms_p50": "latency_ms_p50",
-    "latency_ms_p99": "latency_ms_p99",
-}
-"""The whole-run metric that stands in for a gated metric when its windows are missing."""
 BASELINE_METRICS = (
     "throughput_avg",
     "throughput_peak",
@@ -86,12 +68,6 @@ BASELINE_METRICS = (
     "latency_ms_avg",
 )
 """Report keys a baseline entry keeps (besides the windows)."""
-BUDGETS = {
-    "p50_ms": "latency_ms_p50",
-    "p99_ms": "latency_ms_p99",
-    "min_throughput": "throughput_avg",
-}
-"""Budget keyword -> the report key it limits."""
 OFF_WORDS = frozenset({"off", "none"})
 
 
@@ -152,10 +128,11 @@ def effective_tolerance(tolerance: Mapping[str, float] | None) -> dict[str, floa
 
 def _metric_name(name: object) -> str:
     """The gated metric a tolerance key names."""
-    key = str(name).strip().lower()
-    if key not in METRIC_ALIASES:
-        raise ValueError(f"tolerance names unknown metric {name!r}; use p50, p99 or throughput.")
-    return METRIC_ALIASES[key]
+    metric = metric_named(str(name).strip().lower())
+    if metric is None:
+        known = ", ".join(a for m in METRICS.values() for a in m.aliases)
+        raise ValueError(f"tolerance names unknown metric {name!r}; use {known}.")
+    return metric.name
 
 
 def _tolerance_value(name: object, value: object) -> float:
@@ -208,7 +185,7 @@ class MetricComparison:
     @property
     def worse(self) -> float:
         """The relative change with the sign flipped so that positive always means worse."""
-        return -self.delta if self.metric in HIGHER_IS_BETTER else self.delta
+        return -self.delta if METRICS[self.metric].higher_is_better else self.delta
 
 
 def compare_metric(
@@ -218,7 +195,7 @@ def compare_metric(
     tolerance: float,
 ) -> MetricComparison:
     """Verdict for one metric's per-window values: PASS, IMPROVED, REGRESSED or INCONCLUSIVE."""
-    higher_is_better = metric in HIGHER_IS_BETTER
+    higher_is_better = METRICS[metric].higher_is_better
     all_base = finite_values(baseline_windows)
     all_cur = finite_values(current_windows)
     if all_base.size < MIN_WINDOWS or all_cur.size < MIN_WINDOWS:
@@ -383,9 +360,9 @@ def budget_misses(
             raise ValueError(f"unknown budget {budget!r}; use one of {', '.join(BUDGETS)}.")
         if limit is None:
             continue
-        metric = BUDGETS[budget]
+        metric = BUDGETS[budget].report_key
         actual = _as_float(report.get(metric))
-        if budget == "min_throughput":
+        if BUDGETS[budget].higher_is_better:
             missed = not actual >= limit
         else:
             missed = not actual <= limit
@@ -442,7 +419,7 @@ def _windows(source: Mapping[str, Any], metric: str) -> list[float | None]:
     if windows:
         return list(windows)
     metrics = source.get("metrics") or source
-    stored = metrics.get(STORED_METRIC[metric])
+    stored = metrics.get(METRICS[metric].report_key)
     return [] if stored is None else [stored]
 
 
@@ -456,14 +433,6 @@ def _as_float(value: Any) -> float:
 
 # --- Failure message -------------------------------------------------------------------------
 
-_LABELS = {"throughput": "throughput /s", "latency_ms_p50": "p50 ms", "latency_ms_p99": "p99 ms"}
-_BUDGET_LABELS = {
-    "p50_ms": "p50 budget ms",
-    "p99_ms": "p99 budget ms",
-    "min_throughput": "min tput /s",
-}
-
-
 def format_judgement_table(judgement: Judgement) -> str:
     """A fixed-width table (under 100 columns) of baseline, now, delta and tolerance per metric."""
     header = (
@@ -473,16 +442,16 @@ def format_judgement_table(judgement: Judgement) -> str:
     lines = [header, "-" * len(header)]
     for c in judgement.comparisons:
         lines.append(
-            f"{_LABELS.get(c.metric, c.metric):<14} {_number(c.baseline):>10} "
+            f"{METRICS[c.metric].label:<14} {_number(c.baseline):>10} "
             f"{_number(c.current):>10} {_percent(c.delta):>8} {_tolerance(c):>9} "
             f"{_p(c.p_value):>7} {_ci(c):>16}  {c.verdict.value}"
         )
         if c.note:
             lines.append(f"{'':<14}   {c.note}")
     for miss in judgement.budget_misses:
-        relation = ">=" if miss.budget == "min_throughput" else "<="
+        relation = ">=" if BUDGETS[miss.budget].higher_is_better else "<="
         lines.append(
-            f"{_BUDGET_LABELS[miss.budget]:<14} {relation + ' ' + _number(miss.limit):>10} "
+            f"{BUDGETS[miss.budget].budget_label:<14} {relation + ' ' + _number(miss.limit):>10} "
             f"{_number(miss.actual):>10} {'':>8} {'':>9} {'':>7} {'':>16}  OVER_BUDGET"
         )
     if judgement.verdict is Verdict.NEW and not judgement.budget_misses:
@@ -512,8 +481,7 @@ def _tolerance(c: MetricComparison) -> str:
     """The tolerance with the sign of a worse change, e.g. -10% for throughput."""
     if not math.isfinite(c.tolerance):
         return "off"
-    sign = "-" if c.metric in HIGHER_IS_BETTER else "+"
-    return f"{sign}{c.tolerance * 100:.3g}%"
+    return f"{worse_sign(c.metric)}{c.tolerance * 100:.3g}%"
 
 
 def _p(value: float) -> str:

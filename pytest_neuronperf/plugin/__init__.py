@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
-from collections.abc import Generator
+import functools
+from collections.abc import Callable, Generator
+from dataclasses import replace
 from typing import Any
 
 import pytest
 
 from pytest_neuronperf.plugin.options import OPTIONS, check_device_name, run_options
 from pytest_neuronperf.plugin.session import PerfSession
-from pytest_neuronperf.plugin.xdist import CoreShare, env_worker, xdist_share
+from pytest_neuronperf.plugin.xdist import CoreShare
 
 SESSION_KEY = pytest.StashKey[PerfSession]()
 WRITTEN_KEY = pytest.StashKey[list[str]]()
@@ -57,19 +59,18 @@ def pytest_configure(config: pytest.Config) -> None:
     adapters = _merged_dicts(config.hook.pytest_neuronperf_add_frameworks(config=config))
     extra_fp = _merged_dicts(config.hook.pytest_neuronperf_fingerprint(config=config,
                                                                       fingerprint={}))
-    worker_input = getattr(config, "workerinput", None)
-    if worker_input is not None:
-        worker, count = env_worker()
-        run_id = str(worker_input.get("testrunuid", "run"))
-
-        def share_for(cores: list[int]) -> CoreShare:
-            return xdist_share(cores, worker, count, run_id)
-    else:
-        def share_for(cores: list[int]) -> CoreShare:
-            return CoreShare(cores)
-
     check_device_name(options.device, devices)
-    config.stash[SESSION_KEY] = PerfSession(options, devices, adapters, extra_fp, share_for)
+    worker_input = getattr(config, "workerinput", None)
+    share_for: Callable[[list[int]], CoreShare] = CoreShare
+    host: dict[str, str] = {}
+    if worker_input is not None:  # an xdist worker: a slice of its host's cores
+        from pytest_neuronperf.plugin.xdist import configure_worker
+
+        worker = configure_worker(config, worker_input)
+        share_for, host = worker.share_for, worker.registry.host.fields(worker.worker)
+    config.stash[SESSION_KEY] = PerfSession(
+        options, devices, adapters, extra_fp, share_for, host=host,
+        verdict_hook=functools.partial(config.hook.pytest_neuronperf_verdict, config=config))
     if config.pluginmanager.hasplugin("xdist") and worker_input is None:
         from pytest_neuronperf.plugin.xdist import ControllerHooks
 
@@ -88,6 +89,8 @@ def marker_settings(item: pytest.Item, session: PerfSession) -> Any:
     from pytest_neuronperf.plugin.markers import PerfSettings, SettingsError, apply_keywords
 
     settings = PerfSettings()
+    if session.options.default_duration is not None:
+        settings = replace(settings, duration=session.options.default_duration)
     for marker in reversed(list(item.iter_markers(MARKER))):  # closest marker applied last
         if marker.args:
             raise pytest.UsageError(
@@ -132,16 +135,16 @@ def neuronperf(request: pytest.FixtureRequest) -> Any:
 @pytest.hookimpl(wrapper=True)
 def pytest_runtest_call(item: pytest.Item) -> Generator[None, None, None]:
     result = yield
-    failures = item.config.stash[SESSION_KEY].take_failures(item.nodeid)
-    if failures:
-        pytest.fail("neuronperf gate failed:\n" + "\n\n".join(failures), pytrace=False)
+    failure = item.config.stash[SESSION_KEY].failure(item.nodeid)
+    if failure:
+        pytest.fail(failure, pytrace=False)
     return result
 
 
 def pytest_report_header(config: pytest.Config) -> list[str]:
     session = config.stash.get(SESSION_KEY, None)
-    if session is None:
-        return []
+    if session is None or getattr(config, "workerinput", None) is not None:
+        return []  # a worker's header is never shown, and its share is sealed at first use
     try:
         backend = session.backend("auto")
     except ValueError as exc:

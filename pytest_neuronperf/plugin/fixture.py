@@ -6,7 +6,7 @@ import contextlib
 import hashlib
 import json
 import os
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -14,14 +14,11 @@ import pytest
 from pytest_neuronperf.engine import grid as grid_configs
 from pytest_neuronperf.gating.baseline import result_key
 from pytest_neuronperf.gating.verdicts import (
-    Verdict,
-    format_judgement_table,
-    needs_recheck,
     pool_reports,
 )
 from pytest_neuronperf.plugin.markers import PerfSettings, SettingsError, apply_keywords
 from pytest_neuronperf.plugin.session import PerfSession
-from pytest_neuronperf.reporting.tables import config_label
+from pytest_neuronperf.plugin.xdist import plain_nodeid
 
 EAGER_COMPILERS = ("eager",)
 CALL_KEYWORDS = ("framework", "preprocess_fn", "postprocess_fn", "model_name", "return_timers")
@@ -118,7 +115,7 @@ class NeuronperfFixture:
         """Run every configuration of the marker (plus ``overrides``); record and gate them."""
         from pytest_neuronperf.engine.benchmark import benchmark
 
-        key = result_key(self._item.nodeid, name)
+        key = result_key(plain_nodeid(self._item), name)
         if key in self._keys:
             pytest.fail(
                 f"{self._item.nodeid} calls neuronperf.benchmark more than once"
@@ -158,62 +155,14 @@ class NeuronperfFixture:
             reports = [pool_reports(first, second, "repeat")
                        for first, second in zip(reports, measure(**grid), strict=True)]
         self.reports.extend(reports)
-        try:
-            failures = self._gate(reports, key, backend, settings, measure)
-        except BaseException:  # what was measured is recorded, whatever happens while gating
-            self._session.record(self._item.nodeid, reports, None)
-            raise
-        self._session.record(self._item.nodeid, reports, "\n\n".join(failures) or None)
+
+        def remeasure(report: dict[str, Any]) -> dict[str, Any]:
+            [again] = measure(
+                batch_sizes=report["batch_size"], n_models=report["n_models"],
+                workers_per_model=report["workers_per_model"],
+                pipeline_sizes=report["pipeline_size"],
+            )
+            return again
+
+        self._session.settle(self._item.nodeid, key, reports, backend, settings, remeasure)
         return reports
-
-    def _gate(
-        self,
-        reports: list[dict[str, Any]],
-        key: str,
-        backend: Any,
-        settings: PerfSettings,
-        measure: Callable[..., list[dict[str, Any]]],
-    ) -> list[str]:
-        """Judge each report (re-measuring a suspected regression once); failure texts."""
-        failures = []
-        for position, report in enumerate(reports):
-            judgement = self._session.gate(report, key, backend, settings.budgets,
-                                           settings.tolerance)
-            if needs_recheck(judgement):
-                [again] = measure(
-                    batch_sizes=report["batch_size"], n_models=report["n_models"],
-                    workers_per_model=report["workers_per_model"],
-                    pipeline_sizes=report["pipeline_size"],
-                )
-                report = reports[position] = pool_reports(report, again)
-                judgement = self._session.gate(report, key, backend, settings.budgets,
-                                               settings.tolerance)
-            override = self._config.hook.pytest_neuronperf_verdict(
-                config=self._config, report=report, judgement=judgement)
-            verdict = judgement.verdict if override is None else hook_verdict(override)
-            report["verdict"] = verdict.value
-            if verdict is Verdict.ERROR and override is not None and report["status"] == "ok":
-                report["error"] = (f"a pytest_neuronperf_verdict hook returned {override!r}, "
-                                   f"not a verdict ({', '.join(v.value for v in Verdict)})")
-            # a run that records the baseline replaces what NEW/INCONCLUSIVE compared against,
-            # so --neuronperf-strict does not fail it for them
-            strict = self._session.options.strict and not self._session.options.save_baseline
-            if verdict.failing(strict):
-                failures.append(self._failure_text(report, judgement, verdict))
-        return failures
-
-    @staticmethod
-    def _failure_text(report: dict[str, Any], judgement: Any, verdict: Verdict) -> str:
-        title = f"{report['test']} [{config_label(report)}]: {verdict.value}"
-        if verdict is Verdict.ERROR:
-            return f"{title}\n{report.get('error')}"
-        return f"{title}\n{format_judgement_table(judgement)}"
-
-
-def hook_verdict(value: Any) -> Verdict:
-    """A verdict hook's answer as a Verdict; anything else is an ERROR (said in the report)."""
-    try:
-        return Verdict(str(value))
-    except ValueError:
-        return Verdict.ERROR
-

@@ -10,10 +10,11 @@ from typing import Any
 
 from pytest_neuronperf.engine import grid
 from pytest_neuronperf.gating.verdicts import parse_tolerance
+from pytest_neuronperf.metrics import BUDGETS
 
 DEVICES = ("auto", "cpu", "cuda", "neuron", "neuronx")
 COMPILERS = ("auto", "eager", "torchscript", "export", "saved_model", "xla", "neuron", "neuronx")
-BUDGET_KEYWORDS = ("p50_ms", "p99_ms", "min_throughput")
+BUDGET_KEYWORDS = tuple(BUDGETS)
 MARKER_KEYWORDS = (
     "batch_sizes", "n_models", "workers_per_model", "pipeline_sizes", "duration", "warmup",
     "device", "compiler", "compiler_args", *BUDGET_KEYWORDS, "tolerance", "timeout",

@@ -21,6 +21,9 @@ class RunOptions:
     save_baseline: bool = False
     tolerance: dict[str, float] = field(default_factory=dict)
     duration: float | None = None
+    """``--neuronperf-duration``: overrides every configuration's duration (smoke runs)."""
+    default_duration: float | None = None
+    """ini ``neuronperf_duration``: the duration of markers that set none."""
     device: str | None = None
     json_path: Path | None = None
     csv_path: Path | None = None
@@ -72,7 +75,8 @@ OPTIONS: list[tuple[str, str, str, Callable[[str], Any] | None, str]] = [
     ("--neuronperf-tolerance", "neuronperf_tolerance", "string", parse_tolerance_option,
      "default relative tolerances, e.g. p99:10%,p50:10%,throughput:5%"),
     ("--neuronperf-duration", "neuronperf_duration", "string", parse_duration,
-     "override every configuration's measured duration (seconds)"),
+     "on the command line: override every configuration's measured duration (seconds); "
+     "in ini: the duration of markers that set none"),
     ("--neuronperf-device", "neuronperf_device", "string", parse_device,
      "force a device backend: cpu, cuda, neuron, neuronx or a registered one"),
     ("--neuronperf-json", "neuronperf_json", "path", Path, "write all reports to this JSON file"),
@@ -86,10 +90,15 @@ OPTIONS: list[tuple[str, str, str, Callable[[str], Any] | None, str]] = [
 
 def read_option(config: pytest.Config, flag: str) -> Any:
     """A flag's value, else its ini value parsed the same way, else None."""
-    _, ini, kind, parse, _ = next(o for o in OPTIONS if o[0] == flag)
     value = config.getoption(flag)
     if value is not None:
         return value
+    return read_ini(config, flag)
+
+
+def read_ini(config: pytest.Config, flag: str) -> Any:
+    """The ini value of a flag's option, parsed as the flag is, or None when unset."""
+    _, ini, kind, parse, _ = next(o for o in OPTIONS if o[0] == flag)
     raw = config.getini(ini)
     if kind == "bool":
         return bool(raw)
@@ -107,7 +116,8 @@ def run_options(config: pytest.Config) -> RunOptions:
         baseline=read_option(config, "--neuronperf-baseline"),
         save_baseline=read_option(config, "--neuronperf-save-baseline"),
         tolerance=read_option(config, "--neuronperf-tolerance") or {},
-        duration=read_option(config, "--neuronperf-duration"),
+        duration=config.getoption("--neuronperf-duration"),
+        default_duration=read_ini(config, "--neuronperf-duration"),
         device=read_option(config, "--neuronperf-device"),
         json_path=read_option(config, "--neuronperf-json"),
         csv_path=read_option(config, "--neuronperf-csv"),

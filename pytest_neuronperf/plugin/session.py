@@ -17,9 +17,19 @@ import pytest
 from pytest_neuronperf.devices import DeviceBackend, format_cores, get_backend
 from pytest_neuronperf.gating import baseline as baseline_file
 from pytest_neuronperf.gating import machine
-from pytest_neuronperf.gating.verdicts import Judgement, Verdict, entry_from_report, judge
+from pytest_neuronperf.gating.verdicts import (
+    Judgement,
+    Verdict,
+    entry_from_report,
+    judge,
+    needs_recheck,
+    pool_reports,
+)
+from pytest_neuronperf.plugin.markers import PerfSettings
 from pytest_neuronperf.plugin.options import RunOptions
+from pytest_neuronperf.plugin.outcome import Outcome, decide, failure_message
 from pytest_neuronperf.plugin.xdist import CoreShare
+from pytest_neuronperf.reports import config_key
 
 RESULTS_FORMAT_VERSION = 1
 """Version of the results a worker sends to the controller (``workeroutput``).
@@ -39,14 +49,20 @@ class PerfSession:
         adapters: dict[str, str],
         extra_fingerprint: dict[str, Any],
         share_for: Any,
+        verdict_hook: Callable[..., Any] = lambda **_: None,
+        host: dict[str, str] | None = None,
     ) -> None:
         self.options = options
+        self.host = host or {}
+        """Which host and xdist worker measure here (``{}`` outside xdist workers)."""
         self.devices = devices
         self.adapters = adapters
         self.extra_fingerprint = extra_fingerprint
         self._share_for = share_for
         self.results: list[dict[str, Any]] = []
-        self.failures: dict[str, list[str]] = {}
+        self.outcomes: dict[str, list[tuple[str, Outcome]]] = {}
+        """Node id -> (result key, outcome) of every configuration it measured."""
+        self._verdict_hook = verdict_hook
         self._backends: dict[str, DeviceBackend] = {}
         self._machines: dict[str, tuple[str, dict[str, Any]]] = {}
         self.baseline = self._load_baseline()
@@ -96,22 +112,48 @@ class PerfSession:
         machine_id, fp = self.machine(backend)
         entry = None
         if self.baseline is not None and report["status"] == "ok":
-            entry = self.baseline.lookup(machine_id, test, baseline_file.config_key(report))
+            entry = self.baseline.lookup(machine_id, test, config_key(report))
         judgement = judge(report, entry, {**self.options.tolerance, **tolerance}, budgets,
                           self.options.strict)
-        report.update(test=test, machine=machine_id, fingerprint=fp)
+        report.update(test=test, machine=machine_id, fingerprint=fp, **self.host)
         report.update(judgement.report_fields())
         return judgement
 
-    def record(self, nodeid: str, reports: list[dict[str, Any]], failure: str | None) -> None:
-        """Keep gated reports for the summary and files; remember a failure for the test."""
-        self.results.extend(reports)
-        if failure:
-            self.failures.setdefault(nodeid, []).append(failure)
+    def settle(
+        self,
+        nodeid: str,
+        key: str,
+        reports: list[dict[str, Any]],
+        backend: DeviceBackend,
+        settings: PerfSettings,
+        remeasure: Callable[[dict[str, Any]], dict[str, Any]],
+    ) -> None:
+        """Gate one benchmark call's reports and record them with their outcomes.
 
-    def take_failures(self, nodeid: str) -> list[str]:
-        """The failure messages recorded for a test (removed)."""
-        return self.failures.pop(nodeid, [])
+        A configuration that first looks REGRESSED or INCONCLUSIVE is measured once more
+        (``remeasure``) and judged on both runs' windows. Whatever happens, every measured
+        report is recorded.
+        """
+        outcomes = self.outcomes.setdefault(nodeid, [])
+        try:
+            for position, report in enumerate(reports):
+                judgement = self.gate(report, key, backend, settings.budgets, settings.tolerance)
+                if needs_recheck(judgement):
+                    report = reports[position] = pool_reports(report, remeasure(report))
+                    judgement = self.gate(report, key, backend, settings.budgets,
+                                          settings.tolerance)
+                override = self._verdict_hook(report=report, judgement=judgement)
+                outcomes.append((key, decide(report, judgement, override, self.options)))
+        finally:
+            self.results.extend(reports)
+
+    def failure(self, nodeid: str) -> str | None:
+        """The message a test fails with, or None when none of its configurations fails
+        (its outcomes are taken)."""
+        outcomes = self.outcomes.pop(nodeid, [])
+        if not any(outcome.failing for _, outcome in outcomes):
+            return None
+        return failure_message(outcomes)
 
     # -- xdist ---------------------------------------------------------------------------------
 
@@ -186,7 +228,7 @@ class PerfSession:
             if report.get("status") != "ok":
                 continue
             fp, tests = by_machine.setdefault(report["machine"], (report["fingerprint"], {}))
-            tests.setdefault(report["test"], {})[baseline_file.config_key(report)] = (
+            tests.setdefault(report["test"], {})[config_key(report)] = (
                 entry_from_report(report))
             count += 1
         for machine_id, (fp, tests) in by_machine.items():
@@ -237,6 +279,18 @@ class PerfSession:
                                  f"versions: {', '.join(changes)}")
         return notes
 
+    def host_notes(self) -> list[str]:
+        """Which host measured what, when xdist workers ran on more than one host or remotely."""
+        from pytest_neuronperf.plugin.xdist import this_host
+
+        by_host: dict[tuple[str, str], list[dict[str, Any]]] = {}
+        for report in self.results:
+            if "host_id" in report:
+                by_host.setdefault((report["host"], report["host_id"]), []).append(report)
+        if not by_host or (len(by_host) == 1 and this_host().key in {k for _, k in by_host}):
+            return []
+        return [host_note(name, key, reports) for (name, key), reports in sorted(by_host.items())]
+
     def verdict_counts(self) -> dict[str, int]:
         """How many configurations got each verdict."""
         counts: dict[str, int] = {}
@@ -253,6 +307,7 @@ class PerfSession:
             notes += [self.machine_mismatch(m) for m in sorted(machines)
                       if not self.baseline.has_machine(m)]
             notes += self.version_notes()
+        notes += self.host_notes()
         counts = self.verdict_counts()
         strict = self.options.strict
         if counts.get(Verdict.NEW.value) and not self.options.save_baseline:
@@ -268,6 +323,17 @@ class PerfSession:
             notes.append(f"neuronperf: {counts[Verdict.IMPROVED.value]} configuration(s) IMPROVED "
                          f"beyond tolerance: consider re-saving the baseline")
         return notes
+
+
+def host_note(name: str, key: str, reports: list[dict[str, Any]], shown: int = 4) -> str:
+    """One host's line: its workers, baseline machine(s) and the tests it measured."""
+    workers = sorted({str(r.get("worker")) for r in reports})
+    machines = sorted({str(r.get("machine")) for r in reports})
+    tests = sorted({str(r.get("test")) for r in reports})
+    listed = ", ".join(tests[:shown]) + (f" and {len(tests) - shown} more"
+                                         if len(tests) > shown else "")
+    return (f"neuronperf: host {name} [{key}] (workers {', '.join(workers)}; baseline machine "
+            f"{', '.join(machines)}) measured {len(reports)} configuration(s) of {listed}")
 
 
 def rescued(reports: list[dict[str, Any]], path: Path) -> str:

@@ -7,6 +7,8 @@ import sys
 from collections.abc import Sequence
 from typing import Any, TextIO
 
+from pytest_neuronperf.reports import config_label
+
 DEFAULT_COLUMNS = (
     "n_models", "workers_per_model", "batch_size", "pipeline_size",
     "throughput_avg", "latency_ms_p50", "latency_ms_p99", "status",
@@ -85,12 +87,6 @@ def _number(value: Any) -> str:
     if value >= 1000:
         return f"{value:,.0f}"
     return f"{value:.2f}" if value >= 10 else f"{value:.3f}"
-
-
-def config_label(report: dict[str, Any]) -> str:
-    """Compact configuration label: ``bs=1 n=2 w=1 p=1``."""
-    return (f"bs={report['batch_size']} n={report['n_models']} "
-            f"w={report['workers_per_model']} p={report['pipeline_size']}")
 
 
 def format_summary(results: Sequence[dict[str, Any]]) -> list[str]:

@@ -1,0 +1,59 @@
+"""Which metrics exist, where a report keeps them, and which way is better: the one table that
+gating, budgets, marker keywords and reporting read. Plain data; imports nothing heavy."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class Metric:
+    """One gated metric."""
+
+    name: str
+    """The gate's name, also the key of its window series (``windows[name]``) and of ``delta``."""
+    report_key: str
+    """The whole-run report key that stands for it (and that budgets limit)."""
+    higher_is_better: bool
+    aliases: tuple[str, ...]
+    """Other names accepted in tolerance specs (``p99:10%``)."""
+    label: str
+    """Column heading in tables, with the unit."""
+    default_tolerance: float
+    """Relative tolerance when neither the marker nor the command line sets one."""
+    budget: str | None = None
+    """The marker keyword of its absolute budget (``p99_ms``), if it has one."""
+    budget_label: str = ""
+
+
+METRICS: dict[str, Metric] = {
+    metric.name: metric
+    for metric in (
+        Metric("throughput", "throughput_avg", True, ("throughput",), "throughput /s", 0.12,
+               "min_throughput", "min tput /s"),
+        Metric("latency_ms_p50", "latency_ms_p50", False, ("p50",), "p50 ms", 0.12,
+               "p50_ms", "p50 budget ms"),
+        Metric("latency_ms_p99", "latency_ms_p99", False, ("p99",), "p99 ms", 0.20,
+               "p99_ms", "p99 budget ms"),
+    )
+}
+"""Gated metrics, in the order tables show them."""
+
+WINDOW_METRICS = tuple(METRICS)
+"""Metrics measured per window (every gated metric is)."""
+
+BUDGETS: dict[str, Metric] = {m.budget: m for m in METRICS.values() if m.budget}
+"""Budget keyword -> its metric."""
+
+
+def metric_named(name: str) -> Metric | None:
+    """The metric a tolerance spec or keyword calls ``name`` (its name or an alias), or None."""
+    for metric in METRICS.values():
+        if name == metric.name or name in metric.aliases:
+            return metric
+    return None
+
+
+def worse_sign(metric_name: str) -> str:
+    """``-`` where a fall is worse (throughput), ``+`` where a rise is (latency)."""
+    return "-" if METRICS[metric_name].higher_is_better else "+"

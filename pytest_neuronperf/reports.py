@@ -1,0 +1,86 @@
+"""The shape of a report (one per configuration), and how a configuration is written as text.
+
+A report is a plain dict so that it round-trips through JSON, CSV and xdist unchanged;
+:class:`Report` names its keys for readers and type checkers. NeuronPerf's keys and units come
+first; the plugin adds the gate's keys.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any, TypedDict
+
+
+class Report(TypedDict, total=False):
+    """One configuration's results (``status`` ``error``: metrics are None, ``error`` says why)."""
+
+    # NeuronPerf's keys
+    model_name: str
+    model_filename: str
+    device_type: str
+    batch_size: int
+    n_models: int
+    workers_per_model: int
+    pipeline_size: int
+    duration: float
+    total_infs: int
+    """Completed inferences x batch size."""
+    throughput_avg: float
+    """Samples/s, mean of the windows."""
+    throughput_peak: float
+    """Samples/s, the best window."""
+    latency_ms_p0: float
+    latency_ms_p50: float
+    latency_ms_p90: float
+    latency_ms_p95: float
+    latency_ms_p99: float
+    latency_ms_p100: float
+    latency_ms_avg: float
+    load_avg_ms: float
+    warmup_avg_ms: float
+    status: str
+    error: str | None
+    # the engine's
+    framework: str
+    cores: list[str]
+    """Each copy's slice of device units, e.g. ``["0", "1"]`` or ``["0-1"]``."""
+    windows: dict[str, list[float]] | None
+    """Gated metric -> its per-window series (see ``engine.windows``)."""
+    timers: dict[str, Any]
+    # the plugin's
+    test: str
+    verdict: str
+    machine: str
+    fingerprint: dict[str, Any]
+    baseline: dict[str, Any]
+    delta: dict[str, float]
+
+
+CONFIG_FIELDS = (
+    ("batch_size", "bs"),
+    ("n_models", "n"),
+    ("workers_per_model", "w"),
+    ("pipeline_size", "p"),
+)
+"""Report key -> its short name in labels, in the order labels and keys list them."""
+
+
+def config_label(config: Mapping[str, Any]) -> str:
+    """How people read a configuration: ``bs=1 n=2 w=1 p=1`` (keys it lacks are left out)."""
+    return " ".join(f"{short}={config[key]}" for key, short in CONFIG_FIELDS if key in config)
+
+
+def config_key(report: Mapping[str, Any]) -> str:
+    """The stable key a baseline file stores a configuration under.
+
+    ``bs=1,n_models=2,workers=1,pipeline=1``: part of the baseline file format, never changed.
+    """
+    return (
+        f"bs={report['batch_size']},n_models={report['n_models']},"
+        f"workers={report['workers_per_model']},pipeline={report['pipeline_size']}"
+    )
+
+
+def config_slug(config: Mapping[str, Any]) -> str:
+    """A configuration in a file name: ``bs1-n2-w1-p1``."""
+    return "-".join(f"{short}{config[key]}" for key, short in CONFIG_FIELDS if key in config)
