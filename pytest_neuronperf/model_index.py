@@ -15,6 +15,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+from pytest_neuronperf import safe_files
 from pytest_neuronperf.engine.model_ref import ModelReferenceError
 
 INDEX_FORMAT = "pytest-neuronperf-index"
@@ -121,10 +122,4 @@ class IndexWriter:
     def write(self) -> None:
         """Write the index (finished configurations, in request order) atomically."""
         data = {**self.header, "model_configs": [self.entries[i] for i in sorted(self.entries)]}
-        scratch = self.path.with_name(f".{self.path.name}.tmp-{os.getpid()}")
-        with scratch.open("w") as stream:
-            json.dump(data, stream, indent=2)
-            stream.write("\n")
-            stream.flush()
-            os.fsync(stream.fileno())
-        os.replace(scratch, self.path)
+        safe_files.write_text(self.path, json.dumps(data, indent=2) + "\n")

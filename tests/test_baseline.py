@@ -11,6 +11,7 @@ from typing import Any
 
 import pytest
 
+from pytest_neuronperf import safe_files
 from pytest_neuronperf.gating import baseline as baseline_module
 from pytest_neuronperf.gating.baseline import (
     FORMAT,
@@ -196,7 +197,7 @@ def test_interrupted_write_leaves_the_old_file_whole(
     def disk_full(fd: int) -> None:
         raise OSError(28, "No space left on device")
 
-    monkeypatch.setattr(baseline_module.os, "fsync", disk_full)
+    monkeypatch.setattr(safe_files.os, "fsync", disk_full)
     with pytest.raises(OSError, match="No space"):
         save_results(path, "m1", FP, {"t": {"c": entry(2), "d": entry(3)}})
     monkeypatch.undo()
@@ -218,7 +219,7 @@ def test_interrupt_before_rename_leaves_the_old_file_whole(
     def interrupted(src: str, dst: str) -> None:
         raise KeyboardInterrupt
 
-    monkeypatch.setattr(baseline_module.os, "replace", interrupted)
+    monkeypatch.setattr(safe_files.os, "replace", interrupted)
     with pytest.raises(KeyboardInterrupt):
         save_results(path, "m1", FP, {"t": {"c": entry(2)}})
     assert path.read_bytes() == before
@@ -270,7 +271,148 @@ def test_saving_through_a_symlink_keeps_the_link(tmp_path: Path) -> None:
     assert load_baseline(real) is not None
 
 
-def test_lock_file_sits_beside_the_baseline(tmp_path: Path) -> None:
+def test_no_lock_file_is_left_beside_the_baseline(tmp_path: Path) -> None:
     path = tmp_path / "baseline.json"
     save_results(path, "m1", FP, {})
-    assert os.path.exists(f"{path}.lock")
+    assert not os.path.exists(f"{path}.lock")
+    assert sorted(p.name for p in tmp_path.iterdir()) == [".neuronperf-locks", "baseline.json"]
+    assert (tmp_path / ".neuronperf-locks" / "baseline.json.lock").exists()
+
+
+def _baseline_with(tmp_path: Path, text: str) -> Path:
+    path = tmp_path / "baseline.json"
+    path.write_text(text)
+    return path
+
+
+@pytest.mark.parametrize("fingerprint", ['"abc"', "5", "[1, 2]"])
+def test_fingerprint_that_is_not_an_object_is_an_error_naming_the_file(
+    tmp_path: Path, fingerprint: str
+) -> None:
+    path = _baseline_with(tmp_path, f'{{"format": "{FORMAT}", "version": 1, "machines": '
+                                    f'{{"m1": {{"fingerprint": {fingerprint}, "tests": {{}}}}}}}}')
+    before = path.read_bytes()
+    with pytest.raises(BaselineError, match="machine 'm1' has a 'fingerprint' that is not an obj"):
+        load_baseline(path)
+    with pytest.raises(BaselineError, match=str(path)):
+        save_results(path, "m1", FP, {})
+    assert path.read_bytes() == before
+
+
+@pytest.mark.parametrize("depth", [40, 100_000])
+def test_deeply_nested_file_is_an_error_not_a_recursion_error(tmp_path: Path, depth: int) -> None:
+    nested = "[" * depth + "]" * depth
+    path = _baseline_with(tmp_path, f'{{"format": "{FORMAT}", "version": 1, "machines": {{"m1": '
+                                    f'{{"fingerprint": {{"x": {nested}}}, "tests": {{}}}}}}}}')
+    before = path.read_bytes()
+    with pytest.raises(BaselineError, match=f"{path} nests objects or lists deeper than 32"):
+        load_baseline(path)
+    with pytest.raises(BaselineError, match="deeper"):
+        save_results(path, "m1", FP, {})
+    assert path.read_bytes() == before
+
+
+def test_read_only_baseline_is_not_replaced(tmp_path: Path) -> None:
+    path = tmp_path / "baseline.json"
+    save_results(path, "m1", FP, {"t": {"c": entry(1)}})
+    path.chmod(0o444)
+    before = path.read_bytes()
+    with pytest.raises(BaselineError, match=r"read-only \(mode 0444\); it was left untouched"):
+        save_results(path, "m1", FP, {"t": {"c": entry(2)}})
+    assert path.read_bytes() == before
+    assert stat_mode(path) == 0o444
+
+
+def stat_mode(path: Path) -> int:
+    return path.stat().st_mode & 0o777
+
+
+def test_link_into_a_missing_folder_is_refused_naming_link_and_target(tmp_path: Path) -> None:
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    link = tmp_path / "project" / "baseline.json"
+    link.parent.mkdir()
+    link.symlink_to(elsewhere / "missing" / "baseline.json")
+    with pytest.raises(BaselineError) as error:
+        save_results(link, "m1", FP, {"t": {"c": entry(1)}})
+    message = str(error.value)
+    assert str(link) in message and str(elsewhere / "missing" / "baseline.json") in message
+    assert "does not exist" in message
+    assert list(elsewhere.iterdir()) == []
+    assert link.is_symlink() and sorted(p.name for p in link.parent.iterdir()) == ["baseline.json"]
+
+
+def test_dangling_link_whose_folder_exists_is_followed(tmp_path: Path) -> None:
+    (tmp_path / "shared").mkdir()
+    link = tmp_path / "baseline.json"
+    link.symlink_to(tmp_path / "shared" / "baseline.json")
+    assert baseline_module.link_target(link) == tmp_path / "shared" / "baseline.json"
+    saved = save_results(link, "m1", FP, {"t": {"c": entry(1)}})
+    assert saved.path == tmp_path / "shared" / "baseline.json"
+    assert link.is_symlink() and load_baseline(link) is not None
+
+
+def _hold_baseline_lock(path: str, ready: Any, release: Any) -> None:
+    with safe_files.locked(Path(path)):
+        ready.set()
+        release.wait(30)
+
+
+def test_held_lock_says_who_holds_it_then_fails_clearly(tmp_path: Path) -> None:
+    path = tmp_path / "baseline.json"
+    save_results(path, "m1", FP, {"t": {"c": entry(1)}})
+    before = path.read_bytes()
+    context = multiprocessing.get_context("fork")
+    ready, release = context.Event(), context.Event()
+    holder = context.Process(target=_hold_baseline_lock, args=(str(path), ready, release))
+    holder.start()
+    said: list[str] = []
+    try:
+        assert ready.wait(30)
+        with pytest.raises(safe_files.LockTimeout) as error:
+            save_results(path, "m1", FP, {"t": {"c": entry(2)}}, on_wait=said.append,
+                         lock_notice_s=0.2, lock_limit_s=0.6)
+    finally:
+        release.set()
+        holder.join(30)
+    assert said and f"held by process {holder.pid}" in said[0] and str(path) in said[0]
+    assert f"held by process {holder.pid}" in str(error.value)
+    assert path.read_bytes() == before
+    save_results(path, "m1", FP, {"t": {"c": entry(2)}}, lock_limit_s=10)  # released: saves
+
+
+def test_a_saver_killed_mid_write_leaves_the_file_whole_and_its_temp_is_cleared(
+    tmp_path: Path,
+) -> None:
+    import signal
+    import subprocess
+    import sys
+
+    path = tmp_path / "baseline.json"
+    save_results(path, "m1", FP, {"t": {"c": entry(1)}})
+    before = path.read_bytes()
+    saver = subprocess.Popen(
+        [sys.executable, "-c", (
+            "import os, time\n"
+            "from pytest_neuronperf.gating.baseline import save_results\n"
+            "real_fsync = os.fsync\n"
+            "def stalled(fd):\n"
+            f"    if os.readlink(f'/proc/self/fd/{{fd}}').startswith({str(tmp_path)!r} + '/.b'):\n"
+            "        print('writing', flush=True)\n"
+            "        time.sleep(60)\n"
+            "    real_fsync(fd)\n"
+            "os.fsync = stalled\n"
+            f"save_results({str(path)!r}, 'm1', {{}}, {{'t': {{'c': {{'metrics': {{}}}}}}}})\n")],
+        stdout=subprocess.PIPE, text=True,
+        env={**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)})
+    try:
+        assert saver.stdout is not None and saver.stdout.readline().strip() == "writing"
+    finally:
+        saver.send_signal(signal.SIGKILL)
+        saver.wait(10)
+    assert path.read_bytes() == before
+    assert len(list(tmp_path.glob(".baseline.json.*.tmp"))) == 1  # what SIGKILL leaves
+    save_results(path, "m1", FP, {"t": {"d": entry(2)}}, lock_limit_s=10)  # lock was released
+    assert not list(tmp_path.glob(".baseline.json.*.tmp"))
+    loaded = load_baseline(path)
+    assert loaded is not None and loaded.lookup("m1", "t", "c") is not None

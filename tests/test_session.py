@@ -34,7 +34,7 @@ def test_results_from_other_hosts_land_in_their_own_machine_sections(tmp_path):
 
 
 def test_an_unwritable_output_loses_no_results(tmp_path, monkeypatch):
-    def disk_full(*args: object) -> None:
+    def disk_full(*args: object, **kwargs: object) -> None:
         raise OSError(28, "No space left on device")
 
     monkeypatch.setattr(baseline_file, "save_results", disk_full)

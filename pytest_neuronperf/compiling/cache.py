@@ -22,7 +22,6 @@ import inspect
 import json
 import os
 import platform
-import shutil
 import sys
 import sysconfig
 from collections.abc import Mapping
@@ -30,8 +29,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from pytest_neuronperf import __version__
-from pytest_neuronperf.compiling.child import publish
+from pytest_neuronperf import __version__, safe_files
 from pytest_neuronperf.engine.specs import ModelSource
 from pytest_neuronperf.frameworks.base import as_args
 
@@ -235,10 +233,4 @@ def find_cached(directory: Path, shared: Path | None, stem: str) -> Path | None:
 
 def copy_atomically(source: Path, target: Path) -> Path:
     """Copy a file or directory so that ``target`` appears complete or not at all."""
-    scratch = target.with_name(f".{target.name}.tmp-{os.getpid()}")
-    if source.is_dir():
-        shutil.copytree(source, scratch)
-    else:
-        shutil.copy2(source, scratch)
-    publish(scratch, target)
-    return target
+    return safe_files.copy_atomically(source, target)

@@ -6,13 +6,9 @@ side is ``pytest_neuronperf.compiling.supervisor``."""
 
 from __future__ import annotations
 
-import contextlib
 import importlib
 import os
-import shutil
-import signal
 import sys
-import threading
 import time
 import traceback
 from collections.abc import Callable, Iterator, Mapping
@@ -24,9 +20,10 @@ from typing import Any, Protocol
 import numpy as np
 
 from pytest_neuronperf.compilers import COMPILERS
-from pytest_neuronperf.engine import messages
+from pytest_neuronperf.engine import lifeline, messages
 from pytest_neuronperf.engine.specs import ModelSource
 from pytest_neuronperf.frameworks.base import resolve_object
+from pytest_neuronperf.safe_files import publish, remove
 
 SUPPORT: dict[str, str] = {
     "torch": "pytest_neuronperf.compilers.torch:TorchSupport",
@@ -96,28 +93,9 @@ class CompileJob:
     """The caller's environment: a forkserver child would otherwise see the server's."""
 
 
-def publish(scratch: Path, target: Path) -> None:
-    """Move a finished artifact into place (replacing an older one of the same name)."""
-    if scratch.is_dir():
-        if target.exists():
-            shutil.rmtree(target, ignore_errors=True)
-        os.rename(scratch, target)
-    else:
-        os.replace(scratch, target)
-
-
-def remove(path: Path) -> None:
-    """Delete a file or directory if it exists."""
-    if path.is_dir() and not path.is_symlink():
-        shutil.rmtree(path, ignore_errors=True)
-    else:
-        with contextlib.suppress(OSError):
-            path.unlink()
-
-
 
 def compile_main(conn: Connection, job: CompileJob) -> None:
-    """Entry point of the compile process."""
+    """Entry point of the compile process (tied to the parent by ``lifeline.start``)."""
     os.setpgid(0, 0)  # own group: the parent kills it with any compiler subprocesses
     os.environ.clear()
     os.environ.update(job.environ)
@@ -125,9 +103,7 @@ def compile_main(conn: Connection, job: CompileJob) -> None:
         from pytest_neuronperf.engine.child import redirect_output
 
         redirect_output(job.log_path)
-    threading.Thread(
-        target=exit_with_parent, args=(conn,), daemon=True, name="neuronperf-parent-watch"
-    ).start()
+    lifeline.watch_parent(conn)
     try:
         compiler = load_compiler(job.compiler)
         support = load_support(job.framework)
@@ -145,14 +121,6 @@ def compile_main(conn: Connection, job: CompileJob) -> None:
     messages.send(conn, messages.Done())
     # Returning lets multiprocessing run this process's finalizers, which release named
     # semaphores that libraries created here (tqdm's lock); the parent waits a moment for that.
-
-
-def exit_with_parent(conn: Connection) -> None:
-    """Kill this process group when the parent's end of the pipe closes (parent gone)."""
-    with contextlib.suppress(EOFError, OSError):
-        while True:
-            conn.recv_bytes()
-    os.killpg(0, signal.SIGKILL)
 
 
 def load_compiler(name: str) -> Any:

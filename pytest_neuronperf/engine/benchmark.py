@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import inspect
 import logging
 import shutil
 import tempfile
@@ -23,6 +24,7 @@ from pytest_neuronperf.engine.specs import ModelSource
 from pytest_neuronperf.frameworks import ADAPTERS, infer_framework, to_portable
 from pytest_neuronperf.frameworks.base import leading_dim
 from pytest_neuronperf.model_index import read_model_index
+from pytest_neuronperf.reporting.tables import printable
 
 log = logging.getLogger("pytest_neuronperf")
 
@@ -59,6 +61,7 @@ def benchmark(
     device backends and framework adapters (``name -> "module:attribute"``).
     """
     log.setLevel(VERBOSITY_LEVELS.get(verbosity, logging.DEBUG))
+    refuse_generators(inputs)
     grid.positive_number("duration", duration)
     if warmup != "auto":
         grid.positive_number("warmup (or 'auto')", warmup, allow_zero=True)
@@ -211,8 +214,9 @@ def plan_index(
             continue
         failure = None
         if entry.get("status") != "ok":
-            failure = (f"compile failed ({entry.get('compiler')}, model index {str(path)!r}): "
-                       f"{entry.get('error') or 'no reason recorded'}")
+            failure = printable(  # the index's text is shown at a terminal: no escapes
+                f"compile failed ({entry.get('compiler')}, model index {str(path)!r}): "
+                f"{entry.get('error') or 'no reason recorded'}")
         source = ModelSource(
             kind="path", name=name, filename=str(artifact or path), path=str(artifact or path),
             compiler=entry.get("compiler"),
@@ -258,6 +262,18 @@ def index_entry(path: Path, position: int, entry: Any) -> tuple[int, int, Path |
         if not artifact.is_absolute():
             artifact = path.parent / artifact
     return sizes[0], sizes[1], artifact
+
+
+def refuse_generators(inputs: Any) -> None:
+    """A generator cannot be sent to a model process (it does not pickle): say so at once."""
+    values = inputs if isinstance(inputs, tuple | list) else ()
+    where = [("inputs", inputs), *((f"inputs[{i}]", v) for i, v in enumerate(values))]
+    for name, value in where:
+        if inspect.isgenerator(value) or inspect.isasyncgen(value):
+            raise ValueError(
+                f"{name} is a generator, which cannot be sent to a model process: pass an array "
+                f"or tensor, a tuple of them for a multi-input model, or a list with one per "
+                f"batch size (list(...) of the generator, if it yields those)")
 
 
 def inputs_per_batch(inputs: Any, batch_sizes: list[int]) -> dict[int, Any]:

@@ -4,7 +4,8 @@ It applies its placement (CPU affinity, environment, thread pools), loads the mo
 up, reports ``ready``, waits for the parent's common start time, drives the model from
 ``spec.workers`` threads until the common stop time, and sends every call's timing back on its
 pipe. It imports only the framework adapter it is told to use and the message codec; stdout and
-stderr go to a log file whose tail the parent reports if this process fails.
+stderr go to a log file whose tail the parent reports if this process fails (SIGUSR1 writes every
+thread's stack there, for a timeout's report). It is tied to the parent by ``lifeline``.
 """
 
 from __future__ import annotations
@@ -12,7 +13,9 @@ from __future__ import annotations
 import faulthandler
 import functools
 import importlib
+import inspect
 import os
+import signal
 import sys
 import threading
 import time
@@ -25,7 +28,7 @@ from typing import Any
 import numpy as np
 
 from pytest_neuronperf.devices.base import Placement
-from pytest_neuronperf.engine import messages
+from pytest_neuronperf.engine import lifeline, messages
 from pytest_neuronperf.engine.specs import WorkerSpec
 from pytest_neuronperf.frameworks.base import load_adapter
 
@@ -45,10 +48,16 @@ def main(conn: Connection, spec: WorkerSpec) -> None:
         run(conn, spec)
     except BaseException:  # noqa: BLE001 - every failure must reach the parent as a message
         report_failure(conn, traceback.format_exc())
-        os._exit(1)
+        leave(1)
+    leave(0)
+
+
+def leave(code: int) -> None:
+    """Exit now, taking down whatever the model started (the parent cannot see it any more)."""
     sys.stdout.flush()
     sys.stderr.flush()
-    os._exit(0)
+    lifeline.end_descendants()
+    os._exit(code)
 
 
 def redirect_output(log_path: str) -> None:
@@ -58,6 +67,7 @@ def redirect_output(log_path: str) -> None:
     os.dup2(fd, 2)
     os.close(fd)
     faulthandler.enable(file=sys.stderr, all_threads=True)
+    faulthandler.register(signal.SIGUSR1, file=sys.stderr, all_threads=True)
 
 
 def report_failure(conn: Connection, error: str) -> None:
@@ -136,17 +146,17 @@ def build_call(
 def warm_up(call: Callable[[], Any], warmup: float | str, max_s: float) -> tuple[float, int]:
     """Run the model until warm; return (elapsed ms, calls).
 
-    ``warmup`` in seconds runs that long (at least one call). ``"auto"`` runs blocks of
+    The first call's output is checked (:func:`check_output`). ``warmup`` in seconds runs that
+    long (at least one call). ``"auto"`` runs blocks of
     ``AUTO_WARMUP_BLOCK_S`` until the last ``AUTO_WARMUP_STABLE_BLOCKS`` block rates agree within
     ``AUTO_WARMUP_TOLERANCE``, after at least ``AUTO_WARMUP_MIN_CALLS`` calls, or ``max_s`` passes.
     """
     clock = time.perf_counter_ns
     started = clock()
-    calls = 0
+    check_output(call())
+    calls = 1
     if warmup != "auto":
         deadline = started + int(float(warmup) * 1e9)
-        call()
-        calls = 1
         while clock() < deadline:
             call()
             calls += 1
@@ -177,6 +187,24 @@ def warm_up(call: Callable[[], Any], warmup: float | str, max_s: float) -> tuple
             return (now - started) / 1e6, calls
 
 
+def check_output(output: Any) -> None:
+    """Refuse a forward whose work has not happened when it returns (a generator, a coroutine).
+
+    Timing it would measure only the creation of the generator: a number that looks fine and
+    means nothing. Consuming it here would guess at what the user wants measured.
+    """
+    for what, test in (("generator", inspect.isgenerator), ("async generator", inspect.isasyncgen),
+                       ("coroutine", inspect.iscoroutine)):
+        if test(output):
+            if what == "coroutine":
+                output.close()  # never awaited, on purpose: no RuntimeWarning
+            raise TypeError(
+                f"the model returned a {what}, so a timed call would measure only its creation, "
+                f"not the work: pass postprocess_fn that consumes it (for example "
+                f"postprocess_fn=list, a top-level function) to time the whole stream, or make "
+                f"the forward return its result")
+
+
 class ParentLink:
     """Listens to the parent on a daemon thread: records ``go``; exits on anything else or when
     the parent is gone."""
@@ -191,14 +219,15 @@ class ParentLink:
         try:
             while True:
                 message = messages.receive(self._conn)
-                if isinstance(message, messages.Go):
-                    self._go = message
-                    self._arrived.set()
-                else:
+                if not isinstance(message, messages.Go):
                     break
+                self._go = message
+                self._arrived.set()
         except (EOFError, OSError, messages.ProtocolError):
             pass
-        os._exit(3)  # not the protocol, or the parent is gone: never outlive it
+        # not the protocol, or the parent is gone (the kernel ends this process then, but not
+        # what the model started: end that while this thread can still run)
+        leave(lifeline.PARENT_GONE_EXIT_CODE)
 
     def wait_for_go(self) -> messages.Go:
         """Block at the barrier until the parent sends the common start time."""
@@ -214,15 +243,23 @@ def drive(
     end_ns: int,
     thread_setup: Callable[[], None],
 ) -> messages.Timings:
-    """Call the model from ``workers`` threads between the common start and stop times."""
+    """Call the model from ``workers`` threads between the common start and stop times.
+
+    A fault in any thread (an exception, ``sys.exit``, any ``BaseException``) fails the copy
+    with that thread's traceback; the others finish their window first.
+    """
     ends = [array("q") for _ in range(workers)]
     lats = [array("q") for _ in range(workers)]
+    faults: dict[int, str] = {}
+
+    def guarded(index: int) -> None:
+        try:
+            drive_thread(call, start_ns, end_ns, ends[index], lats[index], thread_setup)
+        except BaseException:  # noqa: BLE001 - reported with the copy's failure below
+            faults[index] = traceback.format_exc()
+
     threads = [
-        threading.Thread(
-            target=drive_thread,
-            args=(call, start_ns, end_ns, ends[i], lats[i], thread_setup),
-            name=f"neuronperf-driver-{i}",
-        )
+        threading.Thread(target=guarded, args=(i,), name=f"neuronperf-driver-{i}")
         for i in range(1, workers)
     ]
     for thread in threads:
@@ -230,10 +267,18 @@ def drive(
     drive_thread(call, start_ns, end_ns, ends[0], lats[0], lambda: None)
     for thread in threads:
         thread.join()
+    if faults:
+        index = min(faults)
+        raise DriverThreadFailed(
+            f"driver thread {index + 1} of {workers} failed:\n{faults[index].rstrip()}")
     return messages.Timings(
         [np.frombuffer(e, dtype=np.int64) for e in ends],
         [np.frombuffer(lat, dtype=np.int64) for lat in lats],
     )
+
+
+class DriverThreadFailed(RuntimeError):
+    """A driver thread other than the first raised; its traceback is the message."""
 
 
 def drive_thread(

@@ -6,8 +6,9 @@ pool or device runtime, and no operator ever runs there), then forks one child p
 Each framework has a forkserver of its own, started on its first use and kept for the life of
 this process, so a TensorFlow copy does not import TensorFlow itself and a torch copy does not
 carry TensorFlow. That keeps per-configuration start-up well under a second without ever
-forking a process that has a runtime initialised. Each child leads its own process group;
-killing the group also kills anything it started.
+forking a process that has a runtime initialised. Each child leads its own process group and is
+tied to the run by the kernel (``lifeline``); killing a child kills its whole tree of
+descendants.
 """
 
 from __future__ import annotations
@@ -19,13 +20,18 @@ import io
 import os
 import signal
 import sys
+import time
 from collections.abc import Callable
 from multiprocessing import context as mp_context
 from multiprocessing import forkserver, popen_forkserver, reduction, spawn, util
 from multiprocessing.context import BaseContext
+from multiprocessing.reduction import ForkingPickler
 from pathlib import Path
 from typing import Any
 
+import psutil
+
+from pytest_neuronperf.engine import lifeline
 from pytest_neuronperf.engine.specs import WorkerSpec
 
 FORKSERVER_PRELOAD = ("pytest_neuronperf.engine.child", "numpy")
@@ -37,6 +43,7 @@ FRAMEWORK_PRELOAD: dict[str, tuple[str, ...]] = {
 """Per framework, what its forkserver imports (each only if installed). Other frameworks
 (``python``) get torch when the caller has imported it, since their models may use it."""
 STDERR_TAIL_LINES = 30
+STACK_DUMP_WAIT_S = 0.5
 
 
 def process_context(framework: str) -> BaseContext:
@@ -123,8 +130,9 @@ class ServerPopen(popen_forkserver.Popen):
 class ChildProcess:
     """A process started from the forkserver, and the parent's end of its duplex pipe.
 
-    ``target`` is called as ``target(child_conn, *args)``; it should lead its own process group
-    (``os.setpgid(0, 0)``) and write its output to ``log_path``.
+    ``target`` is called as ``target(child_conn, *args)`` once the child is tied to the run
+    (:func:`lifeline.start`); it should lead its own process group (``os.setpgid(0, 0)``) and
+    write its output to ``log_path``.
     """
 
     def __init__(
@@ -142,7 +150,9 @@ class ChildProcess:
         self.log_path = Path(log_path) if log_path else None
         self.conn, child_conn = context.Pipe(duplex=True)
         self.process = context.Process(  # type: ignore[attr-defined]
-            target=target, args=(child_conn, *args), name=name, daemon=daemon
+            target=lifeline.start,
+            args=(target, os.getpid(), child_conn, bytes(ForkingPickler.dumps(args))),
+            name=name, daemon=daemon,
         )
         self.process.start()
         child_conn.close()
@@ -185,21 +195,58 @@ class ChildProcess:
             return ""
         return "\n".join(text.rstrip().splitlines()[-lines:])
 
-    def formatted_tail(self) -> str:
+    def formatted_tail(self, lines: int = STDERR_TAIL_LINES) -> str:
         """The last output lines as an error-message suffix (empty when there is none)."""
-        tail = self.output_tail()
+        tail = self.output_tail(lines)
         return f"\n--- last output of the {self.role} ---\n{tail}" if tail else ""
 
+    def dump_stacks(self, wait_s: float = STACK_DUMP_WAIT_S) -> None:
+        """Have the process write every thread's Python stack to its log (it is hung).
+
+        The child's ``faulthandler`` answers SIGUSR1 from its C signal handler, so it answers
+        even while a C call holds the GIL. Waits until the log stops growing, at most ``wait_s``.
+        """
+        if self.pid is None or self.log_path is None:
+            return
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.kill(self.pid, signal.SIGUSR1)
+        deadline = time.monotonic() + wait_s
+        size = -1
+        while time.monotonic() < deadline:
+            time.sleep(0.05)
+            with contextlib.suppress(OSError):
+                now = self.log_path.stat().st_size
+                if now == size:
+                    return
+                size = now
+
     def kill(self, join_timeout: float = 5.0) -> None:
-        """Kill the process and its whole process group, then reap it."""
+        """Kill the process, its process group and every descendant, then reap it.
+
+        Descendants are listed before anything is killed: one that left the group (``setsid``)
+        is found through its parent while that still lives. A child that has already exited
+        ended its own (``lifeline.end_descendants``).
+        """
         pid = self.pid
         if pid is not None:
+            descendants = descendants_of(pid) if self.process.exitcode is None else []
             for kill in (os.killpg, os.kill):
                 with contextlib.suppress(ProcessLookupError, PermissionError):
                     kill(pid, signal.SIGKILL)
+            for descendant in descendants:
+                with contextlib.suppress(psutil.Error):
+                    descendant.kill()
         self.process.join(timeout=join_timeout)
         with contextlib.suppress(OSError):
             self.conn.close()
+
+
+def descendants_of(pid: int) -> list[psutil.Process]:
+    """Every live descendant of ``pid`` (none if it is gone)."""
+    try:
+        return list(psutil.Process(pid).children(recursive=True))
+    except psutil.Error:
+        return []
 
 
 class ModelProcess(ChildProcess):

@@ -2,7 +2,9 @@
 
 ``next_messages`` blocks until some of the watched processes have sent a message, reads them,
 and turns every way a process can be lost (deadline passed, exited, pipe closed, a frame that is
-not of the protocol) into :class:`ProcessLost` with a sentence saying which and why. What the
+not of the protocol) into :class:`ProcessLost` with a sentence saying which and why; a process
+that timed out first writes its threads' Python stacks to its log, which that sentence ends
+with. What the
 messages mean is the caller's business (``engine.runner.collect``,
 ``compiling.supervisor.supervise``).
 """
@@ -17,6 +19,9 @@ from typing import Any
 
 from pytest_neuronperf.engine import messages
 from pytest_neuronperf.engine.processes import ChildProcess
+
+TIMEOUT_TAIL_LINES = 60
+"""Output lines a timeout's error shows: room for the stack of every thread of the process."""
 
 
 class ProcessLost(Exception):
@@ -57,8 +62,11 @@ def next_messages(
         remaining = None if deadline is None else max(0.0, deadline.remaining())
         if deadline is not None and deadline.remaining() <= 0:
             key, proc = next(iter(procs.items()))
+            proc.dump_stacks()
             raise ProcessLost(key, f"{proc.label} timed out after {deadline.limit_s:g} s while "
-                                   f"{phase}; it was killed" + proc.formatted_tail())
+                                   f"{phase}; it was killed (its Python stacks when it was "
+                                   f"stopped end the output below)"
+                                   + proc.formatted_tail(TIMEOUT_TAIL_LINES))
         by_conn: dict[Any, int] = {proc.conn: key for key, proc in procs.items()}
         by_sentinel = {proc.sentinel: key for key, proc in procs.items()}
         ready = wait([*by_conn, *by_sentinel], remaining)

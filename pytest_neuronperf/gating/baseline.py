@@ -7,11 +7,14 @@ Shape (see DESIGN.md, "Baseline file")::
          "fingerprint": {...},
          "tests": {"<node id>[::name]": {"<config key>": {"metrics": {}, "windows": {}}}}}}}
 
-Saving re-reads the file under an exclusive ``fcntl.flock`` on ``<path>.lock``, replaces only
-the configurations that ran, and swaps the result in with a same-directory temp file, ``fsync``
-and ``os.replace``: concurrent writers (xdist workers, parallel CI jobs on one disk) never lose
-each other's entries, and an interrupted run leaves the previous file whole. A file this version
-cannot read (not JSON, another format, a newer version) is an error and is never rewritten.
+Saving re-reads the file under an exclusive lock, replaces only the configurations that ran,
+and swaps the result in atomically (``pytest_neuronperf.safe_files``: same-directory temp file,
+``fsync``, ``os.replace``; the lock file is ``.neuronperf-locks/<name>.lock`` beside the
+baseline): concurrent writers (xdist workers, parallel CI jobs on one disk) never lose each
+other's entries, and an interrupted or killed run leaves the previous file whole. A file this
+version cannot read (not JSON, another format, a newer version, a nesting deeper than
+``MAX_DEPTH``) is an error and is never rewritten; nor is a read-only file, nor a symbolic link
+whose target's folder is missing (see ``check_saveable``).
 """
 
 from __future__ import annotations
@@ -19,13 +22,12 @@ from __future__ import annotations
 import json
 import math
 import os
-import sys
-import tempfile
-from collections.abc import Iterator, Mapping
-from contextlib import contextmanager, suppress
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+
+from pytest_neuronperf import safe_files
 
 FORMAT = "pytest-neuronperf-baseline"
 FORMAT_VERSION = 1
@@ -38,6 +40,8 @@ FORMAT_VERSION = 1
 SIGNIFICANT_DIGITS = 6
 """Floats are stored rounded to this many significant digits: small files, readable diffs."""
 NEW_FILE_MODE = 0o644
+MAX_DEPTH = 32
+"""Deepest nesting of objects and lists a baseline may have (its own entries need 8)."""
 
 
 class BaselineError(ValueError):
@@ -96,15 +100,24 @@ def save_results(
     machine_id: str,
     fingerprint: Mapping[str, Any],
     results: Mapping[str, Mapping[str, Mapping[str, Any]]],
+    *,
+    on_wait: Callable[[str], None] | None = None,
+    lock_notice_s: float | None = None,
+    lock_limit_s: float | None = None,
 ) -> Baseline:
     """Merge ``results`` (test key -> config key -> entry) for one machine into the file.
 
     Only the configurations in ``results`` are replaced; other configurations, tests and
     machines are kept. The machine's fingerprint is updated. Returns the merged baseline.
+    When another process holds the file's lock, ``on_wait`` is told who after
+    ``lock_notice_s``; after ``lock_limit_s`` the save fails with ``safe_files.LockTimeout``
+    (defaults: ``safe_files.NOTICE_AFTER_S`` and ``GIVE_UP_AFTER_S``).
     """
-    file = Path(os.path.realpath(path))
-    file.parent.mkdir(parents=True, exist_ok=True)
-    with _locked(file):
+    Path(os.path.abspath(path)).parent.mkdir(parents=True, exist_ok=True)
+    file = check_saveable(path)
+    notice = safe_files.NOTICE_AFTER_S if lock_notice_s is None else lock_notice_s
+    limit = safe_files.GIVE_UP_AFTER_S if lock_limit_s is None else lock_limit_s
+    with safe_files.locked(file, notice_after=notice, give_up_after=limit, on_wait=on_wait):
         data = _read(file) or empty_baseline_data()
         data["version"] = FORMAT_VERSION
         machine = data["machines"].setdefault(machine_id, {})
@@ -117,8 +130,30 @@ def save_results(
                     "metrics": dict(entry.get("metrics") or {}),
                     "windows": {m: list(v) for m, v in (entry.get("windows") or {}).items()},
                 }
-        _write_atomic(file, dumps_baseline(data))
+        safe_files.remove_leftovers(file)  # of writers killed mid-save
+        _write(file, dumps_baseline(data))
     return Baseline(file, data)
+
+
+def check_saveable(path: str | os.PathLike[str]) -> Path:
+    """The real file a save to ``path`` writes, or ``BaselineError`` saying why it must not.
+
+    A symbolic link is followed only when its target's folder exists (the link stays a link);
+    a link into a missing folder, a read-only file and a special file are refused.
+    """
+    try:
+        if safe_files.special_file(path) is not None:
+            raise safe_files.RefusedWrite(
+                f"{path} is not a regular file: a baseline must be one (it is read back).")
+        return safe_files.check_replaceable(path)
+    except safe_files.RefusedWrite as error:
+        raise BaselineError(f"cannot save the baseline: {error}") from None
+
+
+def link_target(path: str | os.PathLike[str]) -> Path | None:
+    """The file a symbolic-link baseline path points to (None when ``path`` is no link)."""
+    real = Path(os.path.realpath(path))
+    return real if real != Path(os.path.abspath(path)) else None
 
 
 def dumps_baseline(data: Mapping[str, Any]) -> str:
@@ -145,14 +180,37 @@ def _read(file: Path) -> dict[str, Any] | None:
             f"baseline file {file} is not valid JSON (not UTF-8 text). It was left untouched; "
             "fix it, or delete it and save a new baseline."
         ) from None
+    except RecursionError:
+        raise BaselineError(_too_deep(file)) from None
     except json.JSONDecodeError as error:
         raise BaselineError(
             f"baseline file {file} is not valid JSON ({error.msg} at line {error.lineno} "
             f"column {error.colno}). It was left untouched; fix it, or delete it and save a "
             "new baseline."
         ) from None
+    if _depth(data) > MAX_DEPTH:
+        raise BaselineError(_too_deep(file))
     _validate(file, data)
     return data
+
+
+def _too_deep(file: Path) -> str:
+    return (f"baseline file {file} nests objects or lists deeper than {MAX_DEPTH} levels, which "
+            "no baseline does. It was left untouched; fix it, or delete it and save a new "
+            "baseline.")
+
+
+def _depth(value: Any) -> int:
+    """How deeply objects and lists nest in ``value`` (without recursion)."""
+    deepest, stack = 0, [(value, 1)]
+    while stack:
+        item, level = stack.pop()
+        if isinstance(item, dict | list):
+            deepest = max(deepest, level)
+            if level <= MAX_DEPTH:
+                children = item.values() if isinstance(item, dict) else item
+                stack.extend((child, level + 1) for child in children)
+    return deepest
 
 
 def _validate(file: Path, data: Any) -> None:
@@ -176,6 +234,11 @@ def _validate(file: Path, data: Any) -> None:
     for mid, machine in machines.items():
         if not isinstance(machine, dict) or not isinstance(machine.get("tests", {}), dict):
             raise BaselineError(f"baseline file {file}: machine {mid!r} is not a valid record.")
+        if not isinstance(machine.get("fingerprint", {}), dict | None):
+            raise BaselineError(
+                f"baseline file {file}: machine {mid!r} has a 'fingerprint' that is not an "
+                "object. It was left untouched; fix it, or delete that machine and save again."
+            )
         for test, configs in machine.get("tests", {}).items():
             if not isinstance(configs, dict) or not all(
                 isinstance(e, dict) for e in configs.values()
@@ -218,53 +281,12 @@ def _is_number(value: Any) -> bool:
 # --- Writing ---------------------------------------------------------------------------------
 
 
-@contextmanager
-def _locked(file: Path) -> Iterator[None]:
-    """Hold an exclusive lock on ``<file>.lock`` (shared by every process that saves)."""
-    fd = os.open(f"{file}.lock", os.O_RDWR | os.O_CREAT, 0o666)
+def _write(file: Path, text: str) -> None:
+    """Replace the baseline file in one step; a refusal (read-only, ...) is a BaselineError."""
     try:
-        if sys.platform == "win32":
-            import msvcrt
-
-            msvcrt.locking(fd, msvcrt.LK_LOCK, 1)  # retries for 10 s, then raises
-        else:
-            import fcntl
-
-            fcntl.flock(fd, fcntl.LOCK_EX)
-        yield
-    finally:
-        os.close(fd)  # closing the descriptor releases the lock
-
-
-def _write_atomic(file: Path, text: str) -> None:
-    """Replace ``file`` with ``text`` in one step: same-directory temp file, fsync, rename."""
-    try:
-        mode = file.stat().st_mode & 0o777
-    except FileNotFoundError:
-        mode = NEW_FILE_MODE
-    fd, temp = tempfile.mkstemp(prefix=f".{file.name}.", suffix=".tmp", dir=file.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as stream:
-            stream.write(text)
-            stream.flush()
-            os.fsync(stream.fileno())
-        os.chmod(temp, mode)
-        os.replace(temp, file)
-    except BaseException:
-        with suppress(OSError):
-            os.unlink(temp)
-        raise
-    _fsync_directory(file.parent)
-
-
-def _fsync_directory(directory: Path) -> None:
-    """Make the rename durable (best effort: not every filesystem allows it)."""
-    with suppress(OSError):
-        fd = os.open(directory, os.O_RDONLY)
-        try:
-            os.fsync(fd)
-        finally:
-            os.close(fd)
+        safe_files.write_text(file, text, new_mode=NEW_FILE_MODE)
+    except safe_files.RefusedWrite as error:
+        raise BaselineError(f"cannot save the baseline: {error}") from None
 
 
 def _dumps(value: Any, level: int, sort: bool = True) -> str:

@@ -28,8 +28,10 @@ def drop_hiccups(values: np.ndarray, higher_is_better: bool) -> np.ndarray:
     """``values`` without its hiccup windows: the few far worse than the run's median."""
     if values.size < 4:
         return values
+    from scipy.stats import median_abs_deviation
+
     median = float(np.median(values))
-    spread = 1.4826 * float(np.median(np.abs(values - median)))
+    spread = float(median_abs_deviation(values, scale="normal"))
     worse = (median - values) if higher_is_better else (values - median)
     limit = max(HICCUP_MADS * spread, HICCUP_FLOOR * abs(median))
     hiccups = np.flatnonzero(worse > limit)
@@ -56,20 +58,46 @@ def bootstrap_ratio_ci(
     resamples: int = BOOTSTRAP_RESAMPLES,
     seed: int = BOOTSTRAP_SEED,
 ) -> tuple[float, float]:
-    """Percentile bootstrap interval of median(current) / median(baseline), deterministic."""
+    """Percentile bootstrap interval of median(current) / median(baseline), deterministic.
+
+    ``scipy.stats.bootstrap`` resamples each run on its own (unpaired). Resamples whose baseline
+    median is 0 have no ratio and are left out.
+    """
     if baseline.size == 0 or current.size == 0:
         return (math.nan, math.nan)
-    rng = np.random.default_rng(seed)
-    base = np.median(rng.choice(baseline, size=(resamples, baseline.size)), axis=1)
-    cur = np.median(rng.choice(current, size=(resamples, current.size)), axis=1)
-    with np.errstate(divide="ignore", invalid="ignore"):
-        ratios = cur / base
+    from scipy.stats import bootstrap
+
+    with np.errstate(divide="ignore", invalid="ignore"):  # ratios over a 0 median, left out
+        result = bootstrap(
+            (_resamplable(current), _resamplable(baseline)),
+            _ratio_of_medians,
+            n_resamples=resamples,
+            confidence_level=confidence,
+            method="percentile",
+            vectorized=True,
+            rng=np.random.default_rng(seed),
+        )
+    low, high = result.confidence_interval
+    if math.isfinite(low) and math.isfinite(high):
+        return (float(low), float(high))
+    ratios = result.bootstrap_distribution
     ratios = ratios[np.isfinite(ratios)]
     if ratios.size == 0:
         return (math.nan, math.nan)
     tail = (1.0 - confidence) / 2.0 * 100.0
     low, high = np.percentile(ratios, [tail, 100.0 - tail])
     return (float(low), float(high))
+
+
+def _resamplable(values: np.ndarray) -> np.ndarray:
+    """``values`` with at least two entries (scipy needs two; a lone value, doubled, resamples
+    to itself exactly as before)."""
+    return np.repeat(values, 2) if values.size == 1 else values
+
+
+def _ratio_of_medians(current: np.ndarray, baseline: np.ndarray, axis: int = -1) -> np.ndarray:
+    """The statistic: median(current) / median(baseline) along ``axis`` (resamples)."""
+    return np.asarray(np.median(current, axis=axis) / np.median(baseline, axis=axis))
 
 
 def mann_whitney_p(current: np.ndarray, baseline: np.ndarray, alternative: str) -> float:

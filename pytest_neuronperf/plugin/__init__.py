@@ -9,13 +9,16 @@ from typing import Any
 
 import pytest
 
+from pytest_neuronperf.plugin.interrupts import sigterm_as_interrupt
 from pytest_neuronperf.plugin.options import OPTIONS, check_device_name, run_options
+from pytest_neuronperf.plugin.outcome import unused_marker_fails, unused_marker_text
 from pytest_neuronperf.plugin.session import PerfSession
 from pytest_neuronperf.plugin.xdist import CoreShare
 
 SESSION_KEY = pytest.StashKey[PerfSession]()
 WRITTEN_KEY = pytest.StashKey[list[str]]()
 """Lines saying which files the controller wrote, for the terminal summary."""
+RESTORE_SIGTERM_KEY = pytest.StashKey[Callable[[], None]]()
 MARKER = "neuronperf"
 MARKER_HELP = (
     "neuronperf(batch_sizes=[1], n_models=[1, 'max'], workers_per_model=None, "
@@ -71,6 +74,7 @@ def pytest_configure(config: pytest.Config) -> None:
     config.stash[SESSION_KEY] = PerfSession(
         options, devices, adapters, extra_fp, share_for, host=host,
         verdict_hook=functools.partial(config.hook.pytest_neuronperf_verdict, config=config))
+    config.stash[RESTORE_SIGTERM_KEY] = sigterm_as_interrupt()
     if config.pluginmanager.hasplugin("xdist") and worker_input is None:
         from pytest_neuronperf.plugin.xdist import ControllerHooks
 
@@ -78,9 +82,19 @@ def pytest_configure(config: pytest.Config) -> None:
                                       "neuronperf-xdist-controller")
 
 
+def pytest_unconfigure(config: pytest.Config) -> None:
+    config.stash.get(RESTORE_SIGTERM_KEY, lambda: None)()
+
+
 def is_perf_test(item: pytest.Item) -> bool:
     """Marked with ``neuronperf`` or using the ``neuronperf`` fixture."""
     return item.get_closest_marker(MARKER) is not None or "neuronperf" in getattr(
+        item, "fixturenames", ())
+
+
+def lacks_fixture(item: pytest.Item) -> bool:
+    """Marked ``neuronperf`` but not using the fixture: nothing would be measured."""
+    return item.get_closest_marker(MARKER) is not None and "neuronperf" not in getattr(
         item, "fixturenames", ())
 
 
@@ -109,6 +123,8 @@ def pytest_collection_modifyitems(
     for item in items:
         if is_perf_test(item):
             marker_settings(item, perf)  # validate every marker before anything runs
+            if lacks_fixture(item):
+                item.warn(pytest.PytestWarning(unused_marker_text(item.nodeid)))
     if perf.options.skip:
         skip = pytest.mark.skip(reason="performance tests skipped (--neuronperf-skip)")
         for item in items:
@@ -134,8 +150,15 @@ def neuronperf(request: pytest.FixtureRequest) -> Any:
 
 @pytest.hookimpl(wrapper=True)
 def pytest_runtest_call(item: pytest.Item) -> Generator[None, None, None]:
-    result = yield
-    failure = item.config.stash[SESSION_KEY].failure(item.nodeid)
+    perf = item.config.stash[SESSION_KEY]
+    try:
+        result = yield
+    except KeyboardInterrupt:
+        perf.interrupted.add(item.nodeid)  # its results are partial: never a baseline
+        raise
+    if lacks_fixture(item) and unused_marker_fails(perf.options):
+        pytest.fail(unused_marker_text(item.nodeid) + " (--neuronperf-strict)", pytrace=False)
+    failure = perf.failure(item.nodeid)
     if failure:
         pytest.fail(failure, pytrace=False)
     return result
@@ -161,7 +184,9 @@ def pytest_sessionfinish(session: pytest.Session) -> None:
     if worker_output is not None:
         worker_output["neuronperf"] = perf.export()
         return
-    written, failed = perf.write_outputs(config.rootpath)
+    reporter = config.pluginmanager.get_plugin("terminalreporter")
+    written, failed = perf.write_outputs(
+        config.rootpath, reporter.write_line if reporter is not None else None)
     config.stash[WRITTEN_KEY] = written
     if failed and session.exitstatus == pytest.ExitCode.OK:
         session.exitstatus = pytest.ExitCode.TESTS_FAILED

@@ -64,6 +64,18 @@ def decide(
                    format_judgement_table(judgement))
 
 
+def unused_marker_text(nodeid: str) -> str:
+    """The warning for a ``neuronperf`` marker on a test that does not use the fixture."""
+    return (f"{nodeid} has a neuronperf marker but does not use the neuronperf fixture, so "
+            f"nothing is measured: add a neuronperf argument to the test, or remove the marker")
+
+
+def unused_marker_fails(options: RunOptions) -> bool:
+    """Such a marker fails its test under ``--neuronperf-strict`` (a save run included: it
+    measured nothing to save)."""
+    return options.strict
+
+
 def hook_verdict(value: Any) -> Verdict:
     """A verdict hook's answer as a Verdict; anything else is an ERROR (said in the report)."""
     try:

@@ -29,6 +29,7 @@ from pytest_neuronperf.plugin.markers import PerfSettings
 from pytest_neuronperf.plugin.options import RunOptions
 from pytest_neuronperf.plugin.outcome import Outcome, decide, failure_message
 from pytest_neuronperf.plugin.xdist import CoreShare
+from pytest_neuronperf.reporting.tables import printable
 from pytest_neuronperf.reports import config_key
 
 RESULTS_FORMAT_VERSION = 1
@@ -63,6 +64,8 @@ class PerfSession:
         self.outcomes: dict[str, list[tuple[str, Outcome]]] = {}
         """Node id -> (result key, outcome) of every configuration it measured."""
         self._verdict_hook = verdict_hook
+        self.interrupted: set[str] = set()
+        """Node ids of tests interrupted (Ctrl-C, SIGTERM) while running: never saved."""
         self._backends: dict[str, DeviceBackend] = {}
         self._machines: dict[str, tuple[str, dict[str, Any]]] = {}
         self.baseline = self._load_baseline()
@@ -73,9 +76,11 @@ class PerfSession:
         if self.options.baseline is None:
             return None
         try:
+            if self.options.save_baseline:  # refuse now, not after the whole run
+                baseline_file.check_saveable(self.options.baseline)
             return baseline_file.load_baseline(self.options.baseline)
         except baseline_file.BaselineError as exc:
-            raise pytest.UsageError(str(exc)) from exc
+            raise pytest.UsageError(printable(str(exc))) from exc
 
     def backend(self, device: str) -> DeviceBackend:
         """The backend for a test's ``device`` (the command line's ``--neuronperf-device`` wins)."""
@@ -174,8 +179,12 @@ class PerfSession:
 
     # -- output --------------------------------------------------------------------------------
 
-    def write_outputs(self, rescue_dir: Path) -> tuple[list[str], bool]:
+    def write_outputs(
+        self, rescue_dir: Path, notify: Callable[[str], None] | None = None
+    ) -> tuple[list[str], bool]:
         """Write the baseline (if saving), JSON and CSV; return (lines to show, any failed).
+
+        ``notify`` gets a line at once when the baseline's lock makes the save wait.
 
         A file that cannot be written does not stop the others. If results would be lost (the
         baseline or JSON could not be written and no other JSON holds them), they go to a
@@ -192,7 +201,7 @@ class PerfSession:
                 line = write()
             except (OSError, ValueError) as exc:
                 failed.append(what)
-                lines.append(f"neuronperf: ERROR could not write {what}: {exc}")
+                lines.append(printable(f"neuronperf: ERROR could not write {what}: {exc}"))
                 return False
             if line:
                 lines.append(line)
@@ -201,8 +210,14 @@ class PerfSession:
         baseline = self.options.baseline
         if self.options.save_baseline and baseline is not None:
             def save() -> str | None:
-                saved = self.save_baseline(baseline)
-                return f"baseline: saved {saved} configuration(s) to {baseline}" if saved else None
+                saved = self.save_baseline(baseline, notify)
+                if self.interrupted:
+                    lines.append(f"baseline: not saved for the interrupted test(s) "
+                                 f"{', '.join(sorted(self.interrupted))}: run them again to "
+                                 f"record them")
+                link = baseline_file.link_target(baseline)
+                return (f"baseline: saved {saved} configuration(s) to {baseline}"
+                        + (f" (a link to {link})" if link else "")) if saved else None
 
             attempt(f"the baseline {baseline} (--neuronperf-baseline)", save)
         json_path, csv_path = self.options.json_path, self.options.csv_path
@@ -220,23 +235,32 @@ class PerfSession:
                     break
         return lines, bool(failed)
 
-    def save_baseline(self, path: Path) -> int:
+    def save_baseline(self, path: Path, notify: Callable[[str], None] | None = None) -> int:
         """Merge every successful configuration of this run into the baseline, per machine."""
         by_machine: dict[str, tuple[dict[str, Any], dict[str, dict[str, Any]]]] = {}
         count = 0
         for report in self.results:
-            if report.get("status") != "ok":
+            if report.get("status") != "ok" or self.was_interrupted(report):
                 continue
             fp, tests = by_machine.setdefault(report["machine"], (report["fingerprint"], {}))
             tests.setdefault(report["test"], {})[config_key(report)] = (
                 entry_from_report(report))
             count += 1
         for machine_id, (fp, tests) in by_machine.items():
-            baseline_file.save_results(path, machine_id, fp, tests)
+            baseline_file.save_results(path, machine_id, fp, tests, on_wait=(
+                None if notify is None else lambda line: notify(printable(f"neuronperf: {line}"))))
         return count
 
+    def was_interrupted(self, report: dict[str, Any]) -> bool:
+        """The report comes from a test that was interrupted (``test`` is node id[::name])."""
+        test = str(report.get("test", ""))
+        return any(test == nodeid or test.startswith(f"{nodeid}::") for nodeid in self.interrupted)
+
     def header(self, backend: DeviceBackend) -> list[str]:
-        """Report-header lines: device, cores, baseline and its machines."""
+        """Report-header lines: device, cores, baseline and its machines (file text made safe)."""
+        return [printable(line) for line in self._header(backend)]
+
+    def _header(self, backend: DeviceBackend) -> list[str]:
         machine_id, fp = self.machine(backend)
         cores = self.share(backend).cores
         lines = [f"neuronperf: device {backend.name}, cores {format_cores(cores)} ({len(cores)}), "
@@ -244,7 +268,9 @@ class PerfSession:
         if self.options.baseline is None:
             lines.append("neuronperf: no baseline (--neuronperf-baseline=PATH to gate)")
         elif self.baseline is None:
+            link = baseline_file.link_target(self.options.baseline)
             lines.append(f"neuronperf: baseline {self.options.baseline} does not exist yet"
+                         + (f" (a link to {link})" if link else "")
                          + (" (will be created)" if self.options.save_baseline else ""))
         elif self.baseline.has_machine(machine_id):
             changes = machine.version_changes(self.baseline.fingerprint(machine_id) or {}, fp)
@@ -261,8 +287,8 @@ class PerfSession:
             f"{mid} ({fp.get('device_type')}, {fp.get('cores')} cores, {fp.get('cpu')})"
             for mid, fp in self.baseline.machines().items()
         ) or "none"
-        return (f"neuronperf: baseline {self.options.baseline} has no results for this machine "
-                f"{machine_id}: every configuration is NEW; it has: {others}")
+        return printable(f"neuronperf: baseline {self.options.baseline} has no results for this "
+                         f"machine {machine_id}: every configuration is NEW; it has: {others}")
 
     def version_notes(self) -> list[str]:
         """Library versions that changed since the baseline, per machine that was compared."""
@@ -275,8 +301,8 @@ class PerfSession:
                 changes = machine.version_changes(
                     self.baseline.fingerprint(machine_id) or {}, fp)
                 if changes:
-                    notes.append(f"neuronperf: compared with a baseline from other library "
-                                 f"versions: {', '.join(changes)}")
+                    notes.append(printable(f"neuronperf: compared with a baseline from other "
+                                           f"library versions: {', '.join(changes)}"))
         return notes
 
     def host_notes(self) -> list[str]:

@@ -34,7 +34,6 @@ is down.
 from __future__ import annotations
 
 import contextlib
-import fcntl
 import hashlib
 import json
 import os
@@ -48,6 +47,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import pytest
+
+from pytest_neuronperf import safe_files
 
 if TYPE_CHECKING:
     from pytest_neuronperf.plugin.session import PerfSession
@@ -71,13 +72,9 @@ class CoreShare:
         if self.lock_path is None:
             yield
             return
-        self.lock_path.parent.mkdir(parents=True, exist_ok=True)
-        with open(self.lock_path, "a") as handle:
-            fcntl.flock(handle, fcntl.LOCK_EX)
-            try:
-                yield
-            finally:
-                fcntl.flock(handle, fcntl.LOCK_UN)
+        # queuing here is the point: no limit, and so no holder note for a waiter's message
+        with safe_files.exclusive_lock(self.lock_path, name_holder=False):
+            yield
 
 
 @dataclass(frozen=True)

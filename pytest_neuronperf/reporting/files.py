@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import contextlib
 import csv
 import json
 import math
@@ -12,6 +11,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from pytest_neuronperf import safe_files
 from pytest_neuronperf.reporting.tables import report_list
 
 REPORT_FORMAT = "pytest-neuronperf-reports"
@@ -22,21 +22,11 @@ def _default_path(suffix: str) -> Path:
     return Path(f"neuronperf-{time.strftime('%Y%m%d-%H%M%S')}.{suffix}")
 
 
-def _atomic_write(path: Path, text: str) -> None:
-    if path.is_dir():
-        raise IsADirectoryError(f"{path} is a directory")
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    try:
-        with open(tmp, "w", newline="") as handle:
-            handle.write(text)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.unlink(tmp)
-        raise
+def _write(path: Path, text: str) -> None:
+    """Write a report file safely (``safe_files``: atomic, special files written into)."""
+    if safe_files.special_file(path) is None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+    safe_files.write_text(path, text)
 
 
 def _csv_value(value: Any) -> Any:
@@ -64,7 +54,7 @@ def write_csv(
     writer.writeheader()
     for report in reports:
         writer.writerow({k: _csv_value(report.get(k)) for k in columns})
-    _atomic_write(path, buffer.getvalue())
+    _write(path, buffer.getvalue())
     return str(path)
 
 
@@ -88,7 +78,7 @@ def write_json(
     path = Path(filename) if filename is not None else _default_path("json")
     document = {"format": REPORT_FORMAT, "version": REPORT_VERSION,
                 "reports": _json_safe(report_list(reports))}
-    _atomic_write(path, json.dumps(document, indent=2, allow_nan=False) + "\n")
+    _write(path, json.dumps(document, indent=2, allow_nan=False) + "\n")
     return str(path)
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 import sys
+import unicodedata
 from collections.abc import Sequence
 from typing import Any, TextIO
 
@@ -15,12 +16,26 @@ DEFAULT_COLUMNS = (
 )
 
 
+def printable(text: Any) -> str:
+    """``text`` safe to print: control and format characters (terminal escape sequences,
+    newlines, bidirectional overrides) shown as ``\\x1b``-style escapes. For text read from
+    files (baselines, report files, model indexes) before it reaches a terminal."""
+    text = str(text)
+    if text.isprintable():
+        return text
+    return "".join(
+        ch if unicodedata.category(ch) not in ("Cc", "Cf", "Zl", "Zp") else
+        (f"\\x{ord(ch):02x}" if ord(ch) < 0x100 else f"\\u{ord(ch):04x}")
+        for ch in text
+    )
+
+
 def _cell(value: Any) -> str:
     if missing(value):
         return "-"
     if isinstance(value, float):
         return f"{value:.3f}" if abs(value) < 1000 else f"{value:.1f}"
-    return str(value)
+    return printable(value)
 
 
 def format_table(reports: Sequence[dict[str, Any]], cols: Sequence[str] = DEFAULT_COLUMNS) -> str:
@@ -96,7 +111,7 @@ def format_summary(results: Sequence[dict[str, Any]]) -> list[str]:
     lines = [head]
     current = None
     for report in sorted(results, key=lambda r: r.get("test", "")):
-        test = report.get("test", report.get("model_name", "?"))
+        test = printable(report.get("test", report.get("model_name", "?")))
         if test != current:
             current = test
             lines.append(test if len(test) <= SUMMARY_WIDTH else "..." + test[-SUMMARY_WIDTH + 3:])
@@ -107,6 +122,6 @@ def format_summary(results: Sequence[dict[str, Any]]) -> list[str]:
             f"{_number(report.get('latency_ms_p99')):>9} "
             f"{_signed_percent(delta.get('throughput')):>8} "
             f"{_signed_percent(delta.get('latency_ms_p99')):>8}  "
-            f"{report.get('verdict', report.get('status', '')):<12}"
+            f"{printable(report.get('verdict', report.get('status', ''))):<12}"
         )
     return lines
