@@ -15,8 +15,10 @@ _LAZY = {
     "write_csv": "pytest_neuronperf.reporting.files",
     "write_json": "pytest_neuronperf.reporting.files",
     "get_reports": "pytest_neuronperf.reporting.files",
+    "evaluate": "pytest_neuronperf.evaluation",
+    "list_metrics": "pytest_neuronperf.evaluation",
 }
-_SUBMODULES = ("torch", "tensorflow", "cpu")
+_SUBMODULES = ("torch", "tensorflow", "cpu", "model_index")
 
 __all__ = [*_LAZY, *_SUBMODULES]
 

@@ -7,8 +7,12 @@ from typing import Any
 from pytest_neuronperf.engine import benchmark as api
 
 
-def benchmark(model: Any, inputs: Any, **kwargs: Any) -> list[dict[str, Any]]:
-    """:func:`pytest_neuronperf.benchmark` with ``framework="python"`` on the ``cpu`` device."""
-    kwargs.setdefault("framework", "python")
+def benchmark(model: Any, inputs: Any, *args: Any, **kwargs: Any) -> list[Any]:
+    """:func:`pytest_neuronperf.benchmark` on the ``cpu`` device (``framework="python"``
+    unless the model is a torch or Keras class)."""
+    from pytest_neuronperf.frameworks import infer_framework
+
+    # a torch or Keras class runs with its framework's adapter (eval mode, no autograd)
+    kwargs.setdefault("framework", infer_framework(model, None) or "python")
     kwargs.setdefault("device_type", "cpu")
-    return api.benchmark(model, inputs, **kwargs)
+    return api.benchmark(model, inputs, *args, **kwargs)

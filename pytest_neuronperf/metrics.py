@@ -24,6 +24,9 @@ class Metric:
     budget: str | None = None
     """The marker keyword of its absolute budget (``p99_ms``), if it has one."""
     budget_label: str = ""
+    windowed: bool = True
+    """True: measured per window and gated on the window series (``compare_metric``); False:
+    one value per run, gated on the value (``compare_value``; see ``gating.verdicts``)."""
 
 
 METRICS: dict[str, Metric] = {
@@ -35,12 +38,19 @@ METRICS: dict[str, Metric] = {
                "p50_ms", "p50 budget ms"),
         Metric("latency_ms_p99", "latency_ms_p99", False, ("p99",), "p99 ms", 0.20,
                "p99_ms", "p99 budget ms"),
+        Metric("memory_mb_peak", "memory_mb_peak", False, ("memory", "mem"), "memory MB", 0.15,
+               "max_memory_mb", "mem budget MB", windowed=False),
+        Metric("accuracy", "accuracy", True, ("accuracy", "acc"), "accuracy", 0.01,
+               "min_accuracy", "min accuracy", windowed=False),
     )
 }
 """Gated metrics, in the order tables show them."""
 
-WINDOW_METRICS = tuple(METRICS)
-"""Metrics measured per window (every gated metric is)."""
+WINDOW_METRICS = tuple(name for name, metric in METRICS.items() if metric.windowed)
+"""Metrics measured per window (throughput and latencies)."""
+VALUE_METRICS = tuple(name for name, metric in METRICS.items() if not metric.windowed)
+"""Metrics with one value per run (peak memory, accuracy): a report without one is not gated
+on it (e.g. no ``eval_metrics``, or a baseline from before it was measured)."""
 
 BUDGETS: dict[str, Metric] = {m.budget: m for m in METRICS.values() if m.budget}
 """Budget keyword -> its metric."""

@@ -22,6 +22,8 @@ class Report(TypedDict, total=False):
     n_models: int
     workers_per_model: int
     pipeline_size: int
+    cast_mode: str
+    """``fp32`` (the default), ``fp16``, ``bf16`` or ``mixed``."""
     duration: float
     total_infs: int
     """Completed inferences x batch size."""
@@ -44,6 +46,14 @@ class Report(TypedDict, total=False):
     framework: str
     cores: list[str]
     """Each copy's slice of device units, e.g. ``["0", "1"]`` or ``["0-1"]``."""
+    cpu_percent_avg: float
+    """Mean CPU use of the model copies during the window (100 = one logical CPU busy)."""
+    memory_mb_peak: float
+    """Peak resident memory of the largest copy during the window (MB)."""
+    cost_per_1m_inf: float
+    """With ``cost_per_hour``: the cost of a million inferences at ``throughput_avg``."""
+    accuracy: float
+    """With ``eval_metrics`` (or ``evaluate``): the accuracy over every copy's outputs."""
     windows: dict[str, list[float]] | None
     """Gated metric -> its per-window series (see ``engine.windows``)."""
     timers: dict[str, Any]
@@ -63,24 +73,36 @@ CONFIG_FIELDS = (
     ("pipeline_size", "p"),
 )
 """Report key -> its short name in labels, in the order labels and keys list them."""
+DEFAULT_CAST_MODE = "fp32"
+"""A configuration's ``cast_mode`` when none is asked for: left out of labels and keys, so that
+configurations (and baseline entries) from before casts existed keep their names."""
+
+
+def _cast_suffix(config: Mapping[str, Any], separator: str, name: str) -> str:
+    cast = config.get("cast_mode") or DEFAULT_CAST_MODE
+    return "" if cast == DEFAULT_CAST_MODE else f"{separator}{name}{cast}"
 
 
 def config_label(config: Mapping[str, Any]) -> str:
     """How people read a configuration: ``bs=1 n=2 w=1 p=1`` (keys it lacks are left out)."""
-    return " ".join(f"{short}={config[key]}" for key, short in CONFIG_FIELDS if key in config)
+    return " ".join(f"{short}={config[key]}" for key, short in CONFIG_FIELDS if key in config) + (
+        _cast_suffix(config, " ", "cast="))
 
 
 def config_key(report: Mapping[str, Any]) -> str:
     """The stable key a baseline file stores a configuration under.
 
-    ``bs=1,n_models=2,workers=1,pipeline=1``: part of the baseline file format, never changed.
+    ``bs=1,n_models=2,workers=1,pipeline=1``: part of the baseline file format, never changed;
+    a cast other than fp32 appends ``,cast=bf16``.
     """
     return (
         f"bs={report['batch_size']},n_models={report['n_models']},"
         f"workers={report['workers_per_model']},pipeline={report['pipeline_size']}"
+        + _cast_suffix(report, ",", "cast=")
     )
 
 
 def config_slug(config: Mapping[str, Any]) -> str:
     """A configuration in a file name: ``bs1-n2-w1-p1``."""
-    return "-".join(f"{short}{config[key]}" for key, short in CONFIG_FIELDS if key in config)
+    return "-".join(f"{short}{config[key]}" for key, short in CONFIG_FIELDS if key in config) + (
+        _cast_suffix(config, "-", ""))

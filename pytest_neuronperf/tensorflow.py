@@ -12,13 +12,21 @@ from pytest_neuronperf.compiling import request as compiling
 from pytest_neuronperf.engine import benchmark as api
 
 
-def benchmark(model: Any, inputs: Any, **kwargs: Any) -> list[dict[str, Any]]:
+def benchmark(model: Any, inputs: Any, *args: Any, **kwargs: Any) -> list[Any]:
     """:func:`pytest_neuronperf.benchmark` with ``framework="tensorflow"``."""
     kwargs.setdefault("framework", "tensorflow")
-    return api.benchmark(model, inputs, **kwargs)
+    return api.benchmark(model, inputs, *args, **kwargs)
 
 
-def compile(model: Any, inputs: Any, **kwargs: Any) -> str:
+def compile(model: Any, inputs: Any, *args: Any, **kwargs: Any) -> str:
     """:func:`pytest_neuronperf.compile` with ``framework="tensorflow"``; returns the index path."""
     kwargs.setdefault("framework", "tensorflow")
-    return compiling.compile(model, inputs, **kwargs)
+    return compiling.compile(model, inputs, *args, **kwargs)
+
+
+def evaluate(model: Any, dataset: Any, **kwargs: Any) -> list[dict[str, Any]]:
+    """:func:`pytest_neuronperf.evaluate` with ``framework="tensorflow"``."""
+    from pytest_neuronperf.evaluation import evaluate as evaluate_model
+
+    kwargs.setdefault("framework", "tensorflow")
+    return evaluate_model(model, dataset, **kwargs)

@@ -49,11 +49,15 @@ def test_auto_warmup_runs_until_stable_and_fixed_warmup_runs_its_time() -> None:
 
 
 def test_return_timers_gives_every_calls_latency() -> None:
-    [report] = bench(Identity, return_timers=True, batch_sizes=2)
-    [per_thread] = report["timers"]["latency_ms"]
+    results = bench(Identity, return_timers=True, batch_sizes=2)
+    [(config, raw)] = results
+    [copy] = raw["copies"]
+    [per_thread] = copy["latency_ns"]
+    [report] = npf.get_reports(results)  # the same report benchmark would have returned
+    assert config["batch_size"] == report["batch_size"] == 2
     # total_infs counts the calls that finished inside the window, the timers every call made
     assert len(per_thread) * 2 >= report["total_infs"] > 0
-    assert min(per_thread) == pytest.approx(report["latency_ms_p0"], rel=1e-6)
+    assert min(per_thread) / 1e6 == pytest.approx(report["latency_ms_p0"], rel=1e-6)
 
 
 # --- defaults -------------------------------------------------------------------------------------
@@ -357,11 +361,13 @@ def test_all_copies_measure_one_common_window_after_the_barrier(tmp_path, monkey
     from claim_models import BarrierProbe
 
     monkeypatch.setenv("PROBE_DIR", str(tmp_path))
-    [report] = bench(BarrierProbe, n_models=2, cores=two_cores, warmup=0.05, duration=0.5,
-                     return_timers=True)
+    results = bench(BarrierProbe, n_models=2, cores=two_cores, warmup=0.05, duration=0.5,
+                    return_timers=True)
+    [report] = npf.get_reports(results)
     assert report["status"] == "ok", report["error"]
     slow_loaded = int((tmp_path / "slow-loaded").read_text())
-    measured = [len(copy) for copy in report["timers"]["latency_ms"]]
+    [(_, raw)] = results
+    measured = [sum(len(thread) for thread in copy["latency_ns"]) for copy in raw["copies"]]
     after = [sum(int(t) > slow_loaded for t in path.read_text().split())
              for path in tmp_path.glob("calls-*")]
     # the fast copy finished warming up a second before the slow one had even loaded: had it

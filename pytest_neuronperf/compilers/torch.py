@@ -31,6 +31,61 @@ def options(compiler: str, compiler_args: Any, defaults: Mapping[str, Any]) -> d
     return {**defaults, **compiler_args}
 
 
+def cast_for_compile(model: Any, cast: str) -> Any:
+    """``compiler_args={"cast": ...}`` (``compile(cast_modes=...)``): the model wrapped so that
+    it computes in fp16/bf16 (weights converted) or under autocast (``mixed``), while its
+    artifact still takes and returns float32, so workers feed it the usual inputs."""
+    if cast == "fp32":
+        return model
+    import copy
+
+    import torch
+
+    if cast not in ("fp16", "bf16", "mixed"):
+        raise ValueError(f"compiler_args cast must be fp32, fp16, bf16 or mixed, got {cast!r}")
+    if not isinstance(model, torch.nn.Module) or isinstance(model, torch.jit.ScriptModule):
+        raise TypeError(f"cast {cast!r} needs an nn.Module to convert, not {type(model).__name__}")
+    return CastWrapper(copy.deepcopy(model), cast)
+
+
+def _make_cast_wrapper() -> type:
+    import torch
+
+    class _CastWrapper(torch.nn.Module):
+        def __init__(self, inner: Any, cast: str) -> None:
+            super().__init__()
+            self.mixed = cast == "mixed"
+            self.dtype = {"fp16": torch.float16, "bf16": torch.bfloat16}.get(cast, torch.float32)
+            self.inner = inner if self.mixed else inner.to(self.dtype)
+
+        def forward(self, *args: Any) -> Any:
+            if self.mixed:
+                with torch.autocast(device_type="cpu", dtype=torch.bfloat16):
+                    return _to_float(self.inner(*args))
+            cast_args = [a.to(self.dtype) if torch.is_tensor(a) and a.is_floating_point() else a
+                         for a in args]
+            return _to_float(self.inner(*cast_args))
+
+    return _CastWrapper
+
+
+def _to_float(outputs: Any) -> Any:
+    import torch
+
+    if torch.is_tensor(outputs):
+        return outputs.float() if outputs.is_floating_point() else outputs
+    if isinstance(outputs, tuple | list):
+        return type(outputs)(_to_float(o) for o in outputs)
+    if isinstance(outputs, dict):
+        return {k: _to_float(v) for k, v in outputs.items()}
+    return outputs
+
+
+def CastWrapper(inner: Any, cast: str) -> Any:  # noqa: N802 - builds a module lazily (torch)
+    """An ``nn.Module`` running ``inner`` in ``cast`` with float32 inputs and outputs."""
+    return _make_cast_wrapper()(inner, cast)
+
+
 def torch_installed() -> bool:
     """True when torch can be imported in this process."""
     return importlib.util.find_spec("torch") is not None
@@ -51,7 +106,8 @@ class TorchScriptCompiler:
     suffix = ".pt"
     rtol = 1e-4
     atol = 1e-5
-    DEFAULTS: Mapping[str, Any] = {"strict": False, "freeze": True, "optimize": True}
+    DEFAULTS: Mapping[str, Any] = {"strict": False, "freeze": True, "optimize": True,
+                                   "cast": "fp32"}
 
     def is_available(self) -> bool:
         """TorchScript ships with torch."""
@@ -70,6 +126,7 @@ class TorchScriptCompiler:
         import torch
 
         opts = options(self.name, compiler_args, self.DEFAULTS)
+        model = cast_for_compile(model, str(opts["cast"]))
         with warnings.catch_warnings(), torch.no_grad():
             warnings.simplefilter("ignore", DeprecationWarning)  # TorchScript is "deprecated"
             if isinstance(model, torch.jit.ScriptModule):
@@ -120,7 +177,8 @@ class ExportCompiler:
     suffix = ".pt2"
     rtol = 1e-3
     atol = 1e-4
-    DEFAULTS: Mapping[str, Any] = {"strict": False, "inductor_configs": None, "aoti": True}
+    DEFAULTS: Mapping[str, Any] = {"strict": False, "inductor_configs": None, "aoti": True,
+                                   "cast": "fp32"}
 
     def is_available(self) -> bool:
         """AOTInductor ships with torch (compiling with it also needs a C++ compiler)."""
@@ -145,6 +203,7 @@ class ExportCompiler:
                 f"torch.export needs a torch.nn.Module, not a {type(model).__name__}: pass the "
                 f"module class (or a factory returning one), not a TorchScript file"
             )
+        model = cast_for_compile(model, str(opts["cast"]))
         with torch.no_grad():
             program = torch.export.export(model, tuple(example_args), strict=bool(opts["strict"]))
             if not opts["aoti"]:

@@ -207,7 +207,7 @@ def check_outputs(
             importlib.import_module(runtime)
         loaded = support.load(str(artifact), job.compiler, job.device)
     actual = support.run(loaded, args)
-    rtol, atol = job.tolerance or tolerance_of(compiler, job.compiler)
+    rtol, atol = job.tolerance or fit_dtype(expected, *tolerance_of(compiler, job.compiler))
     mismatch = compare_outputs(expected, actual, rtol, atol)
     if mismatch:
         raise OutputMismatch(
@@ -218,6 +218,20 @@ def check_outputs(
             f"the numerics? Pass verify=False to skip the check, or verify={{'rtol': ..., "
             f"'atol': ...}} to loosen it"
         )
+
+
+HALF_TOLERANCES = {"float16": (1e-2, 1e-2), "bfloat16": (5e-2, 5e-2)}
+"""(rtol, atol) at least, when the eager model's outputs are half precision (a half model)."""
+
+
+def fit_dtype(expected: Any, rtol: float, atol: float) -> tuple[float, float]:
+    """The compiler's tolerance, loosened to what the outputs' precision can hold."""
+    for _, leaf in flatten(expected):
+        dtype = str(getattr(leaf, "dtype", "")).rsplit(".", 1)[-1]
+        if dtype in HALF_TOLERANCES:
+            floor_rtol, floor_atol = HALF_TOLERANCES[dtype]
+            rtol, atol = max(rtol, floor_rtol), max(atol, floor_atol)
+    return rtol, atol
 
 
 def tolerance_of(compiler: Any, name: str) -> tuple[float, float]:

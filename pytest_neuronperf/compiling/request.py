@@ -55,10 +55,16 @@ from pytest_neuronperf.compiling.child import (
 )
 from pytest_neuronperf.compiling.supervisor import run_compile
 from pytest_neuronperf.engine import grid
-from pytest_neuronperf.engine.benchmark import VERBOSITY_LEVELS, check_framework, inputs_per_batch
+from pytest_neuronperf.engine.benchmark import (
+    DEVICE_ALIASES,
+    VERBOSITY_LEVELS,
+    check_framework,
+    inputs_per_batch,
+)
+from pytest_neuronperf.engine.instances import ship_instance
 from pytest_neuronperf.engine.model_ref import describe_model
 from pytest_neuronperf.engine.specs import ModelSource
-from pytest_neuronperf.frameworks import infer_framework, to_portable
+from pytest_neuronperf.frameworks import casts, infer_framework, to_portable
 from pytest_neuronperf.model_index import (
     INDEX_FORMAT,
     INDEX_VERSION,
@@ -85,21 +91,32 @@ def compile(
     inputs: Any,
     batch_sizes: int | Sequence[int] | None = None,
     pipeline_sizes: int | Sequence[int] | None = None,
-    compiler: str = "auto",
-    compiler_args: Any = None,
+    performance_levels: int | Sequence[int] | None = None,
     models_dir: str | os.PathLike[str] | None = None,
     filename: str | os.PathLike[str] | None = None,
+    compiler_args: Any = None,
+    verbosity: int = 1,
+    model_name: str | None = None,
+    *,
+    cast_modes: str | Sequence[str] | None = None,
+    compiler: str = "auto",
     framework: str | None = None,
     device_type: str = "auto",
-    model_name: str | None = None,
     cache: bool | str | os.PathLike[str] = True,
     timeout: float | None = None,
-    verbosity: int = 1,
     verify: bool | Mapping[str, float] = True,
 ) -> str:
     """Compile ``model`` per batch size and pipeline size; return the path of the model index.
 
-    ``model`` and ``inputs`` are as for ``benchmark``. ``compiler``: ``auto`` (torch:
+    NeuronPerf's arguments first, in its order. ``model`` and ``inputs`` are as for
+    ``benchmark``; a model instance (e.g. with trained weights) is saved for the compile process
+    (its class must be importable). ``performance_levels`` (0 = max accuracy ... 3 = max
+    performance) are neuron-cc's cast levels and ``cast_modes`` (fp32, fp16, bf16, mixed) the
+    precision, each a dimension of the index (entries record ``cast_mode`` and
+    ``performance_level``): on Neuron as the compiler's cast options (``--fast-math`` /
+    ``--auto-cast``), for torchscript/export by converting (or autocasting) the model behind
+    float32 inputs and outputs; outputs are then verified with a tolerance that fits the dtype.
+    ``device_type="gpu"`` means ``cuda``. ``compiler``: ``auto`` (torch:
     ``neuronx``/``neuron`` when that is the target device, else ``torchscript``; tensorflow:
     ``saved_model``), a name from :data:`pytest_neuronperf.compilers.COMPILERS`, or a custom
     ``"module:attribute"`` implementing the ``Compiler`` protocol. ``compiler_args`` must be
@@ -111,7 +128,43 @@ def compile(
     outputs with the eager model (True, False, or ``{"rtol": ..., "atol": ...}``).
     """
     log.setLevel(VERBOSITY_LEVELS.get(verbosity, logging.DEBUG))
+    device_type = DEVICE_ALIASES.get(device_type, device_type)
+    if cast_modes is not None or performance_levels is not None:
+        return compile_variants(
+            model, inputs, cast_modes, performance_levels, batch_sizes=batch_sizes,
+            pipeline_sizes=pipeline_sizes, models_dir=models_dir, filename=filename,
+            compiler_args=compiler_args, verbosity=verbosity, model_name=model_name,
+            compiler=compiler, framework=framework, device_type=device_type, cache=cache,
+            timeout=timeout, verify=verify,
+        )
+    with tempfile.TemporaryDirectory(prefix="neuronperf-instance-") as scratch:
+        return compile_one(model, inputs, batch_sizes, pipeline_sizes, compiler, compiler_args,
+                           models_dir, filename, framework, device_type, model_name, cache,
+                           timeout, verbosity, verify, Path(scratch))
+
+
+def compile_one(
+    model: Any,
+    inputs: Any,
+    batch_sizes: int | Sequence[int] | None,
+    pipeline_sizes: int | Sequence[int] | None,
+    compiler: str,
+    compiler_args: Any,
+    models_dir: str | os.PathLike[str] | None,
+    filename: str | os.PathLike[str] | None,
+    framework: str | None,
+    device_type: str,
+    model_name: str | None,
+    cache: bool | str | os.PathLike[str],
+    timeout: float | None,
+    verbosity: int,
+    verify: bool | Mapping[str, float],
+    scratch: Path,
+) -> str:
+    """``compile`` of one variant (one compiler-argument set); ``scratch`` holds a saved
+    model instance for the compile process while it runs."""
     source, framework = identify(model, inputs, compiler, framework, model_name)
+    shipped = ship_instance(model, source, framework, scratch)
     compiler_name = resolve_compiler(compiler, framework, device_type)
     check_compiler_args(compiler_args)
     check_timeout(timeout)
@@ -121,7 +174,7 @@ def compile(
     per_batch = inputs_per_batch(to_portable(inputs), sizes)
 
     directory = Path(models_dir if models_dir is not None else DEFAULT_MODELS_DIR).absolute()
-    index_path = directory / (filename or f"{safe_name(source.name)}.json")
+    index_path = index_location(models_dir, filename, source.name)
     index_path.parent.mkdir(parents=True, exist_ok=True)
     directory.mkdir(parents=True, exist_ok=True)
     shared = shared_cache_dir(cache, directory)
@@ -137,7 +190,7 @@ def compile(
         },
     )
     keys = KeyMaterial(
-        fingerprint=model_fingerprint(model, source),
+        fingerprint=model_fingerprint(model, shipped),
         compiler=compiler_name,
         compiler_args=compiler_args,
         framework=framework,
@@ -157,7 +210,7 @@ def compile(
     )
     if tasks:
         job = CompileJob(
-            source=source,
+            source=shipped,
             framework=framework,
             compiler=compiler_name,
             compiler_args=compiler_args,
@@ -241,6 +294,92 @@ def compile_missing(
     finally:
         with contextlib.suppress(OSError):
             os.unlink(log_file)
+
+
+def compile_variants(
+    model: Any,
+    inputs: Any,
+    cast_modes: Any,
+    performance_levels: Any,
+    **settings: Any,
+) -> str:
+    """``cast_modes`` / ``performance_levels``: one compile per variant, with the compiler's cast
+    options, merged into one index whose entries record their ``cast_mode`` (and
+    ``performance_level``); ``benchmark`` filters them with ``cast_modes``."""
+    from pytest_neuronperf import model_index
+    from pytest_neuronperf.engine.grid import cast_mode_list
+
+    casts_wanted = cast_mode_list(cast_modes) if cast_modes is not None else [None]
+    levels: list[int | None] = [None]
+    if performance_levels is not None:
+        levels = list(dict.fromkeys(grid.as_list(performance_levels)))
+        for level in levels:
+            if isinstance(level, bool) or level not in casts.NEURON_PERFORMANCE_LEVELS:
+                raise ValueError(f"performance_levels are 0 (max accuracy) to 3 (max "
+                                 f"performance), got {level!r}")
+    source, framework = identify(model, inputs, settings["compiler"], settings["framework"],
+                                 settings["model_name"])
+    compiler_name = resolve_compiler(settings["compiler"], framework, settings["device_type"])
+    target = index_location(settings["models_dir"], settings["filename"], source.name)
+    name = target.name
+    parts = []
+    for cast in casts_wanted:
+        for level in levels:
+            args = variant_args(compiler_name, settings["compiler_args"], cast, level)
+            tag = "-".join(str(v) for v in (cast, level) if v is not None)
+            verify = settings["verify"]
+            if verify is True and cast in casts.CAST_TOLERANCES and casts.CAST_TOLERANCES[cast]:
+                rtol, atol = casts.CAST_TOLERANCES[cast]  # type: ignore[misc]
+                verify = {"rtol": rtol, "atol": atol}
+            part = compile(model, inputs, **{**settings, "compiler_args": args, "verify": verify,
+                                             "models_dir": settings["models_dir"]
+                                             or DEFAULT_MODELS_DIR,
+                                             "filename": f".{Path(name).stem}-{tag}.json"})
+            index = model_index.load(part)
+            for entry in index["model_configs"]:
+                entry["cast_mode"] = cast or "fp32"
+                if level is not None:
+                    entry["performance_level"] = level
+            parts.append(index)
+            Path(part).unlink()
+    return model_index.save(model_index.append(*parts), target)
+
+
+def index_location(
+    models_dir: str | os.PathLike[str] | None, filename: str | os.PathLike[str] | None, name: str
+) -> Path:
+    """Where the index goes: ``filename`` as given (relative to here) when ``models_dir`` is
+    not given, as in NeuronPerf's examples (``compile(..., filename="resnet50.json")`` then
+    ``benchmark("resnet50.json", ...)``); else inside ``models_dir``; by default
+    ``<models_dir>/<model_name>.json``."""
+    directory = Path(models_dir if models_dir is not None else DEFAULT_MODELS_DIR).absolute()
+    if filename is not None and models_dir is None:
+        return Path(filename).absolute()
+    return directory / (filename or f"{safe_name(name)}.json")
+
+
+def variant_args(compiler: str, compiler_args: Any, cast: str | None, level: int | None) -> Any:
+    """The compiler arguments of one cast/performance-level variant, or a clear refusal."""
+    if compiler in ("neuron", "neuronx"):
+        from pytest_neuronperf.compilers.neuron import as_arg_list
+
+        return [*as_arg_list(compiler_args), *casts.neuron_cast_args(compiler, cast, level)]
+    if level is not None:
+        raise ValueError(
+            f"performance_levels are Neuron compiler (neuron-cc) options; the {compiler} "
+            f"compiler has none: use cast_modes to trade accuracy for speed"
+        )
+    if compiler in ("torchscript", "export"):
+        if compiler_args is not None and not isinstance(compiler_args, Mapping):
+            raise TypeError(f"compiler_args for {compiler!r} must be a dict")
+        return {**(compiler_args or {}), "cast": cast or "fp32"}
+    if cast not in (None, "fp32"):
+        raise ValueError(
+            f"cast_modes={cast!r} cannot be compiled with {compiler}: a SavedModel keeps the "
+            f"Keras model's precision; benchmark the Keras class with cast_modes (the copy "
+            f"sets the Keras mixed-precision policy)"
+        )
+    return compiler_args
 
 
 # --- argument checks -------------------------------------------------------------------------

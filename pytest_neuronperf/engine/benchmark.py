@@ -4,27 +4,31 @@ from __future__ import annotations
 
 import inspect
 import logging
+import multiprocessing
 import shutil
 import tempfile
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
+from pytest_neuronperf import evaluation
 from pytest_neuronperf.devices import DeviceBackend, get_backend
-from pytest_neuronperf.engine import grid
+from pytest_neuronperf.engine import datasets, grid
+from pytest_neuronperf.engine.instances import ship_instance
 from pytest_neuronperf.engine.model_ref import (
     ModelReferenceError,
     describe_model,
-    importable_name,
+    portable_function,
 )
 from pytest_neuronperf.engine.processes import process_context
-from pytest_neuronperf.engine.runner import Job, error_report, run_configuration
-from pytest_neuronperf.engine.specs import ModelSource
-from pytest_neuronperf.frameworks import ADAPTERS, infer_framework, to_portable
+from pytest_neuronperf.engine.runner import Job, base_report, error_report, run_configuration
+from pytest_neuronperf.engine.specs import CopyOptions, ModelSource
+from pytest_neuronperf.frameworks import ADAPTERS, casts, infer_framework, to_portable
 from pytest_neuronperf.frameworks.base import leading_dim
-from pytest_neuronperf.model_index import read_model_index
+from pytest_neuronperf.model_index import read_model_index, resolve_artifact
 from pytest_neuronperf.reporting.tables import printable
+from pytest_neuronperf.reports import DEFAULT_CAST_MODE
 
 log = logging.getLogger("pytest_neuronperf")
 
@@ -35,50 +39,101 @@ def benchmark(
     model: Any,
     inputs: Any,
     batch_sizes: int | Sequence[int] | None = None,
-    n_models: int | str | Sequence[int | str] | None = None,
-    workers_per_model: int | Sequence[int] | None = None,
-    pipeline_sizes: int | Sequence[int] | None = None,
     duration: float = grid.DEFAULT_DURATION_S,
-    warmup: float | str = "auto",
+    n_models: int | str | Sequence[int | str] | None = None,
+    pipeline_sizes: int | Sequence[int] | None = None,
+    cast_modes: str | Sequence[str] | None = None,
+    workers_per_model: int | Sequence[int] | None = None,
+    env_setup_fn: Callable[[int, dict[str, Any]], None] | None = None,
+    setup_fn: Callable[[int, dict[str, Any], Any], None] | None = None,
     preprocess_fn: Callable[..., Any] | None = None,
     postprocess_fn: Callable[..., Any] | None = None,
-    return_timers: bool = False,
+    dataset_loader_fn: Callable[[Any, int], Any] | None = None,
     verbosity: int = 1,
+    multiprocess: bool = True,
+    multiinterpreter: bool = False,
+    return_timers: bool = False,
+    stats_interval: float = 0.5,
     device_type: str = "auto",
+    cost_per_hour: float | None = None,
+    model_name: str | None = None,
+    *,
+    loop_dataset: bool = True,
+    eval_metrics: str | Iterable[str] | None = None,
+    eval_target_col: int = -1,
+    dynamic_batch_size: bool = False,
+    warmup: float | str = "auto",
     framework: str | None = None,
     timeout: float | None = None,
     cores: Sequence[int] | None = None,
-    model_name: str | None = None,
     devices: dict[str, DeviceBackend] | None = None,
     adapters: dict[str, str] | None = None,
-) -> list[dict[str, Any]]:
+) -> list[Any]:
     """Benchmark ``model`` on every configuration; one report per configuration.
 
-    ``model`` is a top-level class or zero-argument factory, a saved artifact path, or a model
-    index written by ``compile``. ``inputs`` is one array/tensor, a tuple for a multi-input model,
-    or a list with one of those per batch size. ``cores`` restricts the device units used (the
-    pytest plugin passes each xdist worker's slice). ``devices`` and ``adapters`` add custom
-    device backends and framework adapters (``name -> "module:attribute"``).
+    NeuronPerf's arguments, in its order (see README "NeuronPerf's API"): ``model`` is a
+    top-level class or zero-argument factory, a model instance with trained weights (saved once
+    and loaded by every copy; its class must be importable), a saved artifact path, or a model
+    index written by ``compile``. ``inputs`` is one array/tensor, a tuple for a multi-input
+    model, a list with one of those per batch size, or a dataset (a torch ``Dataset`` or any
+    iterable of samples, batched per batch size: ``engine.datasets``). ``cast_modes`` (fp32,
+    fp16, bf16, mixed) is a grid dimension. ``env_setup_fn(id, config)`` runs in each copy
+    before the model loads, ``setup_fn(id, config, model)`` after. ``multiprocess=False`` runs
+    the copies in this process for debugging (limits: ``engine.in_process``);
+    ``multiinterpreter=True`` starts each copy in a fresh interpreter (spawn) instead of the
+    forkserver. ``stats_interval``: seconds between each copy's CPU/memory samples (reports
+    always carry ``cpu_percent_avg`` and ``memory_mb_peak``). ``cost_per_hour`` adds
+    ``cost_per_1m_inf``. ``device_type="gpu"`` means ``cuda``. ``return_timers=True`` returns
+    ``(config, results)`` pairs that ``get_reports`` turns into these reports.
+
+    Ours: ``loop_dataset`` (False: each copy runs the data once and that pass is measured),
+    ``eval_metrics`` (accuracy metrics on every copy's outputs; ``evaluation``),
+    ``eval_target_col``, ``dynamic_batch_size`` (a model index's compiled batch *b* serves user
+    batches that are multiples of *b*), ``warmup``, ``framework``, ``timeout``, ``cores`` (the
+    device units to use; the plugin passes each xdist worker's slice), ``devices`` and
+    ``adapters`` (custom device backends and framework adapters, ``name -> "module:attr"``).
     """
     log.setLevel(VERBOSITY_LEVELS.get(verbosity, logging.DEBUG))
-    refuse_generators(inputs)
-    grid.positive_number("duration", duration)
+    # a list is one example per batch size, unless what else is asked says it is data
+    dataset = datasets.is_dataset(inputs) or (isinstance(inputs, list) and (
+        dataset_loader_fn is not None or bool(eval_metrics)))
+    if dataset and duration == 0:  # NeuronPerf: duration=0 runs untimed through the data
+        loop_dataset = False
+    single_pass = dataset and not loop_dataset
+    grid.positive_number("duration", duration, allow_zero=single_pass)
+    if not dataset:  # a generator is data (batched below); inside an example it cannot travel
+        refuse_generators(inputs)
     if warmup != "auto":
         grid.positive_number("warmup (or 'auto')", warmup, allow_zero=True)
     if timeout is not None:
         grid.positive_number("timeout", timeout)
+    grid.positive_number("stats_interval", stats_interval)
+    if cost_per_hour is not None:
+        grid.positive_number("cost_per_hour", cost_per_hour, allow_zero=True)
+    metrics = evaluation.metric_names(eval_metrics)
+    if metrics and not dataset:
+        raise ValueError(
+            "eval_metrics needs labelled data: pass inputs= a dataset of (*inputs, target) "
+            "samples (a torch Dataset or any iterable), not a single example"
+        )
     adapters = {**ADAPTERS, **(adapters or {})}
-    backend = get_backend(device_type, devices)
+    backend = get_backend(DEVICE_ALIASES.get(device_type, device_type), devices)
     usable = checked_cores(cores) if cores is not None else backend.cores()
     if not usable:
         raise ValueError(f"no {backend.name} cores are available to benchmark on")
-    for fn, what in ((preprocess_fn, "preprocess_fn"), (postprocess_fn, "postprocess_fn")):
-        if fn is not None:
-            importable_name(fn, what)
+    in_process = not multiprocess and not multiinterpreter
+    functions = {
+        what: portable_function(fn, what, in_process)
+        for fn, what in ((preprocess_fn, "preprocess_fn"), (postprocess_fn, "postprocess_fn"),
+                         (env_setup_fn, "env_setup_fn"), (setup_fn, "setup_fn"),
+                         (dataset_loader_fn, "dataset_loader_fn"))
+    }
 
-    plans = plan_sources(model, batch_sizes, pipeline_sizes, model_name)
+    plans = plan_sources(model, batch_sizes, pipeline_sizes, model_name, cast_modes,
+                         dynamic_batch_size)
     check_framework(model, framework)
-    framework = framework or plans.framework or infer_framework(model, inputs)
+    portable = datasets.portable_dataset(inputs) if dataset else to_portable(inputs)
+    framework = framework or plans.framework or infer_framework(model, portable)
     if framework is None:
         raise ValueError(
             "cannot tell the framework from this model and these inputs: pass "
@@ -86,15 +141,20 @@ def benchmark(
         )
     if framework not in adapters:
         raise ValueError(f"unknown framework {framework!r}: choose one of {', '.join(adapters)}")
-
-    per_batch = inputs_per_batch(to_portable(inputs), plans.batch_sizes)
-    context = process_context(framework)
+    per_batch = ({size: None for size in plans.batch_sizes} if dataset
+                 else inputs_for_plan(portable, plans))
+    context = (multiprocessing.get_context("spawn") if multiinterpreter
+               else process_context(framework))
     log_dir = Path(tempfile.mkdtemp(prefix="neuronperf-logs-"))
-    reports: list[dict[str, Any]] = []
+    reports: list[Any] = []
     try:
         for planned in plans.sources:
+            source = ship_instance(model, planned.source, framework, log_dir / "model")
+            if planned.load_casts:
+                casts.check_casts(framework, source.kind, source.compiler, planned.cast_modes,
+                                  backend.name)
             job = Job(
-                model=planned.source,
+                model=source,
                 framework=framework,
                 adapter=adapters[framework],
                 device=backend,
@@ -103,24 +163,42 @@ def benchmark(
                 warmup=warmup,
                 timeout=timeout,
                 log_dir=log_dir,
-                preprocess_fn=preprocess_fn,
-                postprocess_fn=postprocess_fn,
+                preprocess_fn=functions["preprocess_fn"],
+                postprocess_fn=functions["postprocess_fn"],
                 return_timers=return_timers,
+                options=CopyOptions(
+                    env_setup_fn=functions["env_setup_fn"], setup_fn=functions["setup_fn"],
+                    dataset=portable if dataset else None,
+                    dataset_loader_fn=functions["dataset_loader_fn"], loop_dataset=loop_dataset,
+                    eval_metrics=metrics, eval_target_col=eval_target_col,
+                    stats_interval=float(stats_interval), split_batch=planned.split_batch,
+                    cast_stage="load" if planned.load_casts else planned.cast_stage,
+                ),
+                cost_per_hour=cost_per_hour,
+                in_process=in_process,
             )
             for config in grid.expand(planned.batch_sizes,
                                       n_models if n_models is not None else [1, "max"],
-                                      workers_per_model, planned.pipeline_sizes, len(usable)):
+                                      workers_per_model, planned.pipeline_sizes, len(usable),
+                                      planned.cast_modes):
                 if planned.failure is not None:  # its compile failed: nothing to measure
-                    report = error_report(job, config, planned.failure)
+                    report: Any = error_report(job, config, planned.failure)
                 else:
                     log.info("benchmarking %s: %s", planned.source.name, config.label())
                     report = run_configuration(context, job, config,
                                                per_batch[config.batch_size])
-                log_outcome(report)
+                if return_timers and isinstance(report, dict):  # an error: no timers
+                    report = (base_report(job, config),
+                              {"status": "error", "error": report["error"]})
+                log_outcome(report[1] if isinstance(report, tuple) else report)
                 reports.append(report)
     finally:
         shutil.rmtree(log_dir, ignore_errors=True)
     return reports
+
+
+DEVICE_ALIASES = {"gpu": "cuda"}
+"""NeuronPerf's device names that are spelled otherwise here."""
 
 
 def check_framework(model: Any, framework: str | None) -> None:
@@ -148,6 +226,8 @@ def checked_cores(cores: Sequence[int]) -> list[int]:
 
 def log_outcome(report: dict[str, Any]) -> None:
     """One progress line per configuration."""
+    if "throughput_avg" not in report:  # return_timers: raw results, summarised later
+        return
     if report["status"] == "ok":
         log.info("  throughput %.1f/s, p50 %.3f ms, p99 %.3f ms", report["throughput_avg"],
                  report["latency_ms_p50"], report["latency_ms_p99"])
@@ -163,6 +243,14 @@ class PlannedSource:
     batch_sizes: list[int]
     pipeline_sizes: list[int]
     failure: str | None = None
+    cast_modes: list[str] = field(default_factory=lambda: [DEFAULT_CAST_MODE])
+    load_casts: bool = True
+    """True: each copy casts at load; False: the artifact was compiled in its cast."""
+    cast_stage: str = "load"
+    """``load`` (cast model and inputs in the copy), ``inputs`` (a cast artifact: only its
+    inputs) or ``none`` (Neuron artifacts cast inside)."""
+    split_batch: int | None = None
+    """Dynamic batching: the compiled batch size each user batch is split into."""
 
 
 @dataclass(frozen=True)
@@ -172,6 +260,19 @@ class SourcePlan:
     sources: list[PlannedSource]
     batch_sizes: list[int]
     framework: str | None
+    index_batch_sizes: list[int] = field(default_factory=list)
+    """Every batch size of a model index, in order, filtered or not: NeuronPerf's inputs list
+    has one example per compiled input (``input_idx``), even for sizes a filter leaves out."""
+
+
+def inputs_for_plan(inputs: Any, plans: SourcePlan) -> dict[int, Any]:
+    """The example of each batch size to run; a list may match every size of the index."""
+    if (isinstance(inputs, list) and plans.index_batch_sizes
+            and len(inputs) == len(plans.index_batch_sizes) != len(plans.batch_sizes)
+            and set(plans.batch_sizes) <= set(plans.index_batch_sizes)):
+        every = inputs_per_batch(inputs, plans.index_batch_sizes)
+        return {size: every[size] for size in plans.batch_sizes}
+    return inputs_per_batch(inputs, plans.batch_sizes)
 
 
 def plan_sources(
@@ -179,15 +280,25 @@ def plan_sources(
     batch_sizes: int | Sequence[int] | None,
     pipeline_sizes: int | Sequence[int] | None,
     model_name: str | None,
+    cast_modes: Any = None,
+    dynamic_batch_size: bool = False,
 ) -> SourcePlan:
     """One source for a class or artifact; one per finished configuration of a model index."""
     index = read_model_index(Path(model)) if isinstance(model, str | Path) else None
     if index is None:
+        if dynamic_batch_size:
+            raise ValueError(
+                "dynamic_batch_size=True splits user batches to fit a compiled batch size, which "
+                "only a model index records: pass the index compile wrote (a class or eager "
+                "model takes any batch size as it is)"
+            )
         sizes = grid.sizes("batch_sizes", batch_sizes)
         pipelines = grid.sizes("pipeline_sizes", pipeline_sizes)
-        return SourcePlan([PlannedSource(describe_model(model, model_name), sizes, pipelines)],
-                          sizes, None)
-    return plan_index(Path(model), index, batch_sizes, pipeline_sizes, model_name)
+        source = PlannedSource(describe_model(model, model_name), sizes, pipelines,
+                               cast_modes=grid.cast_mode_list(cast_modes))
+        return SourcePlan([source], sizes, None)
+    return plan_index(Path(model), index, batch_sizes, pipeline_sizes, model_name, cast_modes,
+                      dynamic_batch_size)
 
 
 def plan_index(
@@ -196,21 +307,32 @@ def plan_index(
     batch_sizes: int | Sequence[int] | None,
     pipeline_sizes: int | Sequence[int] | None,
     model_name: str | None,
+    cast_modes: Any = None,
+    dynamic_batch_size: bool = False,
 ) -> SourcePlan:
-    """Sources for the configurations of an index, filtered by the given sizes.
+    """Sources for the configurations of an index, filtered by the given sizes and casts.
 
     A configuration whose compile failed stays in the plan with its reason, so that it gives
-    ``status: error`` reports instead of silently dropping out.
+    ``status: error`` reports instead of silently dropping out. With ``dynamic_batch_size``,
+    ``batch_sizes`` are the user's batches: each is served by the largest compiled batch size
+    that divides it.
     """
-    want_sizes = filter_of("batch_sizes", batch_sizes)
+    if dynamic_batch_size and batch_sizes is None:
+        raise ValueError("dynamic_batch_size=True needs batch_sizes= the user batch sizes to run")
+    user_sizes = grid.sizes("batch_sizes", batch_sizes) if dynamic_batch_size else None
+    want_sizes = None if dynamic_batch_size else filter_of("batch_sizes", batch_sizes)
     want_pipes = filter_of("pipeline_sizes", pipeline_sizes)
+    want_casts = None if cast_modes is None else set(grid.cast_mode_list(cast_modes))
     name = model_name or index.get("model_name") or path.stem
     planned = []
     for position, entry in enumerate(index["model_configs"]):
         batch_size, pipeline_size, artifact = index_entry(path, position, entry)
+        cast = entry.get("cast_mode") or DEFAULT_CAST_MODE
         if want_sizes is not None and batch_size not in want_sizes:
             continue
         if want_pipes is not None and pipeline_size not in want_pipes:
+            continue
+        if want_casts is not None and cast not in want_casts:
             continue
         failure = None
         if entry.get("status") != "ok":
@@ -221,17 +343,54 @@ def plan_index(
             kind="path", name=name, filename=str(artifact or path), path=str(artifact or path),
             compiler=entry.get("compiler"),
         )
-        planned.append(PlannedSource(source, [batch_size], [pipeline_size], failure))
+        stage = ("inputs" if cast in ("fp16", "bf16")
+                 and entry.get("compiler") not in ("neuron", "neuronx") else "none")
+        served = [batch_size] if user_sizes is None else [
+            u for u in user_sizes if u % batch_size == 0]
+        if served:
+            planned.append(PlannedSource(
+                source, served, [pipeline_size], failure, [cast], load_casts=False,
+                cast_stage=stage, split_batch=batch_size if user_sizes is not None else None))
+    if user_sizes is not None:
+        planned = largest_divisors(path, planned, user_sizes)
     if not planned:
         found = sorted({(e.get("batch_size"), e.get("pipeline_size"))
                         for e in index["model_configs"] if isinstance(e, dict)})
         raise ModelReferenceError(
             f"model index {str(path)!r} has no configuration matching "
-            f"batch_sizes={batch_sizes!r} pipeline_sizes={pipeline_sizes!r}; it has "
-            f"(batch size, pipeline size) {found or 'none'}"
+            f"batch_sizes={batch_sizes!r} pipeline_sizes={pipeline_sizes!r} "
+            f"cast_modes={cast_modes!r}; it has (batch size, pipeline size) {found or 'none'}"
         )
     sizes = list(dict.fromkeys(b for p in planned for b in p.batch_sizes))
-    return SourcePlan(planned, sizes, index.get("framework"))
+    every: list[int] = list(dict.fromkeys(
+        e["batch_size"] for e in index["model_configs"]
+        if isinstance(e, dict) and isinstance(e.get("batch_size"), int)))
+    return SourcePlan(planned, sizes, index.get("framework"), every)
+
+
+def largest_divisors(path: Path, planned: list[PlannedSource],
+                     user_sizes: list[int]) -> list[PlannedSource]:
+    """Dynamic batching: each user batch (per pipeline size and cast) goes to the largest
+    compiled batch size that divides it; a user batch nothing divides is refused."""
+    best: dict[tuple[int, int, str], PlannedSource] = {}
+    for plan in planned:
+        for size in plan.batch_sizes:
+            key = (size, plan.pipeline_sizes[0], plan.cast_modes[0])
+            if key not in best or (plan.split_batch or 0) > (best[key].split_batch or 0):
+                best[key] = plan
+    missing = [u for u in user_sizes if not any(k[0] == u for k in best)]
+    if missing:
+        compiled = sorted({p.split_batch for p in planned if p.split_batch})
+        raise ModelReferenceError(
+            f"dynamic batching: batch sizes {missing} are not multiples of any batch size "
+            f"compiled in model index {str(path)!r} ({compiled or 'none'})"
+        )
+    result = []
+    for plan in planned:
+        mine = [k[0] for k, chosen in best.items() if chosen is plan]
+        if mine:
+            result.append(replace(plan, batch_sizes=mine))
+    return result
 
 
 def filter_of(name: str, values: int | Sequence[int] | None) -> set[int] | None:
@@ -256,11 +415,7 @@ def index_entry(path: Path, position: int, entry: Any) -> tuple[int, int, Path |
     filename = entry.get("filename")
     if entry.get("status") == "ok" and not isinstance(filename, str):
         raise ModelReferenceError(f"{where} is ok but names no artifact file: compile again")
-    artifact = None
-    if isinstance(filename, str):
-        artifact = Path(filename)
-        if not artifact.is_absolute():
-            artifact = path.parent / artifact
+    artifact = resolve_artifact(path, filename) if isinstance(filename, str) else None
     return sizes[0], sizes[1], artifact
 
 

@@ -29,6 +29,7 @@ import numpy as np
 
 from pytest_neuronperf.devices.base import Placement
 from pytest_neuronperf.engine import lifeline, messages
+from pytest_neuronperf.engine.copy_options import CopyHooks
 from pytest_neuronperf.engine.specs import WorkerSpec
 from pytest_neuronperf.frameworks.base import load_adapter
 
@@ -96,26 +97,31 @@ def apply_placement(placement: Placement, framework: str) -> None:
         importlib.import_module(module)
 
 
-def run(conn: Connection, spec: WorkerSpec) -> None:
+def run(conn: Connection, spec: WorkerSpec, exit_with_parent: bool = True) -> None:
     """Load, warm up, wait at the barrier, measure, and send the timings."""
-    link = ParentLink(conn)
+    link = ParentLink(conn, exit_with_parent)
     adapter = load_adapter(spec.adapter)
     adapter.set_threads(spec.placement.intra_op_threads)
     adapter.thread_setup()
+    hooks = CopyHooks(spec)  # NeuronPerf's per-copy options (engine.copy_options)
+    hooks.before_load()
 
     started = time.perf_counter_ns()
-    model = adapter.load(spec.model, spec.placement)
-    args = adapter.prepare_inputs(spec.inputs, spec.batch_size, spec.placement)
-    call = build_call(model, args, spec.preprocess_fn, spec.postprocess_fn,
-                      adapter.synchronizer(spec.placement))
+    model = hooks.after_load(adapter.load(spec.model, spec.placement))
+    call = hooks.build_call(adapter, model, lambda: build_call(
+        model, hooks.cast_inputs(adapter.prepare_inputs(spec.inputs, spec.batch_size,
+                                                        spec.placement)),
+        spec.preprocess_fn, spec.postprocess_fn, adapter.synchronizer(spec.placement)))
     load_ms = (time.perf_counter_ns() - started) / 1e6
 
     warmup_ms, warmup_calls = warm_up(call, spec.warmup, spec.max_warmup_s)
+    hooks.warmed_up()
     messages.send(conn, messages.Ready(os.getpid(), load_ms, warmup_ms, warmup_calls))
 
     go = link.wait_for_go()
-    timings = drive(call, spec.workers, go.start_ns, go.end_ns, adapter.thread_setup)
+    timings = hooks.drive(call, go, adapter.thread_setup, drive)
     messages.send(conn, timings)
+    messages.send(conn, hooks.stats())
 
 
 def build_call(
@@ -209,8 +215,9 @@ class ParentLink:
     """Listens to the parent on a daemon thread: records ``go``; exits on anything else or when
     the parent is gone."""
 
-    def __init__(self, conn: Connection) -> None:
+    def __init__(self, conn: Connection, exit_with_parent: bool = True) -> None:
         self._conn = conn
+        self._exit = exit_with_parent
         self._go: messages.Go | None = None
         self._arrived = threading.Event()
         threading.Thread(target=self._listen, name="neuronperf-parent-link", daemon=True).start()
@@ -225,14 +232,17 @@ class ParentLink:
                 self._arrived.set()
         except (EOFError, OSError, messages.ProtocolError):
             pass
-        # not the protocol, or the parent is gone (the kernel ends this process then, but not
-        # what the model started: end that while this thread can still run)
-        leave(lifeline.PARENT_GONE_EXIT_CODE)
+        self._arrived.set()
+        if self._exit:  # in the caller's process (multiprocess=False) the caller stays
+            # not the protocol, or the parent is gone (the kernel ends this process then, but
+            # not what the model started: end that while this thread can still run)
+            leave(lifeline.PARENT_GONE_EXIT_CODE)
 
     def wait_for_go(self) -> messages.Go:
         """Block at the barrier until the parent sends the common start time."""
         self._arrived.wait()
-        assert self._go is not None
+        if self._go is None:
+            raise RuntimeError("the parent aborted this copy before the measurement started")
         return self._go
 
 

@@ -1,4 +1,4 @@
-"""The configuration grid: batch size x pipeline size x n_models x workers per model."""
+"""The configuration grid: batch size x pipeline size x n_models x workers per model x cast."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from pytest_neuronperf.reports import config_label
+from pytest_neuronperf.reports import DEFAULT_CAST_MODE, config_label
 
 
 @dataclass(frozen=True)
@@ -18,6 +18,7 @@ class RunConfig:
     n_models: int
     workers_per_model: int
     pipeline_size: int
+    cast_mode: str = DEFAULT_CAST_MODE
 
     def label(self) -> str:
         """How people read it, e.g. ``bs=1 n=2 w=1 p=1``."""
@@ -103,8 +104,10 @@ def expand(
     workers_per_model: Any,
     pipeline_sizes: Any,
     cores: int,
+    cast_modes: Any = None,
 ) -> list[RunConfig]:
     """Every configuration to run, in a stable order."""
+    casts = cast_mode_list(cast_modes)
     batches = sizes("batch_sizes", batch_sizes)
     pipelines = sizes("pipeline_sizes", pipeline_sizes)
     configs = []
@@ -118,5 +121,23 @@ def expand(
             )
             for n in models:
                 for w in workers:
-                    configs.append(RunConfig(batch_size, n, w, pipeline_size))
+                    configs += [RunConfig(batch_size, n, w, pipeline_size, c) for c in casts]
     return configs
+
+
+CAST_MODES = ("fp32", "fp16", "bf16", "mixed")
+"""Numeric precision of a configuration: as is, converted to half or bfloat16, or autocast."""
+
+
+def cast_mode_list(value: Any) -> list[str]:
+    """``cast_modes``: one of :data:`CAST_MODES` or a list of them; None is ``["fp32"]``."""
+    values = as_list(DEFAULT_CAST_MODE if value is None else value)
+    for cast in values:
+        if cast not in CAST_MODES:
+            raise ValueError(
+                f"cast_modes must be among {', '.join(CAST_MODES)} (or a list of them), "
+                f"got {cast!r}"
+            )
+    if not values:
+        raise ValueError("cast_modes must not be empty")
+    return list(dict.fromkeys(values))

@@ -10,7 +10,9 @@ Protocol history (bump ``PROTOCOL_VERSION`` on any change, and add a line here):
 1. First version. Model process -> parent: ``ready``, ``error``, ``result`` (+ ``2 * n_threads``
    int64 frames: per thread, call end times then call latencies, in ns). Parent -> model
    process: ``go`` (common start and stop times on the shared monotonic clock), ``abort``.
-2. The compile process speaks it too (it had JSON dicts of its own): compile process ->
+2. Model process -> parent: ``stats`` after ``result`` (the copy's CPU use and peak resident
+   memory during the window, and its accuracy-metric states).
+3. The compile process speaks it too (it had JSON dicts of its own): compile process ->
    parent ``built``, ``compiling``, ``compiled``, ``done``, and ``error`` (``Failed``, which
    gains an optional ``traceback``). ``abort`` removed (nothing sent it: the parent kills).
 """
@@ -25,7 +27,7 @@ from typing import Any
 
 import numpy as np
 
-PROTOCOL_VERSION = 2
+PROTOCOL_VERSION = 3
 
 
 class ProtocolError(RuntimeError):
@@ -58,6 +60,18 @@ class Timings:
 
     end_ns: list[np.ndarray]
     latency_ns: list[np.ndarray]
+
+
+@dataclass(frozen=True)
+class CopyStats:
+    """What a copy measured besides timings: resources during the window, metric states."""
+
+    cpu_percent_avg: float
+    """NaN when not measured (it travels as null: strict JSON)."""
+    memory_mb_peak: float
+    samples: int
+    eval_states: dict[str, Any]
+    """Accuracy metric name -> its state (``evaluation``); empty without ``eval_metrics``."""
 
 
 # --- compile process -> parent ---------------------------------------------------------------
@@ -103,10 +117,10 @@ class Failed:
     traceback: str = ""
 
 
-Message = Ready | Failed | Go | Timings | Built | Compiling | Compiled | Done
+Message = Ready | Failed | Go | Timings | CopyStats | Built | Compiling | Compiled | Done
 
 KINDS: dict[str, type[Message]] = {
-    "ready": Ready, "error": Failed, "go": Go, "result": Timings,
+    "ready": Ready, "error": Failed, "go": Go, "result": Timings, "stats": CopyStats,
     "built": Built, "compiling": Compiling, "compiled": Compiled, "done": Done,
 }
 """Wire name of every message class."""
@@ -126,6 +140,8 @@ def send(conn: Connection, message: Message) -> None:
             conn.send_bytes(np.ascontiguousarray(lats, dtype=np.int64).tobytes())
         return
     fields = {f.name: getattr(message, f.name) for f in dataclasses.fields(message)}
+    if isinstance(message, CopyStats) and message.cpu_percent_avg != message.cpu_percent_avg:
+        fields["cpu_percent_avg"] = None  # NaN is not JSON
     _send_header(conn, _NAMES[type(message)], fields)
 
 
@@ -153,6 +169,8 @@ def receive(conn: Connection) -> Message:
             ends.append(np.frombuffer(conn.recv_bytes(), dtype=np.int64))
             lats.append(np.frombuffer(conn.recv_bytes(), dtype=np.int64))
         return Timings(ends, lats)
+    if cls is CopyStats and header.get("cpu_percent_avg", 0.0) is None:
+        header["cpu_percent_avg"] = float("nan")
     try:
         return cls(**header)
     except TypeError as exc:

@@ -1,8 +1,10 @@
 """Turn the user's ``model`` argument into a :class:`ModelSource` a worker process can load.
 
-Workers are separate processes, so the model travels by name (module + qualified name) or by
-path, never as a live object. Anything a worker could not import is refused here, before any
-process starts, with a sentence saying why and what to write instead.
+Workers are separate processes, so the model travels by name (module + qualified name), by
+path, or, for a model instance with trained weights, as a file the parent saves it to
+(``engine.instances``; the instance's class must be importable, as pickling refers to it by
+name). Anything a worker could not import is refused here, before any process starts, with a
+sentence saying why and what to write instead.
 """
 
 from __future__ import annotations
@@ -24,6 +26,15 @@ def describe_model(model: Any, model_name: str | None = None) -> ModelSource:
     """A :class:`ModelSource` for a top-level class/factory or a saved artifact path."""
     if isinstance(model, str | os.PathLike):
         return _describe_path(Path(model), model_name)
+    if is_instance(model):
+        module, qualname = importable_name(type(model), what="the model's class")
+        return ModelSource(
+            kind="instance",
+            name=model_name or qualname.rsplit(".", 1)[-1],
+            filename=f"{module}:{qualname}(instance)",
+            module=module,
+            qualname=qualname,
+        )
     module, qualname = importable_name(model, what="model")
     return ModelSource(
         kind="import",
@@ -39,6 +50,14 @@ def _describe_path(path: Path, model_name: str | None) -> ModelSource:
         raise ModelReferenceError(f"model file {str(path)!r} does not exist")
     name = model_name or (path.name if path.is_dir() else path.stem)
     return ModelSource(kind="path", name=name, filename=str(path), path=str(path.resolve()))
+
+
+def is_instance(obj: Any) -> bool:
+    """True for a model object (not a class, function or path): it travels as a saved file."""
+    return not (
+        inspect.isclass(obj) or inspect.isfunction(obj) or inspect.isbuiltin(obj)
+        or inspect.ismethod(obj) or isinstance(obj, str | os.PathLike)
+    )
 
 
 def importable_name(obj: Any, what: str) -> tuple[str, str]:
@@ -83,3 +102,46 @@ def importable_name(obj: Any, what: str) -> tuple[str, str]:
         )
     return module, qualname
 
+
+
+class ByValue:
+    """A function that travels to the model processes by value (cloudpickle): a lambda or local
+    function passed as ``preprocess_fn`` & co. Unpickles as the function itself."""
+
+    def __init__(self, fn: Any, payload: bytes) -> None:
+        self.fn = fn
+        self.payload = payload
+
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        return self.fn(*args, **kwargs)
+
+    def __reduce__(self) -> tuple[Any, tuple[bytes]]:
+        import pickle
+
+        return pickle.loads, (self.payload,)
+
+
+def portable_function(fn: Any, what: str, in_process: bool = False) -> Any:
+    """``fn`` as it can reach a model process: by name if importable, else by value.
+
+    NeuronPerf's own examples pass lambdas (``preprocess_fn=lambda x: x[0]``), so a function a
+    process cannot import is serialised with cloudpickle (its code and the globals it uses).
+    """
+    if fn is None:
+        return None
+    if not callable(fn):
+        raise ModelReferenceError(f"{what} must be a function, got {type(fn).__name__}")
+    if in_process:
+        return fn
+    try:
+        importable_name(fn, what)
+    except ModelReferenceError as refusal:
+        import cloudpickle
+
+        try:
+            return ByValue(fn, cloudpickle.dumps(fn))
+        except Exception as exc:  # noqa: BLE001 - anything cloudpickle cannot take
+            raise ModelReferenceError(
+                f"{refusal}; it cannot be sent by value either ({type(exc).__name__}: {exc})"
+            ) from exc
+    return fn

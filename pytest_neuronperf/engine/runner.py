@@ -7,19 +7,18 @@ import os
 import time
 import traceback
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 from multiprocessing.context import BaseContext
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-
 from pytest_neuronperf.devices.base import DeviceBackend, format_cores
 from pytest_neuronperf.engine import messages
-from pytest_neuronperf.engine import windows as stats
 from pytest_neuronperf.engine.grid import RunConfig
 from pytest_neuronperf.engine.processes import ModelProcess
-from pytest_neuronperf.engine.specs import ModelSource, WorkerSpec
+from pytest_neuronperf.engine.specs import CopyOptions, ModelSource, WorkerSpec
+from pytest_neuronperf.engine.summary import NothingMeasured, summarize
+from pytest_neuronperf.engine.summary import error_report as summary_error
 from pytest_neuronperf.engine.supervise import Deadline, ProcessLost, next_messages
 from pytest_neuronperf.reports import config_slug
 
@@ -51,6 +50,11 @@ class Job:
     preprocess_fn: Callable[..., Any] | None = None
     postprocess_fn: Callable[..., Any] | None = None
     return_timers: bool = False
+    options: CopyOptions = field(default_factory=CopyOptions)
+    """NeuronPerf's per-copy options; ``cast_mode`` and ``config`` are set per configuration."""
+    cost_per_hour: float | None = None
+    in_process: bool = False
+    """``multiprocess=False``: copies run as threads of the caller's process (debugging)."""
 
     def timeout_for(self) -> float:
         """Seconds a configuration may take in all: generous unless the caller set it."""
@@ -70,30 +74,32 @@ def base_report(job: Job, config: RunConfig) -> dict[str, Any]:
         "n_models": config.n_models,
         "workers_per_model": config.workers_per_model,
         "pipeline_size": config.pipeline_size,
+        "cast_mode": config.cast_mode,
         "duration": job.duration,
     }
 
 
-METRIC_KEYS = (
-    "total_infs", "throughput_avg", "throughput_peak",
-    *(f"latency_ms_p{p}" for p in stats.PERCENTILES), "latency_ms_avg",
-    "load_avg_ms", "warmup_avg_ms",
-)
-
-
 def error_report(job: Job, config: RunConfig, reason: str) -> dict[str, Any]:
     """A report for a configuration that could not be measured: metrics are null."""
-    report = base_report(job, config)
-    report.update({key: None for key in METRIC_KEYS})
-    report.update(status="error", error=reason, windows=None)
-    return report
+    return summary_error(base_report(job, config), reason)
+
+
+def copy_options(job: Job, config: RunConfig) -> CopyOptions:
+    """The per-copy options of one configuration (its cast, and the config its hooks see)."""
+    settings = {**base_report(job, config), "multiprocess": not job.in_process}
+    return replace(job.options, cast_mode=config.cast_mode, config=settings)
+
+
+def single_pass(job: Job) -> bool:
+    """``loop_dataset=False``: each copy runs the data once; the pass is the window."""
+    return job.options.dataset is not None and not job.options.loop_dataset
 
 
 def run_configuration(
     context: BaseContext, job: Job, config: RunConfig, inputs: Any
 ) -> dict[str, Any]:
     """Measure one configuration; never raises for a model's fault (status ``error``)."""
-    procs: list[ModelProcess] = []
+    procs: list[Any] = []
     try:
         try:
             placements = job.device.placements(job.cores, config.n_models, config.pipeline_size)
@@ -115,10 +121,11 @@ def run_configuration(
                 postprocess_fn=job.postprocess_fn,
                 max_warmup_s=max(5.0, min(60.0, 2 * job.duration)),
                 environ=dict(os.environ),
+                options=copy_options(job, config),
             )
-            procs.append(ModelProcess(context, spec))
+            procs.append(start_copy(context, spec, job.in_process))
         return measure(job, config, procs)
-    except ConfigurationFailed as failure:
+    except (ConfigurationFailed, NothingMeasured) as failure:
         return error_report(job, config, str(failure))
     except Exception:  # a bug of ours must not hide the other configurations
         return error_report(job, config, "internal error:\n" + traceback.format_exc())
@@ -127,8 +134,17 @@ def run_configuration(
             proc.kill()
 
 
-def measure(job: Job, config: RunConfig, procs: list[ModelProcess]) -> dict[str, Any]:
-    """Barrier, common window, collection and the report for running copies."""
+def start_copy(context: BaseContext, spec: WorkerSpec, in_process: bool) -> Any:
+    """A model process, or with ``multiprocess=False`` a copy in this process."""
+    if in_process:
+        from pytest_neuronperf.engine.in_process import InProcessCopy
+
+        return InProcessCopy(spec)
+    return ModelProcess(context, spec)
+
+
+def measure(job: Job, config: RunConfig, procs: list[ModelProcess]) -> Any:
+    """Barrier, common window, collection and the report (or raw results) of running copies."""
     deadline = Deadline.after(job.timeout_for())
     ready = collect(procs, messages.Ready, deadline, "loading and warming up")
     start_ns = time.perf_counter_ns() + int(START_MARGIN_S * 1e9)
@@ -136,8 +152,12 @@ def measure(job: Job, config: RunConfig, procs: list[ModelProcess]) -> dict[str,
     for proc in procs:
         messages.send(proc.conn, messages.Go(start_ns, end_ns))
     timings = collect(procs, messages.Timings, deadline, "measuring")
+    copy_stats = collect(procs, messages.CopyStats, deadline, "reporting its statistics")
     cores = [format_cores(proc.spec.placement.cores) for proc in procs]
-    return build_report(job, config, ready, timings, start_ns, cores)
+    raw = raw_results(job, ready, timings, start_ns, cores, copy_stats)
+    if job.return_timers:
+        return base_report(job, config), raw
+    return summarize(base_report(job, config), raw)
 
 
 def collect(
@@ -168,6 +188,32 @@ def expected_message(proc: ModelProcess, message: Any, expected: type, phase: st
     return message
 
 
+def raw_results(
+    job: Job,
+    ready: list[messages.Ready],
+    timings: list[messages.Timings],
+    start_ns: int,
+    cores: list[str],
+    copy_stats: list[messages.CopyStats] | None = None,
+) -> dict[str, Any]:
+    """Everything the copies measured, as ``return_timers=True`` returns it (see ``summary``)."""
+    copies = []
+    for index, (r, t) in enumerate(zip(ready, timings, strict=True)):
+        extra = copy_stats[index] if copy_stats else None
+        copies.append({
+            "end_ns": list(t.end_ns), "latency_ns": list(t.latency_ns),
+            "load_ms": r.load_ms, "warmup_ms": r.warmup_ms, "warmup_calls": r.warmup_calls,
+            "cpu_percent_avg": extra.cpu_percent_avg if extra else None,
+            "memory_mb_peak": extra.memory_mb_peak if extra else None,
+            "eval_states": extra.eval_states if extra else {},
+        })
+    return {
+        "status": "ok", "start_ns": start_ns, "measured_s": job.duration, "cores": cores,
+        "single_pass": single_pass(job),
+        "cost_per_hour": job.cost_per_hour, "copies": copies,
+    }
+
+
 def build_report(
     job: Job,
     config: RunConfig,
@@ -175,37 +221,11 @@ def build_report(
     timings: list[messages.Timings],
     start_ns: int,
     cores: list[str],
+    copy_stats: list[messages.CopyStats] | None = None,
 ) -> dict[str, Any]:
     """NeuronPerf-style report from every copy's timings."""
-    ends = np.concatenate([e for t in timings for e in t.end_ns] or [np.empty(0, np.int64)])
-    lats = np.concatenate([x for t in timings for x in t.latency_ns] or [np.empty(0, np.int64)])
-    end_ns = start_ns + int(job.duration * 1e9)
-    finished = ends <= end_ns
-    calls = int(finished.sum())
-    if calls == 0:
-        raise ConfigurationFailed(
-            f"no call finished within the {job.duration} s window: one inference takes longer "
-            f"than the duration; raise duration"
-        )
-    windows = stats.window_series(ends, lats, start_ns, job.duration, config.batch_size)
-    report = base_report(job, config)
-    report.update(
-        total_infs=calls * config.batch_size,
-        throughput_avg=float(np.mean(windows["throughput"])),
-        throughput_peak=max(windows["throughput"]),
-        **stats.latency_summary(lats[finished]),
-        load_avg_ms=float(np.mean([r.load_ms for r in ready])),
-        warmup_avg_ms=float(np.mean([r.warmup_ms for r in ready])),
-        status="ok",
-        error=None,
-        cores=cores,
-        windows=windows,
-    )
-    if job.return_timers:
-        report["timers"] = {
-            "latency_ms": [
-                [float(v) / 1e6 for v in np.concatenate(list(t.latency_ns))] for t in timings
-            ],
-        }
-    return report
-
+    raw = raw_results(job, ready, timings, start_ns, cores, copy_stats)
+    try:
+        return summarize(base_report(job, config), raw)
+    except NothingMeasured as exc:
+        raise ConfigurationFailed(str(exc)) from exc

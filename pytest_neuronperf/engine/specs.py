@@ -13,7 +13,7 @@ from pytest_neuronperf.devices.base import Placement
 class ModelSource:
     """How a worker obtains the model: import it by name, or load an artifact from a path."""
 
-    kind: Literal["import", "path"]
+    kind: Literal["import", "path", "instance"]
     name: str
     """``model_name`` in reports."""
     filename: str
@@ -22,7 +22,34 @@ class ModelSource:
     qualname: str | None = None
     path: str | None = None
     compiler: str | None = None
-    """How the artifact at ``path`` was produced (``torchscript``, ``export``, ...), if known."""
+    """How the artifact at ``path`` was produced (``torchscript``, ``export``, ...), if known;
+    ``torch.save``/``keras``/``pickle`` for a model instance the parent saved (``instances``)."""
+
+
+@dataclass(frozen=True)
+class CopyOptions:
+    """NeuronPerf's per-copy options (see ``benchmark``): all plain data or importable functions."""
+
+    cast_mode: str = "fp32"
+    cast_stage: str = "load"
+    """``load``: cast the model and inputs in the copy; ``inputs``: the artifact was compiled
+    in this cast, convert its inputs only; ``none``: the artifact casts inside (Neuron)."""
+    env_setup_fn: Callable[[int, dict[str, Any]], None] | None = None
+    """Called as ``env_setup_fn(copy id, config)`` in the copy, before the model loads."""
+    setup_fn: Callable[[int, dict[str, Any], Any], None] | None = None
+    """Called as ``setup_fn(copy id, config, model)`` in the copy, after the model loads."""
+    config: dict[str, Any] = field(default_factory=dict)
+    """The configuration those functions receive (NeuronPerf's keys)."""
+    dataset: Any = None
+    """A dataset (torch ``Dataset`` or a list of samples) fed batch by batch, or None."""
+    dataset_loader_fn: Callable[[Any, int], Any] | None = None
+    loop_dataset: bool = True
+    eval_metrics: tuple[str, ...] = ()
+    eval_target_col: int = -1
+    stats_interval: float = 0.5
+    """Seconds between CPU/memory samples of the copy during the window."""
+    split_batch: int | None = None
+    """Dynamic batching: the compiled batch size each user batch is split into."""
 
 
 @dataclass(frozen=True)
@@ -47,3 +74,4 @@ class WorkerSpec:
     """The parent's environment when the configuration started (a forkserver child would
     otherwise see the environment of the forkserver's start)."""
     extra: dict[str, Any] = field(default_factory=dict)
+    options: CopyOptions = field(default_factory=CopyOptions)

@@ -54,7 +54,7 @@ def infer_framework(model: Any, inputs: Any) -> str | None:
     if isinstance(model, str | Path):
         found = _from_path(Path(model))
     else:
-        found = _from_class(model)
+        found = _from_class(model if isinstance(model, type) else type(model))
     return found or _from_value(inputs)
 
 

@@ -35,6 +35,11 @@ class PythonAdapter:
             torch.set_num_threads(threads)
 
     def load(self, source: ModelSource, placement: Placement) -> Callable[..., Any]:
+        if source.kind == "path" and source.compiler == "pickle":
+            from pytest_neuronperf.engine.instances import load_pickled
+
+            assert source.path
+            return require_callable(load_pickled(source.path), source)
         if source.kind != "import":
             raise ValueError(
                 f"the python framework runs importable callables, not files ({source.path}); "

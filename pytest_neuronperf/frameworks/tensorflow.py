@@ -69,10 +69,14 @@ class TensorflowAdapter:
             pass  # runtime already initialised: the environment variables still apply
 
     def load(self, source: ModelSource, placement: Placement) -> Callable[..., Any]:
-        if source.kind == "path":
+        if source.kind == "path" and source.compiler != "keras":
             assert source.path
             return load_saved_model(source.path)
-        model = instantiate(source)
+        if source.kind == "path":  # a Keras instance the parent saved (engine.instances)
+            assert source.path
+            model = tf.keras.models.load_model(source.path)
+        else:
+            model = instantiate(source)
         if isinstance(model, tf.keras.Model):
             keras_model = model
 

@@ -35,6 +35,9 @@ def _to_device(value: Any, device: str) -> Any:
 def load_artifact(path: str, compiler: str | None, device: str) -> Callable[..., Any]:
     """Load a saved torch model: TorchScript, an AOTInductor package or an ExportedProgram."""
     suffix = Path(path).suffix
+    if compiler == "torch.save":  # a module instance the parent saved (engine.instances)
+        module = torch.load(path, map_location=device, weights_only=False)
+        return module.eval() if isinstance(module, torch.nn.Module) else module
     if suffix == ".pt2" or compiler == "export":
         return load_pt2(path, device)
     if device.startswith("cuda") or device == "cpu":

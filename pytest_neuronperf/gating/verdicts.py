@@ -44,7 +44,14 @@ from pytest_neuronperf.gating.stats import (
     finite_values,
     mann_whitney_p,
 )
-from pytest_neuronperf.metrics import BUDGETS, METRICS, WINDOW_METRICS, metric_named, worse_sign
+from pytest_neuronperf.metrics import (
+    BUDGETS,
+    METRICS,
+    VALUE_METRICS,
+    WINDOW_METRICS,
+    metric_named,
+    worse_sign,
+)
 
 ALPHA = 0.01
 """One-sided significance level of the Mann-Whitney U test."""
@@ -56,7 +63,7 @@ NOISE_REACH = 3.0
 CONFIDENCE = 0.95
 """Two-sided level of the bootstrap interval shown beside each comparison."""
 
-BASELINE_METRICS = (
+LATENCY_THROUGHPUT = (
     "throughput_avg",
     "throughput_peak",
     "latency_ms_p0",
@@ -67,7 +74,13 @@ BASELINE_METRICS = (
     "latency_ms_p100",
     "latency_ms_avg",
 )
-"""Report keys a baseline entry keeps (besides the windows)."""
+BASELINE_METRICS = (
+    *LATENCY_THROUGHPUT,
+    "cpu_percent_avg",
+    *(METRICS[m].report_key for m in VALUE_METRICS),
+)
+"""Report keys a baseline entry keeps (besides the windows); the latency and throughput keys
+always (NaN when missing), the others only when measured."""
 OFF_WORDS = frozenset({"off", "none"})
 
 
@@ -256,6 +269,40 @@ def compare_metric(
     return result(Verdict.PASS, "", p, ci)
 
 
+def compare_value(
+    metric: str, baseline: float | None, current: float | None, tolerance: float
+) -> MetricComparison | None:
+    """Verdict for a metric with one value per run (peak memory, accuracy); None when either
+    side lacks it.
+
+    There is no per-window series to test, and no test is needed: both are near-deterministic
+    for one model, data and machine. Accuracy over a fixed dataset only moves when the outputs
+    do (thread scheduling cannot change an arg-max except at exact ties), so any change beyond
+    the tolerance is real. Peak resident memory of a copy varies by allocator timing by a few
+    per cent, far below the 15 % default; it is the largest copy's peak, so one copy that grows
+    is caught. So: worse than the tolerance is REGRESSED, better is IMPROVED, else PASS; the
+    p-value and interval are left empty. A recheck measures again but keeps the first value
+    (pooling two maxima or two accuracies would not change the decision).
+    """
+    base, cur = _as_float(baseline), _as_float(current)
+    if not (math.isfinite(base) and math.isfinite(cur)):
+        return None
+    delta = cur / base - 1.0 if base else (0.0 if cur == base else math.inf)
+
+    def result(verdict: Verdict, note: str = "") -> MetricComparison:
+        return MetricComparison(metric, base, cur, delta, tolerance, math.nan, math.nan,
+                                math.nan, verdict, note)
+
+    if not math.isfinite(tolerance):
+        return result(Verdict.PASS, "not gated (tolerance off)")
+    worse = -delta if METRICS[metric].higher_is_better else delta
+    if worse > tolerance:
+        return result(Verdict.REGRESSED)
+    if -worse > tolerance:
+        return result(Verdict.IMPROVED)
+    return result(Verdict.PASS)
+
+
 # --- One configuration -----------------------------------------------------------------------
 
 
@@ -330,6 +377,11 @@ def judge(
         for metric in WINDOW_METRICS
         if metric in tolerances
     ]
+    for metric in VALUE_METRICS:
+        value = compare_value(metric, _value(baseline_entry, metric), _value(report, metric),
+                              tolerances[metric])
+        if value is not None:
+            comparisons.append(value)
     verdict = Verdict.OVER_BUDGET if misses else combine([c.verdict for c in comparisons])
     return Judgement(
         verdict,
@@ -353,7 +405,8 @@ def combine(verdicts: Sequence[Verdict]) -> Verdict:
 def budget_misses(
     report: Mapping[str, Any], budgets: Mapping[str, float | None]
 ) -> list[BudgetMiss]:
-    """The absolute budgets (``p50_ms``, ``p99_ms``, ``min_throughput``) this report misses."""
+    """The absolute budgets (``p50_ms``, ``p99_ms``, ``min_throughput``, ``max_memory_mb``,
+    ``min_accuracy``) this report misses; a report without the metric misses its budget."""
     misses = []
     for budget, limit in budgets.items():
         if budget not in BUDGETS:
@@ -408,7 +461,8 @@ def entry_from_report(report: Mapping[str, Any]) -> dict[str, Any]:
         raise ValueError("a configuration that ended in an error has no results to store.")
     windows = report.get("windows") or {}
     return {
-        "metrics": {k: _as_float(report[k]) for k in BASELINE_METRICS if k in report},
+        "metrics": {k: _as_float(report[k]) for k in BASELINE_METRICS
+                    if k in report and (k in LATENCY_THROUGHPUT or report[k] is not None)},
         "windows": {m: [_as_float(v) for v in windows[m]] for m in WINDOW_METRICS if m in windows},
     }
 
@@ -421,6 +475,14 @@ def _windows(source: Mapping[str, Any], metric: str) -> list[float | None]:
     metrics = source.get("metrics") or source
     stored = metrics.get(METRICS[metric].report_key)
     return [] if stored is None else [stored]
+
+
+def _value(source: Mapping[str, Any], metric: str) -> Any:
+    """A one-value metric from a report, or from a baseline entry's stored metrics."""
+    key = METRICS[metric].report_key
+    if key in source:
+        return source[key]
+    return (source.get("metrics") or {}).get(key)
 
 
 def _as_float(value: Any) -> float:

@@ -21,7 +21,12 @@ from pytest_neuronperf.plugin.session import PerfSession
 from pytest_neuronperf.plugin.xdist import plain_nodeid
 
 EAGER_COMPILERS = ("eager",)
-CALL_KEYWORDS = ("framework", "preprocess_fn", "postprocess_fn", "model_name", "return_timers")
+CALL_KEYWORDS = (
+    "framework", "preprocess_fn", "postprocess_fn", "model_name", "return_timers",
+    "env_setup_fn", "setup_fn", "dataset_loader_fn", "stats_interval", "cost_per_hour",
+    "multiprocess", "multiinterpreter", "loop_dataset", "eval_metrics", "eval_target_col",
+    "dynamic_batch_size",
+)
 """Keywords of ``benchmark`` that describe the call rather than the configuration grid."""
 
 
@@ -97,7 +102,8 @@ class NeuronperfFixture:
         shapes = [input_signature(example, 1) for example in examples]
         request = json.dumps([source.filename, shapes, settings.batch_sizes,
                               settings.pipeline_sizes, settings.compiler,
-                              settings.compiler_args, framework, backend.name],
+                              settings.compiler_args, framework, backend.name,
+                              *([settings.cast_modes] if settings.cast_modes else [])],
                              sort_keys=True, default=str)
         tag = hashlib.sha256(request.encode()).hexdigest()[:12]
         worker = os.environ.get("PYTEST_XDIST_WORKER")
@@ -107,7 +113,7 @@ class NeuronperfFixture:
             pipeline_sizes=settings.pipeline_sizes, compiler=settings.compiler,
             compiler_args=settings.compiler_args, device_type=backend.name,
             models_dir=str(self._config.rootpath / ".neuronperf-cache"), verbosity=0,
-            framework=framework, filename=filename,
+            framework=framework, filename=filename, cast_modes=settings.cast_modes,
         )
 
     def benchmark(self, model: Any, inputs: Any, *, name: str | None = None,
@@ -126,6 +132,8 @@ class NeuronperfFixture:
         self._keys.add(key)
         call_args = {k: overrides.pop(k) for k in CALL_KEYWORDS if k in overrides}
         settings = self._settings(overrides, "benchmark")
+        return_timers = bool(call_args.pop("return_timers", False))
+        self._check_accuracy_budget(settings, call_args)
         with self._refusals("benchmark"):
             backend = self._session.backend(settings.device)
             needs_compile = settings.compiler not in ("auto", *EAGER_COMPILERS) or (
@@ -135,18 +143,27 @@ class NeuronperfFixture:
         share = self._session.share(backend)
         duration = self._session.options.duration or settings.duration
 
+        timers: list[Any] = []
+
         def measure(**grid: Any) -> list[dict[str, Any]]:
+            from pytest_neuronperf.engine.summary import reports_from_results
+
             with share.hold():
-                return benchmark(
+                results = benchmark(
                     model, inputs, duration=duration, warmup=settings.warmup,
                     timeout=settings.timeout, device_type=backend.name, cores=share.cores,
                     devices=self._session.devices, adapters=self._session.adapters,
-                    verbosity=0, **call_args, **grid,
+                    verbosity=0, return_timers=return_timers, **call_args, **grid,
                 )
+            if not return_timers:
+                return results
+            if not timers:
+                timers.extend(results)
+            return reports_from_results(results)
 
         grid = {"batch_sizes": settings.batch_sizes, "n_models": settings.n_models,
                 "workers_per_model": settings.workers_per_model,
-                "pipeline_sizes": settings.pipeline_sizes}
+                "pipeline_sizes": settings.pipeline_sizes, "cast_modes": settings.cast_modes}
         with self._refusals("benchmark"):  # arguments are checked before any process starts
             reports = measure(**grid)
         if self._session.options.save_baseline:
@@ -160,9 +177,25 @@ class NeuronperfFixture:
             [again] = measure(
                 batch_sizes=report["batch_size"], n_models=report["n_models"],
                 workers_per_model=report["workers_per_model"],
-                pipeline_sizes=report["pipeline_size"],
+                pipeline_sizes=report["pipeline_size"], cast_modes=report.get("cast_mode"),
             )
             return again
 
         self._session.settle(self._item.nodeid, key, reports, backend, settings, remeasure)
+        if return_timers:  # NeuronPerf's shape; get_reports(results) gives the reports back
+            return timers
         return reports
+
+    def _check_accuracy_budget(self, settings: PerfSettings, call_args: dict[str, Any]) -> None:
+        """``min_accuracy`` needs the accuracy metric measured (``eval_metrics``)."""
+        if "min_accuracy" not in settings.budgets:
+            return
+        from pytest_neuronperf.evaluation import metric_names
+
+        with self._refusals("benchmark"):
+            measured = metric_names(call_args.get("eval_metrics"))
+        if "accuracy" not in measured:
+            pytest.fail(
+                f"{self._item.nodeid}: min_accuracy= needs the accuracy measured: pass "
+                f"eval_metrics=['accuracy'] and inputs= a labelled dataset to "
+                f"neuronperf.benchmark", pytrace=False)

@@ -18,6 +18,7 @@ BUDGET_KEYWORDS = tuple(BUDGETS)
 MARKER_KEYWORDS = (
     "batch_sizes", "n_models", "workers_per_model", "pipeline_sizes", "duration", "warmup",
     "device", "compiler", "compiler_args", *BUDGET_KEYWORDS, "tolerance", "timeout",
+    "cast_modes",
 )
 
 
@@ -44,6 +45,8 @@ class PerfSettings:
     tolerance: dict[str, float] = field(default_factory=dict)
     """Per-metric overrides of the run's default tolerances."""
     timeout: float | None = None
+    cast_modes: list[str] | None = None
+    """None: fp32 for a model, every compiled cast for a model index."""
 
 
 def _n_models(value: Any) -> list[int | str]:
@@ -108,6 +111,8 @@ def apply_keywords(
                     budgets[key] = grid.positive_number(key, value)
             elif key == "tolerance":
                 changes[key] = {**base.tolerance, **parse_tolerance(value)}
+            elif key == "cast_modes":
+                changes[key] = None if value is None else grid.cast_mode_list(value)
             elif key == "timeout":
                 changes[key] = None if value is None else grid.positive_number("timeout", value)
     except SettingsError:

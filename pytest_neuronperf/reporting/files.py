@@ -82,8 +82,18 @@ def write_json(
     return str(path)
 
 
-def get_reports(filename: str | os.PathLike[str]) -> list[dict[str, Any]]:
-    """Read reports written by :func:`write_json` (or a bare JSON list of reports)."""
+def get_reports(filename: Any) -> list[dict[str, Any]]:
+    """Read reports written by :func:`write_json` (or a bare JSON list of reports), or make the
+    reports from ``benchmark(..., return_timers=True)``'s results."""
+    from pytest_neuronperf.engine.summary import is_raw_results, reports_from_results
+
+    if not isinstance(filename, str | os.PathLike):
+        if is_raw_results(filename):
+            return reports_from_results(filename)
+        raise TypeError(
+            f"get_reports takes a report file path or benchmark(..., return_timers=True)'s "
+            f"results, not {type(filename).__name__}"
+        )
     path = Path(filename)
     try:
         document = json.loads(path.read_text())
