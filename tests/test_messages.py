@@ -21,6 +21,8 @@ EXAMPLES = [
     messages.Compiled(3, "ok", "m_b1.pt", 0.25, verified=True),
     messages.Compiled(4, "error", None, 1.0, error="ValueError: x", traceback="tb"),
     messages.Done(),
+    messages.CopyStats(cpu_percent_avg=97.5, memory_mb_peak=120.0, samples=4,
+                       eval_states={"accuracy": {"correct": 3, "total": 4}}),
 ]
 
 
@@ -37,6 +39,13 @@ def test_every_message_round_trips(pipe, message):
     left, right = pipe
     messages.send(left, message)
     assert messages.receive(right) == message
+
+
+def test_an_unmeasured_cpu_share_travels_as_null_and_comes_back_nan(pipe):
+    left, right = pipe
+    messages.send(left, messages.CopyStats(float("nan"), 1.0, 0, {}))
+    got = messages.receive(right)
+    assert isinstance(got, messages.CopyStats) and got.cpu_percent_avg != got.cpu_percent_avg
 
 
 def test_timings_travel_as_binary_frames(pipe):
