@@ -17,6 +17,8 @@ _LAZY = {
     "get_reports": "pytest_neuronperf.reporting.files",
     "evaluate": "pytest_neuronperf.evaluation",
     "list_metrics": "pytest_neuronperf.evaluation",
+    "tune": "pytest_neuronperf.tuning",
+    "print_tuning": "pytest_neuronperf.tuning",
 }
 _SUBMODULES = ("torch", "tensorflow", "cpu", "model_index")
 

@@ -42,6 +42,7 @@ METRICS: dict[str, Metric] = {
                "max_memory_mb", "mem budget MB", windowed=False),
         Metric("accuracy", "accuracy", True, ("accuracy", "acc"), "accuracy", 0.01,
                "min_accuracy", "min accuracy", windowed=False),
+        Metric("max_qps", "max_qps", True, ("max_qps",), "max qps", 0.12),
     )
 }
 """Gated metrics, in the order tables show them."""
@@ -51,9 +52,18 @@ WINDOW_METRICS = tuple(name for name, metric in METRICS.items() if metric.window
 VALUE_METRICS = tuple(name for name, metric in METRICS.items() if not metric.windowed)
 """Metrics with one value per run (peak memory, accuracy): a report without one is not gated
 on it (e.g. no ``eval_metrics``, or a baseline from before it was measured)."""
+SEARCH_METRICS = ("max_qps",)
+"""The metrics of a ``target_qps="max"`` search report, and only of those: its throughput and
+latencies are those of whatever rate the search settled on, so they are not compared."""
 
 BUDGETS: dict[str, Metric] = {m.budget: m for m in METRICS.values() if m.budget}
 """Budget keyword -> its metric."""
+
+
+def gated_metrics(report: object) -> tuple[str, ...]:
+    """The metrics the gate compares for this report (or baseline entry's report)."""
+    search = isinstance(report, dict) and report.get("target_qps") == "max"
+    return tuple(m for m in WINDOW_METRICS if (m in SEARCH_METRICS) == search)
 
 
 def metric_named(name: str) -> Metric | None:

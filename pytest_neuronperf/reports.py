@@ -64,6 +64,22 @@ class Report(TypedDict, total=False):
     fingerprint: dict[str, Any]
     baseline: dict[str, Any]
     delta: dict[str, float]
+    # the server scenario's (engine/serving.py)
+    scenario: str
+    """``closed`` or ``server``."""
+    target_qps: float | str
+    """Queries/s offered (one query = one batch; one sample with ``max_queue_delay_ms``)."""
+    achieved_qps: float
+    queue_ms_p50: float
+    queue_ms_p99: float
+    overloaded: bool
+    backlog: int
+    unserved: int
+    offered_queries: int
+    arrival_seed: int
+    max_queue_delay_ms: float | None
+    max_qps: float
+    search: list[dict[str, Any]]
 
 
 CONFIG_FIELDS = (
@@ -84,9 +100,24 @@ def _cast_suffix(config: Mapping[str, Any], separator: str, name: str) -> str:
 
 
 def config_label(config: Mapping[str, Any]) -> str:
-    """How people read a configuration: ``bs=1 n=2 w=1 p=1`` (keys it lacks are left out)."""
-    return " ".join(f"{short}={config[key]}" for key, short in CONFIG_FIELDS if key in config) + (
+    """How people read a configuration: ``bs=1 n=2 w=1 p=1`` (keys it lacks are left out),
+    plus ``cast=bf16`` for a cast other than fp32 and ``qps=100`` (and ``delay=2ms``) in the
+    server scenario."""
+    parts = [f"{short}={config[key]}" for key, short in CONFIG_FIELDS if key in config]
+    return " ".join(parts + [f"{k}={v}" for k, v in _server_parts(config)]) + (
         _cast_suffix(config, " ", "cast="))
+
+
+def _server_parts(config: Mapping[str, Any]) -> list[tuple[str, str]]:
+    """The server scenario's part of a configuration's text: rate and batching delay."""
+    qps = config.get("target_qps")
+    if qps is None:
+        return []
+    parts = [("qps", qps if isinstance(qps, str) else f"{float(qps):g}")]
+    delay = config.get("max_queue_delay_ms")
+    if delay is not None:
+        parts.append(("delay", f"{float(delay):g}ms"))
+    return parts
 
 
 def config_key(report: Mapping[str, Any]) -> str:
@@ -95,14 +126,17 @@ def config_key(report: Mapping[str, Any]) -> str:
     ``bs=1,n_models=2,workers=1,pipeline=1``: part of the baseline file format, never changed;
     a cast other than fp32 appends ``,cast=bf16``.
     """
-    return (
+    key = (
         f"bs={report['batch_size']},n_models={report['n_models']},"
         f"workers={report['workers_per_model']},pipeline={report['pipeline_size']}"
         + _cast_suffix(report, ",", "cast=")
     )
+    # the server scenario (added in format 1, closed-loop keys unchanged): ``,qps=100``
+    return key + "".join(f",{k}={v}" for k, v in _server_parts(report))
 
 
 def config_slug(config: Mapping[str, Any]) -> str:
     """A configuration in a file name: ``bs1-n2-w1-p1``."""
-    return "-".join(f"{short}{config[key]}" for key, short in CONFIG_FIELDS if key in config) + (
+    parts = [f"{short}{config[key]}" for key, short in CONFIG_FIELDS if key in config]
+    return "-".join(parts + [f"{k}{v}" for k, v in _server_parts(config)]) + (
         _cast_suffix(config, "-", ""))

@@ -145,3 +145,17 @@ def double(x: np.ndarray) -> np.ndarray:
 def shape_of(out: np.ndarray) -> tuple[int, ...]:
     """A postprocess function."""
     return tuple(out.shape)
+
+
+class Spins:
+    """Busy-waits a fixed time per call (SPIN_MS, default 5 ms) on perf_counter: a fixed
+    service time that holds the core, as a compute-bound model does."""
+
+    def __init__(self) -> None:
+        self.seconds = float(os.environ.get("SPIN_MS", "5")) / 1e3
+
+    def __call__(self, x: Any) -> Any:
+        deadline = time.perf_counter() + self.seconds
+        while time.perf_counter() < deadline:
+            pass
+        return x

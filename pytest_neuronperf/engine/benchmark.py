@@ -14,7 +14,7 @@ from typing import Any
 
 from pytest_neuronperf import evaluation
 from pytest_neuronperf.devices import DeviceBackend, get_backend
-from pytest_neuronperf.engine import datasets, grid
+from pytest_neuronperf.engine import datasets, grid, serving
 from pytest_neuronperf.engine.instances import ship_instance
 from pytest_neuronperf.engine.model_ref import (
     ModelReferenceError,
@@ -68,6 +68,11 @@ def benchmark(
     cores: Sequence[int] | None = None,
     devices: dict[str, DeviceBackend] | None = None,
     adapters: dict[str, str] | None = None,
+    scenario: str = "closed",
+    target_qps: float | str | Sequence[float | str] | None = None,
+    p99_ms: float | None = None,
+    max_queue_delay_ms: float | None = None,
+    seed: int = serving.DEFAULT_SEED,
 ) -> list[Any]:
     """Benchmark ``model`` on every configuration; one report per configuration.
 
@@ -92,6 +97,8 @@ def benchmark(
     batches that are multiples of *b*), ``warmup``, ``framework``, ``timeout``, ``cores`` (the
     device units to use; the plugin passes each xdist worker's slice), ``devices`` and
     ``adapters`` (custom device backends and framework adapters, ``name -> "module:attr"``).
+    ``scenario="server"`` serves Poisson arrivals at ``target_qps`` (see ``engine.serving``;
+    ``"max"`` searches for the highest rate whose p99 meets ``p99_ms``).
     """
     log.setLevel(VERBOSITY_LEVELS.get(verbosity, logging.DEBUG))
     # a list is one example per batch size, unless what else is asked says it is data
@@ -117,6 +124,8 @@ def benchmark(
             "samples (a torch Dataset or any iterable), not a single example"
         )
     adapters = {**ADAPTERS, **(adapters or {})}
+    rates = serving.check_settings(scenario, target_qps, p99_ms, max_queue_delay_ms)
+    server = None if rates is None else serving.ServerSettings(seed, max_queue_delay_ms, p99_ms)
     backend = get_backend(DEVICE_ALIASES.get(device_type, device_type), devices)
     usable = checked_cores(cores) if cores is not None else backend.cores()
     if not usable:
@@ -176,18 +185,25 @@ def benchmark(
                 ),
                 cost_per_hour=cost_per_hour,
                 in_process=in_process,
+                server=server,
             )
-            for config in grid.expand(planned.batch_sizes,
-                                      n_models if n_models is not None else [1, "max"],
-                                      workers_per_model, planned.pipeline_sizes, len(usable),
-                                      planned.cast_modes):
+            for config in serving.with_rates(rates, grid.expand(
+                    planned.batch_sizes, n_models if n_models is not None else [1, "max"],
+                    workers_per_model, planned.pipeline_sizes, len(usable),
+                    planned.cast_modes)):
                 if planned.failure is not None:  # its compile failed: nothing to measure
                     report: Any = error_report(job, config, planned.failure)
+                elif config.target_qps == "max":
+                    from pytest_neuronperf.engine.max_qps import measure_max_qps
+
+                    log.info("searching max_qps of %s: %s", planned.source.name, config.label())
+                    report = measure_max_qps(context, job, config, per_batch[config.batch_size])
                 else:
                     log.info("benchmarking %s: %s", planned.source.name, config.label())
                     report = run_configuration(context, job, config,
                                                per_batch[config.batch_size])
-                if return_timers and isinstance(report, dict):  # an error: no timers
+                # an error has no timers; a server-scenario report carries its own (per query)
+                if return_timers and isinstance(report, dict) and report["status"] != "ok":
                     report = (base_report(job, config),
                               {"status": "error", "error": report["error"]})
                 log_outcome(report[1] if isinstance(report, tuple) else report)

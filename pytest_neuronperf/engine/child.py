@@ -119,6 +119,12 @@ def run(conn: Connection, spec: WorkerSpec, exit_with_parent: bool = True) -> No
     messages.send(conn, messages.Ready(os.getpid(), load_ms, warmup_ms, warmup_calls))
 
     go = link.wait_for_go()
+    if spec.server is not None:  # the server scenario's open loop (engine/open_loop.py)
+        from pytest_neuronperf.engine.open_loop import serve
+
+        messages.send(conn, serve(call, spec.workers, go.start_ns, spec.server,
+                                  adapter.thread_setup))
+        return
     timings = hooks.drive(call, go, adapter.thread_setup, drive)
     messages.send(conn, timings)
     messages.send(conn, hooks.stats())

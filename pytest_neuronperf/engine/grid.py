@@ -19,6 +19,8 @@ class RunConfig:
     workers_per_model: int
     pipeline_size: int
     cast_mode: str = DEFAULT_CAST_MODE
+    target_qps: float | str | None = None
+    """Server scenario: queries/s offered to the configuration, or ``"max"``; None: closed."""
 
     def label(self) -> str:
         """How people read it, e.g. ``bs=1 n=2 w=1 p=1``."""

@@ -11,7 +11,9 @@ Protocol history (bump ``PROTOCOL_VERSION`` on any change, and add a line here):
    int64 frames: per thread, call end times then call latencies, in ns). Parent -> model
    process: ``go`` (common start and stop times on the shared monotonic clock), ``abort``.
 2. Model process -> parent: ``stats`` after ``result`` (the copy's CPU use and peak resident
-   memory during the window, and its accuracy-metric states).
+   memory during the window, and its accuracy-metric states); ``served`` (+ 3 int64 frames: per
+   query of the open loop, its scheduled arrival, the start and the end of the call that served
+   it, in ns; -1 for never served).
 3. The compile process speaks it too (it had JSON dicts of its own): compile process ->
    parent ``built``, ``compiling``, ``compiled``, ``done``, and ``error`` (``Failed``, which
    gains an optional ``traceback``). ``abort`` removed (nothing sent it: the parent kills).
@@ -74,6 +76,16 @@ class CopyStats:
     """Accuracy metric name -> its state (``evaluation``); empty without ``eval_metrics``."""
 
 
+@dataclass(frozen=True)
+class Served:
+    """Per query of a copy's open loop (server scenario), in arrival order: scheduled arrival,
+    start and end of the call that served it (ns; start and end are -1 if never served)."""
+
+    arrival_ns: np.ndarray
+    start_ns: np.ndarray
+    end_ns: np.ndarray
+
+
 # --- compile process -> parent ---------------------------------------------------------------
 
 @dataclass(frozen=True)
@@ -117,10 +129,12 @@ class Failed:
     traceback: str = ""
 
 
-Message = Ready | Failed | Go | Timings | CopyStats | Built | Compiling | Compiled | Done
+Message = (Ready | Failed | Go | Timings | CopyStats | Served
+           | Built | Compiling | Compiled | Done)
 
 KINDS: dict[str, type[Message]] = {
     "ready": Ready, "error": Failed, "go": Go, "result": Timings, "stats": CopyStats,
+    "served": Served,
     "built": Built, "compiling": Compiling, "compiled": Compiled, "done": Done,
 }
 """Wire name of every message class."""
@@ -138,6 +152,11 @@ def send(conn: Connection, message: Message) -> None:
         for ends, lats in zip(message.end_ns, message.latency_ns, strict=True):
             conn.send_bytes(np.ascontiguousarray(ends, dtype=np.int64).tobytes())
             conn.send_bytes(np.ascontiguousarray(lats, dtype=np.int64).tobytes())
+        return
+    if isinstance(message, Served):
+        _send_header(conn, "served", {})
+        for values in (message.arrival_ns, message.start_ns, message.end_ns):
+            conn.send_bytes(np.ascontiguousarray(values, dtype=np.int64).tobytes())
         return
     fields = {f.name: getattr(message, f.name) for f in dataclasses.fields(message)}
     if isinstance(message, CopyStats) and message.cpu_percent_avg != message.cpu_percent_avg:
@@ -169,6 +188,9 @@ def receive(conn: Connection) -> Message:
             ends.append(np.frombuffer(conn.recv_bytes(), dtype=np.int64))
             lats.append(np.frombuffer(conn.recv_bytes(), dtype=np.int64))
         return Timings(ends, lats)
+    if cls is Served:
+        arrival, start, end = (np.frombuffer(conn.recv_bytes(), dtype=np.int64) for _ in range(3))
+        return Served(arrival, start, end)
     if cls is CopyStats and header.get("cpu_percent_avg", 0.0) is None:
         header["cpu_percent_avg"] = float("nan")
     try:

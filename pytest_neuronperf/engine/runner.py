@@ -12,8 +12,10 @@ from multiprocessing.context import BaseContext
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from pytest_neuronperf.devices.base import DeviceBackend, format_cores
-from pytest_neuronperf.engine import messages
+from pytest_neuronperf.engine import messages, serving
 from pytest_neuronperf.engine.grid import RunConfig
 from pytest_neuronperf.engine.processes import ModelProcess
 from pytest_neuronperf.engine.specs import CopyOptions, ModelSource, WorkerSpec
@@ -55,6 +57,8 @@ class Job:
     cost_per_hour: float | None = None
     in_process: bool = False
     """``multiprocess=False``: copies run as threads of the caller's process (debugging)."""
+    server: serving.ServerSettings | None = None
+    """The server scenario's settings; None: the closed loop."""
 
     def timeout_for(self) -> float:
         """Seconds a configuration may take in all: generous unless the caller set it."""
@@ -76,6 +80,8 @@ def base_report(job: Job, config: RunConfig) -> dict[str, Any]:
         "pipeline_size": config.pipeline_size,
         "cast_mode": config.cast_mode,
         "duration": job.duration,
+        "scenario": "closed" if config.target_qps is None else "server",
+        **({} if config.target_qps is None else {"target_qps": config.target_qps}),
     }
 
 
@@ -122,6 +128,9 @@ def run_configuration(
                 max_warmup_s=max(5.0, min(60.0, 2 * job.duration)),
                 environ=dict(os.environ),
                 options=copy_options(job, config),
+                server=None if not isinstance(config.target_qps, float) else serving.server_spec(
+                    job.server or serving.ServerSettings(), config.target_qps, config.n_models,
+                    placement.copy_index, job.duration, config.batch_size),
             )
             procs.append(start_copy(context, spec, job.in_process))
         return measure(job, config, procs)
@@ -151,6 +160,9 @@ def measure(job: Job, config: RunConfig, procs: list[ModelProcess]) -> Any:
     end_ns = start_ns + int(job.duration * 1e9)
     for proc in procs:
         messages.send(proc.conn, messages.Go(start_ns, end_ns))
+    if config.target_qps is not None:
+        served = collect(procs, messages.Served, deadline, "serving")
+        return server_report(job, config, ready, served, start_ns, procs)
     timings = collect(procs, messages.Timings, deadline, "measuring")
     copy_stats = collect(procs, messages.CopyStats, deadline, "reporting its statistics")
     cores = [format_cores(proc.spec.placement.cores) for proc in procs]
@@ -229,3 +241,36 @@ def build_report(
         return summarize(base_report(job, config), raw)
     except NothingMeasured as exc:
         raise ConfigurationFailed(str(exc)) from exc
+
+
+def server_report(job: Job, config: RunConfig, ready: list[messages.Ready],
+                  served: list[messages.Served], start_ns: int,
+                  procs: list[ModelProcess]) -> dict[str, Any]:
+    """The report of an open-loop run (server scenario, see ``engine.serving``)."""
+    settings = job.server or serving.ServerSettings()
+    dynamic = settings.max_queue_delay_ms is not None
+    try:
+        fields = serving.server_fields(
+            serving.Queries.join(served), start_ns, job.duration,
+            1 if dynamic else config.batch_size, config.workers_per_model,
+            settings.p99_ms if settings.estimate_windows else None)
+    except ValueError as exc:
+        raise ConfigurationFailed(str(exc)) from exc
+    report = base_report(job, config)
+    report.update(
+        **fields,
+        arrival_seed=settings.seed,
+        max_queue_delay_ms=settings.max_queue_delay_ms,
+        load_avg_ms=float(np.mean([r.load_ms for r in ready])),
+        warmup_avg_ms=float(np.mean([r.warmup_ms for r in ready])),
+        status="ok",
+        error=None,
+        cores=[format_cores(proc.spec.placement.cores) for proc in procs],
+    )
+    if job.return_timers:  # per query, in arrival order per copy: ms after the common start
+        report["timers"] = {
+            name: [[float(v - start_ns) / 1e6 if v >= 0 else None for v in values]
+                   for values in (getattr(s, f"{name}_ns") for s in served)]
+            for name in ("arrival", "start", "end")
+        }
+    return report

@@ -53,6 +53,22 @@ class CopyOptions:
 
 
 @dataclass(frozen=True)
+class ServerSpec:
+    """What one copy's open loop needs: its stream's rate and seed, batching, draining."""
+
+    rate: float
+    """Queries per second offered to this copy (``target_qps / n_models``)."""
+    seed: int
+    copy_index: int
+    duration_s: float
+    drain_s: float
+    """After the window, queued queries are still served this long (then left unserved)."""
+    max_queue_delay_ns: int | None = None
+    """Dynamic batching: a call groups up to ``batch_size`` queries (samples) or this delay."""
+    batch_size: int = 1
+
+
+@dataclass(frozen=True)
 class WorkerSpec:
     """Everything one model process needs to load, warm up and be driven."""
 
@@ -75,3 +91,5 @@ class WorkerSpec:
     otherwise see the environment of the forkserver's start)."""
     extra: dict[str, Any] = field(default_factory=dict)
     options: CopyOptions = field(default_factory=CopyOptions)
+    server: ServerSpec | None = None
+    """The open loop to serve (server scenario); None: the closed loop."""

@@ -49,6 +49,7 @@ from pytest_neuronperf.metrics import (
     METRICS,
     VALUE_METRICS,
     WINDOW_METRICS,
+    gated_metrics,
     metric_named,
     worse_sign,
 )
@@ -73,6 +74,10 @@ LATENCY_THROUGHPUT = (
     "latency_ms_p99",
     "latency_ms_p100",
     "latency_ms_avg",
+    "achieved_qps",
+    "queue_ms_p50",
+    "queue_ms_p99",
+    "max_qps",
 )
 BASELINE_METRICS = (
     *LATENCY_THROUGHPUT,
@@ -314,6 +319,8 @@ class BudgetMiss:
     metric: str
     limit: float
     actual: float
+    note: str = ""
+    """Why a value within the limit still missed it (``overloaded``)."""
 
 
 @dataclass(frozen=True)
@@ -374,7 +381,7 @@ def judge(
             _windows(report, metric),
             tolerances[metric],
         )
-        for metric in WINDOW_METRICS
+        for metric in gated_metrics(dict(report))
         if metric in tolerances
     ]
     for metric in VALUE_METRICS:
@@ -417,10 +424,11 @@ def budget_misses(
         actual = _as_float(report.get(metric))
         if BUDGETS[budget].higher_is_better:
             missed = not actual >= limit
-        else:
-            missed = not actual <= limit
+        else:  # an overloaded rate's latency grows with the duration: it meets no budget
+            missed = not actual <= limit or bool(report.get("overloaded"))
         if missed:
-            misses.append(BudgetMiss(budget, metric, float(limit), actual))
+            note = "overloaded" if report.get("overloaded") else ""
+            misses.append(BudgetMiss(budget, metric, float(limit), actual, note))
     return misses
 
 
@@ -516,6 +524,8 @@ def format_judgement_table(judgement: Judgement) -> str:
             f"{BUDGETS[miss.budget].budget_label:<14} {relation + ' ' + _number(miss.limit):>10} "
             f"{_number(miss.actual):>10} {'':>8} {'':>9} {'':>7} {'':>16}  OVER_BUDGET"
         )
+        if miss.note:
+            lines.append(f"{'':<14}   {miss.note}: the queue kept growing at this rate")
     if judgement.verdict is Verdict.NEW and not judgement.budget_misses:
         lines.append("no baseline entry for this configuration: NEW")
     if judgement.verdict is Verdict.ERROR:

@@ -163,7 +163,8 @@ class NeuronperfFixture:
 
         grid = {"batch_sizes": settings.batch_sizes, "n_models": settings.n_models,
                 "workers_per_model": settings.workers_per_model,
-                "pipeline_sizes": settings.pipeline_sizes, "cast_modes": settings.cast_modes}
+                "pipeline_sizes": settings.pipeline_sizes, "cast_modes": settings.cast_modes,
+                **settings.server_arguments()}
         with self._refusals("benchmark"):  # arguments are checked before any process starts
             reports = measure(**grid)
         if self._session.options.save_baseline:
@@ -178,6 +179,8 @@ class NeuronperfFixture:
                 batch_sizes=report["batch_size"], n_models=report["n_models"],
                 workers_per_model=report["workers_per_model"],
                 pipeline_sizes=report["pipeline_size"], cast_modes=report.get("cast_mode"),
+                **{**settings.server_arguments(),
+                   **({"target_qps": report["target_qps"]} if "target_qps" in report else {})},
             )
             return again
 

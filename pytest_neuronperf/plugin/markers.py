@@ -8,17 +8,19 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from typing import Any
 
-from pytest_neuronperf.engine import grid
+from pytest_neuronperf.engine import grid, serving
 from pytest_neuronperf.gating.verdicts import parse_tolerance
 from pytest_neuronperf.metrics import BUDGETS
 
 DEVICES = ("auto", "cpu", "cuda", "neuron", "neuronx")
 COMPILERS = ("auto", "eager", "torchscript", "export", "saved_model", "xla", "neuron", "neuronx")
 BUDGET_KEYWORDS = tuple(BUDGETS)
+SERVER_KEYWORDS = ("scenario", "target_qps", "max_queue_delay_ms")
 MARKER_KEYWORDS = (
     "batch_sizes", "n_models", "workers_per_model", "pipeline_sizes", "duration", "warmup",
     "device", "compiler", "compiler_args", *BUDGET_KEYWORDS, "tolerance", "timeout",
     "cast_modes",
+    *SERVER_KEYWORDS,
 )
 
 
@@ -47,6 +49,18 @@ class PerfSettings:
     timeout: float | None = None
     cast_modes: list[str] | None = None
     """None: fp32 for a model, every compiled cast for a model index."""
+    scenario: str = "closed"
+    target_qps: list[float | str] | None = None
+    """Server scenario: the rates to sweep (``"max"``: search under ``p99_ms``)."""
+    max_queue_delay_ms: float | None = None
+
+    def server_arguments(self) -> dict[str, Any]:
+        """``benchmark``'s server-scenario arguments (empty for the closed loop)."""
+        if self.scenario == "closed":
+            return {}
+        return {"scenario": self.scenario, "target_qps": self.target_qps,
+                "p99_ms": self.budgets.get("p99_ms"),
+                "max_queue_delay_ms": self.max_queue_delay_ms}
 
 
 def _n_models(value: Any) -> list[int | str]:
@@ -115,8 +129,20 @@ def apply_keywords(
                 changes[key] = None if value is None else grid.cast_mode_list(value)
             elif key == "timeout":
                 changes[key] = None if value is None else grid.positive_number("timeout", value)
+            elif key == "scenario":
+                changes[key] = _choice("scenario", value, serving.SCENARIOS, ())
+            elif key == "target_qps":
+                changes[key] = None if value is None else serving.target_rates(value)
+            elif key == "max_queue_delay_ms":
+                changes[key] = None if value is None else grid.positive_number(
+                    key, value, allow_zero=True)
+        settings = replace(base, budgets=budgets, **changes)
+        if any(key in SERVER_KEYWORDS for key in keywords):
+            budget = budgets.get("p99_ms") if settings.scenario == "server" else None
+            serving.check_settings(settings.scenario, settings.target_qps, budget,
+                                   settings.max_queue_delay_ms)
     except SettingsError:
         raise
     except ValueError as exc:  # from the shared validators
         raise SettingsError(str(exc)) from exc
-    return replace(base, budgets=budgets, **changes)
+    return settings

@@ -91,7 +91,8 @@ def reason(verdict: Verdict, judgement: Judgement) -> str:
         for miss in judgement.budget_misses:
             relation = "<" if BUDGETS[miss.budget].higher_is_better else ">"
             parts.append(f"{short_name(miss.metric)} {number(miss.actual)} {relation} "
-                         f"{miss.budget}={number(miss.limit)}")
+                         f"{miss.budget}={number(miss.limit)}"
+                         + (f" ({miss.note})" if miss.note else ""))
         return ", ".join(parts)
     if verdict is Verdict.NEW:
         return "no baseline entry for this configuration"

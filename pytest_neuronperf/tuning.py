@@ -1,0 +1,163 @@
+"""``tune``: sweep a configuration grid and pick the configuration to deploy under a p99 budget.
+
+The configurations that meet the budget are ranked by throughput; the throughput/p99 Pareto
+front (no other configuration is both faster and has a lower p99) shows the trade-off around
+the choice. Pure ranking functions over reports, so they can be checked without measuring.
+"""
+
+from __future__ import annotations
+
+import math
+import sys
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any, TextIO
+
+from pytest_neuronperf.reports import config_label
+
+TUNING_COLUMNS = ("rank", "configuration", "throughput", "latency_ms_p99", "meets", "front")
+
+
+@dataclass(frozen=True)
+class Tuning:
+    """What ``tune`` found: every report, those meeting the budget best first, and the front."""
+
+    p99_ms: float
+    reports: list[dict[str, Any]]
+    ranked: list[dict[str, Any]]
+    """The reports that meet the budget, highest throughput first."""
+    front: list[dict[str, Any]]
+    """The throughput/p99 Pareto front of every measured report, highest throughput first."""
+
+    @property
+    def best(self) -> dict[str, Any] | None:
+        """The configuration to deploy: the fastest that meets the budget (None: none does)."""
+        return self.ranked[0] if self.ranked else None
+
+
+def served_throughput(report: dict[str, Any]) -> float:
+    """Samples/s the configuration serves: at ``max_qps`` for a search, else as measured."""
+    if report.get("target_qps") == "max":
+        per_query = 1 if report.get("max_queue_delay_ms") is not None else report["batch_size"]
+        return float(report.get("max_qps") or 0.0) * per_query
+    value = report.get("throughput_avg")
+    return float(value) if value is not None else math.nan
+
+
+def meets(report: dict[str, Any], p99_ms: float) -> bool:
+    """Measured, not overloaded, p99 within the budget (and a search found a rate)."""
+    p99 = report.get("latency_ms_p99")
+    if report.get("status") != "ok" or report.get("overloaded") or p99 is None:
+        return False
+    if report.get("target_qps") == "max" and not report.get("max_qps"):
+        return False
+    return math.isfinite(p99) and p99 <= p99_ms
+
+
+def rank(reports: Sequence[dict[str, Any]], p99_ms: float) -> list[dict[str, Any]]:
+    """The reports that meet the budget, highest throughput first (lower p99 breaks ties)."""
+    fit = [r for r in reports if meets(r, p99_ms)]
+    return sorted(fit, key=lambda r: (-served_throughput(r), r["latency_ms_p99"]))
+
+
+def pareto_front(reports: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Measured reports no other beats on both throughput (higher) and p99 (lower)."""
+    points = [r for r in reports if r.get("status") == "ok"
+              and math.isfinite(served_throughput(r))
+              and r.get("latency_ms_p99") is not None and not r.get("overloaded")]
+
+    def dominated(a: dict[str, Any]) -> bool:
+        ta, pa = served_throughput(a), a["latency_ms_p99"]
+        return any(served_throughput(b) >= ta and b["latency_ms_p99"] <= pa
+                   and (served_throughput(b) > ta or b["latency_ms_p99"] < pa) for b in points)
+
+    return sorted((r for r in points if not dominated(r)), key=lambda r: -served_throughput(r))
+
+
+def tune(
+    model: Any,
+    inputs: Any,
+    p99_ms: float,
+    batch_sizes: int | Sequence[int] | None = None,
+    n_models: int | str | Sequence[int | str] | None = None,
+    workers_per_model: int | Sequence[int] | None = None,
+    scenario: str = "closed",
+    target_qps: float | str | Sequence[float | str] | None = None,
+    **benchmark_args: Any,
+) -> Tuning:
+    """Benchmark the grid and rank its configurations under ``p99_ms``.
+
+    ``scenario="closed"`` ranks NeuronPerf's closed-loop runs by throughput among those whose
+    p99 meets the budget. ``scenario="server"`` measures what a service sees: at the given
+    ``target_qps`` rates, or by default ``"max"``, the highest rate each configuration sustains
+    under the budget. Other arguments go to ``benchmark``.
+    """
+    from pytest_neuronperf.engine.benchmark import benchmark
+    from pytest_neuronperf.engine.grid import positive_number
+
+    positive_number("p99_ms", p99_ms)
+    server: dict[str, Any] = {"scenario": scenario, "target_qps": target_qps}
+    if scenario == "server":
+        server.update(p99_ms=p99_ms, target_qps="max" if target_qps is None else target_qps)
+    reports = benchmark(model, inputs, batch_sizes=batch_sizes, n_models=n_models,
+                        workers_per_model=workers_per_model, **server, **benchmark_args)
+    return tuning_of(reports, p99_ms)
+
+
+def tuning_of(reports: Sequence[dict[str, Any]], p99_ms: float) -> Tuning:
+    """The ranking and front of already measured reports."""
+    reports = list(reports)
+    return Tuning(p99_ms, reports, rank(reports, p99_ms), pareto_front(reports))
+
+
+def format_tuning(tuning: Tuning) -> str:
+    """A table of every configuration (rank among those meeting the budget, Pareto front) and
+    a last line that says which to deploy."""
+    ranks = {id(r): i + 1 for i, r in enumerate(tuning.ranked)}
+    front = {id(r) for r in tuning.front}
+    order = [*tuning.ranked, *(r for r in tuning.reports if id(r) not in ranks)]
+    rows = [TUNING_COLUMNS]
+    for r in order:
+        p99 = r.get("latency_ms_p99")
+        rows.append((
+            str(ranks.get(id(r), "-")),
+            config_label(r),
+            _figure(served_throughput(r)) + ("/s at max_qps" if r.get("target_qps") == "max"
+                                             else "/s"),
+            _figure(p99) + (" overloaded" if r.get("overloaded") else ""),
+            "yes" if id(r) in ranks else ("error" if r.get("status") != "ok" else "no"),
+            "*" if id(r) in front else "",
+        ))
+    widths = [max(len(row[i]) for row in rows) for i in range(len(TUNING_COLUMNS))]
+    lines = ["  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)).rstrip()
+             for row in rows]
+    lines.append(decision(tuning))
+    return "\n".join(lines)
+
+
+def decision(tuning: Tuning) -> str:
+    """One sentence: the configuration to deploy, or why there is none."""
+    best = tuning.best
+    if best is not None:
+        return (f"deploy {config_label(best)}: {_figure(served_throughput(best))} samples/s "
+                f"with p99 {_figure(best['latency_ms_p99'])} ms <= {tuning.p99_ms:g} ms "
+                f"({len(tuning.ranked)} of {len(tuning.reports)} configurations meet the budget)")
+    measured = [r for r in tuning.reports if r.get("status") == "ok"
+                and r.get("latency_ms_p99") is not None]
+    if not measured:
+        return "no configuration could be measured: see the reports' errors"
+    lowest = min(measured, key=lambda r: r["latency_ms_p99"])
+    return (f"no configuration meets p99 <= {tuning.p99_ms:g} ms; the lowest p99 is "
+            f"{_figure(lowest['latency_ms_p99'])} ms ({config_label(lowest)}): relax the "
+            f"budget, or try smaller batches or more copies")
+
+
+def print_tuning(tuning: Tuning, file: TextIO | None = None) -> None:
+    """Print :func:`format_tuning` (stdout by default)."""
+    print(format_tuning(tuning), file=file or sys.stdout)
+
+
+def _figure(value: float | None) -> str:
+    if value is None or not math.isfinite(value):
+        return "-"
+    return f"{value:,.0f}" if abs(value) >= 100 else f"{value:.2f}"
