@@ -1,39 +1,48 @@
-"""The engine's four figures on this machine, each a ratio inside one run.
+"""The engine's figures on this machine, each a ratio inside one run.
 
-    .venv/bin/python benchmarks/engine_figures.py [--duration 5] [--repeats 3]
+    .venv/bin/python benchmarks/engine_figures.py [--slice 1] [--pairs 5] [--repeats 3]
+        [--compare-ref DIR]
 
 1. Harness efficiency: a no-op Python model driven by the engine (1 copy, 1 worker) vs a bare
-   instrumented loop calling the same model in one pinned process. Goal >= 0.8.
+   instrumented loop calling the same model in this process, pinned like a copy. Goal >= 0.8.
 2. Scaling: compute-bound torch MLP, n_models=2 vs n_models=1 (pipeline size 1). Goal >= 1.9.
-3. Fixed cost per configuration: wall time minus duration for a small torch model. Goal <= 0.5 s.
-4. Accuracy: the engine's p50 for the MLP vs a bare loop's p50 in the same run. Goal within 3 %.
+3. Fixed cost per configuration, torch and TensorFlow: wall time minus duration of the second
+   and later configurations of a call (one copy). Goal <= 0.2 s for torch. Also the first
+   configuration of a fresh process (it starts the forkserver).
+4. Accuracy: the engine's p50 for the MLP vs a bare loop's p50. Goal within 3 %.
 
-Figures 1, 2 and 4 alternate engine and bare runs ``--repeats`` times and report the median
-ratio, so a slow spell of the machine hits both sides.
+Figures 1 and 4 are measured interleaved: engine and bare loop alternate in short slices
+(``--slice`` seconds each, in the order engine, bare, bare, engine, so a linear drift of the
+machine cancels) and a repeat's ratio is the median of its ``--pairs`` pair ratios; the figure
+is the median of ``--repeats`` repeats. Figure 3 runs each measurement in a fresh interpreter;
+with ``--compare-ref DIR`` (a checkout of another revision, e.g. made by
+``git archive main | tar -x -C DIR``) the same measurement of that revision alternates with
+this tree's, in the same run.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import statistics
+import subprocess
 import sys
 import time
 from array import array
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-sys.path.insert(0, str(Path(__file__).parent))
+HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE))
 
 import numpy as np  # noqa: E402
-import torch  # noqa: E402
-from figure_models import ComputeMLP, NoopModel, SmallConv  # noqa: E402
-
-import pytest_neuronperf as npf  # noqa: E402
-from pytest_neuronperf.devices.cpu import usable_cpus  # noqa: E402
 
 MLP_BATCH = 8
+FIXED_COST_DURATION_S = 1.0
+FIXED_COST_CONFIGS = 3
 
 
 def bare_loop(model: Callable[[Any], Any], x: Any, duration: float) -> tuple[float, float]:
@@ -56,61 +65,93 @@ def bare_loop(model: Callable[[Any], Any], x: Any, duration: float) -> tuple[flo
     return calls / duration, float(np.percentile(np.frombuffer(lats, np.int64), 50)) / 1e6
 
 
-def pinned(cpu: int, threads: int = 1) -> Any:
-    """Context: this process on one CPU with one torch thread (as an engine copy is)."""
+@contextmanager
+def pinned(cpu: int, threads: int = 1) -> Iterator[None]:
+    """This process on one CPU with one torch thread (as an engine copy is)."""
+    import torch
 
-    class Pin:
-        def __enter__(self) -> None:
-            self.saved = os.sched_getaffinity(0)
-            self.threads = torch.get_num_threads()
-            os.sched_setaffinity(0, {cpu})
-            torch.set_num_threads(threads)
-
-        def __exit__(self, *exc: object) -> None:
-            os.sched_setaffinity(0, self.saved)
-            torch.set_num_threads(self.threads)
-
-    return Pin()
+    saved, saved_threads = os.sched_getaffinity(0), torch.get_num_threads()
+    os.sched_setaffinity(0, {cpu})
+    torch.set_num_threads(threads)
+    try:
+        yield
+    finally:
+        os.sched_setaffinity(0, saved)
+        torch.set_num_threads(saved_threads)
 
 
 def engine(model: Any, inputs: Any, duration: float, **kwargs: Any) -> dict[str, Any]:
     """One engine configuration's report."""
+    import pytest_neuronperf as npf
+
     [report] = npf.benchmark(model, inputs, duration=duration, workers_per_model=1,
                              verbosity=0, device_type="cpu", **kwargs)
     assert report["status"] == "ok", report["error"]
     return report
 
 
-def harness_efficiency(duration: float, repeats: int) -> list[float]:
-    """Engine throughput / bare-loop throughput for the no-op model."""
+def interleaved(
+    engine_slice: Callable[[], float], bare_slice: Callable[[], float], pairs: int
+) -> float:
+    """Median over ``pairs`` of engine/bare, slices in the order E B B E (drift cancels)."""
+    ratios = []
+    for i in range(pairs):
+        if i % 2 == 0:
+            e = engine_slice()
+            b = bare_slice()
+        else:
+            b = bare_slice()
+            e = engine_slice()
+        ratios.append(e / b)
+    return statistics.median(ratios)
+
+
+def harness_efficiency(slice_s: float, pairs: int, cpu: int) -> float:
+    """Engine throughput / bare-loop throughput for the no-op model, interleaved."""
+    from figure_models import NoopModel
+
     x = np.zeros((1, 4), np.float32)
     model = NoopModel()
-    ratios = []
-    for _ in range(repeats):
-        with pinned(usable_cpus()[0]):
-            bare, _ = bare_loop(model, x, duration)
-        report = engine(NoopModel, x, duration, n_models=1, framework="python")
-        ratios.append(report["throughput_avg"] / bare)
-        print(f"  no-op: engine {report['throughput_avg']:,.0f}/s, bare {bare:,.0f}/s")
-    return ratios
+
+    def engine_slice() -> float:
+        return float(engine(NoopModel, x, slice_s, n_models=1, framework="python")[
+            "throughput_avg"])
+
+    def bare_slice() -> float:
+        with pinned(cpu):
+            return bare_loop(model, x, slice_s)[0]
+
+    return interleaved(engine_slice, bare_slice, pairs)
 
 
-def scaling_and_accuracy(duration: float, repeats: int) -> tuple[list[float], list[float]]:
-    """MLP: n_models=2 / n_models=1 throughput, and engine p50 / bare p50."""
+def accuracy(slice_s: float, pairs: int, cpu: int) -> float:
+    """Engine p50 / bare-loop p50 for the MLP, interleaved."""
+    import torch
+    from figure_models import ComputeMLP
+
     x = torch.rand(MLP_BATCH, 512)
     mlp = ComputeMLP().eval()
-    scaling, accuracy = [], []
-    for _ in range(repeats):
-        with pinned(usable_cpus()[0]), torch.inference_mode():
-            _, bare_p50 = bare_loop(mlp, x, duration)
-        one = engine(ComputeMLP, x, duration, n_models=1, batch_sizes=MLP_BATCH)
-        two = engine(ComputeMLP, x, duration, n_models=2, batch_sizes=MLP_BATCH)
-        scaling.append(two["throughput_avg"] / one["throughput_avg"])
-        accuracy.append(one["latency_ms_p50"] / bare_p50)
-        print(f"  mlp: 1 copy {one['throughput_avg']:,.0f}/s, 2 copies "
-              f"{two['throughput_avg']:,.0f}/s; p50 engine {one['latency_ms_p50']:.4f} ms, "
-              f"bare {bare_p50:.4f} ms")
-    return scaling, accuracy
+
+    def engine_slice() -> float:
+        return float(engine(ComputeMLP, x, slice_s, n_models=1, batch_sizes=MLP_BATCH)[
+            "latency_ms_p50"])
+
+    def bare_slice() -> float:
+        with pinned(cpu), torch.inference_mode():
+            return bare_loop(mlp, x, slice_s)[1]
+
+    return interleaved(engine_slice, bare_slice, pairs)
+
+
+def scaling(duration: float) -> float:
+    """MLP: n_models=2 / n_models=1 throughput."""
+    import torch
+    from figure_models import ComputeMLP
+
+    x = torch.rand(MLP_BATCH, 512)
+    one = engine(ComputeMLP, x, duration, n_models=1, batch_sizes=MLP_BATCH)
+    two = engine(ComputeMLP, x, duration, n_models=2, batch_sizes=MLP_BATCH)
+    return float(two["throughput_avg"] / one["throughput_avg"])
 
 
 HAND_PINNED = """
@@ -130,59 +171,125 @@ print(calls * {batch} / (time.perf_counter() - start))
 """
 
 
-def hand_pinned_scaling(duration: float) -> float:
+def hand_pinned_scaling(duration: float, cpus: list[int]) -> float:
     """The reference: two hand-pinned single-thread processes vs one (no harness at all)."""
-    import subprocess
 
     def launch(cpu: int) -> subprocess.Popen[str]:
-        code = HAND_PINNED.format(here=str(Path(__file__).parent), cpu=cpu, batch=MLP_BATCH,
-                                  duration=duration)
+        code = HAND_PINNED.format(here=str(HERE), cpu=cpu, batch=MLP_BATCH, duration=duration)
         return subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, text=True)
 
-    one = float(launch(usable_cpus()[0]).communicate()[0])
-    pair = [launch(cpu) for cpu in usable_cpus()[:2]]
+    one = float(launch(cpus[0]).communicate()[0])
+    pair = [launch(cpu) for cpu in cpus[:2]]
     two = sum(float(p.communicate()[0]) for p in pair)
     return two / one
 
 
-def fixed_cost(duration: float, configs: int = 5) -> tuple[float, float]:
-    """(first configuration's overhead incl. process-server start, mean overhead after it)."""
-    x = torch.rand(1, 3, 32, 32)
-    started = time.perf_counter()
-    engine(SmallConv, x, duration, n_models=1)
-    first = time.perf_counter() - started - duration
-    started = time.perf_counter()
-    reports = npf.benchmark(SmallConv, x, duration=duration, n_models=1, workers_per_model=1,
-                            batch_sizes=list(range(1, configs + 1)), verbosity=0,
-                            device_type="cpu")
-    wall = time.perf_counter() - started
-    assert all(r["status"] == "ok" for r in reports)
-    return first, (wall - configs * duration) / configs
+# --- figure 3, in a fresh interpreter per measurement -----------------------------------------
+
+def probe_fixed_cost(framework: str, repeats: int) -> dict[str, Any]:
+    """Run inside a fresh interpreter: first configuration, then later configurations' cost."""
+    import pytest_neuronperf as npf
+
+    if framework == "torch":
+        import torch
+        from figure_models import SmallConv
+
+        model: Any = SmallConv
+        x: Any = torch.rand(1, 3, 32, 32)
+    else:
+        import tensorflow  # noqa: F401 - a TF user's process has it imported
+        from figure_tf_models import small_keras_mlp
+
+        model, x = small_keras_mlp, np.zeros((1, 32), np.float32)
+    duration = FIXED_COST_DURATION_S
+
+    def call(configs: int) -> float:
+        started = time.perf_counter()
+        reports = npf.benchmark(model, x, duration=duration, n_models=1, workers_per_model=1,
+                                batch_sizes=list(range(1, configs + 1)), verbosity=0,
+                                device_type="cpu", framework=framework)
+        wall = time.perf_counter() - started
+        assert all(r["status"] == "ok" for r in reports), [r["error"] for r in reports]
+        return wall
+
+    first = call(1) - duration
+    later = []
+    for _ in range(repeats):
+        one, many = call(1), call(FIXED_COST_CONFIGS)
+        later.append((many - one) / (FIXED_COST_CONFIGS - 1) - duration)
+    return {"first": first, "later": statistics.median(later), "runs": later}
+
+
+def fixed_cost(framework: str, tree: Path, repeats: int) -> dict[str, Any]:
+    """``probe_fixed_cost`` in a fresh interpreter importing the package from ``tree``."""
+    env = {**os.environ, "PYTHONPATH": str(tree), "TF_CPP_MIN_LOG_LEVEL": "2"}
+    out = subprocess.run(  # cwd: the forkserver of Python < 3.12 imports from its cwd first
+        [sys.executable, __file__, "--probe", framework, "--repeats", str(repeats)],
+        env=env, cwd=tree, capture_output=True, text=True, check=False,
+    )
+    if out.returncode != 0:
+        raise RuntimeError(f"fixed-cost probe ({framework}, {tree}) failed:\n{out.stderr}")
+    result: dict[str, Any] = json.loads(out.stdout.strip().splitlines()[-1])
+    return result
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--duration", type=float, default=5.0)
+    parser.add_argument("--slice", type=float, default=1.0,
+                        help="seconds of one interleaved slice (figures 1 and 4)")
+    parser.add_argument("--pairs", type=int, default=5, help="engine/bare pairs per repeat")
     parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--duration", type=float, default=5.0, help="seconds (figure 2)")
+    parser.add_argument("--compare-ref", type=Path, default=None, metavar="DIR",
+                        help="also measure figure 3 for the package tree in DIR, alternating")
+    parser.add_argument("--only", choices=("fixed", "all"), default="all",
+                        help="'fixed': figure 3 only")
+    parser.add_argument("--frameworks", default="torch,tensorflow",
+                        help="comma-separated frameworks for figure 3")
+    parser.add_argument("--probe", choices=("torch", "tensorflow"), help=argparse.SUPPRESS)
     args = parser.parse_args()
-    print(f"cores {usable_cpus()}, duration {args.duration} s, repeats {args.repeats}")
-    first, fixed = fixed_cost(1.0)
-    efficiency = harness_efficiency(args.duration, args.repeats)
-    scaling, accuracy = scaling_and_accuracy(args.duration, args.repeats)
-    reference = [hand_pinned_scaling(args.duration) for _ in range(args.repeats)]
+    if args.probe:
+        print(json.dumps(probe_fixed_cost(args.probe, args.repeats)))
+        return
+
+    from pytest_neuronperf.devices.cpu import usable_cpus
+
+    cpus = usable_cpus()
     median = statistics.median
+    print(f"cores {cpus}, slice {args.slice} s x {args.pairs} pairs, repeats {args.repeats}, "
+          f"load average {os.getloadavg()[0]:.2f}")
+    rows: list[tuple[str, float, list[float], str]] = []
+    if args.only == "all":
+        efficiency = [harness_efficiency(args.slice, args.pairs, cpus[0])
+                      for _ in range(args.repeats)]
+        rows.append(("1. harness efficiency (engine/bare, no-op)", median(efficiency),
+                     efficiency, ">= 0.8"))
+        scale = [scaling(args.duration) for _ in range(args.repeats)]
+        reference = [hand_pinned_scaling(args.duration, cpus) for _ in range(args.repeats)]
+        rows.append(("2. scaling (MLP, 2 copies / 1 copy)", median(scale), scale, ">= 1.9"))
+        rows.append(("   reference: 2 hand-pinned processes / 1", median(reference), reference,
+                     "(1.96)"))
+        acc = [accuracy(args.slice, args.pairs, cpus[0]) for _ in range(args.repeats)]
+        rows.append(("4. accuracy (MLP p50, engine/bare)", median(acc), acc, "within 3 %"))
+    trees = {"this tree": HERE.parent}
+    if args.compare_ref is not None:
+        trees = {"ref": args.compare_ref.resolve(), **trees}
+    for framework in args.frameworks.split(","):
+        results: dict[str, list[dict[str, Any]]] = {name: [] for name in trees}
+        for _ in range(2):  # alternate the trees, twice
+            for name, tree in trees.items():
+                results[name].append(fixed_cost(framework, tree, args.repeats))
+        for name, runs in results.items():
+            later = [r["later"] for r in runs]
+            first = [r["first"] for r in runs]
+            rows.append((f"3. fixed cost {framework}, {name} (s)", median(later), later,
+                         "<= 0.2 s" if framework == "torch" else ""))
+            rows.append((f"   first configuration, {name} (s)", median(first), first, ""))
+    print(f"load average {os.getloadavg()[0]:.2f}")
     print()
-    print(f"{'figure':<44} {'median':>8} {'runs':<26} goal")
-    rows = [
-        ("1. harness efficiency (engine/bare, no-op)", median(efficiency), efficiency, ">= 0.8"),
-        ("2. scaling (MLP, 2 copies / 1 copy)", median(scaling), scaling, ">= 1.9"),
-        ("   reference: 2 hand-pinned processes / 1", median(reference), reference, "(1.96)"),
-        ("4. accuracy (MLP p50, engine/bare)", median(accuracy), accuracy, "within 3 %"),
-    ]
+    print(f"{'figure':<48} {'median':>8} {'runs':<26} goal")
     for name, value, runs, goal in rows:
-        print(f"{name:<44} {value:>8.3f} {', '.join(f'{r:.3f}' for r in runs):<26} {goal}")
-    print(f"{'3. fixed cost per configuration (s)':<44} {fixed:>8.3f} "
-          f"{'first incl. start-up ' + format(first, '.2f'):<26} <= 0.5 s")
+        print(f"{name:<48} {value:>8.3f} {', '.join(f'{r:.3f}' for r in runs):<26} {goal}")
 
 
 if __name__ == "__main__":

@@ -43,8 +43,10 @@ def test_auto_warmup_runs_until_stable_and_fixed_warmup_runs_its_time() -> None:
     [auto] = bench(Identity, warmup="auto")
     [fixed] = bench(Identity, warmup=0.4)
     assert auto["status"] == fixed["status"] == "ok"
-    # "auto" compares at least three 50 ms blocks before it may stop
-    assert auto["warmup_avg_ms"] >= 150 * 0.99
+    # "auto" compares at least three blocks before it may stop
+    from pytest_neuronperf.engine.child import AUTO_WARMUP_BLOCK_S, AUTO_WARMUP_STABLE_BLOCKS
+
+    assert auto["warmup_avg_ms"] >= AUTO_WARMUP_STABLE_BLOCKS * AUTO_WARMUP_BLOCK_S * 1e3 * 0.99
     assert fixed["warmup_avg_ms"] >= 400 * 0.99
 
 

@@ -1,12 +1,12 @@
 """The code that runs inside the compile process (``compile_main``), and the plain-data job it
 is given. It compiles each task, verifies the artifact against the eager model, publishes it
-atomically and reports one JSON message per task on its pipe; the parent side is
-``pytest_neuronperf.compiling``."""
+atomically and reports each step on its pipe (``engine.messages``: ``Built``, then ``Compiling``
+and ``Compiled`` per task, then ``Done``; ``Failed`` if the model cannot be built); the parent
+side is ``pytest_neuronperf.compiling.supervisor``."""
 
 from __future__ import annotations
 
 import importlib
-import json
 import os
 import sys
 import time
@@ -20,14 +20,11 @@ from typing import Any, Protocol
 import numpy as np
 
 from pytest_neuronperf.compilers import COMPILERS
-from pytest_neuronperf.engine import lifeline
+from pytest_neuronperf.engine import lifeline, messages
 from pytest_neuronperf.engine.specs import ModelSource
 from pytest_neuronperf.frameworks.base import resolve_object
 from pytest_neuronperf.safe_files import publish, remove
 
-PROTOCOL_VERSION = 1
-"""Compile process -> parent messages (JSON frames). History: 1 - ready, begin, result, fatal,
-done."""
 SUPPORT: dict[str, str] = {
     "torch": "pytest_neuronperf.compilers.torch:TorchSupport",
     "tensorflow": "pytest_neuronperf.compilers.tensorflow:TensorflowSupport",
@@ -113,25 +110,17 @@ def compile_main(conn: Connection, job: CompileJob) -> None:
         check_compiler(compiler, job)
         model = support.build(job.source, job.device)
     except BaseException as exc:  # noqa: BLE001 - whatever stops the build must reach the parent
-        send(
-            conn,
-            "fatal",
-            error=f"{type(exc).__name__}: {exc}",
-            traceback="".join(traceback.format_exception(exc)),
-        )
+        messages.send(conn, messages.Failed(
+            f"{type(exc).__name__}: {exc}", "".join(traceback.format_exception(exc))
+        ))
         sys.exit(1)
-    send(conn, "ready")
+    messages.send(conn, messages.Built())
     for task in job.tasks:
-        send(conn, "begin", position=task.position)
-        send(conn, "result", **compile_task(compiler, support, model, job, task))
-    send(conn, "done")
+        messages.send(conn, messages.Compiling(task.position))
+        messages.send(conn, compile_task(compiler, support, model, job, task))
+    messages.send(conn, messages.Done())
     # Returning lets multiprocessing run this process's finalizers, which release named
     # semaphores that libraries created here (tqdm's lock); the parent waits a moment for that.
-
-
-def send(conn: Connection, kind: str, **fields: Any) -> None:
-    """One JSON message to the parent."""
-    conn.send_bytes(json.dumps({"protocol": PROTOCOL_VERSION, "kind": kind, **fields}).encode())
 
 
 def load_compiler(name: str) -> Any:
@@ -163,8 +152,8 @@ def check_compiler(compiler: Any, job: CompileJob) -> None:
 
 def compile_task(
     compiler: Any, support: CompileSupport, model: Any, job: CompileJob, task: Task
-) -> dict[str, Any]:
-    """Compile, verify and publish one configuration; the result message's fields."""
+) -> messages.Compiled:
+    """Compile, verify and publish one configuration; the result message."""
     directory = Path(job.directory)
     suffix = compiler.suffix
     target = directory / f"{task.stem}{suffix}"
@@ -185,24 +174,18 @@ def compile_task(
         publish(scratch, target)
     except Exception as exc:  # noqa: BLE001 - one configuration's failure; the others go on
         remove(scratch)
-        return {
-            "position": task.position,
-            "status": "error",
-            "filename": None,
-            "compile_s": round(
-                compile_s if compile_s is not None else time.perf_counter() - started, 3
-            ),
-            "error": f"{type(exc).__name__}: {exc}",
-            "traceback": "".join(traceback.format_exception(exc)),
-        }
+        return messages.Compiled(
+            task.position,
+            "error",
+            None,
+            round(compile_s if compile_s is not None else time.perf_counter() - started, 3),
+            error=f"{type(exc).__name__}: {exc}",
+            traceback="".join(traceback.format_exception(exc)),
+        )
     assert compile_s is not None
-    return {
-        "position": task.position,
-        "status": "ok",
-        "filename": target.name,
-        "compile_s": round(compile_s, 3),
-        "verified": job.verify,
-    }
+    return messages.Compiled(
+        task.position, "ok", target.name, round(compile_s, 3), verified=job.verify
+    )
 
 
 def check_outputs(

@@ -4,25 +4,18 @@ crash or timeout of one configuration, record each result in the model index."""
 from __future__ import annotations
 
 import contextlib
-import json
+import dataclasses
 import logging
 import time
-from collections.abc import Mapping
 from dataclasses import replace
-from multiprocessing.connection import Connection, wait
 from multiprocessing.context import BaseContext
 from pathlib import Path
-from typing import Any
 
 from pytest_neuronperf.compiling.cache import copy_atomically
-from pytest_neuronperf.compiling.child import (
-    PROTOCOL_VERSION,
-    CompileJob,
-    Task,
-    compile_main,
-    remove,
-)
+from pytest_neuronperf.compiling.child import CompileJob, Task, compile_main, remove
+from pytest_neuronperf.engine import messages
 from pytest_neuronperf.engine.processes import ChildProcess, process_context
+from pytest_neuronperf.engine.supervise import Deadline, ProcessLost, next_messages
 from pytest_neuronperf.model_index import IndexWriter
 from pytest_neuronperf.reports import config_label
 
@@ -75,46 +68,38 @@ def supervise(
     started = False
     current: int | None = None
     began = time.monotonic()
-    deadline: float | None = began + max(STARTUP_TIMEOUT_S, timeout or 0.0)
+    deadline: Deadline | None = Deadline.after(max(STARTUP_TIMEOUT_S, timeout or 0.0))
+    phase = "starting"
     while True:
-        remaining_s = None if deadline is None else max(0.0, deadline - time.monotonic())
-        ready = wait([process.conn, process.process.sentinel], remaining_s)
-        if not ready:
-            if current is None:
-                what, limit = "starting", max(STARTUP_TIMEOUT_S, timeout or 0.0)
-            else:
-                what, limit = f"compiling {describe_task(tasks[current])}", timeout or 0.0
-            reason = f"compile process timed out after {limit:g} s while {what}; it was killed"
-            return abandon(process, index, tasks, current, started, reason, began)
-        message = receive(process.conn) if process.conn in ready or process.conn.poll() else None
-        if message is None:
-            reason = (
-                f"the compile process died ({process.exit_description()})"
-                + process.formatted_tail()
-            )
-            return abandon(process, index, tasks, current, started, reason, began)
-        kind = message["kind"]
-        if kind == "ready":
-            started, deadline = True, None
-        elif kind == "begin":
-            current, began = message["position"], time.monotonic()
-            deadline = began + timeout if timeout is not None else None
-            log.info(
-                "compiling %s %s with %s",
-                job.source.name,
-                describe_task(tasks[current]),
-                job.compiler,
-            )
-        elif kind == "result":
-            accept(message, index, tasks.pop(message["position"]), job, shared)
-            current, deadline = None, None
-        elif kind == "fatal":
-            for position in tasks:
-                index.finish(position, {**message, "status": "error", "compile_s": 0.0}, None)
-            log.warning("  compile failed: %s", message["error"].splitlines()[0])
-            return []
-        else:  # done
-            return []
+        try:
+            [(_, message)] = next_messages({0: process}, deadline, phase)
+        except ProcessLost as lost:
+            return abandon(process, index, tasks, current, started, str(lost), began)
+        match message:
+            case messages.Built():
+                started, deadline, phase = True, None, "between configurations"
+            case messages.Compiling(position=position) if position in tasks:
+                current, began = position, time.monotonic()
+                deadline = Deadline.after(timeout) if timeout is not None else None
+                phase = f"compiling {describe_task(tasks[current])}"
+                log.info("compiling %s %s with %s", job.source.name,
+                         describe_task(tasks[current]), job.compiler)
+            case messages.Compiled(position=position) if position in tasks:
+                accept(message, index, tasks.pop(position), job, shared)
+                current, deadline, phase = None, None, "between configurations"
+            case messages.Failed():
+                for position in tasks:
+                    index.finish(position, {"status": "error", "error": message.error,
+                                            "traceback": message.traceback, "compile_s": 0.0},
+                                 None)
+                log.warning("  compile failed: %s", message.error.splitlines()[0])
+                return []
+            case messages.Done():
+                return []
+            case _:
+                reason = (f"{process.label} sent {type(message).__name__} while {phase}, "
+                          "which is not a compile process message")
+                return abandon(process, index, tasks, current, started, reason, began)
 
 
 def describe_task(task: Task) -> str:
@@ -122,30 +107,20 @@ def describe_task(task: Task) -> str:
     return config_label({"batch_size": task.batch_size, "pipeline_size": task.pipeline_size})
 
 
-def receive(conn: Connection) -> dict[str, Any] | None:
-    """The next message from the compile process, or None if the pipe is closed or garbled."""
-    try:
-        message = json.loads(conn.recv_bytes())
-    except (EOFError, OSError, UnicodeDecodeError, json.JSONDecodeError):
-        return None
-    if not isinstance(message, dict) or message.get("protocol") != PROTOCOL_VERSION:
-        return None
-    return message
-
-
 def accept(
-    message: Mapping[str, Any], index: IndexWriter, task: Task, job: CompileJob, shared: Path | None
+    message: messages.Compiled, index: IndexWriter, task: Task, job: CompileJob,
+    shared: Path | None,
 ) -> None:
     """Record one configuration's result (and store a new artifact in the shared cache)."""
-    artifact = Path(job.directory) / message["filename"] if message.get("filename") else None
-    if message["status"] == "ok":
-        log.info("  done in %.2f s: %s", message["compile_s"], message["filename"])
+    artifact = Path(job.directory) / message.filename if message.filename else None
+    if message.status == "ok":
+        log.info("  done in %.2f s: %s", message.compile_s, message.filename)
         if shared is not None and artifact is not None:
             with contextlib.suppress(OSError):
                 copy_atomically(artifact, shared / artifact.name)
     else:
-        log.warning("  error: %s", str(message.get("error", "")).splitlines()[0])
-    index.finish(task.position, message, artifact)
+        log.warning("  error: %s", str(message.error or "").splitlines()[0])
+    index.finish(task.position, dataclasses.asdict(message), artifact)
 
 
 def abandon(

@@ -35,7 +35,7 @@ from pytest_neuronperf.engine.copy_options import CopyHooks
 from pytest_neuronperf.engine.specs import ImportRoot, WorkerSpec
 from pytest_neuronperf.frameworks.base import load_adapter, resolve_object
 
-AUTO_WARMUP_BLOCK_S = 0.05
+AUTO_WARMUP_BLOCK_S = 0.025
 AUTO_WARMUP_MIN_CALLS = 10
 AUTO_WARMUP_STABLE_BLOCKS = 3
 AUTO_WARMUP_TOLERANCE = 0.05
@@ -258,8 +258,8 @@ class ParentLink:
             pass
         self._gos.put(None)  # wakes a copy waiting for a go that will never come
         if self._exit:  # in the caller's process (multiprocess=False) the caller stays
-            # aborted, or the parent is gone (the kernel ends this process then, but not what
-            # the model started: end that while this thread can still run)
+            # not the protocol, or the parent is gone (the kernel ends this process then, but
+            # not what the model started: end that while this thread can still run)
             leave(lifeline.PARENT_GONE_EXIT_CODE)
 
     def wait_for_go(self) -> messages.Go:

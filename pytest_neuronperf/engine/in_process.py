@@ -66,9 +66,17 @@ class InProcessCopy:
             return "still running"
         return "raised" if self._error else "finished"
 
-    def formatted_tail(self) -> str:
+    @property
+    def label(self) -> str:
+        """How error messages name the copy."""
+        return f"copy {self.spec.placement.copy_index}"
+
+    def formatted_tail(self, lines: int = 0) -> str:
         """No separate output: the copy writes to this process's stdout and stderr."""
         return ""
+
+    def dump_stacks(self) -> None:
+        """Nothing to do: the copy's thread is in this process, whose stacks the caller has."""
 
     def kill(self, join_timeout: float = 5.0) -> None:
         """Close the pipe (an idle copy then stops) and wait for the thread a moment."""

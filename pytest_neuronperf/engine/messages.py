@@ -1,27 +1,32 @@
-"""The versioned messages between the parent and a model process, on a dedicated pipe.
+"""The versioned messages between the parent and its child processes (model copies and the
+compile process), on a dedicated pipe.
 
-Every message is one JSON header frame (``send_bytes``); a result header is followed by one
-binary frame per timer array. Nothing travels on stdout, so a model that prints cannot corrupt
-results.
+Every message is one JSON header frame (``send_bytes``) naming the protocol version, the kind
+and the message's fields; a ``Timings`` header is followed by one binary frame per timer array.
+Nothing travels on stdout, so a model or compiler that prints cannot corrupt results.
 
 Protocol history (bump ``PROTOCOL_VERSION`` on any change, and add a line here):
 
-1. First version. Worker -> parent: ``ready``, ``error``, ``result`` (+ ``2 * n_threads``
-   int64 frames: per thread, call end times then call latencies, in ns). Parent -> worker:
-   ``go`` (common start and stop times on the shared monotonic clock), ``abort``.
-2. Worker -> parent: ``stats`` after ``result`` (the copy's CPU use and peak resident memory
-   during the window, and its accuracy-metric states).
-   Worker -> parent: ``served`` (+ 3 int64 frames: per query of the open loop, its scheduled
-   arrival, the start and the end of the call that served it, in ns; -1 for never served).
-   Paired schedule: ``go`` carries ``last``. After ``ready`` a copy loops: wait for a ``go``,
-   drive from its start to its stop, send a ``result``; it exits after answering the ``go``
-   marked ``last``. A plain run sends one ``go`` with ``last`` true; a paired run sends one per
-   slice of the schedule (``engine.paired``). ``result`` carries ``cpu_s``, the copy's own
-   user + system CPU time when it sent it (the interference meter's end reading).
+1. First version. Model process -> parent: ``ready``, ``error``, ``result`` (+ ``2 * n_threads``
+   int64 frames: per thread, call end times then call latencies, in ns). Parent -> model
+   process: ``go`` (common start and stop times on the shared monotonic clock), ``abort``.
+2. Model process -> parent: ``stats`` after ``result`` (the copy's CPU use and peak resident
+   memory during the window, and its accuracy-metric states); ``served`` (+ 3 int64 frames: per
+   query of the open loop, its scheduled arrival, the start and the end of the call that served
+   it, in ns; -1 for never served). Paired schedule: ``go`` carries ``last``. After ``ready`` a
+   copy loops: wait for a ``go``, drive from its start to its stop, send a ``result``; it exits
+   after answering the ``go`` marked ``last``. A plain run sends one ``go`` with ``last`` true; a
+   paired run sends one per slice of the schedule (``engine.paired``). ``result`` carries
+   ``cpu_s``, the copy's own user + system CPU time when it sent it (the interference meter's
+   end reading).
+3. The compile process speaks it too (it had JSON dicts of its own): compile process ->
+   parent ``built``, ``compiling``, ``compiled``, ``done``, and ``error`` (``Failed``, which
+   gains an optional ``traceback``). ``abort`` removed (nothing sent it: the parent kills).
 """
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
 from dataclasses import dataclass
@@ -30,12 +35,14 @@ from typing import Any
 
 import numpy as np
 
-PROTOCOL_VERSION = 2
+PROTOCOL_VERSION = 3
 
 
 class ProtocolError(RuntimeError):
     """A peer sent something that is not a message of this protocol version."""
 
+
+# --- model process <-> parent ----------------------------------------------------------------
 
 @dataclass(frozen=True)
 class Ready:
@@ -48,13 +55,6 @@ class Ready:
 
 
 @dataclass(frozen=True)
-class Failed:
-    """The copy raised; ``error`` holds the reason and traceback."""
-
-    error: str
-
-
-@dataclass(frozen=True)
 class Go:
     """Measure from ``start_ns`` until ``end_ns`` (``time.perf_counter_ns`` clock); after the
     ``go`` marked ``last`` the copy sends its timings and exits."""
@@ -62,11 +62,6 @@ class Go:
     start_ns: int
     end_ns: int
     last: bool = True
-
-
-@dataclass(frozen=True)
-class Abort:
-    """Stop now and exit."""
 
 
 @dataclass(frozen=True)
@@ -84,6 +79,7 @@ class CopyStats:
     """What a copy measured besides timings: resources during the window, metric states."""
 
     cpu_percent_avg: float
+    """NaN when not measured (it travels as null: strict JSON)."""
     memory_mb_peak: float
     samples: int
     eval_states: dict[str, Any]
@@ -100,44 +96,83 @@ class Served:
     end_ns: np.ndarray
 
 
-Message = Ready | Failed | Go | Abort | Timings | CopyStats | Served
+# --- compile process -> parent ---------------------------------------------------------------
+
+@dataclass(frozen=True)
+class Built:
+    """The compile process has checked its compiler and built the model; tasks follow."""
 
 
-def _finite(value: float) -> float | None:
-    """NaN travels as null (strict JSON)."""
-    return value if value == value else None
+@dataclass(frozen=True)
+class Compiling:
+    """The task at ``position`` (in the model index) starts now; its timeout runs from here."""
+
+    position: int
 
 
-def _send_header(conn: Connection, kind: str, **fields: Any) -> None:
+@dataclass(frozen=True)
+class Compiled:
+    """One task's outcome: the artifact published (``ok``) or why not (``error``)."""
+
+    position: int
+    status: str
+    filename: str | None
+    compile_s: float
+    verified: bool = False
+    error: str | None = None
+    traceback: str | None = None
+
+
+@dataclass(frozen=True)
+class Done:
+    """Every task is reported; the compile process exits."""
+
+
+# --- either child -> parent ------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class Failed:
+    """The process raised and gives up: ``error`` says why (a model copy puts its traceback
+    there; the compile process puts ``Type: message`` there and the traceback apart)."""
+
+    error: str
+    traceback: str = ""
+
+
+Message = (Ready | Failed | Go | Timings | CopyStats | Served
+           | Built | Compiling | Compiled | Done)
+
+KINDS: dict[str, type[Message]] = {
+    "ready": Ready, "error": Failed, "go": Go, "result": Timings, "stats": CopyStats,
+    "served": Served,
+    "built": Built, "compiling": Compiling, "compiled": Compiled, "done": Done,
+}
+"""Wire name of every message class."""
+_NAMES = {cls: name for name, cls in KINDS.items()}
+
+
+def _send_header(conn: Connection, kind: str, fields: dict[str, Any]) -> None:
     conn.send_bytes(json.dumps({"protocol": PROTOCOL_VERSION, "kind": kind, **fields}).encode())
 
 
 def send(conn: Connection, message: Message) -> None:
     """Write one message to the pipe."""
-    match message:
-        case Ready():
-            _send_header(conn, "ready", pid=message.pid, load_ms=message.load_ms,
-                         warmup_ms=message.warmup_ms, warmup_calls=message.warmup_calls)
-        case Failed():
-            _send_header(conn, "error", error=message.error)
-        case Go():
-            _send_header(conn, "go", start_ns=message.start_ns, end_ns=message.end_ns,
-                         last=message.last)
-        case Abort():
-            _send_header(conn, "abort")
-        case CopyStats():
-            _send_header(conn, "stats", cpu_percent_avg=_finite(message.cpu_percent_avg),
-                         memory_mb_peak=message.memory_mb_peak, samples=message.samples,
-                         eval_states=message.eval_states)
-        case Timings():
-            _send_header(conn, "result", threads=len(message.end_ns), cpu_s=message.cpu_s)
-            for ends, lats in zip(message.end_ns, message.latency_ns, strict=True):
-                conn.send_bytes(np.ascontiguousarray(ends, dtype=np.int64).tobytes())
-                conn.send_bytes(np.ascontiguousarray(lats, dtype=np.int64).tobytes())
-        case Served():
-            _send_header(conn, "served")
-            for values in (message.arrival_ns, message.start_ns, message.end_ns):
-                conn.send_bytes(np.ascontiguousarray(values, dtype=np.int64).tobytes())
+    if isinstance(message, Timings):
+        cpu_s = None if math.isnan(message.cpu_s) else message.cpu_s  # NaN is not JSON
+        _send_header(conn, "result", {"threads": len(message.end_ns), "cpu_s": cpu_s})
+        for ends, lats in zip(message.end_ns, message.latency_ns, strict=True):
+            conn.send_bytes(np.ascontiguousarray(ends, dtype=np.int64).tobytes())
+            conn.send_bytes(np.ascontiguousarray(lats, dtype=np.int64).tobytes())
+        return
+    if isinstance(message, Served):
+        _send_header(conn, "served", {})
+        for values in (message.arrival_ns, message.start_ns, message.end_ns):
+            conn.send_bytes(np.ascontiguousarray(values, dtype=np.int64).tobytes())
+        return
+    fields = {f.name: getattr(message, f.name) for f in dataclasses.fields(message)}
+    if isinstance(message, CopyStats) and message.cpu_percent_avg != message.cpu_percent_avg:
+        fields["cpu_percent_avg"] = None  # NaN is not JSON
+    _send_header(conn, _NAMES[type(message)], fields)
 
 
 def receive(conn: Connection) -> Message:
@@ -147,33 +182,30 @@ def receive(conn: Connection) -> Message:
         header = json.loads(raw)
     except (UnicodeDecodeError, json.JSONDecodeError) as exc:
         raise ProtocolError(f"not a protocol message: {raw[:80]!r}") from exc
-    if not isinstance(header, dict) or header.get("protocol") != PROTOCOL_VERSION:
+    if not isinstance(header, dict) or header.pop("protocol", None) != PROTOCOL_VERSION:
         raise ProtocolError(
             f"expected protocol version {PROTOCOL_VERSION}, got {header!r:.120}"
         )
-    match header.get("kind"):
-        case "ready":
-            return Ready(header["pid"], header["load_ms"], header["warmup_ms"],
-                         header["warmup_calls"])
-        case "error":
-            return Failed(header["error"])
-        case "go":
-            return Go(header["start_ns"], header["end_ns"], header["last"])
-        case "abort":
-            return Abort()
-        case "stats":
-            cpu = header["cpu_percent_avg"]
-            return CopyStats(float("nan") if cpu is None else cpu, header["memory_mb_peak"],
-                             header["samples"], header["eval_states"])
-        case "result":
-            ends, lats = [], []
-            for _ in range(header["threads"]):
-                ends.append(np.frombuffer(conn.recv_bytes(), dtype=np.int64))
-                lats.append(np.frombuffer(conn.recv_bytes(), dtype=np.int64))
-            return Timings(ends, lats, header["cpu_s"])
-        case "served":
-            arrival, start, end = (np.frombuffer(conn.recv_bytes(), dtype=np.int64)
-                                   for _ in range(3))
-            return Served(arrival, start, end)
-        case other:
-            raise ProtocolError(f"unknown message kind {other!r}")
+    kind = header.pop("kind", None)
+    cls = KINDS.get(kind) if isinstance(kind, str) else None
+    if cls is None:
+        raise ProtocolError(f"unknown message kind {kind!r}")
+    if cls is Timings:
+        threads = header.get("threads")
+        if not isinstance(threads, int):
+            raise ProtocolError(f"malformed 'result' message: {header!r:.120}")
+        ends, lats = [], []
+        for _ in range(threads):
+            ends.append(np.frombuffer(conn.recv_bytes(), dtype=np.int64))
+            lats.append(np.frombuffer(conn.recv_bytes(), dtype=np.int64))
+        cpu_s = header.get("cpu_s")
+        return Timings(ends, lats, math.nan if cpu_s is None else float(cpu_s))
+    if cls is Served:
+        arrival, start, end = (np.frombuffer(conn.recv_bytes(), dtype=np.int64) for _ in range(3))
+        return Served(arrival, start, end)
+    if cls is CopyStats and header.get("cpu_percent_avg", 0.0) is None:
+        header["cpu_percent_avg"] = float("nan")
+    try:
+        return cls(**header)
+    except TypeError as exc:
+        raise ProtocolError(f"malformed {kind!r} message: {exc}") from exc

@@ -42,6 +42,7 @@ from pytest_neuronperf.engine.runner import (
     start_copies,
 )
 from pytest_neuronperf.engine.specs import ImportRoot, ModelSource
+from pytest_neuronperf.engine.supervise import Deadline
 
 SIDES = ("base", "head")
 TARGET_SLICE_S = 0.25
@@ -160,7 +161,7 @@ def run_schedule(
 class CopySide:
     """The copies of one side of a configuration, driven over their pipes."""
 
-    def __init__(self, name: str, procs: list[ModelProcess], deadline: float) -> None:
+    def __init__(self, name: str, procs: list[ModelProcess], deadline: Deadline) -> None:
         self.name = name
         self.procs = procs
         self.deadline = deadline
@@ -338,7 +339,7 @@ def measure_paired(
         start_copies(context, jobs["base"], config, inputs, procs["base"])
     except ConfigurationFailed as failure:
         failures["base"] = str(failure)
-    deadline = time.monotonic() + head_job.timeout_for() + 2 * head_job.duration
+    deadline = Deadline.after(head_job.timeout_for() + 2 * head_job.duration)
     ready = {"head": collect(procs["head"], messages.Ready, deadline, "loading and warming up")}
     if "base" not in failures:
         try:

@@ -1,23 +1,29 @@
 """Starting, watching and killing model processes.
 
 Processes come from a forkserver: a fresh interpreter that preloads the worker module and the
-framework (``import torch`` only; it never runs an operator, so no thread pool or device runtime
-exists to be inherited), then forks one child per model copy. That keeps per-configuration
-start-up well under a second without ever forking a process that has a runtime initialised.
-Each child leads its own process group and is tied to the run by the kernel (``lifeline``);
-killing a child kills its whole tree of descendants.
+framework (``import torch``, or ``import tensorflow, keras``; importing them starts no thread
+pool or device runtime, and no operator ever runs there), then forks one child per model copy.
+Each framework has a forkserver of its own, started on its first use and kept for the life of
+this process, so a TensorFlow copy does not import TensorFlow itself and a torch copy does not
+carry TensorFlow. That keeps per-configuration start-up well under a second without ever
+forking a process that has a runtime initialised. Each child leads its own process group and is
+tied to the run by the kernel (``lifeline``); killing a child kills its whole tree of
+descendants.
 """
 
 from __future__ import annotations
 
 import contextlib
+import functools
 import importlib.util
-import multiprocessing
+import io
 import os
 import signal
 import sys
 import time
 from collections.abc import Callable
+from multiprocessing import context as mp_context
+from multiprocessing import forkserver, popen_forkserver, reduction, spawn, util
 from multiprocessing.context import BaseContext
 from multiprocessing.reduction import ForkingPickler
 from pathlib import Path
@@ -29,27 +35,96 @@ from pytest_neuronperf.engine import lifeline
 from pytest_neuronperf.engine.specs import WorkerSpec
 
 FORKSERVER_PRELOAD = ("pytest_neuronperf.engine.child", "numpy")
-"""Always preloaded; torch is added for torch work (its import starts no runtime)."""
-PRELOADABLE_FRAMEWORKS = ("torch",)
+"""Always preloaded; the framework's modules are added (see ``FRAMEWORK_PRELOAD``)."""
+FRAMEWORK_PRELOAD: dict[str, tuple[str, ...]] = {
+    "torch": ("torch", "pytest_neuronperf.frameworks.torch"),
+    "tensorflow": ("tensorflow", "keras", "pytest_neuronperf.frameworks.tensorflow"),
+}
+"""Per framework, what its forkserver imports (each only if installed). Other frameworks
+(``python``) get torch when the caller has imported it, since their models may use it."""
 STDERR_TAIL_LINES = 30
 STACK_DUMP_WAIT_S = 0.5
 
 
 def process_context(framework: str) -> BaseContext:
-    """The forkserver context, preloaded with the worker module and the framework if it can be.
+    """A forkserver context whose server has preloaded the worker module and ``framework``."""
+    modules = FRAMEWORK_PRELOAD.get(framework)
+    if modules is None:
+        modules = FRAMEWORK_PRELOAD["torch"] if "torch" in sys.modules else ()
+    installed = tuple(m for m in modules if importlib.util.find_spec(m.split(".")[0]) is not None)
+    return ServerContext(framework_server(FORKSERVER_PRELOAD + installed))
 
-    The preload list only counts when the forkserver starts (the first benchmark of a process);
-    a framework that was not preloaded is imported by each model process itself.
-    """
-    context = multiprocessing.get_context("forkserver")
-    preload = list(FORKSERVER_PRELOAD)
-    preload += [
-        module for module in PRELOADABLE_FRAMEWORKS
-        if (module == framework or module in sys.modules)
-        and importlib.util.find_spec(module) is not None
-    ]
-    context.set_forkserver_preload(preload)
-    return context
+
+@functools.cache
+def framework_server(preload: tuple[str, ...]) -> forkserver.ForkServer:
+    """The forkserver for one preload list (one per list and process, like multiprocessing's
+    own forkserver); it starts when the first process is started from it."""
+    server = forkserver.ForkServer()
+    server.set_forkserver_preload(list(preload))
+    return server
+
+
+class ServerContext(mp_context.ForkServerContext):
+    """multiprocessing's forkserver context, but forking from ``server`` instead of the
+    process-wide forkserver."""
+
+    def __init__(self, server: forkserver.ForkServer) -> None:
+        self.server = server
+
+    def Process(self, *args: Any, **kwargs: Any) -> ServerProcess:  # type: ignore[override]  # noqa: N802 - multiprocessing's name
+        process = ServerProcess(*args, **kwargs)
+        process.server = self.server
+        return process
+
+
+class ServerProcess(mp_context.ForkServerProcess):
+    """A process forked by its context's forkserver."""
+
+    server: forkserver.ForkServer | None = None
+
+    def __getstate__(self) -> dict[str, Any]:
+        state = dict(self.__dict__)
+        state.pop("server", None)  # stays in the parent (it holds a lock and sockets)
+        return state
+
+    @staticmethod
+    def _Popen(process_obj: Any) -> ServerPopen:  # noqa: N802 - multiprocessing's name
+        return ServerPopen(process_obj, process_obj.server)
+
+
+class ServerPopen(popen_forkserver.Popen):
+    """Starts a process as multiprocessing's forkserver Popen does, from a given server."""
+
+    def __init__(self, process_obj: Any, server: forkserver.ForkServer) -> None:
+        self.server = server
+        super().__init__(process_obj)
+
+    def _launch(self, process_obj: Any) -> None:
+        prepared, pickled = io.BytesIO(), io.BytesIO()
+        mp_context.set_spawning_popen(self)
+        try:  # the preparation data and the process object, with fds to pass
+            reduction.dump(process_obj, pickled)
+            data = spawn.get_preparation_data(process_obj._name)
+            if b"__main__" not in pickled.getvalue():
+                # nothing sent refers to the main module: do not run it again in the child
+                # (under the ``pytest`` script that would import pytest in every copy)
+                data.pop("init_main_from_path", None)
+                data.pop("init_main_from_name", None)
+            reduction.dump(data, prepared)
+        finally:
+            mp_context.set_spawning_popen(None)
+        self.sentinel, data_fd = self.server.connect_to_new_process(
+            self._fds  # type: ignore[attr-defined]
+        )
+        # a duplicate of the data pipe stays open here: the child watches it for our death
+        watched = os.dup(data_fd)
+        self.finalizer = util.Finalize(
+            self, util.close_fds, (watched, self.sentinel)  # type: ignore[attr-defined]
+        )
+        with open(data_fd, "wb", closefd=True) as stream:
+            stream.write(prepared.getbuffer())
+            stream.write(pickled.getbuffer())
+        self.pid = forkserver.read_signed(self.sentinel)
 
 
 class ChildProcess:
@@ -81,6 +156,11 @@ class ChildProcess:
         )
         self.process.start()
         child_conn.close()
+
+    @property
+    def label(self) -> str:
+        """How error messages name the process (``copy 0``, ``the compile process``)."""
+        return f"the {self.role}"
 
     @property
     def sentinel(self) -> int:
@@ -179,3 +259,7 @@ class ModelProcess(ChildProcess):
         super().__init__(context, worker.main, (spec,),
                          f"neuronperf-copy-{spec.placement.copy_index}", spec.log_path, True,
                          "model process")
+
+    @property
+    def label(self) -> str:
+        return f"copy {self.spec.placement.copy_index}"

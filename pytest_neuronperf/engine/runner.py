@@ -8,7 +8,6 @@ import time
 import traceback
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
-from multiprocessing.connection import wait
 from multiprocessing.context import BaseContext
 from pathlib import Path
 from typing import Any
@@ -22,15 +21,15 @@ from pytest_neuronperf.engine.processes import ModelProcess
 from pytest_neuronperf.engine.specs import CopyOptions, ImportRoot, ModelSource, WorkerSpec
 from pytest_neuronperf.engine.summary import NothingMeasured, summarize
 from pytest_neuronperf.engine.summary import error_report as summary_error
+from pytest_neuronperf.engine.supervise import Deadline, ProcessLost, next_messages
 from pytest_neuronperf.reports import config_slug
 
 log = logging.getLogger("pytest_neuronperf")
 
-START_MARGIN_S = 0.05
-"""Time between sending ``go`` and the common start, so every copy is waiting when it comes."""
+START_MARGIN_S = 0.025
+"""Time between sending ``go`` and the common start, so every copy is waiting when it comes
+(the copies already wait at the barrier: this covers one pipe message and a wake-up)."""
 LOAD_TIMEOUT_FLOOR_S = 300.0
-TIMEOUT_TAIL_LINES = 60
-"""Output lines a timeout's error shows: room for the stack of every thread of the copy."""
 
 
 class ConfigurationFailed(Exception):
@@ -174,7 +173,7 @@ def measured_cpus(procs: list[ModelProcess]) -> list[int]:
 
 def measure(job: Job, config: RunConfig, procs: list[ModelProcess]) -> Any:
     """Barrier, common window, collection and the report (or raw results) of running copies."""
-    deadline = time.monotonic() + job.timeout_for()
+    deadline = Deadline.after(job.timeout_for())
     ready = collect(procs, messages.Ready, deadline, "loading and warming up")
     meter = interference.Meter(measured_cpus(procs), [r.pid for r in ready])
     meter.start()
@@ -197,56 +196,28 @@ def measure(job: Job, config: RunConfig, procs: list[ModelProcess]) -> Any:
 
 
 def collect(
-    procs: list[ModelProcess], expected: type, deadline: float, phase: str
+    procs: list[ModelProcess], expected: type, deadline: Deadline, phase: str
 ) -> list[Any]:
     """One ``expected`` message from every copy, in copy order, or :class:`ConfigurationFailed`."""
     received: dict[int, Any] = {}
-    pending = {proc.conn: i for i, proc in enumerate(procs)}
-    sentinels = {proc.sentinel: i for i, proc in enumerate(procs)}
+    pending = dict(enumerate(procs))
     while pending:
-        remaining = deadline - time.monotonic()
-        if remaining <= 0:
-            index = next(iter(pending.values()))
-            procs[index].dump_stacks()
-            raise ConfigurationFailed(
-                f"copy {index} timed out while {phase}; it was killed (its Python stacks "
-                f"when it was stopped end the output below)"
-                + procs[index].formatted_tail(TIMEOUT_TAIL_LINES)
-            )
-        waiting: list[Any] = [*pending, *(s for s, i in sentinels.items() if i in pending.values())]
-        for ready in wait(waiting, timeout=remaining):
-            if ready in pending:
-                index = pending.pop(ready)
-                received[index] = receive_expected(procs[index], expected, phase)
-            elif isinstance(ready, int) and sentinels[ready] in pending.values():
-                index = sentinels[ready]
-                conn = procs[index].conn
-                if conn.poll():
-                    continue  # its last message is still to be read
-                raise ConfigurationFailed(
-                    f"copy {index} died while {phase} ({procs[index].exit_description()})"
-                    + procs[index].formatted_tail()
-                )
+        try:
+            arrived = next_messages(pending, deadline, phase)
+        except ProcessLost as lost:
+            raise ConfigurationFailed(str(lost)) from lost
+        for index, message in arrived:
+            received[index] = expected_message(pending.pop(index), message, expected, phase)
     return [received[i] for i in range(len(procs))]
 
 
-def receive_expected(proc: ModelProcess, expected: type, phase: str) -> Any:
-    """Read the next message from ``proc`` and check it is the one this phase waits for."""
-    index = proc.spec.placement.copy_index
-    try:
-        message = messages.receive(proc.conn)
-    except (EOFError, OSError) as exc:
-        raise ConfigurationFailed(
-            f"copy {index} closed its pipe while {phase} ({proc.exit_description()})"
-            + proc.formatted_tail()
-        ) from exc
-    except messages.ProtocolError as exc:
-        raise ConfigurationFailed(f"copy {index} sent a bad message while {phase}: {exc}") from exc
+def expected_message(proc: ModelProcess, message: Any, expected: type, phase: str) -> Any:
+    """``message`` if it is the one this phase waits for, else :class:`ConfigurationFailed`."""
     if isinstance(message, messages.Failed):
-        raise ConfigurationFailed(f"copy {index} failed while {phase}:\n{message.error.rstrip()}")
+        raise ConfigurationFailed(f"{proc.label} failed while {phase}:\n{message.error.rstrip()}")
     if not isinstance(message, expected):
         raise ConfigurationFailed(
-            f"copy {index} sent {type(message).__name__} while {phase}, "
+            f"{proc.label} sent {type(message).__name__} while {phase}, "
             f"expected {expected.__name__}"
         )
     return message
