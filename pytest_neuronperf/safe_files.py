@@ -376,19 +376,11 @@ def holder_of(lock_file: Path) -> str:
         return "another process"
     if host != socket.gethostname():
         return f"process {pid} on host {host}"
-    if not _alive(pid):
+    import psutil  # only when a holder is named
+
+    if not psutil.pid_exists(pid):
         return "another process"
     return f"process {pid}" + _command_of(pid)
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
 
 
 def _command_of(pid: int) -> str:
