@@ -30,8 +30,15 @@ from typing import Any
 
 import numpy as np
 
-from pytest_neuronperf.gating.verdicts import Verdict, combine
-from pytest_neuronperf.metrics import METRICS, worse_sign
+from pytest_neuronperf.gating.verdicts import (
+    Verdict,
+    combine,
+    format_number,
+    format_p,
+    format_percent,
+    format_tolerance,
+)
+from pytest_neuronperf.metrics import METRICS
 
 PAIRED_TOLERANCE: dict[str, float] = {
     "throughput": 0.03,
@@ -289,9 +296,10 @@ def format_paired_table(judgement: PairedJudgement, revision: str | None = None)
               f"{'p(Holm)':>8} {'tolerance':>9}  verdict")
     lines = [f"{title} ({judgement.comparisons[0].rounds} rounds)", header, "-" * len(header)]
     for c in judgement.comparisons:
-        lines.append(f"{METRICS[c.metric].label:<14} {_number(c.base):>10} {_number(c.head):>10} "
-                     f"{_percent(c.delta):>8} {interval_text(c.low, c.high):>15} "
-                     f"{_p(c.p_adjusted):>8} {_tolerance(c):>9}  {c.verdict.value}")
+        lines.append(f"{METRICS[c.metric].label:<14} {format_number(c.base):>10} "
+                     f"{format_number(c.head):>10} {format_percent(c.delta):>8} "
+                     f"{interval_text(c.low, c.high):>15} {format_p(c.p_adjusted):>8} "
+                     f"{format_tolerance(c.metric, c.tolerance):>9}  {c.verdict.value}")
         if c.note:
             lines.append(f"{'':<14}   {c.note}")
     return "\n".join(lines)
@@ -302,25 +310,3 @@ def interval_text(low: float, high: float) -> str:
     if not (math.isfinite(low) and math.isfinite(high)):
         return "-"
     return f"{low:+.1%}..{high:+.1%}"
-
-
-def _number(value: float) -> str:
-    if not math.isfinite(value):
-        return "-"
-    if abs(value) >= 100:
-        return f"{value:,.0f}"
-    return f"{value:.2f}" if abs(value) >= 1 else f"{value:.3g}"
-
-
-def _percent(value: float) -> str:
-    return f"{value:+.1%}" if math.isfinite(value) else "-"
-
-
-def _p(value: float) -> str:
-    return f"{value:.2g}" if math.isfinite(value) else "-"
-
-
-def _tolerance(c: PairedComparison) -> str:
-    if not math.isfinite(c.tolerance):
-        return "off"
-    return f"{worse_sign(c.metric)}{c.tolerance * 100:.3g}%"

@@ -546,17 +546,19 @@ def format_judgement_table(judgement: Judgement) -> str:
     lines = [header, "-" * len(header)]
     for c in judgement.comparisons:
         lines.append(
-            f"{METRICS[c.metric].label:<14} {_number(c.baseline):>10} "
-            f"{_number(c.current):>10} {_percent(c.delta):>8} {_tolerance(c):>9} "
-            f"{_p(c.p_value):>7} {_ci(c):>16}  {c.verdict.value}"
+            f"{METRICS[c.metric].label:<14} {format_number(c.baseline):>10} "
+            f"{format_number(c.current):>10} {format_percent(c.delta):>8} "
+            f"{format_tolerance(c.metric, c.tolerance):>9} "
+            f"{format_p(c.p_value):>7} {_ci(c):>16}  {c.verdict.value}"
         )
         if c.note:
             lines.append(f"{'':<14}   {c.note}")
     for miss in judgement.budget_misses:
         relation = ">=" if BUDGETS[miss.budget].higher_is_better else "<="
         lines.append(
-            f"{BUDGETS[miss.budget].budget_label:<14} {relation + ' ' + _number(miss.limit):>10} "
-            f"{_number(miss.actual):>10} {'':>8} {'':>9} {'':>7} {'':>16}  OVER_BUDGET"
+            f"{BUDGETS[miss.budget].budget_label:<14} "
+            f"{relation + ' ' + format_number(miss.limit):>10} "
+            f"{format_number(miss.actual):>10} {'':>8} {'':>9} {'':>7} {'':>16}  OVER_BUDGET"
         )
         if miss.note:
             lines.append(f"{'':<14}   {miss.note}: the queue kept growing at this rate")
@@ -567,7 +569,7 @@ def format_judgement_table(judgement: Judgement) -> str:
     return "\n".join(lines)
 
 
-def _number(value: float) -> str:
+def format_number(value: float) -> str:
     """A metric value with precision that suits its size."""
     if not math.isfinite(value):
         return "-"
@@ -578,19 +580,19 @@ def _number(value: float) -> str:
     return f"{value:.3g}"
 
 
-def _percent(value: float) -> str:
+def format_percent(value: float) -> str:
     """A signed relative change as a percentage."""
     return f"{value:+.1%}" if math.isfinite(value) else "-"
 
 
-def _tolerance(c: MetricComparison) -> str:
-    """The tolerance with the sign of a worse change, e.g. -10% for throughput."""
-    if not math.isfinite(c.tolerance):
+def format_tolerance(metric: str, tolerance: float) -> str:
+    """A tolerance with the sign of a worse change, e.g. -10% for throughput."""
+    if not math.isfinite(tolerance):
         return "off"
-    return f"{worse_sign(c.metric)}{c.tolerance * 100:.3g}%"
+    return f"{worse_sign(metric)}{tolerance * 100:.3g}%"
 
 
-def _p(value: float) -> str:
+def format_p(value: float) -> str:
     """A p-value in two significant digits."""
     return f"{value:.2g}" if math.isfinite(value) else "-"
 
