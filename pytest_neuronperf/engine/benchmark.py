@@ -28,6 +28,7 @@ from pytest_neuronperf.engine.runner import Job, base_report, error_report, run_
 from pytest_neuronperf.engine.specs import CopyOptions, ModelSource
 from pytest_neuronperf.frameworks import ADAPTERS, casts, infer_framework, to_portable
 from pytest_neuronperf.frameworks.base import leading_dim
+from pytest_neuronperf.gating import paired as paired_gate
 from pytest_neuronperf.logs import console
 from pytest_neuronperf.model_index import read_model_index, resolve_artifact
 from pytest_neuronperf.reporting.tables import printable
@@ -204,6 +205,9 @@ def benchmark(
                                        workers_per_model, planned.pipeline_sizes, len(usable),
                                        planned.cast_modes))]
             estimate = Estimate(len(planned_jobs), float(duration))
+            if paired is not None:
+                paired = replace(paired, family_size=paired_gate.family_size(
+                    len(planned_jobs), paired.tolerance))
             errors = ErrorLog()
             for position, (job, planned, config) in enumerate(planned_jobs, 1):
                 if planned.failure is not None:  # its compile failed: nothing to measure

@@ -180,7 +180,9 @@ class NeuronperfFixture:
             if needs_compile and not isinstance(model, str | os.PathLike):
                 model = self._compile(model, inputs, call_args.get("framework"), settings)
             if paired is not None:
-                paired = dataclasses.replace(paired, rounds=settings.paired_rounds)
+                paired = dataclasses.replace(
+                    paired, rounds=settings.paired_rounds,
+                    tolerance=self._session.options.paired_tolerance)
         share = self._session.share(backend)
         duration = self._session.options.duration or settings.duration
 

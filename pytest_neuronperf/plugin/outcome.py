@@ -91,7 +91,7 @@ def decide(
     tables = [format_judgement_table(judgement)] if options.baseline is not None or (
         paired is None or judgement.budget_misses) else []
     if paired is not None:
-        tables.append(format_paired_table(paired, (report.get("paired") or {}).get("revision")))
+        tables.append(format_paired_table(paired, report.get("paired")))
     busy = describe_interference(report.get("interference"))
     if busy:
         tables.append(f"note: {busy}; figures from a busy machine are less reliable")
