@@ -15,7 +15,7 @@ value (mean over its rounds) has variance ``var_L + var_e / r``; pairs of one se
 precision are ``sqrt((c_launch / c_round) * (var_e / var_L))``.
 
     # record (appends JSON lines; every line carries uptime's load and the interference meter)
-    .venv/bin/python benchmarks/variance_levels.py record --sessions 4 --launches 5 \\
+    .venv/bin/python benchmarks/variance_levels.py record --sessions 4 --launches 1 --pairs 4 \\
         --families tiny_mlp,bert,medium_mlp,conv,keras,lstm,numpy \\
         --out benchmarks/variance-levels.jsonl [--condition thp] [--load]
     # the variance components per family (and condition) from the recorded lines
@@ -46,15 +46,17 @@ HERE = Path(__file__).parent
 sys.path.insert(0, str(HERE))
 
 ROUNDS = 8
-SLICE_S = 0.125
-"""Recorded with 8 rounds of 0.125 s per side per launch pair (1 s per side); replays may
-use the first rounds only."""
+SLICE_S = 0.1
+"""Recorded with 8 rounds of (at least) 0.1 s per side per launch pair; replays may use the
+first rounds only."""
 CONDITIONS = {
     "default": {},
     "thp": {"THP_MEM_ALLOC_ENABLE": "1"},
     "hashseed0": {"PYTHONHASHSEED": "0"},
     "envpad": {},
 }
+NEVER_CLEAR = {"throughput": 1e-9, "latency_ms_p50": 1e-9, "latency_ms_p99": 1e-9}
+"""Tolerances no interval fits inside: the study's calls run their planned pairs."""
 BATCH = {"bert": 2}
 """Batch size per family where the inputs are not one sample."""
 
@@ -67,9 +69,9 @@ def machine_load() -> dict[str, Any]:
 
 
 def launch_pair(family: str, head_index: int, seed: int, rounds: int, slice_s: float,
-                extra: dict[str, Any]) -> dict[str, Any]:
-    """One ``compare`` of the family's base against model ``head_index`` (0 = itself), as a
-    JSON-ready record of every launch pair it ran."""
+                pairs: int, extra: dict[str, Any]) -> dict[str, Any]:
+    """One ``compare`` of the family's base against model ``head_index`` (0 = itself) with
+    ``duration`` for ``pairs`` launch pairs, as a JSON-ready record of every pair it ran."""
     import family_models
 
     import pytest_neuronperf as npf
@@ -81,8 +83,9 @@ def launch_pair(family: str, head_index: int, seed: int, rounds: int, slice_s: f
     started = time.perf_counter()
     [report] = npf.compare(base, head, family_models.inputs_for(family),
                            framework=spec["framework"], batch_sizes=BATCH.get(family, 1),
-                           n_models=1, workers_per_model=1, duration=rounds * slice_s,
-                           paired_rounds=rounds, seed=seed, verbosity=0, **extra)
+                           n_models=1, workers_per_model=1,
+                           duration=pairs * rounds * slice_s, paired_rounds=rounds, seed=seed,
+                           verbosity=0, **extra)
     wall = time.perf_counter() - started
     paired = report.get("paired") or {}
     return {
@@ -122,7 +125,8 @@ def session(args: argparse.Namespace) -> None:
                 for head_index in heads:
                     try:
                         record = launch_pair(family, head_index, random.getrandbits(32),
-                                             args.rounds, args.slice, {})
+                                             args.rounds, args.slice, args.pairs,
+                                             {"tolerance": NEVER_CLEAR})
                     except Exception as exc:  # a study goes on; the line says what happened
                         record = {"family": family, "status": "error", "error": repr(exc)}
                     record.update(session=session_id, condition=args.condition,
@@ -150,6 +154,7 @@ def record(args: argparse.Namespace) -> None:
             command = [sys.executable, __file__, "session", "--out", args.out,
                        "--families", args.families, "--launches", str(args.launches),
                        "--rounds", str(args.rounds), "--slice", str(args.slice),
+                       "--pairs", str(args.pairs),
                        "--condition", args.condition, "--heads", args.heads,
                        "--engine", args.engine] + (["--load"] if args.load else [])
             started = time.time()
@@ -268,6 +273,7 @@ def main() -> None:
         sub.add_argument("--launches", type=int, default=5)
         sub.add_argument("--sessions", type=int, default=4)
         sub.add_argument("--rounds", type=int, default=ROUNDS)
+        sub.add_argument("--pairs", type=int, default=4, help="launch pairs per call")
         sub.add_argument("--slice", type=float, default=SLICE_S)
         sub.add_argument("--condition", choices=sorted(CONDITIONS), default="default")
         sub.add_argument("--heads", default="0", help="0 = A/A, 1 = +10 %%, 2 = +5 %%")

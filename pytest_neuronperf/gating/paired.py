@@ -169,9 +169,9 @@ def t_interval(y: np.ndarray, confidence: float = CONFIDENCE) -> tuple[float, fl
     mean = float(np.mean(y))
     if n < 2:
         return (mean, math.nan, math.nan)
-    from scipy.stats import t
+    from scipy.special import stdtrit  # Student t quantile (scipy.stats' t.ppf, without its cost)
 
-    half = float(t.ppf(0.5 + confidence / 2.0, n - 1)) * float(np.std(y, ddof=1)) / math.sqrt(n)
+    half = float(stdtrit(n - 1, 0.5 + confidence / 2.0)) * float(np.std(y, ddof=1)) / math.sqrt(n)
     return (mean, mean - half, mean + half)
 
 
@@ -186,12 +186,10 @@ def t_p(y: np.ndarray, alternative: str) -> float:
     mean = float(np.mean(y))
     if sd == 0:
         return 0.0 if (mean < 0) == (alternative == "less") else 1.0
-    from scipy.stats import t
+    from scipy.special import stdtr  # Student t distribution function (scipy.stats' t.cdf)
 
     statistic = mean / (sd / math.sqrt(y.size))
-    if alternative == "less":
-        return float(t.cdf(statistic, y.size - 1))
-    return float(t.sf(statistic, y.size - 1))
+    return float(stdtr(y.size - 1, statistic if alternative == "less" else -statistic))
 
 
 def alpha_share(look: int, planned: int) -> float:
@@ -201,10 +199,9 @@ def alpha_share(look: int, planned: int) -> float:
     planned = max(planned, MIN_PAIRS)
     if look < MIN_PAIRS or look > planned:
         return 0.0
-    if look == planned:
-        return 1.0 - INTERIM_SHARE * (planned - 1) / planned
-    before = 0.0 if look == MIN_PAIRS else (look - 1) / planned
-    return INTERIM_SHARE * (look / planned - before)
+    before = 0.0 if look == MIN_PAIRS else INTERIM_SHARE * (look - 1) / planned
+    now = 1.0 if look == planned else INTERIM_SHARE * look / planned
+    return now - before
 
 
 def beta_share(look: int, planned: int) -> float:
