@@ -207,11 +207,17 @@ def components(rows: list[dict[str, Any]]) -> dict[str, float]:
         "rounds_per_pair": float(frame.groupby("pair").size().mean()),
         "mean": float(frame["d"].mean()), "sd_pair_means": float(pair_means.std(ddof=1)),
     }
-    model = smf.mixedlm("d ~ 1", frame, groups=frame["session"],
-                        vc_formula={"pair": "0 + C(pair)"})
-    fit = model.fit(reml=True, method=["lbfgs", "powell"])
-    out.update(var_session=float(fit.cov_re.iloc[0, 0]), var_pair=float(fit.vcomp[0]),
-               var_round=float(fit.scale))
+    if frame["session"].nunique() >= 3:  # three levels: session, pair within it, round
+        fit = smf.mixedlm("d ~ 1", frame, groups=frame["session"], re_formula="1",
+                          vc_formula={"pair": "0 + C(pair)"}).fit(reml=True,
+                                                                  method=["lbfgs", "powell"])
+        out.update(var_session=float(np.asarray(fit.cov_re)[0, 0]),
+                   var_pair=float(fit.vcomp[0]), var_round=float(fit.scale))
+    else:  # too few sessions to tell that level apart: pairs and rounds
+        fit = smf.mixedlm("d ~ 1", frame, groups=frame["pair"]).fit(reml=True,
+                                                                    method=["lbfgs", "powell"])
+        out.update(var_session=float("nan"), var_pair=float(np.asarray(fit.cov_re)[0, 0]),
+                   var_round=float(fit.scale))
     out.update({f"sd_{k[4:]}": float(np.sqrt(max(v, 0.0))) for k, v in list(out.items())
                 if k.startswith("var_")})
     return out
@@ -251,6 +257,8 @@ def optimal_rounds(group: list[dict[str, Any]], comp: dict[str, float]) -> float
     var_round / var_launch), costs from the recorded loads, warm-ups and slices."""
     import math
 
+    import numpy as np
+
     costs = []
     for line in group:
         for launch in line["launches"]:
@@ -259,7 +267,7 @@ def optimal_rounds(group: list[dict[str, Any]], comp: dict[str, float]) -> float
             costs.append((load + warm) / 1e3)
     launch_cost = sum(costs) / len(costs) if costs else 1.0
     round_cost = 2 * SLICE_S
-    var_pair = max(comp["var_pair"] + comp["var_session"], 1e-12)
+    var_pair = max(comp["var_pair"] + np.nan_to_num(comp["var_session"]), 1e-12)
     return math.sqrt(launch_cost / round_cost * comp["var_round"] / var_pair)
 
 

@@ -56,7 +56,7 @@ SIDES = ("base", "head")
 SLICE_S = 0.1
 """A slice lasts at least this long, and long enough for ``CALLS_PER_SLICE`` calls."""
 CALLS_PER_SLICE = 5
-DEFAULT_ROUNDS = 4
+DEFAULT_ROUNDS = 3
 """Rounds per launch pair (``benchmarks/variance_levels.py``: the launch level dominates)."""
 MIN_ROUNDS = 2
 MAX_ROUNDS = 1000
