@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import json
 import math
 import subprocess
 import sys
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -20,6 +22,7 @@ from pytest_neuronperf.gating.verdicts import (
     format_judgement_table,
     judge,
     parse_tolerance,
+    pool_reports,
 )
 
 
@@ -456,3 +459,57 @@ def test_gate_figures_are_the_medians_the_verdict_used() -> None:
     recorded = gate_figures(judge(base, None), base)  # NEW: what a later gate calls baseline
     assert recorded["throughput"]["now"] == figures["throughput"]["baseline"]
     assert set(recorded["throughput"]) == {"now"}
+
+
+# -- launches compared with launches ----------------------------------------------------------
+
+
+def test_launches_weigh_the_same_however_many_windows_they_had() -> None:
+    """A baseline saved as two launches, one of 15 windows at 1000/s and one of 5 at 1200/s:
+    the pooled window median says 1000, the launches say their geometric mean (1095)."""
+    base = series(1000, 1, 0.005, n=15) + series(1200, 2, 0.005, n=5)
+    now = series(1000, 3, 0.005, n=10)
+    by_windows = compare_metric("throughput", base, now, 0.5)
+    by_launches = compare_metric("throughput", base, now, 0.5, [15, 5], [10])
+    assert abs(by_windows.delta) < 0.01
+    assert by_launches.delta == pytest.approx(1000 / math.sqrt(1000 * 1200) - 1, abs=0.01)
+
+
+def test_a_baseline_whose_launches_disagree_beyond_tolerance_cannot_decide() -> None:
+    base = series(1000, 1, 0.01) + series(1250, 2, 0.01)
+    result = compare_metric("throughput", base, series(800, 3), 0.10, [10, 10], [10])
+    assert result.verdict is Verdict.INCONCLUSIVE
+    assert "the baseline's 2 launches differ by 2" in result.note and "tolerance" in result.note
+
+
+def test_an_entry_from_before_launches_is_gated_on_its_windows(tmp_path: Path) -> None:
+    """Older baseline files (no ``launch_windows``) keep loading and gating."""
+    from pytest_neuronperf.gating.baseline import load_baseline
+
+    old = {"format": "pytest-neuronperf-baseline", "version": 1, "machines": {"m": {
+        "fingerprint": {"cpu": "x", "cores": 2}, "tests": {"t.py::test": {"bs=1": {
+            "metrics": {"throughput_avg": 1000.0},
+            "windows": {"throughput": series(1000, 1), "latency_ms_p50": series(1.0, 2),
+                        "latency_ms_p99": series(2.0, 3)}}}}}}}
+    path = tmp_path / "old.json"
+    path.write_text(json.dumps(old))
+    baseline = load_baseline(path)
+    assert baseline is not None
+    entry = baseline.lookup("m", "t.py::test", "bs=1")
+    report = {"status": "ok", "throughput_avg": 700.0, "launch_windows": [10],
+              "windows": {"throughput": series(700, 4), "latency_ms_p50": series(1.4, 5),
+                          "latency_ms_p99": series(2.8, 6)}}
+    judgement = judge(report, entry)
+    assert judgement.verdict is Verdict.REGRESSED
+    throughput = next(c for c in judgement.comparisons if c.metric == "throughput")
+    assert throughput.delta == pytest.approx(-0.3, abs=0.05)
+
+
+def test_pooling_and_saving_keep_the_launches_apart() -> None:
+    first = {"status": "ok", "windows": {"throughput": [1.0, 2.0]}, "launch_windows": [2]}
+    second = {"status": "ok", "windows": {"throughput": [3.0, 4.0, 5.0]}, "launch_windows": [3]}
+    pooled = pool_reports(first, second)
+    assert pooled["launch_windows"] == [2, 3]
+    assert pooled["windows"]["throughput"] == [1.0, 2.0, 3.0, 4.0, 5.0]
+    assert entry_from_report({**pooled, "throughput_avg": 3.0})["launch_windows"] == [2, 3]
+    assert "launch_windows" not in pool_reports({**first, "launch_windows": None}, second)

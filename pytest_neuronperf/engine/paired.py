@@ -72,7 +72,7 @@ T = TypeVar("T")
 def planned_pairs(duration: float, rounds: int, slice_s: float) -> int:
     """Launch pairs that fit ``duration`` seconds of measuring per side (at least
     ``gate.MIN_PAIRS``, at most ``MAX_PAIRS``)."""
-    fitting = int(math.floor(duration / (rounds * slice_s) + 1e-9))
+    fitting = int(math.floor(duration / (rounds * slice_s) * (1 + 1e-9)))
     return max(gate.MIN_PAIRS, min(MAX_PAIRS, fitting))
 
 
@@ -520,6 +520,7 @@ def paired_report(
         load_avg_ms=_mean([r.load_ms for p in pairs for r in p.ready["head"]]),
         warmup_avg_ms=_mean([r.warmup_ms for p in pairs for r in p.ready["head"]]),
         status="ok", error=None, cores=pairs[0].cores, windows=head["series"],
+        launch_windows=[len(p.result.slices["head"]) for p in pairs],
         interference=mean_interference([p.interference for p in pairs]),
     )
     complete = [p for p in pairs if p.result.slices["base"]] if base_error is None else []

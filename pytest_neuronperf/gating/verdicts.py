@@ -208,13 +208,35 @@ class MetricComparison:
         return -self.delta if METRICS[self.metric].higher_is_better else self.delta
 
 
+def launch_medians(windows: Sequence[float | None], sizes: Sequence[int] | None) -> np.ndarray:
+    """One value per launch (fresh copies): the median of that launch's finite windows, given
+    how many windows each launch contributed, in order; empty when the sizes do not fit the
+    windows (an entry from before launches were recorded: one launch cut into windows)."""
+    if not sizes or sum(sizes) != len(windows):
+        return np.empty(0)
+    values, start = [], 0
+    for size in sizes:
+        part = finite_values(windows[start:start + size])
+        start += size
+        if part.size:
+            values.append(float(np.median(part)))
+    return np.array(values, dtype=np.float64)
+
+
 def compare_metric(
     metric: str,
     baseline_windows: Sequence[float | None],
     current_windows: Sequence[float | None],
     tolerance: float,
+    baseline_launches: Sequence[int] | None = None,
+    current_launches: Sequence[int] | None = None,
 ) -> MetricComparison:
-    """Verdict for one metric's per-window values: PASS, IMPROVED, REGRESSED or INCONCLUSIVE."""
+    """Verdict for one metric's per-window values: PASS, IMPROVED, REGRESSED or INCONCLUSIVE.
+
+    With the windows each launch contributed on both sides (``*_launches``), launches are
+    compared with launches: the change is the ratio of the geometric means of the launches'
+    medians (each launch weighs the same, however many windows it had), and a baseline whose
+    own launches differ by more than the tolerance cannot decide (INCONCLUSIVE)."""
     higher_is_better = METRICS[metric].higher_is_better
     all_base = finite_values(baseline_windows)
     all_cur = finite_values(current_windows)
@@ -226,6 +248,11 @@ def compare_metric(
     dropped = all_base.size - base.size + all_cur.size - cur.size
     base_median = float(np.median(base)) if base.size else math.nan
     cur_median = float(np.median(cur)) if cur.size else math.nan
+    base_runs = launch_medians(baseline_windows, baseline_launches)
+    cur_runs = launch_medians(current_windows, current_launches)
+    if base_runs.size and cur_runs.size and np.all(base_runs > 0) and np.all(cur_runs > 0):
+        base_median = float(np.exp(np.mean(np.log(base_runs))))
+        cur_median = float(np.exp(np.mean(np.log(cur_runs))))
     delta = cur_median / base_median - 1.0 if base_median else math.nan
     notes = [f"{dropped} hiccup window{'s' if dropped > 1 else ''} left out"] if dropped else []
 
@@ -250,6 +277,13 @@ def compare_metric(
     if not math.isfinite(delta):
         return result(Verdict.INCONCLUSIVE, "the baseline median is 0")
 
+    spread = launch_spread(base_runs)
+    if spread > tolerance:
+        return result(
+            Verdict.INCONCLUSIVE,
+            f"the baseline's {base_runs.size} launches differ by {spread:.0%}, more than the "
+            f"tolerance: save the baseline again on a quieter machine",
+        )
     sign = -1.0 if higher_is_better else 1.0
     worse = sign * delta
     worse_alternative = "less" if higher_is_better else "greater"
@@ -274,6 +308,13 @@ def compare_metric(
             ci,
         )
     return result(Verdict.PASS, "", p, ci)
+
+
+def launch_spread(values: np.ndarray) -> float:
+    """How far apart a baseline's launches are: largest / smallest - 1 (0 below 2 launches)."""
+    if values.size < 2 or not np.all(values > 0):
+        return 0.0
+    return float(np.max(values) / np.min(values) - 1.0)
 
 
 def compare_value(
@@ -414,6 +455,8 @@ def judge(
             _windows(baseline_entry, metric),
             _windows(report, metric),
             tolerances[metric],
+            baseline_entry.get("launch_windows"),
+            report.get("launch_windows"),
         )
         for metric in gated_metrics(dict(report))
         if metric in tolerances
@@ -492,6 +535,10 @@ def pool_reports(
     windows_a, windows_b = first.get("windows") or {}, second.get("windows") or {}
     pooled["windows"] = {m: [*windows_a.get(m, []), *windows_b.get(m, [])]
                          for m in set(windows_a) | set(windows_b)}
+    if first.get("launch_windows") and second.get("launch_windows"):
+        pooled["launch_windows"] = [*first["launch_windows"], *second["launch_windows"]]
+    else:
+        pooled.pop("launch_windows", None)
     pooled[label] = {k: second.get(k) for k in (
         "status", "throughput_avg", "throughput_peak", "latency_ms_p50", "latency_ms_p99")}
     return pooled
@@ -502,11 +549,14 @@ def entry_from_report(report: Mapping[str, Any]) -> dict[str, Any]:
     if report.get("status", "ok") != "ok":
         raise ValueError("a configuration that ended in an error has no results to store.")
     windows = report.get("windows") or {}
-    return {
+    entry = {
         "metrics": {k: _as_float(report[k]) for k in BASELINE_METRICS
                     if k in report and (k in LATENCY_THROUGHPUT or report[k] is not None)},
         "windows": {m: [_as_float(v) for v in windows[m]] for m in WINDOW_METRICS if m in windows},
     }
+    if report.get("launch_windows"):
+        entry["launch_windows"] = [int(n) for n in report["launch_windows"]]
+    return entry
 
 
 def _windows(source: Mapping[str, Any], metric: str) -> list[float | None]:

@@ -194,16 +194,16 @@ def _interval(report: dict[str, Any], metric: str) -> str:
 
 def format_paired_summary(results: Sequence[dict[str, Any]]) -> list[str]:
     """The paired section of the session summary (empty without paired reports): per
-    configuration the head's and base's throughput and p99, the paired deltas with their
-    intervals, and the paired verdict (100 columns)."""
+    configuration the head's and base's throughput, the paired deltas with their intervals,
+    the launch pairs that ran, and the paired verdict (100 columns)."""
     paired = [r for r in results if isinstance(r.get("paired"), dict)]
     if not paired:
         return []
     revisions = sorted({str(r["paired"].get("revision")) for r in paired
                         if r["paired"].get("revision")})
     title = "paired: head vs base" + (f" ({', '.join(revisions)})" if revisions else "")
-    head = (f"{'test / configuration':<24} {'head thr/s':>10} {'base thr/s':>10} "
-            f"{'Δ thr [95%]':>21} {'Δ p99 [95%]':>21}  {'paired':<10}")
+    head = (f"{'test / configuration':<22} {'head thr/s':>10} {'base thr/s':>10} "
+            f"{'Δ thr [95%]':>21} {'Δ p99 [95%]':>21} {'pairs':>5}  {'paired':<10}")
     lines = [title, head]
     current = None
     for report in sorted(paired, key=lambda r: r.get("test", "")):
@@ -219,8 +219,20 @@ def format_paired_summary(results: Sequence[dict[str, Any]]) -> list[str]:
         p99 = (f"{percent_text(delta.get('latency_ms_p99'))} "
                f"[{_interval(report, 'latency_ms_p99')}]")
         lines.append(
-            f"  {config_label(report):<22} {number_text(report.get('throughput_avg')):>10} "
+            f"  {config_label(report):<20} {number_text(report.get('throughput_avg')):>10} "
             f"{number_text(base.get('throughput_avg')):>10} {thr if delta else '-':>21} "
-            f"{p99 if delta else '-':>21}  {verdict:<10}"
+            f"{p99 if delta else '-':>21} {pairs_text(part):>5}  {verdict:<10}"
         )
+    stops = sorted({f"{(r['paired'].get('stop') or {}).get('code')}" for r in paired
+                    if (r["paired"].get("stop") or {}).get("code")})
+    if stops:
+        lines.append(f"  pairs: launch pairs that ran of those planned (stopped: "
+                     f"{', '.join(stops)}; the failure evidence says why)")
     return lines
+
+
+def pairs_text(paired: dict[str, Any]) -> str:
+    """``4/10``: launch pairs that ran of those planned (``-`` without pairs)."""
+    if not paired.get("launches"):
+        return "-"
+    return f"{len(paired['launches'])}/{paired.get('planned_pairs', '?')}"
