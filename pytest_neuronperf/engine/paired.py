@@ -34,7 +34,7 @@ from typing import Any, Protocol, TypeVar
 import numpy as np
 
 from pytest_neuronperf.devices.base import format_cores
-from pytest_neuronperf.engine import interference, messages
+from pytest_neuronperf.engine import interference
 from pytest_neuronperf.engine import windows as stats
 from pytest_neuronperf.engine.grid import RunConfig
 from pytest_neuronperf.engine.processes import ModelProcess
@@ -48,9 +48,9 @@ from pytest_neuronperf.engine.runner import (
     run_configuration,
     start_copies,
 )
-from pytest_neuronperf.engine.specs import ImportRoot, ModelSource
 from pytest_neuronperf.engine.supervise import Deadline
-from pytest_neuronperf.gating import paired as gate
+from pytest_neuronperf.protocol import messages
+from pytest_neuronperf.protocol.specs import ImportRoot, ModelSource
 
 SIDES = ("base", "head")
 SLICE_S = 0.1
@@ -60,6 +60,8 @@ DEFAULT_ROUNDS = 3
 """Rounds per launch pair (``benchmarks/variance_levels.py``: the launch level dominates)."""
 MIN_ROUNDS = 2
 MAX_ROUNDS = 1000
+MIN_PAIRS = 3
+"""At least this many launch pairs per configuration (two pairs give one degree of freedom)."""
 MAX_PAIRS = 40
 """At most this many launch pairs per configuration, whatever ``duration`` allows."""
 SLICE_MARGIN_S = 0.005
@@ -71,9 +73,9 @@ T = TypeVar("T")
 
 def planned_pairs(duration: float, rounds: int, slice_s: float) -> int:
     """Launch pairs that fit ``duration`` seconds of measuring per side (at least
-    ``gate.MIN_PAIRS``, at most ``MAX_PAIRS``)."""
+    ``MIN_PAIRS``, at most ``MAX_PAIRS``)."""
     fitting = int(math.floor(duration / (rounds * slice_s) * (1 + 1e-9)))
-    return max(gate.MIN_PAIRS, min(MAX_PAIRS, fitting))
+    return max(MIN_PAIRS, min(MAX_PAIRS, fitting))
 
 
 def slice_length(ready: Sequence[messages.Ready]) -> float:
@@ -299,6 +301,33 @@ def side_summary(records: list[SliceRecord], batch_size: int,
 # -- one configuration --------------------------------------------------------------------------
 
 
+class Stop(Protocol):
+    """A stopping rule's answer (``gating.paired.Look``): stop or go on, and why."""
+
+    @property
+    def stop(self) -> bool: ...
+
+    @property
+    def code(self) -> str: ...
+
+    @property
+    def reason(self) -> str: ...
+
+
+@dataclass(frozen=True)
+class Stopped:
+    """A stop the engine decides itself: the base failed, or the planned pairs ran."""
+
+    stop: bool
+    code: str
+    reason: str
+
+
+StopRule = Callable[[Mapping[str, Any], int], Stop]
+"""(the ``paired`` part so far, with its ``launches``; the planned pairs) -> whether to stop
+(``gating.paired.look``, bound to the call's tolerances and family by ``api.benchmark``)."""
+
+
 @dataclass(frozen=True)
 class PairedRequest:
     """What makes a ``benchmark`` call paired: the base side and the schedule's settings.
@@ -319,8 +348,8 @@ class PairedRequest:
     absent: str | None = None
     tolerance: Mapping[str, float] = field(default_factory=dict)
     """The paired gate's tolerances (parsed fractions) that decide when to stop adding pairs."""
-    family_size: int = 1
-    """Configurations x gated metrics of the call: the stopping rule's Bonferroni family."""
+    stop_rule: StopRule | None = None
+    """After each pair: whether the pairs so far decide; None: run the planned pairs."""
 
     def with_seed(self) -> PairedRequest:
         """This request with a seed drawn now if it had none (one seed per call)."""
@@ -408,12 +437,11 @@ def measure_paired(
 ) -> dict[str, Any]:
     """Launch pairs until the gate's look stops them (or the base fails); the head's report."""
     salt = (config.batch_size, config.n_models, config.workers_per_model, config.pipeline_size)
-    tolerances = gate.effective_tolerance(request.tolerance)
     pairs: list[LaunchPair] = []
     slice_s = math.nan
-    planned = gate.MIN_PAIRS
+    planned = MIN_PAIRS
     base_error: str | None = None
-    stop = gate.Look(True, "cap", "")
+    stop: Stop = Stopped(True, "cap", "")
     while True:
         index = len(pairs)
         pair, base_error = launch_pair(context, jobs, config, inputs, rounds, slice_s,
@@ -424,10 +452,13 @@ def measure_paired(
             planned = planned_pairs(jobs["head"].duration, rounds, slice_s)
         pairs.append(pair)
         if base_error is not None:
-            stop = gate.Look(True, "base failed", "the base side failed")
+            stop = Stopped(True, "base failed", "the base side failed")
             break
-        so_far = {"launches": [p.entry(config.batch_size) for p in pairs]}
-        stop = gate.look(so_far, tolerances, request.family_size, planned)
+        if request.stop_rule is not None:
+            stop = request.stop_rule(
+                {"launches": [p.entry(config.batch_size) for p in pairs]}, planned)
+        elif len(pairs) >= planned:
+            stop = Stopped(True, "cap", f"the {planned} planned pairs ran")
         if stop.stop:
             break
     return paired_report(jobs, config, pairs, {**header, "slice_s": slice_s,
@@ -502,7 +533,7 @@ def paired_report(
     config: RunConfig,
     pairs: list[LaunchPair],
     header: dict[str, Any],
-    stop: gate.Look,
+    stop: Stop,
     base_error: str | None,
 ) -> dict[str, Any]:
     """The head's report (its slices, all pairs', are its windows) with the base side and
@@ -553,42 +584,6 @@ def mean_interference(figures: Sequence[dict[str, Any] | None]) -> dict[str, Any
             "cpus": known[0]["cpus"]}
 
 
-# -- the library call ---------------------------------------------------------------------------
-
-
-def compare(
-    base_model: Any,
-    model: Any,
-    inputs: Any,
-    *,
-    paired_rounds: int | None = None,
-    seed: int | None = None,
-    tolerance: Any = None,
-    **kwargs: Any,
-) -> list[dict[str, Any]]:
-    """A/B-test ``model`` ("head") against ``base_model`` on every configuration, as launch
-    pairs on the same cores; one report per configuration, for the head, with the base side,
-    every pair, the paired deltas, their intervals, p-values and a verdict under ``paired``.
-
-    Takes ``benchmark``'s keywords (``duration`` caps the measuring time per side;
-    ``paired_rounds`` is rounds per launch pair). ``tolerance`` overrides the paired gate's
-    default tolerances (``"throughput:3%"`` or a dict).
-    """
-    from pytest_neuronperf.engine.benchmark import benchmark
-    from pytest_neuronperf.gating.verdicts import parse_tolerance
-
-    if paired_rounds is not None:
-        check_rounds(paired_rounds)
-    tolerances = parse_tolerance(tolerance) if tolerance is not None else {}
-    gate.effective_tolerance(tolerances)  # an unknown metric is refused before measuring
-    request = PairedRequest(base_model=base_model, rounds=paired_rounds, seed=seed,
-                            tolerance=tolerances)
-    reports = benchmark(model, inputs, paired=request, **kwargs)
-    for report, judgement in zip(reports, gate.judge_family(reports, tolerances), strict=True):
-        gate.annotate(report, judgement)
-    return reports
-
-
 def check_rounds(rounds: Any) -> int:
     """``paired_rounds``: an integer from ``MIN_ROUNDS`` to ``MAX_ROUNDS`` (rounds per pair)."""
     if (isinstance(rounds, bool) or not isinstance(rounds, int)
@@ -596,46 +591,3 @@ def check_rounds(rounds: Any) -> int:
         raise ValueError(f"paired_rounds must be an integer from {MIN_ROUNDS} to {MAX_ROUNDS} "
                          f"(rounds per launch pair), got {rounds!r}")
     return rounds
-
-
-# -- which base artifact serves which configuration ------------------------------------------
-
-
-@dataclass(frozen=True)
-class BasePlan:
-    """The base side's sources by (batch size, pipeline size), like the head's plan."""
-
-    sources: dict[tuple[int, int], Any]
-    """(batch size, pipeline size) -> ``benchmark.PlannedSource``."""
-    single: Any = None
-    """The one source of a class, factory or artifact (serves every configuration)."""
-
-    def source_for(self, config: RunConfig) -> tuple[ModelSource | None, str | None]:
-        """(the base source for ``config``, why there is none)."""
-        planned = self.single or self.sources.get((config.batch_size, config.pipeline_size))
-        if planned is None:
-            if not self.sources:
-                return None, None  # absent at the revision: the request says why
-            return None, (f"the base model index has no configuration with batch size "
-                          f"{config.batch_size} and pipeline size {config.pipeline_size}")
-        if planned.failure is not None:
-            return None, f"base side: {planned.failure}"
-        return planned.source, None
-
-
-def plan_base(request: PairedRequest, batch_sizes: Any, pipeline_sizes: Any,
-              model_name: str | None) -> BasePlan:
-    """Plan the base side's sources before anything runs (a bad base model is refused here)."""
-    from pathlib import Path
-
-    from pytest_neuronperf.engine.benchmark import plan_sources
-    from pytest_neuronperf.model_index import read_model_index
-
-    if request.absent is not None:
-        return BasePlan({})
-    model = request.base_model
-    plan = plan_sources(model, batch_sizes, pipeline_sizes, model_name)
-    is_index = isinstance(model, str | Path) and read_model_index(Path(model)) is not None
-    if not is_index:
-        return BasePlan({}, plan.sources[0])
-    return BasePlan({(p.batch_sizes[0], p.pipeline_sizes[0]): p for p in plan.sources})

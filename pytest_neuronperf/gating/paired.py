@@ -30,12 +30,13 @@ from __future__ import annotations
 
 import math
 import textwrap
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 
+from pytest_neuronperf.engine import paired as engine_paired
 from pytest_neuronperf.gating.verdicts import (
     Verdict,
     combine,
@@ -63,7 +64,7 @@ INTERIM_SHARE = 0.2
 (a Bonferroni bound wastes what a continuous spending function gives the last look)."""
 CONFIDENCE = 0.95
 """Two-sided level of the interval shown beside each paired delta."""
-MIN_PAIRS = 3
+MIN_PAIRS = engine_paired.MIN_PAIRS
 """The first look: fewer launch pairs give no usable spread (two pairs: one degree of freedom)."""
 
 
@@ -276,6 +277,19 @@ def look(paired: Mapping[str, Any], tolerances: Mapping[str, float], family_size
     if pairs >= planned:
         return Look(True, "cap", f"the {planned} planned pairs ran (duration per side reached)")
     return Look(False, "continue", f"undecided after {pairs} pairs")
+
+
+def stop_rule(tolerance: Mapping[str, float] | None,
+              configurations: int) -> Callable[[Mapping[str, Any], int], Look]:
+    """The engine's stopping rule for one call: ``look`` with the call's tolerances and its
+    family (``configurations`` x the metrics compared)."""
+    tolerances = effective_tolerance(tolerance)
+    family = family_size(configurations, tolerance)
+
+    def rule(paired: Mapping[str, Any], planned: int) -> Look:
+        return look(paired, tolerances, family, planned)
+
+    return rule
 
 
 def metric_decision(metric: str, y: np.ndarray, tolerance: float, alpha: float,
