@@ -20,6 +20,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from pytest_neuronperf.gating import paired as paired_gate
 from pytest_neuronperf.metrics import METRICS
 from pytest_neuronperf.reporting.files import atomic_write
 from pytest_neuronperf.reporting.tables import report_list, summary_rows
@@ -200,13 +201,15 @@ def pareto_front(points: list[tuple[float, float]]) -> list[tuple[float, float]]
 
 
 def paired_figure(reports: list[dict[str, Any]]) -> Any | None:
-    """Each configuration's paired delta per metric with its interval (a forest plot)."""
+    """Each configuration's paired delta per metric with its interval (a forest plot), and
+    each launch pair's own change as a grey dot (the spread the interval was drawn from)."""
     import matplotlib.pyplot as plt
 
     rows = []
     for report in reports:
         paired = report["paired"]
-        deltas, intervals = paired.get("delta") or {}, paired.get("ci") or {}
+        deltas = paired.get("delta") or {}
+        intervals = paired.get("interval") or paired.get("ci") or {}
         if not isinstance(deltas, dict):
             continue
         for metric, delta in deltas.items():
@@ -215,18 +218,24 @@ def paired_figure(reports: list[dict[str, Any]]) -> Any | None:
                 continue
             low, high = paired_interval(value, intervals.get(metric) if isinstance(
                 intervals, dict) else None)
-            rows.append((f"{config_label(report)} {metric}", value, low, high))
+            per_pair = [math.expm1(v) for v in paired_gate.launch_values(paired, metric)
+                        if math.isfinite(v)] if metric in paired_gate.PAIRED_TOLERANCE else []
+            rows.append((f"{config_label(report)} {metric}", value, low, high, per_pair))
     if not rows:
         return None
     figure, axes = plt.subplots(figsize=(9, 0.35 * len(rows) + 1.2), layout="constrained")
-    for y, (_, value, low, high) in enumerate(rows):
+    for y, (_, value, low, high, per_pair) in enumerate(rows):
+        if per_pair:
+            axes.plot([v * 100 for v in per_pair], [y + 0.2] * len(per_pair), ".",
+                      color="#9e9e9e", markersize=4)
         if low is not None and high is not None:
             axes.plot([low * 100, high * 100], [y, y], color="#1565c0")
         axes.plot([value * 100], [y], "o", color="#c62828")
     axes.axvline(0, color="#888", linewidth=1)
     axes.set_yticks(range(len(rows)), [name for name, *_ in rows], fontsize=8)
     axes.invert_yaxis()
-    axes.set(xlabel="change of head vs base (%) with its interval", title="paired deltas")
+    axes.set(xlabel="change of head vs base (%) with its interval; grey: each launch pair",
+             title="paired deltas")
     return figure
 
 
