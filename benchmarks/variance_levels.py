@@ -198,7 +198,6 @@ def components(rows: list[dict[str, Any]]) -> dict[str, float]:
     and the plain spread of the pair means for comparison."""
     import numpy as np
     import pandas as pd
-    import statsmodels.formula.api as smf
 
     frame = pd.DataFrame(rows)
     pair_means = frame.groupby("pair")["d"].mean()
@@ -207,6 +206,27 @@ def components(rows: list[dict[str, Any]]) -> dict[str, float]:
         "rounds_per_pair": float(frame.groupby("pair").size().mean()),
         "mean": float(frame["d"].mean()), "sd_pair_means": float(pair_means.std(ddof=1)),
     }
+    try:
+        out.update(mixed_model(frame))
+        out["fit"] = 1.0
+    except (np.linalg.LinAlgError, ValueError):  # a degenerate pool: the ANOVA estimator
+        within = float(frame.groupby("pair")["d"].var(ddof=1).mean())
+        per_pair = float(frame.groupby("pair").size().mean())
+        out.update(var_session=float("nan"), var_round=within,
+                   var_pair=max(float(pair_means.var(ddof=1)) - within / per_pair, 0.0),
+                   fit=0.0)
+    out.update({f"sd_{k[4:]}": float(np.sqrt(max(v, 0.0))) for k, v in list(out.items())
+                if k.startswith("var_")})
+    return out
+
+
+def mixed_model(frame: Any) -> dict[str, float]:
+    """REML variance components of ``d`` by statsmodels' MixedLM: session, pair, round (two
+    levels, pair and round, with fewer than 3 sessions)."""
+    import numpy as np
+    import statsmodels.formula.api as smf
+
+    out: dict[str, float] = {}
     if frame["session"].nunique() >= 3:  # three levels: session, pair within it, round
         fit = smf.mixedlm("d ~ 1", frame, groups=frame["session"], re_formula="1",
                           vc_formula={"pair": "0 + C(pair)"}).fit(reml=True,
@@ -218,8 +238,6 @@ def components(rows: list[dict[str, Any]]) -> dict[str, float]:
                                                                     method=["lbfgs", "powell"])
         out.update(var_session=float("nan"), var_pair=float(np.asarray(fit.cov_re)[0, 0]),
                    var_round=float(fit.scale))
-    out.update({f"sd_{k[4:]}": float(np.sqrt(max(v, 0.0))) for k, v in list(out.items())
-                if k.startswith("var_")})
     return out
 
 
@@ -236,7 +254,7 @@ def analyse(args: argparse.Namespace) -> None:
         groups.setdefault(key, []).append(line)
     print(f"{'family':<11} {'condition':<10} {'load':<6} {'pairs':>5} {'sess':>4} "
           f"{'mean%':>6} {'sd_sess%':>8} {'sd_pair%':>8} {'sd_round%':>9} {'sd_pm%':>6} "
-          f"{'load1':>5} {'other%':>6} {'r_opt':>5}")
+          f"{'load1':>5} {'other%':>6} {'r_opt':>5} fit")
     for (family, condition, loaded), group in sorted(groups.items()):
         rows = round_rows(group, args.metric, args.rounds)
         if len({r["pair"] for r in rows}) < 3:
@@ -249,7 +267,8 @@ def analyse(args: argparse.Namespace) -> None:
               f"{comp['pairs']:>5.0f} {comp['sessions']:>4.0f} {100 * comp['mean']:>6.2f} "
               f"{100 * comp['sd_session']:>8.2f} {100 * comp['sd_pair']:>8.2f} "
               f"{100 * comp['sd_round']:>9.2f} {100 * comp['sd_pair_means']:>6.2f} "
-              f"{load1:>5.2f} {other:>6.1f} {optimal_rounds(group, comp):>5.1f}")
+              f"{load1:>5.2f} {other:>6.1f} {min(optimal_rounds(group, comp), 999):>5.0f} "
+              f"{'REML' if comp['fit'] else 'ANOVA'}")
 
 
 def optimal_rounds(group: list[dict[str, Any]], comp: dict[str, float]) -> float:
