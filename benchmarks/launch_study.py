@@ -3,8 +3,9 @@
 Pools of real launch pairs are recorded per family and head (A/A, +10 % and +5 % work:
 ``family_models.py``) with ``variance_levels.py record`` (every pair fresh processes, launch
 order a coin, the engine's default rounds per pair). A simulated *test* then draws pairs from
-its family's pool in random order, without replacement, and runs the gate exactly as the
-engine does (``gating.paired.look`` after every pair, ``judge_family`` at the stop, default
+its family's pool with replacement (a bootstrap over launches: the pools are only 2-3 times
+the planned pairs) and runs the gate exactly as the engine does (``gating.paired.look`` after
+every pair, ``judge_family`` at the stop, default
 tolerances, one configuration x 3 metrics), so the rates replay from the recorded files:
 
     # the quiet-machine confirmation set (one command; about 40 min on a quiet 2-core machine):
@@ -95,7 +96,7 @@ def simulate(pairs: list[dict[str, Any]], rng: np.random.Generator, planned: int
     from pytest_neuronperf.gating import paired as gate
 
     tolerances = gate.effective_tolerance({})
-    order = rng.permutation(len(pairs))
+    order = rng.integers(0, len(pairs), size=max(planned, 1))  # the bootstrap: with replacement
     paired: dict[str, Any] = {"base_status": "ok", "planned_pairs": planned, "launches": []}
     wall = 0.0
     stop = gate.Look(True, "cap", "")
