@@ -58,8 +58,8 @@ def load_pool(path: str) -> dict[tuple[str, str, bool], list[dict[str, Any]]]:
             continue
         for launch in line.get("launches") or []:
             pool[(line["family"], line["head"], bool(line.get("loaded")))].append(
-                {**launch, "load": line.get("load_before"), "other_pct":
-                 (launch.get("interference") or {}).get("other_pct")})
+                {**launch, "load": line.get("load_before"), "slice_s": line.get("slice_s"),
+                 "other_pct": (launch.get("interference") or {}).get("other_pct")})
     return pool
 
 
@@ -113,11 +113,13 @@ def simulate(pairs: list[dict[str, Any]], rng: np.random.Generator, planned: int
 
 
 def planned_for(pairs: list[dict[str, Any]]) -> int:
-    """The pairs the engine plans at ``DURATION`` for the recorded rounds and slice."""
+    """The pairs the engine plans at ``DURATION`` for the recorded rounds and slice (pools
+    recorded before the slice was: ``SLICE_S``)."""
     from pytest_neuronperf.engine.paired import SLICE_S, planned_pairs
 
     rounds = int(np.median([rounds_of(launch) for launch in pairs]))
-    return planned_pairs(DURATION, rounds, SLICE_S)
+    slices = [p["slice_s"] for p in pairs if p.get("slice_s")]
+    return planned_pairs(DURATION, rounds, float(np.median(slices)) if slices else SLICE_S)
 
 
 def rounds_of(launch: dict[str, Any]) -> int:

@@ -95,6 +95,7 @@ def launch_pair(family: str, head_index: int, seed: int, rounds: int, slice_s: f
         "interference": report.get("interference"),
         "launches": launches_of(report),
         "verdict": paired.get("verdict"), "stop": paired.get("stop"),
+        "slice_s": paired.get("slice_s"), "planned_pairs": paired.get("planned_pairs"),
     }
 
 
