@@ -477,8 +477,11 @@ def test_launches_weigh_the_same_however_many_windows_they_had() -> None:
 
 def test_a_baseline_whose_launches_disagree_beyond_tolerance_cannot_decide() -> None:
     base = series(1000, 1, 0.01) + series(1250, 2, 0.01)
-    result = compare_metric("throughput", base, series(800, 3), 0.10, [10, 10], [10])
+    result = compare_metric("throughput", base, series(950, 3), 0.10, [10, 10], [10])
     assert result.verdict is Verdict.INCONCLUSIVE
+    # a change larger than the baseline's own disagreement still decides
+    slower = compare_metric("throughput", base, series(600, 3), 0.10, [10, 10], [10])
+    assert slower.verdict is Verdict.REGRESSED
     assert "the baseline's 2 launches differ by 2" in result.note and "tolerance" in result.note
 
 

@@ -236,7 +236,8 @@ def compare_metric(
     With the windows each launch contributed on both sides (``*_launches``), launches are
     compared with launches: the change is the ratio of the geometric means of the launches'
     medians (each launch weighs the same, however many windows it had), and a baseline whose
-    own launches differ by more than the tolerance cannot decide (INCONCLUSIVE)."""
+    own launches differ by more than the tolerance cannot decide a change smaller than that
+    difference (INCONCLUSIVE)."""
     higher_is_better = METRICS[metric].higher_is_better
     all_base = finite_values(baseline_windows)
     all_cur = finite_values(current_windows)
@@ -277,15 +278,15 @@ def compare_metric(
     if not math.isfinite(delta):
         return result(Verdict.INCONCLUSIVE, "the baseline median is 0")
 
+    sign = -1.0 if higher_is_better else 1.0
+    worse = sign * delta
     spread = launch_spread(base_runs)
-    if spread > tolerance:
+    if spread > tolerance and abs(worse) <= spread:
         return result(
             Verdict.INCONCLUSIVE,
             f"the baseline's {base_runs.size} launches differ by {spread:.0%}, more than the "
-            f"tolerance: save the baseline again on a quieter machine",
+            f"tolerance and the change: save the baseline again on a quieter machine",
         )
-    sign = -1.0 if higher_is_better else 1.0
-    worse = sign * delta
     worse_alternative = "less" if higher_is_better else "greater"
     better_alternative = "greater" if higher_is_better else "less"
     p = mann_whitney_p(cur, base, worse_alternative if worse >= 0 else better_alternative)
