@@ -233,11 +233,13 @@ def compare_metric(
 ) -> MetricComparison:
     """Verdict for one metric's per-window values: PASS, IMPROVED, REGRESSED or INCONCLUSIVE.
 
-    With the windows each launch contributed on both sides (``*_launches``), launches are
-    compared with launches: the change is the ratio of the geometric means of the launches'
-    medians (each launch weighs the same, however many windows it had), and a baseline whose
-    own launches differ by more than the tolerance cannot decide a change smaller than that
-    difference (INCONCLUSIVE)."""
+    With the windows each launch (fresh copies) of the baseline contributed
+    (``baseline_launches``), the change is also held against the launches: a baseline whose own
+    launches differ by more than the tolerance cannot decide a change smaller than that
+    difference (INCONCLUSIVE), whatever the windows say (windows of one launch share its
+    speed, so their test alone would call a launch's offset significant). The estimate stays
+    the ratio of the window medians: robust to one disturbed launch among two, which a mean of
+    launches is not."""
     higher_is_better = METRICS[metric].higher_is_better
     all_base = finite_values(baseline_windows)
     all_cur = finite_values(current_windows)
@@ -250,10 +252,6 @@ def compare_metric(
     base_median = float(np.median(base)) if base.size else math.nan
     cur_median = float(np.median(cur)) if cur.size else math.nan
     base_runs = launch_medians(baseline_windows, baseline_launches)
-    cur_runs = launch_medians(current_windows, current_launches)
-    if base_runs.size and cur_runs.size and np.all(base_runs > 0) and np.all(cur_runs > 0):
-        base_median = float(np.exp(np.mean(np.log(base_runs))))
-        cur_median = float(np.exp(np.mean(np.log(cur_runs))))
     delta = cur_median / base_median - 1.0 if base_median else math.nan
     notes = [f"{dropped} hiccup window{'s' if dropped > 1 else ''} left out"] if dropped else []
 
