@@ -156,3 +156,28 @@ def test_every_marker_keyword_is_documented(pytester: pytest.Pytester) -> None:
     documented = usage_names(r"^\| `(\w+)`")
     documented |= usage_names(r"^\| `\w+`, `(\w+)`")
     assert keywords <= documented, f"not in docs/usage.md: {sorted(keywords - documented)}"
+
+
+def user_pages_text() -> str:
+    """README.md and the docs pages a user reads (the architecture page is for contributors)."""
+    return "\n".join(p.read_text() for p in pages() if p.name != "architecture.md")
+
+
+def test_every_public_name_of_the_library_is_documented() -> None:
+    import pytest_neuronperf
+
+    text = user_pages_text()
+    missing = [name for name in pytest_neuronperf.__all__
+               if not re.search(rf"`[^`\n]*\b{name}\b[^`\n]*`", text)]
+    assert not missing, f"pytest_neuronperf.{', '.join(missing)}: in no docs page"
+
+
+def test_every_command_of_the_cli_is_documented() -> None:
+    done = subprocess.run([sys.executable, "-m", "pytest_neuronperf", "--help"],
+                          capture_output=True, text=True, timeout=60, check=True)
+    found = re.search(r"\{([\w,-]+)\}", done.stdout)
+    assert found is not None, done.stdout
+    text = user_pages_text()
+    missing = [command for command in found.group(1).split(",")
+               if f"pytest-neuronperf {command}" not in text]
+    assert not missing, f"pytest-neuronperf {', '.join(missing)}: in no docs page"
