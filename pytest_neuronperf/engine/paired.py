@@ -325,7 +325,10 @@ class Stopped:
 
 StopRule = Callable[[Mapping[str, Any], int], Stop]
 """(the ``paired`` part so far, with its ``launches``; the planned pairs) -> whether to stop
-(``gating.paired.look``, bound to the call's tolerances and family by ``api.benchmark``)."""
+(``gating.paired.look`` bound to the call's tolerances and family)."""
+StopRules = Callable[[int], StopRule]
+"""The number of configurations of the call (the gate's family) -> the stopping rule
+(``gating.paired.stop_rules``: the engine does not import the gate above it)."""
 
 
 @dataclass(frozen=True)
@@ -346,9 +349,7 @@ class PairedRequest:
     revision: str | None = None
     """The base revision as given and its commit, e.g. ``origin/main (3f2a9c1d...)``."""
     absent: str | None = None
-    tolerance: Mapping[str, float] = field(default_factory=dict)
-    """The paired gate's tolerances (parsed fractions) that decide when to stop adding pairs."""
-    stop_rule: StopRule | None = None
+    stop_rules: StopRules | None = None
     """After each pair: whether the pairs so far decide; None: run the planned pairs."""
 
     def with_seed(self) -> PairedRequest:
@@ -398,8 +399,10 @@ def run_paired_configuration(
     inputs: Any,
     request: PairedRequest,
     base_failure: str | None = None,
+    configurations: int = 1,
 ) -> dict[str, Any]:
-    """Measure one configuration paired; never raises for a model's fault.
+    """Measure one configuration paired (one of ``configurations`` of the call, the stopping
+    rule's family); never raises for a model's fault.
 
     ``base_source`` None (with ``base_failure`` or ``request.absent`` saying why) measures the
     head alone, as a plain run, and records why there is no comparison.
@@ -417,7 +420,8 @@ def run_paired_configuration(
                                         side="base"),
             "head": dataclasses.replace(head_job, side="head")}
     try:
-        return measure_paired(context, jobs, config, inputs, request, rounds, header)
+        rule = request.stop_rules(configurations) if request.stop_rules else None
+        return measure_paired(context, jobs, config, inputs, rule, rounds, header)
     except ConfigurationFailed as failure:
         report = error_report(jobs["head"], config, str(failure))
     except Exception:  # a bug of ours must not hide the other configurations
@@ -431,11 +435,12 @@ def measure_paired(
     jobs: dict[str, Job],
     config: RunConfig,
     inputs: Any,
-    request: PairedRequest,
+    rule: StopRule | None,
     rounds: int,
     header: dict[str, Any],
 ) -> dict[str, Any]:
-    """Launch pairs until the gate's look stops them (or the base fails); the head's report."""
+    """Launch pairs until ``rule`` stops them (or the base fails, or the planned pairs ran
+    without a rule); the head's report."""
     salt = (config.batch_size, config.n_models, config.workers_per_model, config.pipeline_size)
     pairs: list[LaunchPair] = []
     slice_s = math.nan
@@ -454,9 +459,8 @@ def measure_paired(
         if base_error is not None:
             stop = Stopped(True, "base failed", "the base side failed")
             break
-        if request.stop_rule is not None:
-            stop = request.stop_rule(
-                {"launches": [p.entry(config.batch_size) for p in pairs]}, planned)
+        if rule is not None:
+            stop = rule({"launches": [p.entry(config.batch_size) for p in pairs]}, planned)
         elif len(pairs) >= planned:
             stop = Stopped(True, "cap", f"the {planned} planned pairs ran")
         if stop.stop:

@@ -279,17 +279,21 @@ def look(paired: Mapping[str, Any], tolerances: Mapping[str, float], family_size
     return Look(False, "continue", f"undecided after {pairs} pairs")
 
 
-def stop_rule(tolerance: Mapping[str, float] | None,
-              configurations: int) -> Callable[[Mapping[str, Any], int], Look]:
-    """The engine's stopping rule for one call: ``look`` with the call's tolerances and its
-    family (``configurations`` x the metrics compared)."""
+def stop_rules(tolerance: Mapping[str, float] | None
+               ) -> Callable[[int], Callable[[Mapping[str, Any], int], Look]]:
+    """The engine's stopping rule for a call of so many configurations: ``look`` with the
+    call's tolerances and its family (configurations x the metrics compared)."""
     tolerances = effective_tolerance(tolerance)
-    family = family_size(configurations, tolerance)
 
-    def rule(paired: Mapping[str, Any], planned: int) -> Look:
-        return look(paired, tolerances, family, planned)
+    def for_call(configurations: int) -> Callable[[Mapping[str, Any], int], Look]:
+        family = family_size(configurations, tolerance)
 
-    return rule
+        def rule(paired: Mapping[str, Any], planned: int) -> Look:
+            return look(paired, tolerances, family, planned)
+
+        return rule
+
+    return for_call
 
 
 def metric_decision(metric: str, y: np.ndarray, tolerance: float, alpha: float,
