@@ -118,7 +118,7 @@ def run(conn: Connection, spec: WorkerSpec, exit_with_parent: bool = True) -> No
 
     started = time.perf_counter_ns()
     model = hooks.after_load(adapter.load(spec.model, spec.placement))
-    check_imports(spec)
+    check_imports(spec, model)
     call = hooks.build_call(adapter, model, lambda: build_call(
         model, hooks.cast_inputs(adapter.prepare_inputs(spec.inputs, spec.batch_size,
                                                         spec.placement)),
@@ -127,7 +127,7 @@ def run(conn: Connection, spec: WorkerSpec, exit_with_parent: bool = True) -> No
 
     warmup_ms, warmup_calls = warm_up(call, spec.warmup, spec.max_warmup_s)
     hooks.warmed_up()
-    check_imports(spec)  # again: the first calls may import more
+    check_imports(spec, model)  # again: the first calls may import more
     messages.send(conn, messages.Ready(os.getpid(), load_ms, warmup_ms, warmup_calls))
 
     while True:
@@ -154,11 +154,11 @@ def use_imports(spec: WorkerSpec, imports: ImportRoot) -> WorkerSpec:
     return dataclasses.replace(spec, preprocess_fn=pre, postprocess_fn=post)
 
 
-def check_imports(spec: WorkerSpec) -> None:
+def check_imports(spec: WorkerSpec, model: Any) -> None:
     """Refuse to measure other code than this copy's side: a base copy must have imported
     the project from the base tree only, any copy its model's module from the caller's file."""
     if spec.imports is not None:
-        isolation.check(spec.imports, spec.model.module)
+        isolation.check(spec.imports, spec.model.module, model)
     else:
         isolation.check_origin(spec.model.module, spec.model.origin)
 

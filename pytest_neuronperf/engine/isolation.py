@@ -154,23 +154,42 @@ def problems(imports: ImportRoot) -> Iterator[tuple[str, str]]:
             yield name, where
 
 
-def check(imports: ImportRoot | None, model_module: str | None) -> None:
+def code_files(model: Any) -> Iterator[tuple[str, str]]:
+    """``(Class.method, file)`` for the functions of the model's class and its bases: a class
+    may run code from a module that never reached ``sys.modules`` (loaded by file path)."""
+    for cls in type(model).__mro__ if model is not None else ():
+        for attribute, value in vars(cls).items():
+            code = getattr(getattr(value, "__func__", value), "__code__", None)
+            filename = getattr(code, "co_filename", None)
+            if isinstance(filename, str) and os.path.isabs(filename):
+                yield f"{cls.__qualname__}.{attribute}", filename
+
+
+def check(imports: ImportRoot | None, model_module: str | None, model: Any = None) -> None:
     """Refuse, in one sentence, a base copy that loaded any of the project's code from
-    elsewhere than the base tree (the model's module named first)."""
+    elsewhere than the base tree (the model's module named first, then the model's code)."""
     if imports is None or imports.tree is None:
         return
-    found = dict(problems(imports))
+    found = {f"imported {name}": where for name, where in problems(imports)}
+    real = RealPaths()
+    for what, filename in code_files(model):
+        path = real(filename)
+        if (imports.repo is not None and within(path, imports.repo)
+                and not within(path, imports.tree)
+                and not any(within(path, r) for r in imports.foreign)):
+            found.setdefault(f"runs {what}", path)
     if not found:
         return
-    name = model_module if model_module in found else sorted(found)[0]
+    first = f"imported {model_module}"
+    what = first if first in found else sorted(found)[0]
     more = len(found) - 1
     raise Refused(
-        f"{REFUSAL} the base copy imported {name} from {found[name]} ({kind(found[name], imports)}"
-        f"), not from the base tree {imports.tree}"
-        + (f", and {more} more module(s) likewise" if more else "")
+        f"{REFUSAL} the base copy {what} from {found[what]} ({kind(found[what], imports)}), "
+        f"not from the base tree {imports.tree}"
+        + (f", and {more} more module(s) or function(s) likewise" if more else "")
         + "; it would measure that code instead of the revision's: import the project by its "
         "package name (an editable install, a src/ directory on sys.path or pytest's rootdir "
-        "all work) and not from a copy installed into site-packages or an absolute path")
+        "all work), not from a copy installed into site-packages or by an absolute path")
 
 
 def kind(path: str, imports: ImportRoot) -> str:
@@ -196,3 +215,9 @@ def check_origin(module: str | None, origin: str | None) -> None:
             f"{REFUSAL} the model's module {module} was imported from {found}, but the model "
             f"passed in comes from {expected}; the copy would measure other code than the one "
             f"passed: give each version of the model a module name of its own")
+
+
+def base_status(error: str) -> str:
+    """``refused`` for a base side this module refused (the gate fails the test: nothing
+    trustworthy was compared), ``error`` for a base that crashed or failed to load."""
+    return "refused" if REFUSAL in error else "error"

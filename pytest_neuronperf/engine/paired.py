@@ -27,7 +27,7 @@ from typing import Any, Protocol
 import numpy as np
 
 from pytest_neuronperf.devices.base import format_cores
-from pytest_neuronperf.engine import interference, messages
+from pytest_neuronperf.engine import interference, isolation, messages
 from pytest_neuronperf.engine import windows as stats
 from pytest_neuronperf.engine.grid import RunConfig
 from pytest_neuronperf.engine.processes import ModelProcess
@@ -391,8 +391,8 @@ def paired_report(
     paired: dict[str, Any] = {**header, "base_model": jobs["base"].model.filename,
                               "order": [pair[0] for pair in order]}
     if "base" in failures or not result.slices["base"]:
-        paired.update(base_status="error",
-                      base_error=failures.get("base", "the base side recorded no slice"))
+        error = failures.get("base", "the base side recorded no slice")
+        paired.update(base_status=isolation.base_status(error), base_error=error)
     else:
         base = side_summary(result.slices["base"], config.batch_size, result.warm.get("base"))
         base["metrics"].update(
