@@ -188,7 +188,7 @@ class BaseTree:
         """Refuse, before anything runs, a project this process imports from an installed
         copy (site-packages) or another checkout: neither side would measure the working tree.
         """
-        for name, base in self.tree_packages().items():
+        for name in self.tree_packages():
             module = sys.modules.get(name)
             where = module_file(module) if module is not None else None
             if where is None or self.inside(Path(os.path.realpath(where))) is not None:
