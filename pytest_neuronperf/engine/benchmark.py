@@ -21,7 +21,12 @@ from pytest_neuronperf.engine.model_ref import (
     describe_model,
     portable_function,
 )
-from pytest_neuronperf.engine.paired import PairedRequest, plan_base, run_paired_configuration
+from pytest_neuronperf.engine.paired import (
+    PairedRequest,
+    check_rounds,
+    plan_base,
+    run_paired_configuration,
+)
 from pytest_neuronperf.engine.processes import process_context
 from pytest_neuronperf.engine.progress import Estimate, Progress, ProgressCallback, log_progress
 from pytest_neuronperf.engine.runner import Job, base_report, error_report, run_configuration
@@ -130,6 +135,7 @@ def benchmark(
         )
     adapters = {**ADAPTERS, **(adapters or {})}
     rates = serving.check_settings(scenario, target_qps, p99_ms, max_queue_delay_ms)
+    serving.check_arrivals(rates, float(duration))
     server = None if rates is None else serving.ServerSettings(seed, max_queue_delay_ms, p99_ms)
     backend = get_backend(DEVICE_ALIASES.get(device_type, device_type), devices)
     usable = checked_cores(cores) if cores is not None else backend.cores()
@@ -146,6 +152,7 @@ def benchmark(
     plans = plan_sources(model, batch_sizes, pipeline_sizes, model_name, cast_modes,
                          dynamic_batch_size)
     if paired is not None:
+        check_paired(paired, rates, in_process, float(duration))
         paired = paired.with_seed()
         base_plan = plan_base(paired, batch_sizes, pipeline_sizes, model_name)
     check_framework(model, framework)
@@ -211,7 +218,7 @@ def benchmark(
                 else:
                     announce(Progress(planned.source.name, position, len(planned_jobs),
                                       config.label(), estimate.start(position)))
-                    if paired is not None:
+                    if paired is not None and config.target_qps is None:
                         base_source, base_failure = base_plan.source_for(config)
                         report = run_paired_configuration(
                             context, job, base_source, config, per_batch[config.batch_size],
@@ -223,6 +230,8 @@ def benchmark(
                     else:
                         report = run_configuration(context, job, config,
                                                    per_batch[config.batch_size])
+                    if paired is not None and config.target_qps is not None:
+                        report = not_paired(report, paired)
                     estimate.finish()
                 # an error has no timers; a server-scenario report carries its own (per query)
                 if return_timers and isinstance(report, dict) and report["status"] != "ok":
@@ -234,6 +243,39 @@ def benchmark(
         finally:
             shutil.rmtree(log_dir, ignore_errors=True)
     return reports
+
+
+SERVER_NOT_PAIRED = ("scenario='server' is measured on the head alone: paired mode compares "
+                     "closed-loop runs (each side's slices are closed-loop calls)")
+
+
+def check_paired(paired: PairedRequest, rates: list[float | str] | None, in_process: bool,
+                 duration: float) -> None:
+    """Refuse, before anything starts, what a paired run cannot measure: ``compare()`` of the
+    server scenario (``--neuronperf-against`` measures those configurations on the head alone),
+    copies in this process (both sides would share one import of the model), and more rounds
+    than the duration can hold."""
+    if rates is not None and paired.revision is None:
+        shown = rates[0] if len(rates) == 1 else rates
+        raise ValueError(
+            f"compare() measures closed-loop runs only: scenario='server' (target_qps="
+            f"{shown!r}) cannot be paired; compare the two models in the closed loop, or "
+            f"benchmark each one's server scenario on its own")
+    if in_process:
+        raise ValueError(
+            "paired runs need model processes: multiprocess=False would run both sides in this "
+            "process, where they share one import of the model; leave multiprocess at True")
+    if paired.rounds is not None:
+        check_rounds(paired.rounds, duration)
+
+
+def not_paired(report: Any, paired: PairedRequest) -> Any:
+    """A server-scenario report of a run against a revision: measured on the head alone (its
+    own engine: a rate sweep or the ``max`` search), with the reason it has no comparison."""
+    if isinstance(report, dict):
+        report["paired"] = {"revision": paired.revision, "base_status": "unpaired",
+                            "base_error": SERVER_NOT_PAIRED}
+    return report
 
 
 DEVICE_ALIASES = {"gpu": "cuda"}

@@ -434,6 +434,7 @@ def compare(
     if paired_rounds is not None:
         check_rounds(paired_rounds)
     tolerances = parse_tolerance(tolerance) if tolerance is not None else {}
+    paired_gate.effective_tolerance(tolerances)  # a metric it does not compare: refused now
     request = PairedRequest(base_model=base_model, rounds=paired_rounds, seed=seed)
     reports = benchmark(model, inputs, paired=request, **kwargs)
     for report, judgement in zip(reports, paired_gate.judge_family(reports, tolerances),
@@ -442,12 +443,27 @@ def compare(
     return reports
 
 
-def check_rounds(rounds: Any) -> int:
-    """``paired_rounds``: an integer of at least ``MIN_ROUNDS``."""
+def check_rounds(rounds: Any, duration: float | None = None) -> int:
+    """``paired_rounds``: an integer of at least ``MIN_ROUNDS``, and (given the duration per
+    side) at most as many as leave each slice twice the time its hand-over takes."""
     if isinstance(rounds, bool) or not isinstance(rounds, int) or rounds < MIN_ROUNDS:
         raise ValueError(f"paired_rounds must be an integer >= {MIN_ROUNDS} (fewer rounds can "
                          f"never be significant), got {rounds!r}")
+    if duration is None:
+        return rounds
+    most = max_rounds(duration)
+    if rounds > most:
+        raise ValueError(
+            f"paired_rounds={rounds} is too many for duration={duration:g} s per side: a slice "
+            f"would last {duration / rounds * 1e3:.3g} ms, shorter than twice the "
+            f"{SLICE_MARGIN_S * 1e3:g} ms each slice's start takes; use at most {most} rounds "
+            f"or a longer duration")
     return rounds
+
+
+def max_rounds(duration: float) -> int:
+    """The most rounds ``duration`` seconds per side can hold (slices of ``2 x SLICE_MARGIN_S``)."""
+    return int(duration / (2 * SLICE_MARGIN_S))
 
 
 # -- which base artifact serves which configuration ------------------------------------------

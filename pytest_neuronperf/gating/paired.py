@@ -119,7 +119,11 @@ def effective_tolerance(tolerance: Mapping[str, float] | None) -> dict[str, floa
     merged = dict(PAIRED_TOLERANCE)
     for metric, fraction in (tolerance or {}).items():
         if metric not in merged:
-            raise ValueError(f"paired tolerance names unknown metric {metric!r}.")
+            known = ", ".join(METRICS[m].aliases[0] for m in PAIRED_TOLERANCE)
+            raise ValueError(
+                f"{METRICS[metric].aliases[0] if metric in METRICS else metric!r} is not compared "
+                f"by the paired gate, which compares {known} (each slice measures only these): "
+                f"leave it out of the paired tolerance")
         merged[metric] = float(fraction)
     return merged
 
@@ -281,7 +285,8 @@ def no_base_verdict(paired: Mapping[str, Any]) -> Verdict:
     could not run (no revision: a broken reference must not turn the gate off) and when base
     isolation refused (``engine.isolation``: what would be compared is not the revision)."""
     status = paired.get("base_status")
-    if status == "refused" or (status != "absent" and not paired.get("revision")):
+    if status == "refused" or (status not in ("absent", "unpaired")
+                               and not paired.get("revision")):
         return Verdict.ERROR
     return Verdict.NEW
 
@@ -292,6 +297,8 @@ def no_base_note(paired: Mapping[str, Any]) -> str:
     at = f" at {revision}" if revision else ""
     if paired.get("base_status") == "absent":
         return f"the model does not exist{at}: {paired.get('base_error')}"
+    if paired.get("base_status") == "unpaired":
+        return f"not paired: {paired.get('base_error')}"
     if paired.get("base_status") == "refused":
         return f"the base side{at} was refused, so nothing was compared: {paired.get('base_error')}"
     reason = str(paired.get("base_error") or "no reason given").strip()
