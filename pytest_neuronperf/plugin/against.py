@@ -278,10 +278,36 @@ def resolve(rootdir: Path, revision: str) -> BaseTree:
             f"name a branch, tag or commit it has (in CI, fetch history first, e.g. "
             f"actions/checkout with fetch-depth: 0)")
     commit = found.stdout.strip()
-    tree = Path(rootdir) / CACHE_DIR / f"rev-{commit}"
+    tree = usable_cache(Path(rootdir), f"--neuronperf-against={revision}") / f"rev-{commit}"
     if not tree.is_dir():
-        materialise(repo, commit, tree)
+        try:
+            materialise(repo, commit, tree)
+        except OSError as exc:
+            raise RevisionError(
+                f"--neuronperf-against={revision}: cannot write the base tree to {tree} "
+                f"({type(exc).__name__}: {exc.strerror or exc}): make {tree.parent} a writable "
+                f"directory or remove it") from None
     return BaseTree(revision, commit, repo, tree)
+
+
+def usable_cache(rootdir: Path, who: str = "") -> Path:
+    """``<rootdir>/.neuronperf-cache`` if it is (or can become) a writable directory, else a
+    :class:`RevisionError` saying what is wrong with it (``who`` needs it: the option)."""
+    cache = rootdir / CACHE_DIR
+    who = f"{who}: " if who else ""
+    if cache.exists() and not cache.is_dir():
+        raise RevisionError(
+            f"{who}{cache} is a file, not a directory; pytest-neuronperf keeps base trees "
+            f"and compiled models there: remove or rename that file")
+    if cache.is_dir() and not os.access(cache, os.W_OK | os.X_OK):
+        raise RevisionError(
+            f"{who}{cache} is not writable; pytest-neuronperf keeps base trees and compiled "
+            f"models there: make it writable (chmod u+w) or remove it")
+    if not cache.exists() and not os.access(rootdir, os.W_OK | os.X_OK):
+        raise RevisionError(
+            f"{who}cannot create {cache} (the rootdir {rootdir} is not writable); "
+            f"pytest-neuronperf keeps base trees and compiled models there")
+    return cache
 
 
 def materialise(repo: Path, commit: str, destination: Path) -> None:

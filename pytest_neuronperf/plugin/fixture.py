@@ -102,6 +102,7 @@ class NeuronperfFixture:
         from pytest_neuronperf.compiling.cache import input_signature, safe_name
         from pytest_neuronperf.compiling.request import compile as compile_model
         from pytest_neuronperf.engine.model_ref import describe_model
+        from pytest_neuronperf.plugin.against import usable_cache
 
         backend = self._session.backend(settings.device)
         # one index per model, inputs and compile request (and per xdist worker): tests or
@@ -122,7 +123,8 @@ class NeuronperfFixture:
             model, inputs, batch_sizes=settings.batch_sizes,
             pipeline_sizes=settings.pipeline_sizes, compiler=settings.compiler,
             compiler_args=settings.compiler_args, device_type=backend.name,
-            models_dir=str(self._config.rootpath / ".neuronperf-cache"), verbosity=0,
+            models_dir=str(usable_cache(self._config.rootpath)),
+            verbosity=0,
             framework=framework, filename=filename, cast_modes=settings.cast_modes,
         )
 
