@@ -9,8 +9,10 @@ measured on exactly the outputs it produced while being timed.
 Outputs are read as NumPy: a tuple's first element, a dict's ``logits`` (or first value).
 Classification metrics take the class as the arg-max over the last axis when the output has one
 more dimension than the target, ``output > 0.5`` for a same-shaped float output, else the output
-itself. ``precision``, ``recall``, ``specificity`` and ``f1`` are for class 1 when every label is
-0 or 1, and macro-averaged over the classes seen otherwise.
+itself. One-hot targets (shaped like the output, one 1 per sample) are class indices: target
+and output are both read by arg-max, so accuracy is per sample, not per element.
+``precision``, ``recall``, ``specificity`` and ``f1`` are for class 1 when every label is 0 or
+1, and macro-averaged over the classes seen otherwise.
 """
 
 from __future__ import annotations
@@ -50,6 +52,13 @@ def predicted_classes(output: Any, target: np.ndarray) -> np.ndarray:
     return out
 
 
+def one_hot(target: np.ndarray, output: np.ndarray) -> bool:
+    """True for one-hot class targets: shaped like the output, more than one class, every
+    value 0 or 1 and exactly one 1 per sample (then both are read by arg-max)."""
+    return bool(target.ndim >= 2 and target.shape == output.shape and target.shape[-1] > 1
+                and np.isin(target, (0, 1)).all() and (target.sum(axis=-1) == 1).all())
+
+
 class EvalMetric:
     """A metric's running state in one copy: ``update`` per call, ``state`` to the parent."""
 
@@ -77,8 +86,11 @@ class Confusion(EvalMetric):
         self.counts: dict[tuple[int, int], int] = {}
 
     def update(self, output: Any, target: Any) -> None:
-        truth = to_array(target).astype(np.int64).reshape(-1)
-        guess = predicted_classes(output, to_array(target)).astype(np.int64).reshape(-1)
+        labels, out = to_array(target), to_array(output)
+        if one_hot(labels, out):  # per sample, by class index: not per element
+            labels, out = labels.argmax(axis=-1), out.argmax(axis=-1)
+        truth = labels.astype(np.int64).reshape(-1)
+        guess = predicted_classes(out, labels).astype(np.int64).reshape(-1)
         if truth.shape != guess.shape:
             raise ValueError(
                 f"{self.name}: {guess.size} predictions for {truth.size} targets; check "
@@ -340,14 +352,37 @@ def evaluate(
 ) -> list[dict[str, Any]]:
     """Run ``dataset`` once through one copy of ``model`` and report ``metrics`` on its outputs.
 
-    ``dataset`` is a torch ``Dataset`` or any iterable of ``(*inputs, target)`` samples (the
-    target in column ``eval_target_col``). Other keywords go to ``benchmark`` (e.g.
+    ``dataset`` is a torch ``Dataset``, any iterable of ``(*inputs, target)`` samples (the
+    target in column ``eval_target_col``), or a tuple of equally long arrays ``(X, Y)`` (its
+    columns). Other keywords go to ``benchmark`` (e.g.
     ``batch_sizes``, ``cast_modes``, ``preprocess_fn``, ``postprocess_fn``, ``framework``).
     """
     from pytest_neuronperf.engine.benchmark import benchmark
 
+    dataset = labelled_data(dataset)
     settings: dict[str, Any] = {"n_models": 1, "workers_per_model": 1, "duration": 0,
                                 "loop_dataset": False}
     settings.update(kwargs)
     return benchmark(model, dataset, eval_metrics=metrics, eval_target_col=eval_target_col,
                      **settings)
+
+
+def labelled_data(dataset: Any) -> Any:
+    """``evaluate``'s data as samples: a tuple of equally long arrays ``(X, Y)`` is read as
+    columns; anything else that is not a dataset is refused in one sentence."""
+    from pytest_neuronperf.engine.datasets import is_dataset
+    from pytest_neuronperf.frameworks.base import leading_dim
+
+    if isinstance(dataset, tuple) and len(dataset) >= 2:
+        lengths = {leading_dim(column) for column in dataset}
+        if len(lengths) == 1 and None not in lengths:
+            return list(zip(*dataset, strict=True))
+        raise ValueError(
+            f"evaluate: dataset is a tuple of {len(dataset)} items, read as columns (inputs..., "
+            f"targets), but their lengths differ ({sorted(map(str, lengths))}): pass arrays "
+            f"with one row per sample each")
+    if is_dataset(dataset) or isinstance(dataset, list):
+        return dataset
+    raise ValueError(
+        f"evaluate needs labelled data, got a {type(dataset).__name__}: pass a torch Dataset, "
+        f"an iterable of (*inputs, target) samples, or a tuple of equally long arrays (X, Y)")
