@@ -113,10 +113,11 @@ class BaseTree:
                 for name, fn in (("preprocess_fn", preprocess_fn),
                                  ("postprocess_fn", postprocess_fn))}
         self.refuse_installed_copies()
+        foreign = self.foreign(sys.path)
         imports = ImportRoot(self.sys_path(sys.path), refs["preprocess_fn"],
                              refs["postprocess_fn"], tree=os.path.realpath(self.tree),
-                             repo=str(self.repo), foreign=self.foreign(sys.path),
-                             packages=self.packages())
+                             repo=str(self.repo), foreign=foreign,
+                             packages=self.packages(foreign))
         base_model = model
         if isinstance(model, str | os.PathLike):
             base_model = str(self.mapped(Path(model)))
@@ -132,27 +133,27 @@ class BaseTree:
                              and self.mapped(Path(entry or os.getcwd())) == Path(
                                  entry or os.getcwd())}))
 
-    def working_file(self, path: str) -> Path | None:
+    def working_file(self, path: str, foreign: Sequence[str]) -> Path | None:
         """``path`` relative to the working tree when it is the project's code there (not the
-        cache of base trees, not an untracked place such as a virtualenv), else None."""
+        cache of base trees, not one of the ``foreign`` places such as a virtualenv)."""
         real = os.path.realpath(path)
         relative = self.inside(Path(real))
         if relative is None or within(real, os.path.realpath(self.tree.parent)):
             return None
-        if any(within(real, root) for root in self.foreign(sys.path)):
+        if any(within(real, root) for root in foreign):
             return None
         return relative
 
-    def packages(self) -> tuple[tuple[str, str | None], ...]:
+    def packages(self, foreign: Sequence[str]) -> tuple[tuple[str, str | None], ...]:
         """The project's top-level packages and modules, each with its place in the base tree
         (None where the revision lacks it): what the base copies' finder maps
         (``engine.isolation``). A name counts when the head imports it from the working tree
         (however: a ``sys.path`` entry, an editable finder, a ``.pth`` entry) or when the
         revision has it as a top-level package (at the root or under ``src/``)."""
         mapping: dict[str, str | None] = dict(self.tree_packages())
-        for name in sorted(self.candidate_names() | set(mapping)):
+        for name in sorted(self.candidate_names(foreign) | set(mapping)):
             where = head_location(name)
-            relative = self.working_file(where) if where else None
+            relative = self.working_file(where, foreign) if where else None
             if relative is not None:
                 base = self.tree / relative
                 mapping[name] = str(base) if base.exists() else None
@@ -174,12 +175,12 @@ class BaseTree:
                     found[name] = str(entry)
         return found
 
-    def candidate_names(self) -> set[str]:
+    def candidate_names(self, foreign: Sequence[str]) -> set[str]:
         """Top-level names of the modules this process imported from the working tree."""
         names = set()
         for name, module in list(sys.modules.items()):
             location = module_file(module) if module is not None else None
-            if location and self.working_file(location) is not None:
+            if location and self.working_file(location, foreign) is not None:
                 names.add(name.partition(".")[0])
         names.discard(HARNESS)
         return names
