@@ -103,15 +103,11 @@ def install(imports: ImportRoot) -> None:
         return
     sys.meta_path[:] = [f for f in sys.meta_path if not isinstance(f, BaseTreeFinder)]
     sys.meta_path.insert(0, BaseTreeFinder(imports.packages, imports.tree))
-    for name in [n for n, m in sys.modules.items() if stale(n, m, imports)]:
+    # the project's modules imported before now (the model's own module may be here already,
+    # unpickled with a function the copy received) would shadow the base tree's
+    for name, _ in list(problems(imports)):
         del sys.modules[name]
     importlib.invalidate_caches()
-
-
-def stale(name: str, module: ModuleType, imports: ImportRoot) -> bool:
-    """True for a module of the project this process imported before :func:`install` (the
-    model's own module may already be here, unpickled with a function the copy received)."""
-    return misplaced(name, module, imports, RealPaths()) is not None
 
 
 class RealPaths:
