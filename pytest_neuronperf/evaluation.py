@@ -1,4 +1,4 @@
-"""Accuracy metrics on a model's outputs: ``evaluate``, ``list_metrics`` and ``eval_metrics=``.
+"""Accuracy metrics on a model's outputs (``evaluate``, ``list_metrics`` and ``eval_metrics=``).
 
 Each model copy keeps one :class:`EvalMetric` per requested metric and updates it with every
 measured call's (post-processed) outputs and the batch's targets; the copy sends the metric's
@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import math
 import re
+import threading
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -321,8 +322,6 @@ class Evaluator:
     """One copy's metrics; thread-safe updates from the driver threads."""
 
     def __init__(self, names: Sequence[str]) -> None:
-        import threading
-
         self.names = tuple(names)
         self._lock = threading.Lock()
         self.reset()
@@ -341,48 +340,3 @@ class Evaluator:
         """Metric name -> its state."""
         with self._lock:
             return {name: m.state() for name, m in zip(self.names, self._metrics, strict=True)}
-
-
-def evaluate(
-    model: Any,
-    dataset: Any,
-    metrics: str | Iterable[str] = "accuracy",
-    eval_target_col: int = -1,
-    **kwargs: Any,
-) -> list[dict[str, Any]]:
-    """Run ``dataset`` once through one copy of ``model`` and report ``metrics`` on its outputs.
-
-    ``dataset`` is a torch ``Dataset``, any iterable of ``(*inputs, target)`` samples (the
-    target in column ``eval_target_col``), or a tuple of equally long arrays ``(X, Y)`` (its
-    columns). Other keywords go to ``benchmark`` (e.g.
-    ``batch_sizes``, ``cast_modes``, ``preprocess_fn``, ``postprocess_fn``, ``framework``).
-    """
-    from pytest_neuronperf.engine.benchmark import benchmark
-
-    dataset = labelled_data(dataset)
-    settings: dict[str, Any] = {"n_models": 1, "workers_per_model": 1, "duration": 0,
-                                "loop_dataset": False}
-    settings.update(kwargs)
-    return benchmark(model, dataset, eval_metrics=metrics, eval_target_col=eval_target_col,
-                     **settings)
-
-
-def labelled_data(dataset: Any) -> Any:
-    """``evaluate``'s data as samples: a tuple of equally long arrays ``(X, Y)`` is read as
-    columns; anything else that is not a dataset is refused in one sentence."""
-    from pytest_neuronperf.engine.datasets import is_dataset
-    from pytest_neuronperf.frameworks.base import leading_dim
-
-    if isinstance(dataset, tuple) and len(dataset) >= 2:
-        lengths = {leading_dim(column) for column in dataset}
-        if len(lengths) == 1 and None not in lengths:
-            return list(zip(*dataset, strict=True))
-        raise ValueError(
-            f"evaluate: dataset is a tuple of {len(dataset)} items, read as columns (inputs..., "
-            f"targets), but their lengths differ ({sorted(map(str, lengths))}): pass arrays "
-            f"with one row per sample each")
-    if is_dataset(dataset) or isinstance(dataset, list):
-        return dataset
-    raise ValueError(
-        f"evaluate needs labelled data, got a {type(dataset).__name__}: pass a torch Dataset, "
-        f"an iterable of (*inputs, target) samples, or a tuple of equally long arrays (X, Y)")

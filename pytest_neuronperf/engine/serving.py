@@ -16,7 +16,8 @@ from typing import Any
 import numpy as np
 
 from pytest_neuronperf.engine import windows as stats
-from pytest_neuronperf.engine.specs import ServerSpec
+from pytest_neuronperf.engine.limits import format_bytes, memory_budget
+from pytest_neuronperf.protocol.specs import ServerSpec
 
 SCENARIOS = ("closed", "server")
 DEFAULT_SEED = 0
@@ -100,8 +101,6 @@ def check_arrivals(rates: list[float | str] | None, duration: float) -> None:
     """Refuse a fixed rate whose pre-generated arrivals would not fit the memory budget
     (``engine.limits``): the copies generate every arrival of the window and the drain up
     front (together, ``target_qps`` per second whatever ``n_models`` is)."""
-    from pytest_neuronperf.engine.limits import format_bytes, memory_budget
-
     fixed = [rate for rate in rates or () if isinstance(rate, float)]
     if not fixed:
         return

@@ -283,7 +283,7 @@ def no_base_verdict(paired: Mapping[str, Any]) -> Verdict:
     """NEW when a revision has no usable base (``--neuronperf-against``: the model is absent
     there, or that old code fails to run); ERROR when ``compare()``'s explicitly given base
     could not run (no revision: a broken reference must not turn the gate off) and when base
-    isolation refused (``engine.isolation``: what would be compared is not the revision)."""
+    isolation refused (``child.isolation``: what would be compared is not the revision)."""
     status = paired.get("base_status")
     if status == "refused" or (status not in ("absent", "unpaired")
                                and not paired.get("revision")):

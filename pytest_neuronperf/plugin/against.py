@@ -29,10 +29,10 @@ from typing import Any
 
 import pytest
 
-from pytest_neuronperf.engine.isolation import HARNESS, module_file, within
+from pytest_neuronperf.child.isolation import HARNESS, module_file, within
 from pytest_neuronperf.engine.model_ref import importable_name
 from pytest_neuronperf.engine.paired import PairedRequest
-from pytest_neuronperf.engine.specs import ImportRoot
+from pytest_neuronperf.protocol.specs import ImportRoot
 
 CACHE_DIR = ".neuronperf-cache"
 GIT_TIMEOUT_S = 300
@@ -147,7 +147,7 @@ class BaseTree:
     def packages(self, foreign: Sequence[str]) -> tuple[tuple[str, str | None], ...]:
         """The project's top-level packages and modules, each with its place in the base tree
         (None where the revision lacks it): what the base copies' finder maps
-        (``engine.isolation``). A name counts when the head imports it from the working tree
+        (``child.isolation``). A name counts when the head imports it from the working tree
         (however: a ``sys.path`` entry, an editable finder, a ``.pth`` entry) or when the
         revision has it as a top-level package (at the root or under ``src/``)."""
         mapping: dict[str, str | None] = dict(self.tree_packages())

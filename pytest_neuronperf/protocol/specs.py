@@ -9,6 +9,10 @@ from typing import Any, Literal
 from pytest_neuronperf.devices.base import Placement
 
 
+class ModelReferenceError(ValueError):
+    """The model (or a pre/post-processing function) cannot be sent to a worker process."""
+
+
 @dataclass(frozen=True)
 class ModelSource:
     """How a worker obtains the model: import it by name, or load an artifact from a path."""
@@ -26,7 +30,7 @@ class ModelSource:
     ``torch.save``/``keras``/``pickle`` for a model instance the parent saved (``instances``)."""
     origin: str | None = None
     """The file of the module the caller's class or factory came from: a copy that imports
-    another file under that module name refuses to measure (``engine.isolation``)."""
+    another file under that module name refuses to measure (``child.isolation``)."""
 
 
 @dataclass(frozen=True)
@@ -93,7 +97,7 @@ class ImportRoot:
     packages: tuple[tuple[str, str | None], ...] = ()
     """The project's top-level packages and modules, each with its place in ``tree`` (its
     ``__init__.py`` or module file; None when the revision does not have it): a finder first on
-    ``sys.meta_path`` imports them from there (``engine.isolation``)."""
+    ``sys.meta_path`` imports them from there (``child.isolation``)."""
 
 
 @dataclass(frozen=True)

@@ -1,7 +1,7 @@
 """Base isolation: a base copy imports the base tree, never the working tree (child side).
 
 A paired run against a git revision (``plugin.against``) gives each base copy an
-:class:`~pytest_neuronperf.engine.specs.ImportRoot`: its ``sys.path`` mapped into the
+:class:`~pytest_neuronperf.protocol.specs.ImportRoot`: its ``sys.path`` mapped into the
 revision's tree, and the project's top-level packages with where they are in that tree. A
 ``sys.path`` alone is not enough: an editable install (``pip install -e .``) puts a finder on
 ``sys.meta_path`` (setuptools' for a flat layout, ``editables`` for hatch and pdm) that hands
@@ -28,7 +28,7 @@ from collections.abc import Iterator, Sequence
 from types import ModuleType
 from typing import Any
 
-from pytest_neuronperf.engine.specs import ImportRoot
+from pytest_neuronperf.protocol.specs import ImportRoot
 
 HARNESS = "pytest_neuronperf"
 """The plugin itself: it runs as installed on both sides (the measuring harness, not the code
