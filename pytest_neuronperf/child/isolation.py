@@ -123,8 +123,10 @@ class RealPaths:
         return os.path.join(self._dirs[directory], name)
 
 
-def misplaced(name: str, module: Any, imports: ImportRoot, real: RealPaths) -> str | None:
-    """Where ``module`` came from when that is not allowed in a base copy, else None."""
+def misplaced(name: str, module: Any, imports: ImportRoot, real: RealPaths,
+              project: frozenset[str]) -> str | None:
+    """Where ``module`` came from when that is not allowed in a base copy, else None
+    (``project``: the project's top-level names)."""
     top = name.partition(".")[0]
     if top == HARNESS or imports.tree is None or imports.repo is None:
         return None
@@ -134,7 +136,7 @@ def misplaced(name: str, module: Any, imports: ImportRoot, real: RealPaths) -> s
     path = real(location)
     if within(path, imports.tree):
         return None
-    if top in dict(imports.packages):
+    if top in project:
         return path
     if within(path, imports.repo) and not any(within(path, r) for r in imports.foreign):
         return path
@@ -144,8 +146,9 @@ def misplaced(name: str, module: Any, imports: ImportRoot, real: RealPaths) -> s
 def problems(imports: ImportRoot) -> Iterator[tuple[str, str]]:
     """``(module, file)`` for every loaded module a base copy must not have."""
     real = RealPaths()
+    project = frozenset(name for name, _ in imports.packages)
     for name, module in list(sys.modules.items()):
-        where = misplaced(name, module, imports, real)
+        where = misplaced(name, module, imports, real, project)
         if where is not None:
             yield name, where
 
