@@ -14,7 +14,8 @@ the summary table and each failing configuration's evidence, and exits
 - 2: bad input or nothing comparable, with one sentence on stderr naming the file: a file that
   is missing, not UTF-8, not JSON (or nested too deep), not a report file, a report whose
   metrics or windows are not numbers or that carries no gated metric at all ("lost every
-  metric"), or two files with no configuration in common (nothing was compared).
+  metric"), a new file with no reports, or two files with no configuration in common (nothing
+  was compared).
 """
 
 from __future__ import annotations
@@ -144,7 +145,9 @@ def compare(old_path: Path, new_path: Path, tolerance: str | None, html: Path | 
         raise BadInput(f"--tolerance: {exc}") from None
     old, new = read(old_path), read(new_path)
     reference = {identity(r): r for r in old if r.get("status", "ok") == "ok"}
-    if new and not any(identity(r) in reference for r in new):
+    if not new:
+        raise BadInput(f"{new_path} has no reports, so nothing was compared")
+    if not any(identity(r) in reference for r in new):
         raise BadInput(f"no configuration of {new_path} is measured in {old_path} (other tests "
                        f"or configurations, or every old one failed), so nothing was compared: "
                        f"compare reports of the same tests")

@@ -208,6 +208,7 @@ def write(path: Path, reports: list[dict[str, Any]]) -> Path:
     ("binary junk", "is not a text file (byte 0 is not UTF-8)"),
     ("every metric lost", "carries none of the gated metrics"),
     ("nothing in common", "so nothing was compared"),
+    ("no reports", "has no reports, so nothing was compared"),
 ])
 def test_compare_command_exits_2_on_bad_or_incomparable_input(
         tmp_path: Path, capsys: pytest.CaptureFixture[str], damage: str, says: str) -> None:
@@ -224,6 +225,8 @@ def test_compare_command_exits_2_on_bad_or_incomparable_input(
     elif damage == "every metric lost":
         write(new, [{k: v for k, v in report().items()
                      if k not in ("throughput_avg", "latency_ms_p50", "latency_ms_p99")}])
+    elif damage == "no reports":
+        write(new, [])
     else:
         write(new, [report(test="test_other.py::test_other")])
     assert cli(["compare", str(old), str(new)]) == 2
