@@ -6,9 +6,16 @@ or show one.
 
 ``compare`` judges every configuration of NEW against the same test and configuration in OLD
 with the plugin's own gate (``gating.verdicts.gate_report``, then ``plugin.outcome.decide``), prints
-the summary table and each failing configuration's evidence, and exits 1 when a configuration
-fails (REGRESSED or ERROR; NEW and INCONCLUSIVE too with ``--strict``; report files carry no
-budgets), 0 otherwise, 2 on bad input (one sentence on stderr).
+the summary table and each failing configuration's evidence, and exits
+
+- 0: nothing failed (PASS, IMPROVED; NEW and INCONCLUSIVE unless ``--strict``);
+- 1: a configuration failed (REGRESSED or ERROR; NEW and INCONCLUSIVE too with ``--strict``;
+  report files carry no budgets);
+- 2: bad input or nothing comparable, with one sentence on stderr naming the file: a file that
+  is missing, not UTF-8, not JSON (or nested too deep), not a report file, a report whose
+  metrics or windows are not numbers or that carries no gated metric at all ("lost every
+  metric"), a new file with no reports, or two files with no configuration in common (nothing
+  was compared).
 """
 
 from __future__ import annotations
@@ -16,18 +23,19 @@ from __future__ import annotations
 import argparse
 import importlib.util
 import sys
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 from pytest_neuronperf.gating.verdicts import entry_from_report, gate_report, parse_tolerance
+from pytest_neuronperf.metrics import METRICS
 from pytest_neuronperf.plugin.options import RunOptions
 from pytest_neuronperf.plugin.outcome import decide, failure_message
 from pytest_neuronperf.plugin.session import duration_notes
 from pytest_neuronperf.reporting.files import get_reports
 from pytest_neuronperf.reporting.html import write_html
 from pytest_neuronperf.reporting.tables import format_summary
-from pytest_neuronperf.reports import config_key, config_label
+from pytest_neuronperf.reports import Report, config_key, config_label
 
 EXIT_OK, EXIT_REGRESSED, EXIT_BAD_INPUT = 0, 1, 2
 
@@ -74,7 +82,7 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def read(path: Path) -> list[dict[str, Any]]:
+def read(path: Path) -> list[Report]:
     """The reports of a file, or BadInput naming it."""
     if not path.is_file():
         raise BadInput(f"{path} does not exist or is not a file")
@@ -91,10 +99,39 @@ def read(path: Path) -> list[dict[str, Any]]:
             if missing:
                 raise BadInput(f"{path}: report {position} has no {', '.join(missing)}; it is "
                                f"not a pytest-neuronperf report")
+            check_figures(path, position, report)
     return reports
 
 
-def identity(report: dict[str, Any]) -> tuple[str, str]:
+def is_number(value: Any) -> bool:
+    """True for a real number (a JSON int or float, not a bool)."""
+    return isinstance(value, int | float) and not isinstance(value, bool)
+
+
+def check_figures(path: Path, position: int, report: Mapping[str, Any]) -> None:
+    """A measured report's gated metrics and windows are numbers (or null), and it has at
+    least one gated metric; else BadInput naming the file, report and key."""
+    where = f"{path}: report {position} ({report.get('test') or '?'} {config_label(report)})"
+    present = [m.report_key for m in METRICS.values() if report.get(m.report_key) is not None]
+    if not present:
+        raise BadInput(f"{where} is measured (status ok) but carries none of the gated metrics "
+                       f"({', '.join(m.report_key for m in METRICS.values())}): nothing to "
+                       f"compare")
+    for key in present:
+        if not is_number(report[key]):
+            raise BadInput(f"{where}: {key} is {report[key]!r}, not a number")
+    windows = report.get("windows")
+    if windows is None:
+        return
+    if not isinstance(windows, dict):
+        raise BadInput(f"{where}: windows is a {type(windows).__name__}, not an object of "
+                       f"per-window series")
+    for name, series in windows.items():
+        if not isinstance(series, list) or not all(v is None or is_number(v) for v in series):
+            raise BadInput(f"{where}: windows[{name!r}] is not a list of numbers")
+
+
+def identity(report: Mapping[str, Any]) -> tuple[str, str]:
     """(test, configuration key) that matches a report across files."""
     return (str(report.get("test") or report.get("model_name") or "?"), config_key(report))
 
@@ -108,10 +145,16 @@ def compare(old_path: Path, new_path: Path, tolerance: str | None, html: Path | 
         raise BadInput(f"--tolerance: {exc}") from None
     old, new = read(old_path), read(new_path)
     reference = {identity(r): r for r in old if r.get("status", "ok") == "ok"}
+    if not new:
+        raise BadInput(f"{new_path} has no reports, so nothing was compared")
+    if not any(identity(r) in reference for r in new):
+        raise BadInput(f"no configuration of {new_path} is measured in {old_path} (other tests "
+                       f"or configurations, or every old one failed), so nothing was compared: "
+                       f"compare reports of the same tests")
     options = RunOptions(tolerance=tolerances, strict=strict)
     judged, outcomes = [], []
     for report in new:
-        report = dict(report)
+        report = report.copy()
         base = reference.get(identity(report))
         entry = entry_from_report(base) if base is not None else None
         judgement = gate_report(report, entry, tolerances, {}, strict)
@@ -130,7 +173,8 @@ def compare(old_path: Path, new_path: Path, tolerance: str | None, html: Path | 
     return EXIT_OK
 
 
-def unmatched_notes(old: list[dict[str, Any]], new: list[dict[str, Any]]) -> list[str]:
+def unmatched_notes(old: Sequence[Mapping[str, Any]],
+                    new: Sequence[Mapping[str, Any]]) -> list[str]:
     """Configurations of OLD that NEW does not have."""
     measured = {identity(r) for r in new}
     gone = [f"{test} {config_label(r)}" for r in old
@@ -150,7 +194,7 @@ def show(path: Path, html: Path | None) -> int:
     return EXIT_OK
 
 
-def print_summary(reports: list[dict[str, Any]], notes: list[str]) -> None:
+def print_summary(reports: Sequence[Mapping[str, Any]], notes: list[str]) -> None:
     """The plugin's summary table, verdict counts and notes."""
     for line in format_summary(reports):
         print(line)
@@ -163,7 +207,8 @@ def print_summary(reports: list[dict[str, Any]], notes: list[str]) -> None:
         print(note)
 
 
-def write_page(reports: list[dict[str, Any]], path: Path, notes: list[str], title: str) -> None:
+def write_page(reports: Sequence[Mapping[str, Any]], path: Path, notes: list[str],
+               title: str) -> None:
     """The HTML report, or BadInput when it cannot be written."""
     if importlib.util.find_spec("matplotlib") is None:
         raise BadInput("--html needs matplotlib: pip install 'pytest-neuronperf[html]'")

@@ -29,10 +29,11 @@ import traceback
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from multiprocessing.context import BaseContext
-from typing import Any, Protocol, TypeVar
+from typing import Any, Protocol, TypedDict, TypeVar, cast
 
 import numpy as np
 
+from pytest_neuronperf.child import isolation
 from pytest_neuronperf.devices.base import format_cores
 from pytest_neuronperf.engine import interference
 from pytest_neuronperf.engine import windows as stats
@@ -51,6 +52,7 @@ from pytest_neuronperf.engine.runner import (
 from pytest_neuronperf.engine.supervise import Deadline
 from pytest_neuronperf.protocol import messages
 from pytest_neuronperf.protocol.specs import ImportRoot, ModelSource
+from pytest_neuronperf.reports import Interference, Launch, Paired, Report, SideMetrics
 
 SIDES = ("base", "head")
 SLICE_S = 0.1
@@ -59,7 +61,6 @@ CALLS_PER_SLICE = 5
 DEFAULT_ROUNDS = 3
 """Rounds per launch pair (``benchmarks/variance_levels.py``: the launch level dominates)."""
 MIN_ROUNDS = 2
-MAX_ROUNDS = 1000
 MIN_PAIRS = 3
 """At least this many launch pairs per configuration (two pairs give one degree of freedom)."""
 MAX_PAIRS = 40
@@ -280,19 +281,27 @@ def cpu_series(records: list[SliceRecord], warm: SliceRecord | None) -> list[flo
     return used
 
 
+class SideSummary(TypedDict):
+    """One side's whole-run figures, its per-slice series and CPU seconds per slice."""
+
+    metrics: SideMetrics
+    series: dict[str, list[float]]
+    cpu_s: list[float]
+
+
 def side_summary(records: list[SliceRecord], batch_size: int,
-                 warm: SliceRecord | None = None) -> dict[str, Any]:
+                 warm: SliceRecord | None = None) -> SideSummary:
     """One side's whole-run figures (NeuronPerf's keys) and its per-slice series."""
     figures = [slice_figures(r, batch_size) for r in records]
     lats = np.concatenate([x for r in records for t in r.timings for x in t.latency_ns]
                           or [np.empty(0, np.int64)])
     throughput = [f["throughput"] for f in figures]
-    metrics: dict[str, Any] = {
+    metrics = cast(SideMetrics, {
         "total_infs": int(sum(f["calls"] for f in figures)) * batch_size,
         "throughput_avg": float(np.mean(throughput)) if throughput else math.nan,
         "throughput_peak": float(np.max(throughput)) if throughput else math.nan,
         **stats.latency_summary(lats),
-    }
+    })
     series = {name: [f[name] for f in figures] for name in SLICE_SERIES}
     cpu = cpu_series(records, warm) if records else []
     return {"metrics": metrics, "series": series, "cpu_s": cpu}
@@ -365,11 +374,11 @@ class LaunchPair:
     round_order: list[tuple[str, str]]
     ready: dict[str, list[messages.Ready]]
     result: ScheduleResult
-    interference: dict[str, Any] | None
+    interference: Interference | None
     wall_s: float
     cores: list[str]
 
-    def entry(self, batch_size: int) -> dict[str, Any]:
+    def entry(self, batch_size: int) -> Launch:
         """The pair as the report's ``paired.launches`` records it."""
         sides = {name: side_summary(self.result.slices[name], batch_size,
                                     self.result.warm.get(name))
@@ -400,7 +409,7 @@ def run_paired_configuration(
     request: PairedRequest,
     base_failure: str | None = None,
     configurations: int = 1,
-) -> dict[str, Any]:
+) -> Report:
     """Measure one configuration paired (one of ``configurations`` of the call, the stopping
     rule's family); never raises for a model's fault.
 
@@ -409,7 +418,7 @@ def run_paired_configuration(
     """
     assert request.seed is not None
     rounds = request.rounds or DEFAULT_ROUNDS
-    header = {"revision": request.revision, "rounds": rounds, "seed": request.seed}
+    header: Paired = {"revision": request.revision, "rounds": rounds, "seed": request.seed}
     if base_source is None:
         report = run_configuration(context, head_job, config, inputs)
         status = "absent" if request.absent else "error"
@@ -437,8 +446,8 @@ def measure_paired(
     inputs: Any,
     rule: StopRule | None,
     rounds: int,
-    header: dict[str, Any],
-) -> dict[str, Any]:
+    header: Paired,
+) -> Report:
     """Launch pairs until ``rule`` stops them (or the base fails, or the planned pairs ran
     without a rule); the head's report."""
     salt = (config.batch_size, config.n_models, config.workers_per_model, config.pipeline_size)
@@ -536,10 +545,10 @@ def paired_report(
     jobs: dict[str, Job],
     config: RunConfig,
     pairs: list[LaunchPair],
-    header: dict[str, Any],
+    header: Paired,
     stop: Stop,
     base_error: str | None,
-) -> dict[str, Any]:
+) -> Report:
     """The head's report (its slices, all pairs', are its windows) with the base side and
     every launch pair under ``paired``."""
     head_job = jobs["head"]
@@ -549,36 +558,39 @@ def paired_report(
         raise ConfigurationFailed(
             f"no call finished within the {header['slice_s']:.3g} s slices: one inference takes "
             f"longer than a slice; raise duration or lower paired_rounds")
-    report = base_report(head_job, config)
-    report.update(
+    report: Report = {
+        **base_report(head_job, config),
         **head["metrics"],
-        load_avg_ms=_mean([r.load_ms for p in pairs for r in p.ready["head"]]),
-        warmup_avg_ms=_mean([r.warmup_ms for p in pairs for r in p.ready["head"]]),
-        status="ok", error=None, cores=pairs[0].cores, windows=head["series"],
-        launch_windows=[len(p.result.slices["head"]) for p in pairs],
-        interference=mean_interference([p.interference for p in pairs]),
-    )
+        "load_avg_ms": _mean([r.load_ms for p in pairs for r in p.ready["head"]]),
+        "warmup_avg_ms": _mean([r.warmup_ms for p in pairs for r in p.ready["head"]]),
+        "status": "ok", "error": None, "cores": pairs[0].cores, "windows": head["series"],
+        "launch_windows": [len(p.result.slices["head"]) for p in pairs],
+        "interference": mean_interference([p.interference for p in pairs]),
+    }
     complete = [p for p in pairs if p.result.slices["base"]] if base_error is None else []
-    paired: dict[str, Any] = {
+    paired: Paired = {
         **header, "base_model": jobs["base"].model.filename, "pairs": len(complete),
         "stop": {"code": stop.code, "reason": stop.reason},
         "launches": [p.entry(config.batch_size) for p in complete],
         "wall_s": round(sum(p.wall_s for p in pairs), 3),
     }
     if base_error is not None:
-        paired.update(base_status="error", base_error=base_error)
+        paired["base_status"] = isolation.base_status(base_error)
+        paired["base_error"] = base_error
     else:
         base = side_summary([r for p in complete for r in p.result.slices["base"]],
                             config.batch_size)
-        base["metrics"].update(
-            load_avg_ms=_mean([r.load_ms for p in complete for r in p.ready["base"]]),
-            warmup_avg_ms=_mean([r.warmup_ms for p in complete for r in p.ready["base"]]))
-        paired.update(base_status="ok", base=base["metrics"])
+        base["metrics"]["load_avg_ms"] = _mean([r.load_ms for p in complete
+                                                for r in p.ready["base"]])
+        base["metrics"]["warmup_avg_ms"] = _mean([r.warmup_ms for p in complete
+                                                  for r in p.ready["base"]])
+        paired["base_status"] = "ok"
+        paired["base"] = base["metrics"]
     report["paired"] = paired
     return report
 
 
-def mean_interference(figures: Sequence[dict[str, Any] | None]) -> dict[str, Any] | None:
+def mean_interference(figures: Sequence[Interference | None]) -> Interference | None:
     """The launch pairs' interference figures averaged (None when none could be read)."""
     known = [f for f in figures if f]
     if not known:
@@ -589,9 +601,9 @@ def mean_interference(figures: Sequence[dict[str, Any] | None]) -> dict[str, Any
 
 
 def check_rounds(rounds: Any) -> int:
-    """``paired_rounds``: an integer from ``MIN_ROUNDS`` to ``MAX_ROUNDS`` (rounds per pair)."""
-    if (isinstance(rounds, bool) or not isinstance(rounds, int)
-            or not MIN_ROUNDS <= rounds <= MAX_ROUNDS):
-        raise ValueError(f"paired_rounds must be an integer from {MIN_ROUNDS} to {MAX_ROUNDS} "
-                         f"(rounds per launch pair), got {rounds!r}")
+    """``paired_rounds``: an integer of at least ``MIN_ROUNDS`` (rounds per launch pair; the
+    duration bounds it from above, ``planning.check_paired``)."""
+    if isinstance(rounds, bool) or not isinstance(rounds, int) or rounds < MIN_ROUNDS:
+        raise ValueError(f"paired_rounds must be an integer >= {MIN_ROUNDS} (rounds per launch "
+                         f"pair), got {rounds!r}")
     return rounds

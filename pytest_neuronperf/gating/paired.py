@@ -46,6 +46,7 @@ from pytest_neuronperf.gating.verdicts import (
     format_tolerance,
 )
 from pytest_neuronperf.metrics import METRICS
+from pytest_neuronperf.reports import Paired, Report
 
 PAIRED_TOLERANCE: dict[str, float] = {
     "throughput": 0.03,
@@ -105,23 +106,21 @@ class PairedJudgement:
     note: str = ""
     """Why there is no comparison (the model is absent at the base revision, the base failed)."""
 
-    def report_fields(self) -> dict[str, Any]:
+    def report_fields(self) -> Paired:
         """What the report's ``paired`` part gains: verdict, delta, interval, p per metric."""
-        fields: dict[str, Any] = {"verdict": self.verdict.value}
+        fields: Paired = {"verdict": self.verdict.value}
         if self.note:
             fields["note"] = self.note
         if self.comparisons:
-            fields.update(
-                delta={c.metric: c.delta for c in self.comparisons},
-                interval={c.metric: [c.low, c.high] for c in self.comparisons},
-                p={c.metric: c.p for c in self.comparisons},
-                p_adjusted={c.metric: c.p_adjusted for c in self.comparisons},
-                tolerance={c.metric: c.tolerance for c in self.comparisons},
-            )
+            fields["delta"] = {c.metric: c.delta for c in self.comparisons}
+            fields["interval"] = {c.metric: [c.low, c.high] for c in self.comparisons}
+            fields["p"] = {c.metric: c.p for c in self.comparisons}
+            fields["p_adjusted"] = {c.metric: c.p_adjusted for c in self.comparisons}
+            fields["tolerance"] = {c.metric: c.tolerance for c in self.comparisons}
         return fields
 
 
-def annotate(report: dict[str, Any], judgement: PairedJudgement | None) -> None:
+def annotate(report: Report, judgement: PairedJudgement | None) -> None:
     """Write a judgement into ``report["paired"]`` (reports without a paired part: nothing)."""
     if judgement is not None and isinstance(report.get("paired"), dict):
         report["paired"].update(judgement.report_fields())
@@ -132,7 +131,11 @@ def effective_tolerance(tolerance: Mapping[str, float] | None) -> dict[str, floa
     merged = dict(PAIRED_TOLERANCE)
     for metric, fraction in (tolerance or {}).items():
         if metric not in merged:
-            raise ValueError(f"paired tolerance names unknown metric {metric!r}.")
+            known = ", ".join(METRICS[m].aliases[0] for m in PAIRED_TOLERANCE)
+            raise ValueError(
+                f"{METRICS[metric].aliases[0] if metric in METRICS else metric!r} is not compared "
+                f"by the paired gate, which compares {known} (each slice measures only these): "
+                f"leave it out of the paired tolerance")
         merged[metric] = float(fraction)
     return merged
 
@@ -372,7 +375,8 @@ def judge_family(
         if report.get("status", "ok") != "ok":
             judgements[position] = PairedJudgement(Verdict.ERROR)
         elif paired.get("base_status") != "ok":
-            judgements[position] = PairedJudgement(Verdict.NEW, note=no_base_note(paired))
+            judgements[position] = PairedJudgement(no_base_verdict(paired),
+                                                   note=no_base_note(paired))
         else:
             raws += [_raw(position, paired, metric, tolerances[metric])
                      for metric in PAIRED_TOLERANCE if math.isfinite(tolerances[metric])]
@@ -410,12 +414,28 @@ def _comparison(raw: _Raw, p_worse: float, p_better: float) -> PairedComparison:
     return result(Verdict.PASS)
 
 
+def no_base_verdict(paired: Mapping[str, Any]) -> Verdict:
+    """NEW when a revision has no usable base (``--neuronperf-against``: the model is absent
+    there, or that old code fails to run); ERROR when ``compare()``'s explicitly given base
+    could not run (no revision: a broken reference must not turn the gate off) and when base
+    isolation refused (``child.isolation``: what would be compared is not the revision)."""
+    status = paired.get("base_status")
+    if status == "refused" or (status not in ("absent", "unpaired")
+                               and not paired.get("revision")):
+        return Verdict.ERROR
+    return Verdict.NEW
+
+
 def no_base_note(paired: Mapping[str, Any]) -> str:
     """Why a configuration has no paired comparison, in a sentence."""
     revision = paired.get("revision")
     at = f" at {revision}" if revision else ""
     if paired.get("base_status") == "absent":
         return f"the model does not exist{at}: {paired.get('base_error')}"
+    if paired.get("base_status") == "unpaired":
+        return f"not paired: {paired.get('base_error')}"
+    if paired.get("base_status") == "refused":
+        return f"the base side{at} was refused, so nothing was compared: {paired.get('base_error')}"
     reason = str(paired.get("base_error") or "no reason given").strip()
     return f"the base side{at} failed, so nothing was compared: {reason}"
 
