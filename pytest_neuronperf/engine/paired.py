@@ -452,6 +452,7 @@ def measure_paired(
     without a rule); the head's report."""
     salt = (config.batch_size, config.n_models, config.workers_per_model, config.pipeline_size)
     pairs: list[LaunchPair] = []
+    entries: list[Launch] = []  # each pair's report entry, computed once (the rule reads all)
     slice_s = math.nan
     planned = MIN_PAIRS
     base_error: str | None = None
@@ -468,14 +469,16 @@ def measure_paired(
         if base_error is not None:
             stop = Stopped(True, "base failed", "the base side failed")
             break
+        entries.append(pair.entry(config.batch_size))
         if rule is not None:
-            stop = rule({"launches": [p.entry(config.batch_size) for p in pairs]}, planned)
+            stop = rule({"launches": entries}, planned)
         elif len(pairs) >= planned:
             stop = Stopped(True, "cap", f"the {planned} planned pairs ran")
         if stop.stop:
             break
-    return paired_report(jobs, config, pairs, {**header, "slice_s": slice_s,
-                                               "planned_pairs": planned}, stop, base_error)
+    return paired_report(jobs, config, pairs, entries, {**header, "slice_s": slice_s,
+                                                        "planned_pairs": planned},
+                         stop, base_error)
 
 
 def pair_slice(pair: LaunchPair) -> float:
@@ -545,12 +548,13 @@ def paired_report(
     jobs: dict[str, Job],
     config: RunConfig,
     pairs: list[LaunchPair],
+    entries: list[Launch],
     header: Paired,
     stop: Stop,
     base_error: str | None,
 ) -> Report:
     """The head's report (its slices, all pairs', are its windows) with the base side and
-    every launch pair under ``paired``."""
+    every launch pair whose both sides measured (``entries``) under ``paired``."""
     head_job = jobs["head"]
     head_records = [r for p in pairs for r in p.result.slices["head"]]
     head = side_summary(head_records, config.batch_size)
@@ -571,7 +575,7 @@ def paired_report(
     paired: Paired = {
         **header, "base_model": jobs["base"].model.filename, "pairs": len(complete),
         "stop": {"code": stop.code, "reason": stop.reason},
-        "launches": [p.entry(config.batch_size) for p in complete],
+        "launches": entries if base_error is None else [],
         "wall_s": round(sum(p.wall_s for p in pairs), 3),
     }
     if base_error is not None:
