@@ -11,7 +11,6 @@ import pytest
 
 from pytest_neuronperf.plugin import hookspecs
 from pytest_neuronperf.plugin.against import resolve_option
-from pytest_neuronperf.plugin.fixture import NeuronperfFixture
 from pytest_neuronperf.plugin.interrupts import sigterm_as_interrupt
 from pytest_neuronperf.plugin.markers import PerfSettings, SettingsError, apply_keywords
 from pytest_neuronperf.plugin.options import (
@@ -149,6 +148,10 @@ def pytest_collection_modifyitems(
 @pytest.fixture
 def neuronperf(request: pytest.FixtureRequest) -> Any:
     """Benchmark a model with the test's ``neuronperf`` marker settings, recorded and gated."""
+    # the measuring engine and compile(): loaded by the first test that measures, not by
+    # every pytest run of a project that has the plugin installed
+    from pytest_neuronperf.plugin.fixture import NeuronperfFixture
+
     session = request.config.stash[SESSION_KEY]
     item = request.node
     return NeuronperfFixture(session, item, marker_settings(item, session), request.config)
