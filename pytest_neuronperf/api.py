@@ -70,7 +70,7 @@ def benchmark(
 ) -> list[Any]:
     """Benchmark ``model`` on every configuration; one report per configuration.
 
-    NeuronPerf's arguments, in its order (see README "NeuronPerf's API"): ``model`` is a
+    NeuronPerf's arguments, in its order (see docs/neuronperf-api.md): ``model`` is a
     top-level class or zero-argument factory, a model instance with trained weights (saved once
     and loaded by every copy; its class must be importable), a saved artifact path, or a model
     index written by ``compile``. ``inputs`` is one array/tensor, a tuple for a multi-input
