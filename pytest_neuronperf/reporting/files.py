@@ -16,6 +16,9 @@ from pytest_neuronperf.reporting.tables import report_list
 
 REPORT_FORMAT = "pytest-neuronperf-reports"
 REPORT_VERSION = 1
+# Format history: 1 -- {"format", "version", "reports": [report, ...]}; an optional "run" object
+# (commit, branch, dirty, time, packages: ``history.runinfo``) was added later in version 1:
+# readers ignore keys they do not know, so it needed no new version.
 
 
 def _default_path(suffix: str) -> Path:
@@ -106,12 +109,18 @@ def _json_safe(value: Any) -> Any:
 
 
 def write_json(
-    reports: Sequence[dict[str, Any]], filename: str | os.PathLike[str] | None = None
+    reports: Sequence[dict[str, Any]], filename: str | os.PathLike[str] | None = None,
+    run: dict[str, Any] | None = None,
 ) -> str:
-    """Write every report as strict JSON (NaN becomes null); returns the path written."""
+    """Write every report as strict JSON (NaN becomes null); returns the path written.
+
+    ``run`` (from pytest: commit, branch, time, package versions; see ``history.runinfo``)
+    is kept beside the reports, so that the file can seed a history later."""
     path = Path(filename) if filename is not None else _default_path("json")
-    document = {"format": REPORT_FORMAT, "version": REPORT_VERSION,
-                "reports": _json_safe(report_list(reports))}
+    document: dict[str, Any] = {"format": REPORT_FORMAT, "version": REPORT_VERSION}
+    if run is not None:
+        document["run"] = _json_safe(run)
+    document["reports"] = _json_safe(report_list(reports))
     _write(path, json.dumps(document, indent=2, allow_nan=False) + "\n")
     return str(path)
 
@@ -128,15 +137,22 @@ def get_reports(filename: Any) -> list[dict[str, Any]]:
             f"get_reports takes a report file path or benchmark(..., return_timers=True)'s "
             f"results, not {type(filename).__name__}"
         )
-    path = Path(filename)
+    return read_report_file(Path(filename))[0]
+
+
+def read_report_file(path: Path) -> tuple[list[dict[str, Any]], dict[str, Any] | None]:
+    """The reports of a file :func:`write_json` wrote (or a bare JSON list of reports), and
+    its ``run`` block when it has one."""
     try:
         document = json.loads(path.read_text())
     except json.JSONDecodeError as exc:
         raise ValueError(f"{str(path)!r} is not valid JSON: {exc}") from exc
+    except UnicodeDecodeError:
+        raise ValueError(f"{str(path)!r} is not a text file") from None
     if isinstance(document, list):
         if not all(isinstance(report, dict) for report in document):
             raise ValueError(f"{str(path)!r} is a JSON list, but not of report objects")
-        return document
+        return document, None
     if not isinstance(document, dict) or document.get("format") != REPORT_FORMAT:
         raise ValueError(f"{str(path)!r} is not a pytest-neuronperf report file")
     version = document.get("version")
@@ -150,6 +166,7 @@ def get_reports(filename: Any) -> list[dict[str, Any]]:
     reports = document.get("reports")
     if not isinstance(reports, list):
         raise ValueError(f"{str(path)!r} has no \"reports\" list")
-    return reports
+    run = document.get("run")
+    return reports, run if isinstance(run, dict) else None
 
 
