@@ -119,7 +119,7 @@ def write_rescue(run: Mapping[str, Any], reports: Sequence[Mapping[str, Any]],
             f"{str(run.get('uid'))[:8]}.json")
     for directory in (rescue_dir, Path(tempfile.gettempdir())):
         try:
-            return Path(write_json(list(reports), directory / name, run=dict(run)))
+            return Path(write_json([dict(r) for r in reports], directory / name, run=dict(run)))
         except (OSError, ValueError):
             continue
     return None
