@@ -464,7 +464,8 @@ class PerfSession:
         strict = self.options.strict
         notes += self.paired_notes()
         if counts.get(Verdict.NEW.value) and not self.options.save_baseline and (
-                self.options.baseline is not None or self.against is None):
+                self.options.baseline is not None or (
+                    self.against is None and self.options.history is None)):
             notes.append(f"neuronperf: {counts[Verdict.NEW.value]} configuration(s) NEW "
                          f"(no baseline entry){' -> failed (strict)' if strict else ''}: "
                          f"record them with --neuronperf-save-baseline --neuronperf-baseline=PATH")
