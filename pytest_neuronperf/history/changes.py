@@ -10,8 +10,8 @@ step moves one difference, not the median). Every boundary PELT proposes is then
 runs of its two neighbouring segments must differ by a two-sided Mann-Whitney U test at
 ``ALPHA`` and by at least ``MIN_MAGNITUDE``; the weakest boundary that fails is removed and its
 neighbours re-tested until all pass (the merge step of Hunter / Apache Otava, with a rank test,
-which one odd busy run cannot sway as it sways a t-test). A segment has at least ``MIN_RUNS``
-runs, so a change at the end of the series is reported once that many runs show it.
+which one odd busy run cannot sway as it sways a t-test). A change needs ``MIN_RUNS`` runs on
+each side, so a change at the end of the series is reported once that many runs show it.
 
 The parameters, and the choice of this detector over E-divisive (MongoDB's
 signal-processing-algorithms, Apache Otava), come from ``benchmarks/history_study.py``: see
@@ -90,21 +90,27 @@ def detect(
     sigma = max(sigma, 1e-4)  # a flat series: any real step is still a step
     import ruptures
 
-    algorithm = ruptures.KernelCPD(kernel="linear", min_size=min_runs, jump=1).fit(logs)
+    algorithm = ruptures.KernelCPD(kernel="linear", min_size=2, jump=1).fit(logs)
     cost = penalty * sigma**2 * math.log(series.size)
     boundaries = [int(b) for b in algorithm.predict(pen=cost) if b < series.size]
-    return significant(series, boundaries, alpha, min_magnitude)
+    return significant(series, boundaries, alpha, min_magnitude, min_runs)
 
 
 def significant(
-    series: np.ndarray, boundaries: list[int], alpha: float, min_magnitude: float
+    series: np.ndarray, boundaries: list[int], alpha: float, min_magnitude: float,
+    min_runs: int = MIN_RUNS,
 ) -> list[Change]:
-    """The boundaries whose neighbouring segments differ, weakest removed first."""
+    """The boundaries whose neighbouring segments differ, weakest removed first.
+
+    Segments may be as short as two runs while boundaries are placed (so that a change two
+    runs from the end is placed where it is, not a run early); a change with fewer than
+    ``min_runs`` runs on either side is then removed as weak."""
     kept = sorted(boundaries)
     while kept:
         changes = [_change(series, kept, i) for i in range(len(kept))]
         weak = [c for c in changes
-                if c.p_value >= alpha or not abs(c.magnitude) >= min_magnitude]
+                if c.p_value >= alpha or not abs(c.magnitude) >= min_magnitude
+                or min(c.runs_before, c.runs_after) < min_runs]
         if not weak:
             return changes
         worst = max(weak, key=lambda c: (c.p_value, -abs(c.magnitude)))
