@@ -205,6 +205,9 @@ def run_options(config: pytest.Config) -> RunOptions:
             "(or set neuronperf_history in the ini file)")
     if options.history is not None:
         check_history(options.history)
+    if options.history_gate and importlib.util.find_spec("ruptures") is None:
+        raise pytest.UsageError("--neuronperf-history-gate needs ruptures (change points): "
+                                "pip install 'pytest-neuronperf[history]'")
     if options.skip and options.only:
         raise pytest.UsageError("--neuronperf-skip and --neuronperf-only exclude each other")
     for flag, path in (("--neuronperf-baseline", options.baseline),
