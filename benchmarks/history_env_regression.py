@@ -6,7 +6,7 @@ would share, so ``--neuronperf-against`` cannot see it.
         --record benchmarks/history-env-regression.jsonl
 
 The repository pins ``fastdep`` (a small distribution this script builds in two versions and
-installs with pip into a folder per version: 1.0 prepares an input in 2 ms, 1.1 in 3 ms) in
+installs with pip into a folder per version: 1.0 prepares an input in 2 ms, 1.1 in 5 ms) in
 ``requirements.txt``; its suite measures a model whose calls use ``fastdep.prepare``. Commit
 by commit it installs the pinned version and runs the suite with ``--neuronperf-history``; at
 the bump it also runs ``--neuronperf-against=HEAD~1`` (both sides import the one installed
@@ -27,7 +27,7 @@ import textwrap
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
-COMMITS, BUMP_AT = 16, 10
+COMMITS, BUMP_AT = 12, 7
 """Commits in the series, and the one (0-based) that bumps the pin."""
 DEPENDENCY = '''
 import time
@@ -79,7 +79,7 @@ def git(repo: Path, *args: str) -> str:
 def build_versions(work: Path) -> dict[str, Path]:
     """Install fastdep 1.0 and 1.1 with pip, each into its own folder."""
     folders = {}
-    for version, delay in (("1.0", 0.002), ("1.1", 0.003)):
+    for version, delay in (("1.0", 0.002), ("1.1", 0.005)):
         source = work / f"fastdep-{version}"
         source.mkdir()
         (source / "fastdep.py").write_text(DEPENDENCY.format(delay=delay))
@@ -93,7 +93,7 @@ def build_versions(work: Path) -> dict[str, Path]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--record", type=Path, required=True)
-    parser.add_argument("--duration", type=float, default=1.0)
+    parser.add_argument("--duration", type=float, default=0.5)
     args = parser.parse_args()
     work = Path(tempfile.mkdtemp(prefix="history-env-"))
     sites = build_versions(work)

@@ -16,6 +16,7 @@ Series (all of throughput per run, in run order):
   ``loaded`` from ``history-runs-loaded.jsonl`` (runs recorded while other sessions shared the
   machine: ``history_record.py``). A/A series of 100 runs; step series of 60 runs with a
   slowdown of 3, 5 or 10 % from run 40 on.
+  ``--scaled SD`` adds the quiet deviations scaled to that SD (what a dedicated runner shows).
 - real: the recorded runs themselves. A/A: the MLP's runs. Steps: the MLP's runs up to run k,
   then MLPPlus10's (10 % more work per call, measured in the same pytest runs), for every k.
 
@@ -191,6 +192,8 @@ def main() -> None:
     parser.add_argument("--quiet", type=Path, default=HERE / "gate-runs-quiet.jsonl")
     parser.add_argument("--cache", type=Path, default=HERE / "history-study-detections.json")
     parser.add_argument("--alt", action="append", default=[], metavar="NAME=PYTHON")
+    parser.add_argument("--scaled", type=float, action="append", default=[], metavar="SD",
+                        help="also the quiet noise scaled to this SD (0.02: a dedicated runner)")
     parser.add_argument("--ours", action="append", default=[], metavar="PARAM=VALUE,...",
                         help="another setting of ours to compare, e.g. penalty=4,min_runs=2")
     args = parser.parse_args()
@@ -205,6 +208,9 @@ def main() -> None:
         detectors[name] = alternative(name, alternatives.get(name), cache)
     runs = recorded_runs(args.record)
     noises = {"quiet": deviations(quiet_runs(args.quiet)), "loaded": deviations(runs["MLP"])}
+    for sd in args.scaled:  # the same shape of noise, as small as a dedicated runner's
+        noises[f"quiet x {sd / np.std(noises['quiet']):.2f} (SD {sd:.0%})"] = (
+            noises["quiet"] * sd / np.std(noises["quiet"]))
     for name, noise in noises.items():
         print(f"noise {name}: {noise.size} runs, SD {np.std(noise):.1%}, "
               f"p5..p95 {np.percentile(noise, 5):+.1%}..{np.percentile(noise, 95):+.1%}")

@@ -17,13 +17,14 @@ from typing import Any
 
 import numpy as np
 import pytest
-from history_stores import free_port, postgres_server, store_location  # noqa: F401
+from history_stores import free_port
 
 from pytest_neuronperf.cli import main as cli_main
 from pytest_neuronperf.history.changes import detect
 from pytest_neuronperf.history.recording import append_run, save_run
 from pytest_neuronperf.history.store import HistoryError, Store
 
+pytest_plugins = ["history_stores"]  # store_location: SQLite, then a real PostgreSQL
 REPO = Path(__file__).resolve().parents[1]
 
 

@@ -11,12 +11,11 @@ import sys
 from pathlib import Path
 
 import pytest
-from history_stores import postgres_server, store_location  # noqa: F401
 
 from pytest_neuronperf.history.recording import append_run
 from pytest_neuronperf.history.store import Store
 
-pytest_plugins = ["pytester"]
+pytest_plugins = ["pytester", "history_stores"]
 
 # A sleep-based model: its speed hardly depends on CPU load; SLOWDOWN scales the sleep.
 PERF_TESTS = '''
