@@ -17,7 +17,6 @@ from typing import Any
 
 import numpy as np
 import pytest
-from history_stores import free_port
 
 from pytest_neuronperf.cli import main as cli_main
 from pytest_neuronperf.history.changes import detect
@@ -195,6 +194,8 @@ def test_another_programs_database_is_refused(tmp_path: Path) -> None:
 
 
 def test_an_unreachable_database_is_named_and_the_run_kept(tmp_path: Path) -> None:
+    from history_stores import free_port
+
     url = f"postgresql://ci:secret@127.0.0.1:{free_port()}/perf"
     message = refused(url, tmp_path)
     assert message.startswith("history database postgresql://ci:***@127.0.0.1")
