@@ -116,8 +116,8 @@ def _figure(group: Sequence[Trend]) -> str:
             at = change.change.index
             axis.axvline(at - 0.5, color="#c62828", linestyle="--", linewidth=1.2)
             axis.annotate(f"{change.change.magnitude:+.1%} {short(change.first.run.commit)}",
-                          (at - 0.5, max(values)), color="#c62828", fontsize=8,
-                          xytext=(3, -10), textcoords="offset points")
+                          (at - 0.5, 0.04), xycoords=("data", "axes fraction"),
+                          color="#c62828", fontsize=8, xytext=(3, 0), textcoords="offset points")
         bounds = [0, *(c.change.index for c in trend.changes), len(values)]
         for start, end in zip(bounds, bounds[1:], strict=False):
             level = sorted(values[start:end])[(end - start) // 2]
