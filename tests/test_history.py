@@ -345,3 +345,45 @@ def test_trend_page_marks_change_points_in_a_real_browser(tmp_path: Path,
     assert red > 100 and blue > 100  # the change-point markers and the series are drawn
     dom = chromium(page, tmp_path / "profile", "--dump-dom").stdout
     assert "test_perf.py::test_mlp" in dom and "2.13.0" in dom and dom.count("<img") == 1
+
+
+# --- the gate's judgement (the plugin's runs are in test_history_plugin.py) -----------------
+
+
+@pytest.mark.parametrize(("slow_runs", "fails"), [(2, False), (3, True), (10, True),
+                                                  (11, False)])
+def test_gate_fails_a_recent_change_point_worse_than_tolerance(
+        tmp_path: Path, slow_runs: int, fails: bool) -> None:
+    from pytest_neuronperf.gating.verdicts import Verdict
+    from pytest_neuronperf.history.gate import judge_history
+
+    location = str(tmp_path / "history.sqlite")
+    values = step_series(n=20 + slow_runs, at=20, step=-0.20)
+    with Store(location) as store:
+        for i, value in enumerate(values[:-1]):
+            packages = {"torch": "2.13.0" if i >= 20 else "2.12.0"}
+            append_run(store, run(i, packages), [report("t.py::a", value)])
+        stored = store.runs()
+    judgement = judge_history(stored, run(len(values) - 1, {"torch": "2.13.0"}),
+                              report("t.py::a", values[-1]))
+    assert judgement is not None and judgement.runs == len(values)
+    assert (judgement.verdict is Verdict.REGRESSED) is fails
+    if fails:
+        assert "history: throughput -2" in judgement.reason()
+        assert "torch 2.12.0 -> 2.13.0" in judgement.reason() and "tolerance -12%" in (
+            judgement.reason())
+
+
+def test_gate_passes_an_improvement_and_a_change_within_tolerance(tmp_path: Path) -> None:
+    from pytest_neuronperf.gating.verdicts import Verdict
+    from pytest_neuronperf.history.gate import judge_history
+
+    for step, tolerance in ((+0.20, None), (-0.10, {"throughput": 0.15})):
+        location = str(tmp_path / f"h{step}.sqlite")
+        values = step_series(n=25, at=20, step=step)
+        with Store(location) as store:
+            for i, value in enumerate(values[:-1]):
+                append_run(store, run(i), [report("t.py::a", value)])
+            stored = store.runs()
+        judgement = judge_history(stored, run(24), report("t.py::a", values[-1]), tolerance)
+        assert judgement is not None and judgement.verdict is Verdict.PASS
