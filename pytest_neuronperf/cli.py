@@ -22,6 +22,7 @@ from __future__ import annotations
 import argparse
 import importlib.util
 import sys
+import time
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -179,8 +180,6 @@ def show(path: Path, html: Path | None) -> int:
 
 def since_time(text: str | None) -> float | None:
     """``--since``: ``2024-06-01`` (local midnight) or ``30d``, as a time stamp."""
-    import time
-
     if text is None:
         return None
     if text.endswith("d") and text[:-1].isdigit():
@@ -210,8 +209,6 @@ def history(args: argparse.Namespace) -> int:
     for line in table_lines(found, runs):
         print(line)
     if args.html is not None:
-        import importlib.util
-
         if importlib.util.find_spec("matplotlib") is None:
             raise BadInput("--html needs matplotlib: pip install 'pytest-neuronperf[html]'")
         from pytest_neuronperf.history.trend import write_page

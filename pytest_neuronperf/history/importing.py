@@ -17,8 +17,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from pytest_neuronperf.gating.baseline import BaselineError, load_baseline
 from pytest_neuronperf.history.recording import append_run
 from pytest_neuronperf.history.store import Store
+from pytest_neuronperf.reporting.files import read_report_file
 from pytest_neuronperf.reports import parse_config_key
 
 FINGERPRINT_NOT_PACKAGES = ("cpu", "cores", "device_type", "devices")
@@ -79,8 +81,6 @@ def runs_in(file: Path) -> Iterable[tuple[dict[str, Any], list[dict[str, Any]]]]
         raise ImportRefused(f"{file} cannot be read as JSON ({exc})") from None
     if isinstance(document, dict) and document.get("format") == "pytest-neuronperf-baseline":
         return list(_baseline_runs(file, raw))
-    from pytest_neuronperf.reporting.files import read_report_file
-
     try:
         reports, run = read_report_file(file)
     except ValueError as exc:
@@ -108,8 +108,6 @@ def _packages(fingerprint: dict[str, Any]) -> dict[str, str]:
 def _baseline_runs(file: Path, raw: bytes
                    ) -> Iterable[tuple[dict[str, Any], list[dict[str, Any]]]]:
     """One run per machine of a baseline file (checked as the gate checks it)."""
-    from pytest_neuronperf.gating.baseline import BaselineError, load_baseline
-
     try:
         baseline = load_baseline(file)
     except BaselineError as exc:

@@ -20,6 +20,7 @@ from typing import Any
 
 from pytest_neuronperf.history.store import HistoryError, Store, shown
 from pytest_neuronperf.metrics import METRICS
+from pytest_neuronperf.reporting.files import write_json
 from pytest_neuronperf.reports import config_key
 
 RUN_FIELDS = ("uid", "recorded_at", "commit", "commit_time", "branch", "dirty", "host",
@@ -113,8 +114,6 @@ def write_rescue(run: Mapping[str, Any], reports: Sequence[Mapping[str, Any]],
                  rescue_dir: Path) -> Path | None:
     """Write the run to ``neuronperf-unsaved-*.json`` in ``rescue_dir`` (else the temp dir);
     None when neither can be written."""
-    from pytest_neuronperf.reporting.files import write_json
-
     name = (f"neuronperf-unsaved-{time.strftime('%Y%m%d-%H%M%S')}-{os.getpid()}-"
             f"{str(run.get('uid'))[:8]}.json")
     for directory in (rescue_dir, Path(tempfile.gettempdir())):

@@ -9,6 +9,7 @@ package metadata.
 from __future__ import annotations
 
 import os
+import re
 import socket
 import subprocess
 import time
@@ -66,8 +67,6 @@ def installed_packages() -> dict[str, str]:
 
 def normalised(name: str) -> str:
     """A distribution name as PEP 503 compares them: ``Foo_Bar`` -> ``foo-bar``."""
-    import re
-
     return re.sub(r"[-_.]+", "-", name).lower()
 
 

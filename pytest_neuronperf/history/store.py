@@ -31,6 +31,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import sqlalchemy as sa
+from sqlalchemy import event
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import ArgumentError, SQLAlchemyError
+
 SCHEMA_VERSION = 1
 # Schema history (bump SCHEMA_VERSION and append a migration to MIGRATIONS on any change):
 #
@@ -115,9 +120,6 @@ def shown(location: str | os.PathLike[str]) -> str:
     text = os.fspath(location)
     if "://" not in text:
         return text
-    from sqlalchemy.engine import make_url
-    from sqlalchemy.exc import ArgumentError
-
     try:
         return make_url(text).render_as_string(hide_password=True)
     except ArgumentError:
@@ -137,8 +139,6 @@ def sqlite_path(url: str) -> Path | None:
 
 def _tables() -> tuple[Any, Any, Any, Any]:
     """The schema (SQLAlchemy Core): metadata and the meta, runs and results tables."""
-    import sqlalchemy as sa
-
     metadata = sa.MetaData()
     meta = sa.Table("neuronperf_meta", metadata,
                     sa.Column("key", sa.String(64), primary_key=True),
@@ -201,13 +201,6 @@ class Store:
         self._engine = self._create_engine()
 
     def _create_engine(self) -> Any:
-        try:
-            import sqlalchemy as sa
-            from sqlalchemy import event
-        except ImportError:
-            raise HistoryError(
-                f"history store {self.name}: the history needs SQLAlchemy: pip install "
-                "'pytest-neuronperf[history]'") from None
         if self.sqlite is None and self.url.startswith("sqlite"):
             raise HistoryError(f"history store {self.name}: give a file, not an in-memory "
                                "database (it would be gone when the run ends)")
@@ -246,8 +239,6 @@ class Store:
     def _transaction(self, writing: bool) -> Iterator[Any]:
         """A transaction on a store of this schema (created or migrated first when writing);
         database errors become one ``HistoryError`` sentence."""
-        from sqlalchemy.exc import SQLAlchemyError
-
         if self.sqlite is not None:
             self._check_sqlite_file(writing)
         try:
@@ -282,8 +273,6 @@ class Store:
     def _version(self, connection: Any) -> int:
         """The store's schema version: 0 when empty; ``HistoryError`` when it is newer or
         belongs to another program."""
-        import sqlalchemy as sa
-
         tables = set(sa.inspect(connection).get_table_names())
         if META.name not in tables:
             ours = {t.name for t in METADATA.sorted_tables}
@@ -311,8 +300,6 @@ class Store:
         return version
 
     def _set_version(self, connection: Any, new: bool) -> None:
-        import sqlalchemy as sa
-
         if new:
             connection.execute(META.insert(), [{"key": META_KEY, "value": str(SCHEMA_VERSION)},
                                                {"key": PRODUCT_KEY, "value": PRODUCT}])
@@ -349,8 +336,6 @@ class Store:
     def append(self, run: Mapping[str, Any], results: Sequence[Mapping[str, Any]]) -> bool:
         """Store one run and its results in one transaction; False when its ``uid`` is
         already stored (nothing written)."""
-        import sqlalchemy as sa
-
         with self._transaction(writing=True) as connection:
             known = connection.execute(
                 sa.select(RUNS.c.id).where(RUNS.c.uid == run["uid"])).first()
@@ -375,8 +360,6 @@ class Store:
     ) -> list[StoredRun]:
         """Stored runs in commit order, each with its results that match the filters (``test``
         is a substring of the test key); runs with no matching result are left out."""
-        import sqlalchemy as sa
-
         query = sa.select(RUNS, *[c for c in RESULTS.c if c.name not in ("id", "run_id")],
                           RESULTS.c.id.label("result_id"))
         query = query.join(RESULTS, RESULTS.c.run_id == RUNS.c.id)
@@ -398,8 +381,6 @@ class Store:
 
 
 def _advisory_lock() -> Any:
-    import sqlalchemy as sa
-
     return sa.text("SELECT pg_advisory_xact_lock(:key)").bindparams(key=ADVISORY_LOCK)
 
 

@@ -24,6 +24,8 @@ from pytest_neuronperf.history.series import (
     short_metric,
 )
 from pytest_neuronperf.history.store import StoredRun
+from pytest_neuronperf.reporting.files import atomic_write
+from pytest_neuronperf.reporting.html import STYLE, _e, _img
 
 
 @dataclass(frozen=True)
@@ -67,8 +69,6 @@ def table_lines(found: Sequence[Trend], runs: Sequence[StoredRun]) -> list[str]:
 def write_page(found: Sequence[Trend], runs: Sequence[StoredRun], path: Path,
                title: str) -> str:
     """Write the trend page; returns the path written."""
-    from pytest_neuronperf.reporting.files import atomic_write
-
     atomic_write(path, render(found, runs, title))
     return str(path)
 
@@ -78,8 +78,6 @@ def render(found: Sequence[Trend], runs: Sequence[StoredRun], title: str) -> str
     import matplotlib
 
     matplotlib.use("Agg")
-    from pytest_neuronperf.reporting.html import STYLE, _e
-
     groups: dict[tuple[str, str, str], list[Trend]] = {}
     for trend in found:
         groups.setdefault((trend.key.test, trend.key.config, trend.key.machine), []).append(trend)
@@ -100,8 +98,6 @@ def render(found: Sequence[Trend], runs: Sequence[StoredRun], title: str) -> str
 def _figure(group: Sequence[Trend]) -> str:
     """One figure per configuration: a panel per metric, change points marked."""
     import matplotlib.pyplot as plt
-
-    from pytest_neuronperf.reporting.html import _img
 
     figure, axes = plt.subplots(len(group), 1, figsize=(9, 2.4 * len(group)), squeeze=False)
     for axis, trend in zip(axes[:, 0], group, strict=True):
@@ -131,8 +127,6 @@ def _figure(group: Sequence[Trend]) -> str:
 
 def _change_table(group: Sequence[Trend]) -> str:
     """The change points of a configuration: metric, size, confidence, runs, commits, versions."""
-    from pytest_neuronperf.reporting.html import _e
-
     rows = [c for trend in group for c in trend.changes]
     if not rows:
         return "<p class='note'>no change point</p>"

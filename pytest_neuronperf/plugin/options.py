@@ -88,6 +88,9 @@ def parse_paired_tolerance_option(value: str) -> dict[str, float]:
 
 def parse_history(value: str) -> str:
     """``--neuronperf-history``: a SQLite file path or a ``postgresql://`` URL, checked now."""
+    if importlib.util.find_spec("sqlalchemy") is None:
+        raise pytest.UsageError("--neuronperf-history needs SQLAlchemy: pip install "
+                                "'pytest-neuronperf[history]'")
     from pytest_neuronperf.history.store import HistoryError, store_url
 
     if not value.strip():

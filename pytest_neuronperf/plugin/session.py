@@ -28,6 +28,7 @@ from pytest_neuronperf.gating.verdicts import (
     needs_recheck,
     pool_reports,
 )
+from pytest_neuronperf.history.runinfo import run_info
 from pytest_neuronperf.logs import printable
 from pytest_neuronperf.plugin.markers import PerfSettings
 from pytest_neuronperf.plugin.options import RunOptions
@@ -101,8 +102,6 @@ class PerfSession:
         """This run for a history: commit, branch, dirty flag, time, host, package versions
         (taken once, when first asked: at the start of the run on the controller)."""
         if self._run_info is None:
-            from pytest_neuronperf.history.runinfo import run_info
-
             self._run_info = run_info(self.rootdir)
         return self._run_info
 
