@@ -27,7 +27,7 @@ import textwrap
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
-COMMITS, BUMP_AT = 12, 7
+COMMITS, BUMP_AT = 18, 8
 """Commits in the series, and the one (0-based) that bumps the pin."""
 DEPENDENCY = '''
 import time
