@@ -86,8 +86,8 @@ def runs_in(file: Path) -> Iterable[tuple[dict[str, Any], list[dict[str, Any]]]]
     except ValueError as exc:
         raise ImportRefused(f"{file} is neither a report file nor a baseline file ({exc})"
                             ) from None
-    reports = [r for r in reports if isinstance(r, dict)]
-    return [(run or _file_run(file, raw, reports), reports)]
+    plain = [dict(r) for r in reports if isinstance(r, dict)]
+    return [(run or _file_run(file, raw, plain), plain)]
 
 
 def _file_run(file: Path, raw: bytes, reports: list[dict[str, Any]]) -> dict[str, Any]:

@@ -228,9 +228,11 @@ def history_location(config: pytest.Config) -> str | None:
     if value is not None:
         return str(value)
     value = read_ini(config, "--neuronperf-history")
-    if value is None or "://" in value or Path(value).is_absolute():
-        return value
-    return str(config.rootpath / value)
+    if value is None:
+        return None
+    if "://" in str(value) or Path(str(value)).is_absolute():
+        return str(value)
+    return str(config.rootpath / str(value))
 
 
 def check_history(location: str) -> None:

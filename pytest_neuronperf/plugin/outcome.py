@@ -14,6 +14,7 @@ decided.
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -27,7 +28,7 @@ from pytest_neuronperf.gating.verdicts import (
 )
 from pytest_neuronperf.metrics import BUDGETS, METRICS, worse_sign
 from pytest_neuronperf.plugin.options import RunOptions
-from pytest_neuronperf.reports import config_label
+from pytest_neuronperf.reports import Report, config_label
 
 if TYPE_CHECKING:
     from pytest_neuronperf.history.gate import HistoryJudgement
@@ -79,7 +80,7 @@ def with_history(verdict: Verdict, history: HistoryJudgement | None) -> Verdict:
 
 
 def decide(
-    report: dict[str, Any], judgement: Judgement, override: Any, options: RunOptions,
+    report: Report, judgement: Judgement, override: Any, options: RunOptions,
     paired: PairedJudgement | None = None, history: HistoryJudgement | None = None,
 ) -> Outcome:
     """The outcome of one configuration; sets the report's ``verdict`` (and ``error`` when a
@@ -116,7 +117,7 @@ def decide(
                    "\n".join(tables))
 
 
-def paired_reason(verdict: Verdict, paired: PairedJudgement, report: dict[str, Any]) -> str:
+def paired_reason(verdict: Verdict, paired: PairedJudgement, report: Mapping[str, Any]) -> str:
     """What made a paired verdict: ``paired vs main: throughput -9.8% [-12.0%..-7.5%]``."""
     if not paired.comparisons:
         return paired.note or "no paired comparison"
