@@ -76,6 +76,7 @@ def benchmark(
     seed: int = serving.DEFAULT_SEED,
     progress: ProgressCallback | None = None,
     paired: PairedRequest | None = None,
+    profile: Any = None,
 ) -> list[Any]:
     """Benchmark ``model`` on every configuration; one report per configuration.
 
@@ -104,7 +105,9 @@ def benchmark(
     ``"max"`` searches for the highest rate whose p99 meets ``p99_ms``). ``progress`` is called
     before each configuration (at ``verbosity=1`` the library logs it instead). ``paired``
     measures every configuration against a base side (``compare`` and ``--neuronperf-against``
-    use it; see ``engine.paired``).
+    use it; see ``engine.paired``). ``profile`` (a ``profiling.run.ProfileRequest``) profiles
+    every configuration on fresh copies instead of measuring it (both sides when paired); each
+    report then carries ``profile`` (see ``pytest_neuronperf.profiling``).
     """
     # a list is one example per batch size, unless what else is asked says it is data
     dataset = datasets.is_dataset(inputs) or (isinstance(inputs, list) and (
@@ -211,7 +214,11 @@ def benchmark(
                 else:
                     announce(Progress(planned.source.name, position, len(planned_jobs),
                                       config.label(), estimate.start(position)))
-                    if paired is not None:
+                    if profile is not None:
+                        report = profile_report(context, job, config,
+                                                per_batch[config.batch_size], profile,
+                                                None if paired is None else (paired, base_plan))
+                    elif paired is not None:
                         base_source, base_failure = base_plan.source_for(config)
                         report = run_paired_configuration(
                             context, job, base_source, config, per_batch[config.batch_size],
@@ -234,6 +241,22 @@ def benchmark(
         finally:
             shutil.rmtree(log_dir, ignore_errors=True)
     return reports
+
+
+def profile_report(context: Any, job: Job, config: Any, inputs: Any, request: Any,
+                   paired: tuple[PairedRequest, Any] | None) -> dict[str, Any]:
+    """A configuration profiled instead of measured (its folder is named after it)."""
+    from pytest_neuronperf.profiling.run import profile_configuration
+    from pytest_neuronperf.reports import config_slug
+
+    base = None
+    if paired is not None:
+        request_, base_plan = paired
+        source, _ = base_plan.source_for(config)
+        base = None if source is None else (source, request_)
+    folder = replace(request, directory=str(Path(request.directory) / config_slug(vars(config))))
+    result = profile_configuration(context, job, config, inputs, folder, base)
+    return {**base_report(job, config), "status": "ok", "profile": result}
 
 
 DEVICE_ALIASES = {"gpu": "cuda"}

@@ -11,6 +11,7 @@ from typing import Any
 
 import pytest
 
+from pytest_neuronperf.compiling.cache import safe_name
 from pytest_neuronperf.engine import grid as grid_configs
 from pytest_neuronperf.gating.baseline import result_key
 from pytest_neuronperf.gating.verdicts import (
@@ -186,19 +187,22 @@ class NeuronperfFixture:
 
         timers: list[Any] = []
 
-        def measure(what: str = "", **grid: Any) -> list[dict[str, Any]]:
+        def measure(what: str = "", profile: Any = None, **grid: Any) -> list[dict[str, Any]]:
             from pytest_neuronperf.engine.summary import reports_from_results
 
             if self._terminal is not None:
                 self._terminal.what = what
+            timed = return_timers and profile is None
             with share.hold():
                 measured = benchmark(
                     model, inputs, duration=duration, warmup=settings.warmup,
                     timeout=settings.timeout, device_type=backend.name, cores=share.cores,
                     devices=self._session.devices, adapters=self._session.adapters,
-                    verbosity=0, return_timers=return_timers, progress=self._terminal or quiet,
-                    paired=paired, **call_args, **grid,
+                    verbosity=0, return_timers=timed, progress=self._terminal or quiet,
+                    paired=paired, profile=profile, **call_args, **grid,
                 )
+            if profile is not None:
+                return measured
             if return_timers:  # the reports are gated; the test gets NeuronPerf's results
                 if not timers:
                     timers.extend(measured)
@@ -231,18 +235,30 @@ class NeuronperfFixture:
                        for first, second in zip(reports, measure("repeat", **grid), strict=True)]
         self.reports.extend(reports)
 
+        def one(report: dict[str, Any]) -> dict[str, Any]:
+            """The grid of ``report``'s configuration alone."""
+            return {"batch_sizes": report["batch_size"], "n_models": report["n_models"],
+                    "workers_per_model": report["workers_per_model"],
+                    "pipeline_sizes": report["pipeline_size"],
+                    "cast_modes": report.get("cast_mode"),
+                    **settings.server_arguments(),
+                    **({"target_qps": report["target_qps"]} if "target_qps" in report else {})}
+
         def remeasure(report: dict[str, Any]) -> dict[str, Any]:
-            [again] = measure(
-                "recheck", batch_sizes=report["batch_size"], n_models=report["n_models"],
-                workers_per_model=report["workers_per_model"],
-                pipeline_sizes=report["pipeline_size"], cast_modes=report.get("cast_mode"),
-                **{**settings.server_arguments(),
-                   **({"target_qps": report["target_qps"]} if "target_qps" in report else {})},
-            )
+            [again] = measure("recheck", **one(report))
             return again
 
+        def profile(report: dict[str, Any], budget_s: float | None) -> dict[str, Any]:
+            from pytest_neuronperf.profiling.run import ProfileRequest
+
+            folder = (self._session.profile_dir(self._config.rootpath)
+                      / safe_name(key))
+            [profiled] = measure("profile", ProfileRequest(str(folder), budget_s), **one(report))
+            return dict(profiled["profile"])
+
         try:
-            self._session.settle(self._item.nodeid, key, reports, backend, settings, remeasure)
+            self._session.settle(self._item.nodeid, key, reports, backend, settings, remeasure,
+                                 profile)
         finally:
             for report in reports:  # what --junitxml carries
                 self._item.user_properties.extend(headline_properties(report, self._name))

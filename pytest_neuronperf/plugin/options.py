@@ -35,6 +35,9 @@ class RunOptions:
     against: str | None = None
     """``--neuronperf-against``: the git revision every perf test is compared with (paired)."""
     paired_tolerance: dict[str, float] = field(default_factory=dict)
+    profile: str = "auto"
+    """``--neuronperf-profile``: which configurations are profiled after their measurement
+    (``auto``: REGRESSED ones and those saved as a baseline; ``all``; ``off``)."""
 
 
 # -- option parsers (also applied to ini values) -------------------------------------------------
@@ -84,6 +87,18 @@ def parse_paired_tolerance_option(value: str) -> dict[str, float]:
             f"--neuronperf-paired-tolerance / neuronperf_paired_tolerance: {exc}") from None
 
 
+def parse_profile(value: str) -> str:
+    """``--neuronperf-profile``: ``all`` (the bare flag), ``auto`` or ``off``."""
+    from pytest_neuronperf.profiling.explain import MODES
+
+    if value not in MODES:
+        raise pytest.UsageError(
+            f"--neuronperf-profile / neuronperf_profile must be one of {', '.join(MODES)}, got "
+            f"{value!r} (the bare flag means all, but it takes the next word as its value: "
+            f"write --neuronperf-profile=all before a path)")
+    return value
+
+
 def parse_device(value: str) -> str:
     """``--neuronperf-device``: a device name (checked against registered backends later)."""
     if not value or not value.replace("_", "").replace("-", "").isalnum():
@@ -119,6 +134,10 @@ OPTIONS: list[tuple[str, str, str, Callable[[str], Any] | None, str]] = [
     ("--neuronperf-paired-tolerance", "neuronperf_paired_tolerance", "string",
      parse_paired_tolerance_option,
      "tolerances of the paired gate (default throughput:3%,p50:3%,p99:10%)"),
+    ("--neuronperf-profile", "neuronperf_profile", "optional", parse_profile,
+     "after the measurement, profile configurations (operators and Python frames, head and "
+     "base) and show what got slower: all (the bare flag), auto (the default: REGRESSED "
+     "configurations and those saved as a baseline) or off"),
 ]
 
 
@@ -166,6 +185,7 @@ def run_options(config: pytest.Config) -> RunOptions:
         strict=read_option(config, "--neuronperf-strict"),
         against=read_option(config, "--neuronperf-against"),
         paired_tolerance=read_option(config, "--neuronperf-paired-tolerance") or {},
+        profile=read_option(config, "--neuronperf-profile") or "auto",
     )
     if options.save_baseline and options.baseline is None:
         raise pytest.UsageError(

@@ -4,6 +4,7 @@ once, on the controller."""
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import os
 import tempfile
@@ -29,9 +30,12 @@ from pytest_neuronperf.plugin.markers import PerfSettings
 from pytest_neuronperf.plugin.options import RunOptions
 from pytest_neuronperf.plugin.outcome import Outcome, decide, failure_message
 from pytest_neuronperf.plugin.xdist import CoreShare
+from pytest_neuronperf.profiling.explain import head_summary
+from pytest_neuronperf.profiling.summary import stored
 from pytest_neuronperf.reporting.tables import printable
 from pytest_neuronperf.reports import config_key, config_label, parse_config_key
 
+PROFILES_FOLDER = "neuronperf-profiles"
 RESULTS_FORMAT_VERSION = 1
 """Version of the results a worker sends to the controller (``workeroutput``).
 
@@ -137,13 +141,15 @@ class PerfSession:
         backend: DeviceBackend,
         settings: PerfSettings,
         remeasure: Callable[[dict[str, Any]], dict[str, Any]],
+        profile: Callable[[dict[str, Any], float | None], dict[str, Any]] | None = None,
     ) -> None:
         """Gate one benchmark call's reports and record them with their outcomes.
 
         A configuration that first looks REGRESSED or INCONCLUSIVE is measured once more
         (``remeasure``) and judged on both runs' windows. Paired reports are also judged head
         against base, with the call's configurations x metrics as one family; the outcome
-        merges both judgements. Whatever happens, every measured report is recorded.
+        merges both judgements. Then, with its verdict decided, a configuration may be profiled
+        (``profile``: see :meth:`explain`). Whatever happens, every measured report is recorded.
         """
         from pytest_neuronperf.gating import paired as paired_gate
 
@@ -158,10 +164,62 @@ class PerfSession:
                                           settings.tolerance)
                 paired_gate.annotate(report, paired[position])
                 override = self._verdict_hook(report=report, judgement=judgement)
-                outcomes.append((key, decide(report, judgement, override, self.options,
-                                             paired[position])))
+                outcome = decide(report, judgement, override, self.options, paired[position])
+                outcomes.append((key, self.explain(report, outcome, key, backend, settings,
+                                                   profile)))
         finally:
             self.results.extend(reports)
+
+    def explain(
+        self,
+        report: dict[str, Any],
+        outcome: Outcome,
+        key: str,
+        backend: DeviceBackend,
+        settings: PerfSettings,
+        run: Callable[[dict[str, Any], float | None], dict[str, Any]] | None,
+    ) -> Outcome:
+        """Profile a judged configuration when asked or REGRESSED (``profiling.explain``): the
+        report gets ``profile`` and a failing outcome the lines saying what got slower. The
+        verdict is never touched."""
+        from pytest_neuronperf.profiling import explain as profiling
+
+        if run is None or report.get("status") != "ok" or not profiling.wanted(
+                self.options.profile, settings.profile, outcome.verdict.value,
+                self.options.save_baseline):
+            return outcome
+        paired = (report.get("paired") or {}).get("base_status") == "ok"
+        budget_s, skip = profiling.budget(report, settings.timeout, 2 if paired else 1)
+        if skip is not None:
+            report["profile"] = profiling.skipped(skip)
+        else:
+            try:
+                result = run(report, budget_s)
+            except Exception as exc:  # noqa: BLE001 - a profile never takes the verdict down
+                result = {"status": "error", "error": f"{type(exc).__name__}: {exc}"}
+            report["profile"] = profiling.explanation(
+                result, self.stored_profile(report, key, backend), paired_base_label(report))
+        if not outcome.failing:
+            return outcome
+        details = "\n".join([outcome.details, *profiling.evidence(report["profile"])])
+        return dataclasses.replace(outcome, details=details.strip("\n"))
+
+    def profile_dir(self, rootdir: Path) -> Path:
+        """Where profile traces go: a ``neuronperf-profiles`` folder beside the first report
+        file this run writes (HTML, JSON, CSV), else in the rootdir's ``.neuronperf-cache``."""
+        for path in (self.options.html_path, self.options.json_path, self.options.csv_path):
+            if path is not None:
+                return Path(path).absolute().parent / PROFILES_FOLDER
+        return rootdir / ".neuronperf-cache" / "profiles"
+
+    def stored_profile(self, report: dict[str, Any], key: str,
+                       backend: DeviceBackend) -> Any:
+        """The profile summary stored with this configuration's baseline entry, if any."""
+        if self.baseline is None:
+            return None
+        machine_id, _ = self.machine(backend)
+        entry = self.baseline.lookup(machine_id, key, config_key(report)) or {}
+        return entry.get("profile")
 
     def failure(self, nodeid: str) -> str | None:
         """The message a test fails with, or None when none of its configurations fails
@@ -263,8 +321,11 @@ class PerfSession:
             if report.get("status") != "ok" or self.was_interrupted(report):
                 continue
             fp, tests = by_machine.setdefault(report["machine"], (report["fingerprint"], {}))
-            tests.setdefault(report["test"], {})[config_key(report)] = (
-                entry_from_report(report))
+            entry = entry_from_report(report)
+            profile = head_summary(report.get("profile"))
+            if profile is not None:  # the base a later run's explanation is diffed against
+                entry["profile"] = stored(profile)
+            tests.setdefault(report["test"], {})[config_key(report)] = entry
             count += 1
         for machine_id, (fp, tests) in by_machine.items():
             baseline_file.save_results(path, machine_id, fp, tests, on_wait=(
@@ -419,6 +480,12 @@ class PerfSession:
                 notes.append(f"neuronperf: {test}: {len(unmeasured)} baseline configuration(s) "
                              f"not measured this run: {'; '.join(why)}")
         return notes
+
+
+def paired_base_label(report: dict[str, Any]) -> str:
+    """How an explanation names a paired base: ``the base at origin/main (3f2a...)``."""
+    revision = (report.get("paired") or {}).get("revision")
+    return f"the base at {revision}" if revision else "the base model (compare)"
 
 
 def unmeasured_reason(key: str, share: dict[str, int]) -> str:

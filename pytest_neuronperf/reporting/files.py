@@ -43,7 +43,11 @@ def flatten(report: dict[str, Any], prefix: str = "") -> dict[str, Any]:
     for key, value in report.items():
         name = f"{prefix}{key}"
         value = _json_safe(value)
-        if isinstance(value, dict):
+        if name == "profile":  # its tables would be hundreds of columns: its top line instead
+            from pytest_neuronperf.profiling.explain import csv_cells
+
+            cells.update(csv_cells(value))
+        elif isinstance(value, dict):
             cells.update(flatten(value, f"{name}."))
         elif isinstance(value, list):
             cells[name] = _joined(value)

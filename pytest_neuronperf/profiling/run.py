@@ -1,0 +1,128 @@
+"""The parent's side of a profile run: one configuration's head (and base) profiled on fresh
+copies, after its measurement.
+
+A profile run starts one copy per side on the configuration's first core slice (one driver
+thread: a profile explains what a call does, not how copies share a machine), waits until they
+are warm, then sends profile windows: per kind (``operators``, then ``python``) ``WINDOWS``
+windows per side in ABBA order (head, base, base, head, ...), so that a machine that speeds up
+or slows down over the run touches both sides alike. Only one copy runs at a time. The last
+window of each kind leaves its raw trace in the run's folder: ``head-operators.json`` (Chrome
+trace / Perfetto), ``head-python.pstats`` (cProfile: snakeviz, ``python -m pstats``), and on
+Neuron the runtime's own capture (``head-neuron/``). A run never raises for a model's fault: it
+returns ``status: error`` with one line saying why.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import time
+import traceback
+from dataclasses import dataclass
+from multiprocessing.context import BaseContext
+from pathlib import Path
+from typing import Any
+
+from pytest_neuronperf.engine import messages
+from pytest_neuronperf.engine.grid import RunConfig
+from pytest_neuronperf.engine.processes import ModelProcess
+from pytest_neuronperf.engine.runner import ConfigurationFailed, Job, collect, start_copies
+from pytest_neuronperf.engine.specs import ModelSource
+from pytest_neuronperf.engine.supervise import Deadline
+from pytest_neuronperf.profiling.summary import summarize
+
+WINDOWS = 3
+"""Windows per side and kind (their spread is the noise the diff compares changes with)."""
+WINDOW_S = 0.2
+MAX_CALLS = 2000
+"""Calls per operator window at most (the copy lowers it to keep the trace small)."""
+TRACE_SUFFIXES = {"operators": ".json", "python": ".pstats"}
+
+
+@dataclass(frozen=True)
+class ProfileRequest:
+    """What a profile run needs besides the configuration."""
+
+    directory: str
+    """Where this configuration's traces go (created; one folder per configuration)."""
+    budget_s: float | None = None
+    """Seconds the run may take; past them it stops and says so (None: the job's timeout)."""
+    windows: int = WINDOWS
+    window_s: float = WINDOW_S
+
+
+def window_plan(kinds: tuple[str, ...], sides: tuple[str, ...],
+                windows: int) -> list[tuple[str, str, bool]]:
+    """``(kind, side, keeps its trace)`` in running order: ABBA per kind; the last window of
+    each kind and side keeps its trace."""
+    plan = []
+    for kind in kinds:
+        for index in range(windows):
+            order = sides if index % 2 == 0 else tuple(reversed(sides))
+            plan += [(kind, side, index == windows - 1) for side in order]
+    return plan
+
+
+def profile_kinds(job: Job) -> tuple[tuple[str, ...], bool]:
+    """(the window kinds, whether the device runtime captures its own profile). A device whose
+    runtime captures by itself (Neuron) gets no framework profiler on top: the Neuron runtime's
+    documentation says the two capture mechanisms conflict."""
+    if getattr(job.device, "profiler_env", None) is not None:
+        return ("python",), True
+    return ("operators", "python"), False
+
+
+def profile_configuration(
+    context: BaseContext, job: Job, config: RunConfig, inputs: Any, request: ProfileRequest,
+    base: tuple[ModelSource, Any] | None = None,
+) -> dict[str, Any]:
+    """Profile one configuration (and its base side: ``(source, PairedRequest)``); the
+    result's ``sides`` hold each side's summary (``profiling.summary``)."""
+    from pytest_neuronperf.engine.paired import side_jobs
+
+    started = time.monotonic()
+    jobs = {"head": job} if base is None else side_jobs(job, base[0], base[1])
+    folder = Path(request.directory)
+    procs: dict[str, list[ModelProcess]] = {side: [] for side in jobs}
+    kinds, captured = profile_kinds(job)
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        solo = dataclasses.replace(config, n_models=1, workers_per_model=1, target_qps=None)
+        deadline = Deadline.after(request.budget_s if request.budget_s is not None
+                                  else job.timeout_for())
+        for side, side_job in jobs.items():
+            env = (job.device.profiler_env(str(folder / f"{side}-neuron"))  # type: ignore[attr-defined]
+                   if captured else None)
+            start_copies(context, side_job, solo, inputs, procs[side], env)
+        for side in jobs:
+            collect(procs[side], messages.Ready, deadline, f"loading ({side} side, profile run)")
+        windows: dict[str, list[messages.Profiled]] = {side: [] for side in jobs}
+        for kind, side, keep in window_plan(kinds, tuple(jobs), request.windows):
+            path = str(folder / f"{side}-{kind}{TRACE_SUFFIXES[kind]}") if keep else None
+            order = messages.Profile(kind, request.window_s, MAX_CALLS, path)
+            messages.send(procs[side][0].conn, order)
+            [answer] = collect(procs[side], messages.Profiled, deadline,
+                               f"profiling ({side} side)")
+            windows[side].append(answer)
+    except ConfigurationFailed as failure:
+        return failed(str(failure), started)
+    except Exception:  # a bug of ours must not take the verdict with it
+        return failed("internal error: " + traceback.format_exc(), started)
+    finally:
+        for side_procs in procs.values():
+            for proc in side_procs:
+                proc.kill()
+    return {
+        "status": "ok",
+        "seconds": time.monotonic() - started,
+        "directory": str(folder),
+        "sides": {side: summarize(found, job.framework) for side, found in windows.items()},
+        "traces": sorted(str(p) for p in folder.rglob("*") if p.is_file()),
+    }
+
+
+def failed(error: str, started: float) -> dict[str, Any]:
+    """A profile run that could not finish: ``error`` is its first line, ``detail`` all of it
+    (a copy's output tail, a traceback)."""
+    first = error.strip().splitlines()[0] if error.strip() else "no reason given"
+    return {"status": "error", "error": first, "detail": error.strip(),
+            "seconds": time.monotonic() - started}
