@@ -3,8 +3,9 @@
 For each key of a table (operators, Python frames) the diff compares calls per inference and
 self time per inference. A change is one of: ``new`` (the head calls it, the base did not),
 ``gone``, ``calls`` (called more or less often per inference), ``per call`` (each call got
-slower or faster). Rows are ranked by the change of self time per inference, which is what a
-change adds to every end-to-end call; the line shows it per operator call and with counts.
+slower or faster). Rows are ranked by what a change costs an inference (its change of self time per
+inference; for a count change, the calls it adds at the per-call time), which is what it adds
+to every end-to-end call; the line shows it per operator call and with counts.
 
 Both sides are profiled by the same profiler the same way (and in paired mode in alternating
 windows on the same cores), so a profiler's fixed cost per recorded call appears on both sides
@@ -19,6 +20,7 @@ and cancels in the difference; what remains is compared with the noise the windo
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from dataclasses import dataclass
 from typing import Any
@@ -52,7 +54,13 @@ class Change:
 
     @property
     def delta_ns(self) -> float:
-        """Change of self time per inference (positive: slower)."""
+        """What the change costs an inference (ns; positive: slower). A count change costs the
+        calls it adds at the per-call time of both sides together (the two sides' own times
+        differ by noise as well as by the change); other changes cost their measured
+        difference."""
+        if self.kind == "calls":
+            per_call = (self.base_ns + self.head_ns) / (self.base_calls + self.head_calls)
+            return (self.head_calls - self.base_calls) * per_call
         return self.head_ns - self.base_ns
 
     def per_call(self, side: str) -> float:
@@ -130,7 +138,6 @@ def change(table: str, key: str, base: list[float] | None, head: list[float] | N
     """The change of one key (rows are ``[calls, ns, lo_ns, hi_ns]`` per inference)."""
     b = base or [0.0, 0.0, 0.0, 0.0]
     h = head or [0.0, 0.0, 0.0, 0.0]
-    delta = h[1] - b[1]
     if base is None or b[0] <= 0:
         kind = "new"
     elif head is None or h[0] <= 0:
@@ -140,11 +147,13 @@ def change(table: str, key: str, base: list[float] | None, head: list[float] | N
         kind = "calls"
     else:
         kind = "per call"
+    found = Change(table, key, kind, b[0], h[0], b[1], h[1], False)
+    delta = found.delta_ns
     significant = abs(delta) >= floor and floor > 0
     if significant and kind == "per call":
         separated = (h[2] > b[3]) if delta > 0 else (h[3] < b[2])
         significant = (abs(delta) >= REL_CHANGE * b[1]) and (separated or not spread)
-    return Change(table, key, kind, b[0], h[0], b[1], h[1], significant)
+    return dataclasses.replace(found, significant=significant)
 
 
 def diff(base: dict[str, Any], head: dict[str, Any]) -> dict[str, list[Change]]:

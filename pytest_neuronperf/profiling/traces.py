@@ -295,12 +295,20 @@ def frame_names(functions: Iterable[tuple[str, int, str]],
 
 def python_table(stats: Mapping[tuple[str, int, str], Any],
                  sys_path: Sequence[str]) -> tuple[list[Row], list[list[Any]]]:
-    """Rows and stacks of cProfile's statistics (``pstats.Stats(...).stats``)."""
+    """Rows and stacks of cProfile's statistics (``pstats.Stats(...).stats``). A built-in
+    (``time.sleep``, a torch operator's binding) gets one row per Python function that calls
+    it, ``<built-in method time.sleep> in postprocess (models.py)``: who sleeps is the news."""
     functions = {f: v for f, v in stats.items() if f[2] not in PROFILER_FRAMES}
     names = frame_names(functions, sys_path)
     rows: dict[str, Row] = {}
-    for function, (_, calls, own_s, _, _) in functions.items():
-        add_row(rows, names[function], own_s * 1e9, calls=int(calls))
+    for function, (_, calls, own_s, _, callers) in functions.items():
+        known = {c: edge for c, edge in callers.items() if c in functions}
+        if function[0] != "~" or not known:
+            add_row(rows, names[function], own_s * 1e9, calls=int(calls))
+            continue
+        for caller, edge in known.items():
+            add_row(rows, f"{names[function]} in {names[caller]}", float(edge[2]) * 1e9,
+                    calls=int(edge[1]))
     return list(rows.values()), python_stacks(functions, names)
 
 
