@@ -90,7 +90,7 @@ def test_python_rows_name_functions_by_qualified_name_and_built_ins_by_their_cal
         Layer().forward(value)
     profiler.disable()
     rows, stacks = traces.python_table(pstats.Stats(profiler).stats,  # type: ignore[attr-defined]
-                                       sys.path)
+                                       sys.path, traces.qualified_names(profiler.getstats()))
     calls = {row[0]: row[1] for row in rows}
     assert calls["Layer.forward (test_profiling.py)"] == 3
     assert calls["<built-in method time.sleep> in postprocess (test_profiling.py)"] == 3
@@ -192,7 +192,8 @@ def test_a_profile_that_would_overrun_the_timeout_is_skipped_with_a_line() -> No
     assert line is None and left == pytest.approx(57.0)
     left, line = explain.budget(report, 3.0, 1)
     assert left is None and line is not None
-    assert line.startswith("profile skipped: it needs about ") and "timeout=3 s leaves 1.5 s" in line
+    assert line.startswith("profile skipped: it needs about ")
+    assert "timeout=3 s leaves 1.5 s" in line
     assert explain.evidence(explain.skipped(line)) == [line]
 
 
@@ -464,10 +465,6 @@ KERAS_TESTS = textwrap.dedent('''
     import tensorflow as tf
 
 
-    def one():
-        return tf.keras.Sequential([tf.keras.Input((16,)), tf.keras.layers.Dense(16)])
-
-
     def two():
         return tf.keras.Sequential([tf.keras.Input((16,)), tf.keras.layers.Dense(16),
                                     tf.keras.layers.Dense(16)])
@@ -475,7 +472,7 @@ KERAS_TESTS = textwrap.dedent('''
 
     @pytest.mark.neuronperf(n_models=1, workers_per_model=1, duration=0.3, profile=True)
     def test_keras(neuronperf):
-        neuronperf.compare(one, two, np.ones((1, 16), np.float32), framework="tensorflow")
+        neuronperf.benchmark(two, np.ones((1, 16), np.float32), framework="tensorflow")
 ''')
 
 
@@ -485,8 +482,8 @@ def test_tensorflow_operators_come_from_its_profiler(pytester: pytest.Pytester) 
     [report] = json.loads((pytester.path / "r.json").read_text())["reports"]
     profile = report["profile"]
     assert profile["status"] == "ok", (profile, result.stdout.str())
-    matmul = {c["key"]: c for c in profile["changes"]["operators"]}["MatMul"]
-    assert (matmul["base_calls"], matmul["head_calls"]) == (1.0, 2.0)
+    operators = profile["head"]["tables"]["operators"]["rows"]
+    assert operators["MatMul"][0] == 2.0  # calls per inference: one per Dense layer
     folder = Path(profile["directory"])
     assert (folder / "head-operators.json").is_file()
     assert (folder / "head-operators.xplane.pb").is_file()
@@ -526,3 +523,42 @@ def test_a_saved_baseline_stores_the_profile_a_later_regression_is_diffed_agains
         "what got slower (profiled * s after the measurement; head vs the baseline's stored "
         "profile; per inference):"])
     assert "\n  operators: aten::addmm [64] [1x64] [64x64]: new, " in gated.stdout.str()
+
+
+@pytest.fixture
+def fake_neuron(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Any:
+    """2 fake Neuron devices x 2 NeuronCores with both fake runtimes (tests/fakes/neuron)."""
+    from fakes import neuron_support
+
+    yield from neuron_support.install(tmp_path, monkeypatch)
+
+
+@pytest.mark.parametrize(("device", "module", "variable", "written"), [
+    ("neuronx", "torch_neuronx", "inspect_dir", "*.ntff"),
+    ("neuron", "torch_neuron", "profile_dir", "*.profile"),
+])
+def test_neuron_copies_capture_with_the_runtime_variables_only_when_profiled(
+        fake_neuron: Any, tmp_path: Path, device: str, module: str, variable: str,
+        written: str) -> None:
+    import torch
+    from fakes.neuron.neuron_models import TinyNet
+
+    from pytest_neuronperf.engine.benchmark import benchmark
+    from pytest_neuronperf.profiling.run import ProfileRequest
+
+    model = str(tmp_path / "tiny.pt")
+    torch.jit.save(torch.jit.trace(TinyNet().eval(), torch.rand(1, 8)), model)
+    options: dict[str, Any] = {"n_models": 1, "workers_per_model": 1, "duration": 0.3,
+                               "warmup": 0.05, "verbosity": 0, "device_type": device}
+    [measured] = benchmark(model, torch.rand(1, 8), **options)
+    [profiled] = benchmark(model, torch.rand(1, 8), **options,
+                           profile=ProfileRequest(str(tmp_path / "profiles")))
+    assert measured["status"] == "ok"
+    captures = [e[variable] for e in fake_neuron.worker_imports(module)]
+    folder = tmp_path / "profiles" / "bs1-n1-w1-p1"
+    assert captures == [None, str(folder / "head-neuron")]  # the measured copy had none
+    profile = profiled["profile"]
+    assert profile["status"] == "ok"
+    assert set(profile["sides"]["head"]["tables"]) == {"python"}  # no framework profiler on top
+    assert list((folder / "head-neuron").rglob(written))
+    assert any(t.endswith(written[1:]) for t in profile["traces"])

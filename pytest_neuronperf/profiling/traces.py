@@ -18,8 +18,8 @@ No framework is imported here: the XSpace comes already parsed.
 
 from __future__ import annotations
 
-import ast
-import functools
+import heapq
+import itertools
 import json
 import os
 import statistics
@@ -32,8 +32,9 @@ Row = list[Any]
 
 DEVICE_CATEGORIES = ("kernel", "gpu_memcpy", "gpu_memset")
 """Chrome trace categories of work on a GPU, attributed to the operator that launched it."""
-STACK_MIN_SHARE = 0.001
+STACK_MIN_SHARE = 0.002
 """Python stacks whose self time is below this share of the window are left out."""
+STACK_EXPANSIONS = 4000
 STACK_MAX_DEPTH = 60
 STACK_LIMIT = 400
 PROFILER_FRAMES = ("<method 'disable' of '_lsprof.Profiler' objects>",)
@@ -241,35 +242,21 @@ def short_file(filename: str, sys_path: Sequence[str]) -> str:
     return os.path.relpath(filename, best) if best else Path(filename).name
 
 
-@functools.cache
-def qualified_names(filename: str) -> dict[int, str]:
-    """``{first line: qualified name}`` of the functions a source file defines (a decorated
-    function's code starts at its first decorator), from its syntax tree; empty when the file
-    cannot be read or parsed."""
-    try:
-        tree = ast.parse(Path(filename).read_bytes(), filename)
-    except (OSError, SyntaxError, ValueError):
-        return {}
-    found: dict[int, str] = {}
-
-    def visit(node: ast.AST, prefix: str) -> None:
-        for child in ast.iter_child_nodes(node):
-            if isinstance(child, ast.ClassDef | ast.FunctionDef | ast.AsyncFunctionDef):
-                name = f"{prefix}{child.name}"
-                if not isinstance(child, ast.ClassDef):
-                    for line in (child.lineno, *(d.lineno for d in child.decorator_list)):
-                        found.setdefault(line, name)
-                inner = f"{name}.<locals>." if not isinstance(child, ast.ClassDef) else f"{name}."
-                visit(child, inner)
-            else:
-                visit(child, prefix)
-
-    visit(tree, "")
+def qualified_names(entries: Iterable[Any]) -> dict[tuple[str, int, str], str]:
+    """``{(file, line, name): qualified name}`` of the functions in cProfile's raw entries
+    (``Profile.getstats()``: their ``code`` is the code object, which knows its qualified name;
+    ``pstats`` keeps only the short name)."""
+    found: dict[tuple[str, int, str], str] = {}
+    for entry in entries:
+        code = getattr(entry, "code", None)
+        qualname = getattr(code, "co_qualname", None)
+        if qualname is not None:
+            found[(code.co_filename, code.co_firstlineno, code.co_name)] = qualname
     return found
 
 
-def frame_names(functions: Iterable[tuple[str, int, str]],
-                sys_path: Sequence[str]) -> dict[tuple[str, int, str], str]:
+def frame_names(functions: Iterable[tuple[str, int, str]], sys_path: Sequence[str],
+                qualnames: Mapping[tuple[str, int, str], str]) -> dict[tuple[str, int, str], str]:
     """A readable, stable name per cProfile function: its qualified name and file,
     ``Linear.forward (torch/nn/modules/linear.py)``; a built-in keeps its own
     (``<built-in method time.sleep>``). Names do not depend on line numbers (the base and head
@@ -281,9 +268,7 @@ def frame_names(functions: Iterable[tuple[str, int, str]],
         if filename == "~":
             plain[function] = name
             continue
-        qualified = qualified_names(filename).get(line, name)
-        if qualified.rsplit(".", 1)[-1] != name:
-            qualified = name  # not the function cProfile saw (a lambda, generated code)
+        qualified = qualnames.get(function, name)
         plain[function] = f"{qualified} ({short_file(filename, sys_path)})"
     counts: dict[str, int] = {}
     for name in plain.values():
@@ -293,13 +278,14 @@ def frame_names(functions: Iterable[tuple[str, int, str]],
             for function, name in plain.items()}
 
 
-def python_table(stats: Mapping[tuple[str, int, str], Any],
-                 sys_path: Sequence[str]) -> tuple[list[Row], list[list[Any]]]:
+def python_table(stats: Mapping[tuple[str, int, str], Any], sys_path: Sequence[str],
+                 qualnames: Mapping[tuple[str, int, str], str] | None = None,
+                 ) -> tuple[list[Row], list[list[Any]]]:
     """Rows and stacks of cProfile's statistics (``pstats.Stats(...).stats``). A built-in
     (``time.sleep``, a torch operator's binding) gets one row per Python function that calls
     it, ``<built-in method time.sleep> in postprocess (models.py)``: who sleeps is the news."""
     functions = {f: v for f, v in stats.items() if f[2] not in PROFILER_FRAMES}
-    names = frame_names(functions, sys_path)
+    names = frame_names(functions, sys_path, qualnames or {})
     rows: dict[str, Row] = {}
     for function, (_, calls, own_s, _, callers) in functions.items():
         known = {c: edge for c, edge in callers.items() if c in functions}
@@ -315,7 +301,9 @@ def python_table(stats: Mapping[tuple[str, int, str], Any],
 def python_stacks(stats: Mapping[tuple[str, int, str], Any],
                   names: Mapping[tuple[str, int, str], str]) -> list[list[Any]]:
     """``[[frame, ...], self_ns]`` per call path, rebuilt from cProfile's caller edges: a
-    function's time along a path is its share of the caller's time through that edge."""
+    function's time along a path is its share of the caller's time through that edge. Paths are
+    expanded largest first, at most ``STACK_EXPANSIONS`` of them (a framework's call graph has
+    far more paths than time worth showing)."""
     children: dict[tuple[str, int, str], list[tuple[tuple[str, int, str], float]]] = {}
     for callee, (_, _, _, _, callers) in stats.items():
         for caller, edge in callers.items():
@@ -324,22 +312,25 @@ def python_stacks(stats: Mapping[tuple[str, int, str], Any],
     roots = [f for f, v in stats.items() if not any(c in stats for c in v[4])]
     total = sum(float(stats[f][3]) for f in roots) or 1.0
     found: dict[tuple[str, ...], float] = {}
-
-    def walk(function: tuple[str, int, str], seconds: float, path: tuple[str, ...],
-             seen: frozenset[tuple[str, int, str]]) -> None:
+    order = itertools.count()
+    todo: list[tuple[float, int, tuple[str, int, str], tuple[str, ...],
+                     frozenset[tuple[str, int, str]]]] = [
+        (-float(stats[root][3]), next(order), root, (), frozenset({root})) for root in roots]
+    heapq.heapify(todo)
+    expansions = 0
+    while todo and expansions < STACK_EXPANSIONS:
+        negative, _, function, path, seen = heapq.heappop(todo)
+        expansions += 1
         _, _, own, cumulative, _ = stats[function]
-        share = seconds / float(cumulative) if cumulative else 0.0
+        share = -negative / float(cumulative) if cumulative else 0.0
         here = (*path, names[function])
         found[here] = found.get(here, 0.0) + float(own) * share
         if len(here) >= STACK_MAX_DEPTH:
-            return
+            continue
         for callee, edge_s in children.get(function, []):
             through = edge_s * share
             if callee not in seen and through >= STACK_MIN_SHARE * total:
-                walk(callee, through, here, seen | {callee})
-
-    for root in roots:
-        walk(root, float(stats[root][3]), (), frozenset({root}))
+                heapq.heappush(todo, (-through, next(order), callee, here, seen | {callee}))
     stacks = sorted(found.items(), key=lambda item: -item[1])
     return [[list(path), seconds * 1e9] for path, seconds in stacks[:STACK_LIMIT]
             if seconds >= STACK_MIN_SHARE * total]

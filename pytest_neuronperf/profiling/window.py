@@ -86,7 +86,7 @@ def python_window(order: messages.Profile, call: Callable[[], Any],
     if order.trace_path:
         profiler.dump_stats(order.trace_path)
     table, stacks = traces.python_table(pstats.Stats(profiler).stats,  # type: ignore[attr-defined]
-                                        sys.path)
+                                        sys.path, traces.qualified_names(profiler.getstats()))
     return messages.Profiled("python", int(sum(len(t) for t in timings.latency_ns)), seconds,
                              table, stacks, order.trace_path)
 
