@@ -22,11 +22,12 @@ from typing import Any
 
 import pytest
 
-from pytest_neuronperf.engine import messages
-from pytest_neuronperf.profiling import diff, explain, traces
+from pytest_neuronperf.child import profile_traces as traces
+from pytest_neuronperf.profiling import diff, explain
 from pytest_neuronperf.profiling.html import flame_svg, profile_section
 from pytest_neuronperf.profiling.run import window_plan
 from pytest_neuronperf.profiling.summary import summarize
+from pytest_neuronperf.protocol import messages
 
 # -- tables from raw profiles -------------------------------------------------------------------
 
@@ -543,7 +544,7 @@ def test_neuron_copies_capture_with_the_runtime_variables_only_when_profiled(
     import torch
     from fakes.neuron.neuron_models import TinyNet
 
-    from pytest_neuronperf.engine.benchmark import benchmark
+    from pytest_neuronperf.api import benchmark
     from pytest_neuronperf.profiling.run import ProfileRequest
 
     model = str(tmp_path / "tiny.pt")

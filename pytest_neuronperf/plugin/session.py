@@ -16,8 +16,10 @@ from typing import Any
 import pytest
 
 from pytest_neuronperf.devices import DeviceBackend, format_cores, get_backend
+from pytest_neuronperf.engine.interference import is_high
 from pytest_neuronperf.gating import baseline as baseline_file
 from pytest_neuronperf.gating import machine
+from pytest_neuronperf.gating import paired as paired_gate
 from pytest_neuronperf.gating.verdicts import (
     Judgement,
     Verdict,
@@ -26,13 +28,16 @@ from pytest_neuronperf.gating.verdicts import (
     needs_recheck,
     pool_reports,
 )
+from pytest_neuronperf.logs import printable
 from pytest_neuronperf.plugin.markers import PerfSettings
 from pytest_neuronperf.plugin.options import RunOptions
 from pytest_neuronperf.plugin.outcome import Outcome, decide, failure_message
-from pytest_neuronperf.plugin.xdist import CoreShare
-from pytest_neuronperf.profiling.explain import head_summary
+from pytest_neuronperf.plugin.shares import CoreShare, this_host
+from pytest_neuronperf.profiling import explain as profiling
 from pytest_neuronperf.profiling.summary import stored
-from pytest_neuronperf.reporting.tables import printable
+from pytest_neuronperf.reporting import files as reporting
+from pytest_neuronperf.reporting.html import write_html
+from pytest_neuronperf.reporting.markdown import append_step_summary
 from pytest_neuronperf.reports import config_key, config_label, parse_config_key
 
 PROFILES_FOLDER = "neuronperf-profiles"
@@ -151,8 +156,6 @@ class PerfSession:
         merges both judgements. Then, with its verdict decided, a configuration may be profiled
         (``profile``: see :meth:`explain`). Whatever happens, every measured report is recorded.
         """
-        from pytest_neuronperf.gating import paired as paired_gate
-
         outcomes = self.outcomes.setdefault(nodeid, [])
         try:
             paired = paired_gate.judge_family(reports, self.options.paired_tolerance)
@@ -182,8 +185,6 @@ class PerfSession:
         """Profile a judged configuration when asked or REGRESSED (``profiling.explain``): the
         report gets ``profile`` and a failing outcome the lines saying what got slower. The
         verdict is never touched."""
-        from pytest_neuronperf.profiling import explain as profiling
-
         if run is None or report.get("status") != "ok" or not profiling.wanted(
                 self.options.profile, settings.profile, outcome.verdict.value,
                 self.options.save_baseline):
@@ -259,10 +260,6 @@ class PerfSession:
         baseline or JSON could not be written and no other JSON holds them), they go to a
         ``neuronperf-unsaved-*.json`` in ``rescue_dir`` instead.
         """
-        from pytest_neuronperf.reporting import files as reporting
-        from pytest_neuronperf.reporting.html import write_html
-        from pytest_neuronperf.reporting.markdown import append_step_summary
-
         ordered = sorted(self.results, key=lambda r: r.get("test", ""))
         lines: list[str] = []
         failed: list[str] = []
@@ -322,7 +319,7 @@ class PerfSession:
                 continue
             fp, tests = by_machine.setdefault(report["machine"], (report["fingerprint"], {}))
             entry = entry_from_report(report)
-            profile = head_summary(report.get("profile"))
+            profile = profiling.head_summary(report.get("profile"))
             if profile is not None:  # the base a later run's explanation is diffed against
                 entry["profile"] = stored(profile)
             tests.setdefault(report["test"], {})[config_key(report)] = entry
@@ -392,8 +389,6 @@ class PerfSession:
 
     def host_notes(self) -> list[str]:
         """Which host measured what, when xdist workers ran on more than one host or remotely."""
-        from pytest_neuronperf.plugin.xdist import this_host
-
         by_host: dict[tuple[str, str], list[dict[str, Any]]] = {}
         for report in self.results:
             if "host_id" in report:
@@ -441,8 +436,6 @@ class PerfSession:
 
     def paired_notes(self) -> list[str]:
         """Paired comparisons that could not be made, and measurements on a busy machine."""
-        from pytest_neuronperf.engine.interference import is_high
-
         notes = []
         missing = [r for r in self.results
                    if (r.get("paired") or {}).get("base_status") not in (None, "ok")]
@@ -530,7 +523,5 @@ def host_note(name: str, key: str, reports: list[dict[str, Any]], shown: int = 4
 
 def rescued(reports: list[dict[str, Any]], path: Path) -> str:
     """Write reports that would otherwise be lost; the line that says where they went."""
-    from pytest_neuronperf.reporting import files as reporting
-
     return f"neuronperf: this run's reports were saved to {reporting.write_json(reports, path)}"
 

@@ -22,13 +22,21 @@ from multiprocessing.context import BaseContext
 from pathlib import Path
 from typing import Any
 
-from pytest_neuronperf.engine import messages
 from pytest_neuronperf.engine.grid import RunConfig
+from pytest_neuronperf.engine.paired import PairedRequest, side_jobs
 from pytest_neuronperf.engine.processes import ModelProcess
-from pytest_neuronperf.engine.runner import ConfigurationFailed, Job, collect, start_copies
-from pytest_neuronperf.engine.specs import ModelSource
+from pytest_neuronperf.engine.runner import (
+    ConfigurationFailed,
+    Job,
+    base_report,
+    collect,
+    start_copies,
+)
 from pytest_neuronperf.engine.supervise import Deadline
 from pytest_neuronperf.profiling.summary import summarize
+from pytest_neuronperf.protocol import messages
+from pytest_neuronperf.protocol.specs import ModelSource
+from pytest_neuronperf.reports import config_slug
 
 WINDOWS = 3
 """Windows per side and kind (their spread is the noise the diff compares changes with)."""
@@ -71,14 +79,24 @@ def profile_kinds(job: Job) -> tuple[tuple[str, ...], bool]:
     return ("operators", "python"), False
 
 
+def profile_report(context: BaseContext, job: Job, config: RunConfig, inputs: Any,
+                   request: ProfileRequest,
+                   paired: tuple[PairedRequest, ModelSource | None] | None) -> dict[str, Any]:
+    """A configuration profiled instead of measured (``benchmark(profile=...)``): its report
+    keys and ``profile``; its traces go to a folder named after it."""
+    base = None if paired is None or paired[1] is None else (paired[1], paired[0])
+    folder = dataclasses.replace(request, directory=str(Path(request.directory)
+                                                        / config_slug(vars(config))))
+    result = profile_configuration(context, job, config, inputs, folder, base)
+    return {**base_report(job, config), "status": "ok", "profile": result}
+
+
 def profile_configuration(
     context: BaseContext, job: Job, config: RunConfig, inputs: Any, request: ProfileRequest,
-    base: tuple[ModelSource, Any] | None = None,
+    base: tuple[ModelSource, PairedRequest] | None = None,
 ) -> dict[str, Any]:
     """Profile one configuration (and its base side: ``(source, PairedRequest)``); the
     result's ``sides`` hold each side's summary (``profiling.summary``)."""
-    from pytest_neuronperf.engine.paired import side_jobs
-
     started = time.monotonic()
     jobs = {"head": job} if base is None else side_jobs(job, base[0], base[1])
     folder = Path(request.directory)

@@ -16,7 +16,7 @@ import statistics
 from collections.abc import Sequence
 from typing import Any
 
-from pytest_neuronperf.engine import messages
+from pytest_neuronperf.protocol import messages
 
 TABLES = ("operators", "python")
 ROW_LIMIT = 150

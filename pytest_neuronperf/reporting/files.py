@@ -8,10 +8,13 @@ import math
 import os
 import time
 from collections.abc import Sequence
+from io import StringIO
 from pathlib import Path
 from typing import Any
 
 from pytest_neuronperf import safe_files
+from pytest_neuronperf.engine.summary import is_raw_results, reports_from_results
+from pytest_neuronperf.profiling.explain import csv_cells
 from pytest_neuronperf.reporting.tables import report_list
 
 REPORT_FORMAT = "pytest-neuronperf-reports"
@@ -44,8 +47,6 @@ def flatten(report: dict[str, Any], prefix: str = "") -> dict[str, Any]:
         name = f"{prefix}{key}"
         value = _json_safe(value)
         if name == "profile":  # its tables would be hundreds of columns: its top line instead
-            from pytest_neuronperf.profiling.explain import csv_cells
-
             cells.update(csv_cells(value))
         elif isinstance(value, dict):
             cells.update(flatten(value, f"{name}."))
@@ -85,7 +86,6 @@ def write_csv(
                 [e for e in every if e.startswith(f"{c}.")])))
     else:
         columns = every
-    from io import StringIO
 
     buffer = StringIO()
     writer = csv.DictWriter(buffer, fieldnames=columns, extrasaction="ignore")
@@ -123,8 +123,6 @@ def write_json(
 def get_reports(filename: Any) -> list[dict[str, Any]]:
     """Read reports written by :func:`write_json` (or a bare JSON list of reports), or make the
     reports from ``benchmark(..., return_timers=True)``'s results."""
-    from pytest_neuronperf.engine.summary import is_raw_results, reports_from_results
-
     if not isinstance(filename, str | os.PathLike):
         if is_raw_results(filename):
             return reports_from_results(filename)

@@ -23,6 +23,7 @@ import itertools
 import json
 import os
 import statistics
+import types
 from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -249,9 +250,8 @@ def qualified_names(entries: Iterable[Any]) -> dict[tuple[str, int, str], str]:
     found: dict[tuple[str, int, str], str] = {}
     for entry in entries:
         code = getattr(entry, "code", None)
-        qualname = getattr(code, "co_qualname", None)
-        if qualname is not None:
-            found[(code.co_filename, code.co_firstlineno, code.co_name)] = qualname
+        if isinstance(code, types.CodeType):
+            found[(code.co_filename, code.co_firstlineno, code.co_name)] = code.co_qualname
     return found
 
 

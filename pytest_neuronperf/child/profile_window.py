@@ -1,6 +1,7 @@
-"""Inside a model copy: one profile window, answered with a ``profiled`` message.
+"""Inside a model copy: one profile window, answered with a ``profiled`` message (the child
+side of ``pytest_neuronperf.profiling``).
 
-``engine.child`` calls :func:`run_window` for each ``profile`` order of the parent, after the
+``child.main`` calls :func:`run_window` for each ``profile`` order of the parent, after the
 copy has loaded and warmed up; such a copy is never measured (profile runs use fresh copies
 after the measurement). A window is either
 
@@ -24,17 +25,19 @@ from __future__ import annotations
 
 import cProfile
 import glob
+import json
 import os
 import pstats
+import shutil
 import sys
 import tempfile
 import time
 from collections.abc import Callable
 from typing import Any
 
-from pytest_neuronperf.engine import messages
-from pytest_neuronperf.engine.specs import WorkerSpec
-from pytest_neuronperf.profiling import traces
+from pytest_neuronperf.child import profile_traces as traces
+from pytest_neuronperf.protocol import messages
+from pytest_neuronperf.protocol.specs import WorkerSpec
 
 EVENT_BUDGET = 2500
 """Operator events one torch window may record (its export and reading grow with them)."""
@@ -132,9 +135,6 @@ def count_events(profile: Any) -> int:
 def tensorflow_window(order: messages.Profile, call: Callable[[], Any]) -> messages.Profiled:
     """TensorFlow's profiler around ``call``; its XSpace is read back (and kept as a Chrome
     trace and the raw ``.xplane.pb`` when ``trace_path`` is set)."""
-    import json
-    import shutil
-
     import tensorflow as tf
     from tensorflow.tsl.profiler.protobuf import xplane_pb2
 
