@@ -101,10 +101,10 @@ def test_python_rows_name_functions_by_qualified_name_and_built_ins_by_their_cal
 
 
 def test_windows_alternate_abba_and_the_last_of_each_kind_keeps_its_trace() -> None:
-    plan = window_plan(("operators", "python"), ("head", "base"), 3)
+    plan = window_plan(("operators", "python"), ("head", "base"), {"operators": 3, "python": 2})
     assert [(k[0], s) for k, s, _ in plan] == [
         ("o", "head"), ("o", "base"), ("o", "base"), ("o", "head"), ("o", "head"), ("o", "base"),
-        ("p", "head"), ("p", "base"), ("p", "base"), ("p", "head"), ("p", "head"), ("p", "base")]
+        ("p", "head"), ("p", "base"), ("p", "base"), ("p", "head")]
     assert [(k, s) for k, s, keep in plan if keep] == [
         ("operators", "head"), ("operators", "base"), ("python", "head"), ("python", "base")]
 

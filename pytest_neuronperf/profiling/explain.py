@@ -18,7 +18,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from pytest_neuronperf.profiling import diff as profile_diff
-from pytest_neuronperf.profiling.run import WINDOW_S, WINDOWS
+from pytest_neuronperf.profiling.run import profile_seconds
 from pytest_neuronperf.profiling.summary import is_summary
 
 MODES = ("auto", "all", "off")
@@ -44,7 +44,7 @@ def wanted(mode: str, marker: bool | None, verdict: str, saving: bool) -> bool:
 def needed_s(report: Mapping[str, Any], sides: int) -> float:
     """About how long a profile run of ``report``'s configuration takes."""
     load_s = (number(report.get("load_avg_ms")) + number(report.get("warmup_avg_ms"))) / 1000
-    windows = 2 * WINDOWS * WINDOW_S * WINDOW_COST
+    windows = profile_seconds() * WINDOW_COST
     return sides * (START_S + load_s + windows)
 
 

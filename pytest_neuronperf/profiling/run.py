@@ -38,9 +38,11 @@ from pytest_neuronperf.protocol import messages
 from pytest_neuronperf.protocol.specs import ModelSource
 from pytest_neuronperf.reports import config_slug
 
-WINDOWS = 3
-"""Windows per side and kind (their spread is the noise the diff compares changes with)."""
-WINDOW_S = 0.2
+WINDOWS = {"operators": 3, "python": 6}
+"""Windows per side and kind (their spread is the noise the diff compares changes with).
+Python windows are totals per function (cProfile has no per-call times to take a median of),
+so there are more of them, shorter: a window a busy machine slowed moves their median less."""
+WINDOW_S = {"operators": 0.2, "python": 0.1}
 MAX_CALLS = 2000
 """Calls per operator window at most (the copy lowers it to keep the trace small)."""
 TRACE_SUFFIXES = {"operators": ".json", "python": ".pstats"}
@@ -54,20 +56,25 @@ class ProfileRequest:
     """Where this configuration's traces go (created; one folder per configuration)."""
     budget_s: float | None = None
     """Seconds the run may take; past them it stops and says so (None: the job's timeout)."""
-    windows: int = WINDOWS
-    window_s: float = WINDOW_S
+    windows: dict[str, int] = dataclasses.field(default_factory=lambda: dict(WINDOWS))
+    window_s: dict[str, float] = dataclasses.field(default_factory=lambda: dict(WINDOW_S))
 
 
 def window_plan(kinds: tuple[str, ...], sides: tuple[str, ...],
-                windows: int) -> list[tuple[str, str, bool]]:
+                windows: dict[str, int]) -> list[tuple[str, str, bool]]:
     """``(kind, side, keeps its trace)`` in running order: ABBA per kind; the last window of
     each kind and side keeps its trace."""
     plan = []
     for kind in kinds:
-        for index in range(windows):
+        for index in range(windows[kind]):
             order = sides if index % 2 == 0 else tuple(reversed(sides))
-            plan += [(kind, side, index == windows - 1) for side in order]
+            plan += [(kind, side, index == windows[kind] - 1) for side in order]
     return plan
+
+
+def profile_seconds(kinds: tuple[str, ...] = ("operators", "python")) -> float:
+    """Seconds of windows per side (each costs more than its length: see ``profiling.explain``)."""
+    return sum(WINDOWS[kind] * WINDOW_S[kind] for kind in kinds)
 
 
 def profile_kinds(job: Job) -> tuple[tuple[str, ...], bool]:
@@ -116,7 +123,7 @@ def profile_configuration(
         windows: dict[str, list[messages.Profiled]] = {side: [] for side in jobs}
         for kind, side, keep in window_plan(kinds, tuple(jobs), request.windows):
             path = str(folder / f"{side}-{kind}{TRACE_SUFFIXES[kind]}") if keep else None
-            order = messages.Profile(kind, request.window_s, MAX_CALLS, path)
+            order = messages.Profile(kind, request.window_s[kind], MAX_CALLS, path)
             messages.send(procs[side][0].conn, order)
             [answer] = collect(procs[side], messages.Profiled, deadline,
                                f"profiling ({side} side)")
