@@ -106,7 +106,7 @@ def test_windows_alternate_abba_and_the_last_of_each_kind_keeps_its_trace() -> N
         ("o", "head"), ("o", "base"), ("o", "base"), ("o", "head"), ("o", "head"), ("o", "base"),
         ("p", "head"), ("p", "base"), ("p", "base"), ("p", "head")]
     assert [(k, s) for k, s, keep in plan if keep] == [
-        ("operators", "head"), ("operators", "base"), ("python", "head"), ("python", "base")]
+        ("operators", "head"), ("operators", "base"), ("python", "base"), ("python", "head")]
 
 
 # -- the diff -----------------------------------------------------------------------------------
