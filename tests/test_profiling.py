@@ -12,6 +12,7 @@ from __future__ import annotations
 import cProfile
 import json
 import pstats
+import re
 import subprocess
 import sys
 import textwrap
@@ -563,3 +564,30 @@ def test_neuron_copies_capture_with_the_runtime_variables_only_when_profiled(
     assert set(profile["sides"]["head"]["tables"]) == {"python"}  # no framework profiler on top
     assert list((folder / "head-neuron").rglob(written))
     assert any(t.endswith(written[1:]) for t in profile["traces"])
+
+
+def test_the_browser_draws_the_profile_section(tmp_path: Path) -> None:
+    from test_html import chromium, report
+
+    from pytest_neuronperf.reporting.html import write_html
+
+    base = side(BASE, BASE, BASE)
+    head = side(*[{**BASE, "aten::addmm [1x32]": (10, 300_000.0)}] * 3)
+    base["stacks"] = [[["forward (m.py)", "linear"], 40_000.0], [["forward (m.py)"], 10_000.0]]
+    head["stacks"] = [[["forward (m.py)", "linear"], 40_000.0], [["forward (m.py)"], 10_000.0],
+                      [["forward (m.py)", "extra (m.py)", "linear"], 30_000.0]]
+    result = {"status": "ok", "seconds": 2.0, "sides": {"base": base, "head": head},
+              "directory": str(tmp_path / "t"), "traces": [str(tmp_path / "t" / "x.json")]}
+    configuration = report("test_perf.py::test_mlp", 1, 1, 500.0, "REGRESSED", 0)
+    configuration["profile"] = explain.explanation(result, None, "the base at HEAD")
+    page = Path(write_html([configuration], tmp_path / "report.html"))
+    assert "<script" not in page.read_text()
+    dom = chromium(page, tmp_path / "browser", "--dump-dom").stdout
+    if not dom:
+        pytest.skip("chromium did not start")
+    assert "profile: what got slower" in dom and "differential flame graph" in dom
+    assert "aten::addmm [1x32]: new, 0.03 ms per call" in dom
+    boxes = re.findall(r"<title>([^\n<]*)\n[^<]*</title><rect [^>]*fill=\"([^\"]+)\"", dom)
+    assert ("extra (m.py)", "rgb(230,60,60)") in boxes  # new in the head: full red
+    assert ("linear", "#d9d9d9") in boxes  # the unchanged path: grey
+    assert len(boxes) == 5  # all, forward, both linear paths, extra

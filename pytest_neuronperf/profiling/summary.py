@@ -11,7 +11,6 @@ base.
 
 from __future__ import annotations
 
-import math
 import statistics
 from collections.abc import Sequence
 from typing import Any
@@ -106,12 +105,3 @@ def is_summary(value: Any) -> bool:
     """``value`` is a summary this version can read (a stored one may be older or foreign)."""
     return (isinstance(value, dict) and value.get("version") == SUMMARY_VERSION
             and isinstance(value.get("tables"), dict))
-
-
-def finite(value: Any) -> float:
-    """A stored number as a float (NaN when it is none)."""
-    try:
-        number = float(value)
-    except (TypeError, ValueError):
-        return math.nan
-    return number
