@@ -591,3 +591,19 @@ def test_the_browser_draws_the_profile_section(tmp_path: Path) -> None:
     assert ("extra (m.py)", "rgb(230,60,60)") in boxes  # new in the head: full red
     assert ("linear", "#d9d9d9") in boxes  # the unchanged path: grey
     assert len(boxes) == 5  # all, forward, both linear paths, extra
+
+
+def test_a_bad_profile_option_or_marker_value_is_one_sentence(pytester: pytest.Pytester) -> None:
+    pytester.makepyfile(test_bad='''
+        import pytest
+
+        @pytest.mark.neuronperf(profile="yes")
+        def test_x(neuronperf):
+            pass
+    ''')
+    option = pytester.runpytest_subprocess("--neuronperf-profile=sometimes")
+    option.stderr.fnmatch_lines(["*--neuronperf-profile / neuronperf_profile must be one of "
+                                 "auto, all, off, got 'sometimes'*"])
+    marker = pytester.runpytest_subprocess("--neuronperf-profile=off")
+    marker.stderr.fnmatch_lines(["*test_bad.py::test_x: neuronperf marker: profile must be True, "
+                                 "False or None, got 'yes'*"])
