@@ -176,7 +176,8 @@ def trial(repo: Path) -> list[dict[str, Any]]:
         records.append({
             "kind": "trial", "test": test, "verdict": report.get("verdict"),
             "delta_throughput": (report.get("paired") or {}).get("delta", {}).get("throughput"),
-            "profile_s": profile.get("seconds"), "status": profile.get("status"),
+            "profile_s": profile.get("seconds"), "profile_cpu_s": profile.get("cpu_s"),
+            "status": profile.get("status"),
             "top": slower, "significant": {t: len(found) for t, found in significant.items()},
             "structural": sum(1 for found in significant.values() for c in found
                               if c["kind"] != "per call"),
@@ -207,6 +208,7 @@ def overhead(repo: Path, rounds: int) -> list[dict[str, Any]]:
             records.append({"kind": "overhead", "mode": mode, "wall_s": wall,
                             "verdict": report.get("verdict"),
                             "profile_s": (report.get("profile") or {}).get("seconds"),
+                            "profile_cpu_s": (report.get("profile") or {}).get("cpu_s"),
                             "load": load_average(), "time": time.time()})
     return records
 
@@ -221,7 +223,10 @@ def summarize(records: list[dict[str, Any]]) -> None:
         verdicts = ", ".join(sorted({str(r["verdict"]) for r in mine}))
         print(f"{test}: {len(mine)} trial(s), verdicts {verdicts}, median throughput change "
               f"{statistics.median(r['delta_throughput'] or 0 for r in mine):+.1%}, profile "
-              f"{statistics.median(r['profile_s'] or 0 for r in mine):.1f} s (median)")
+              f"{statistics.median(r['profile_s'] or 0 for r in mine):.1f} s wall"
+              + (f", {statistics.median(cpu):.1f} CPU-s" if (cpu := [
+                  r["profile_cpu_s"] for r in mine if r.get("profile_cpu_s")]) else "")
+              + " (median)")
         if test in EXPECTED:
             print(f"  named in the top line: {sum(bool(r['named']) for r in mine)}/{len(mine)}")
         else:
@@ -247,10 +252,12 @@ def summarize(records: list[dict[str, Any]]) -> None:
             walls = [r["wall_s"] for r in runs if r["mode"] == mode]
             print(f"overhead: profile {mode}: pytest wall {statistics.median(walls):.1f} s "
                   f"(median of {len(walls)}: {', '.join(f'{w:.1f}' for w in walls)})")
-        profiled = [r["profile_s"] for r in runs if r["profile_s"]]
+        profiled = [r for r in runs if r["profile_s"]]
         if profiled:
-            print(f"  the profile run itself: {statistics.median(profiled):.1f} s (median of "
-                  f"{len(profiled)})")
+            cpu = [r["profile_cpu_s"] for r in profiled if r.get("profile_cpu_s")]
+            wall = statistics.median(r["profile_s"] for r in profiled)
+            print(f"  the profile run itself: {wall:.1f} s wall (median of {len(profiled)})"
+                  + (f", its copies' CPU time {statistics.median(cpu):.1f} s" if cpu else ""))
     loads = [r["load"] for r in records]
     print(f"load average during the runs: {min(loads):.1f}..{max(loads):.1f} (2 cores)")
 

@@ -39,8 +39,11 @@ from pytest_neuronperf.child import profile_traces as traces
 from pytest_neuronperf.protocol import messages
 from pytest_neuronperf.protocol.specs import WorkerSpec
 
-EVENT_BUDGET = 2500
-"""Operator events one torch window may record (its export and reading grow with them)."""
+EVENT_BUDGET = 1500
+"""Operator events one torch window may record (its export and reading grow with them: about
+0.2 ms per event on a loaded 2-core machine); the per-call median needs few calls."""
+STACKS_FACTOR = 3
+"""A window with Python stacks records about this many events per operator event."""
 NO_OPERATOR_PROFILER = ("the python framework has no operator profiler: Python frames only")
 
 Drive = Callable[..., messages.Timings]
@@ -106,12 +109,14 @@ def torch_window(order: messages.Profile, call: Callable[[], Any],
     with profile(False) as probe:  # starts Kineto and counts the events of one call
         call()
     per_call = max(1, count_events(probe))
-    max_calls = max(1, min(order.max_calls, EVENT_BUDGET // per_call))
+    stacks = order.trace_path is not None  # the kept window has Python stacks: more events
+    budget = EVENT_BUDGET // (STACKS_FACTOR if stacks else 1)
+    max_calls = max(1, min(order.max_calls, budget // per_call))
 
     def mark(index: int) -> Any:
         return profiler.record_function(f"neuronperf::call {index}")
 
-    with profile(order.trace_path is not None) as window:
+    with profile(stacks) as window:
         calls, seconds = repeat(call, order.seconds, max_calls, mark)
     path = order.trace_path or temporary_path(".json")
     try:

@@ -87,7 +87,8 @@ def explanation(result: Mapping[str, Any], stored: Any, base_label: str) -> dict
         base, source = stored, "the baseline's stored profile"
     changes = profile_diff.diff(base, head) if base is not None else {}
     return {
-        "status": "ok", "seconds": result.get("seconds"), "directory": result.get("directory"),
+        "status": "ok", "seconds": result.get("seconds"), "cpu_s": result.get("cpu_s"),
+        "directory": result.get("directory"),
         "traces": result.get("traces", []), "base_from": source, "head": head, "base": base,
         "changes": {table: [c.as_dict() for c in found[:profile_diff.LISTED]]
                     for table, found in changes.items()},

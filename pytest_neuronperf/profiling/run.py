@@ -22,6 +22,8 @@ from multiprocessing.context import BaseContext
 from pathlib import Path
 from typing import Any
 
+import psutil
+
 from pytest_neuronperf.engine.grid import RunConfig
 from pytest_neuronperf.engine.paired import PairedRequest, side_jobs
 from pytest_neuronperf.engine.processes import ModelProcess
@@ -133,16 +135,31 @@ def profile_configuration(
     except Exception:  # a bug of ours must not take the verdict with it
         return failed("internal error: " + traceback.format_exc(), started)
     finally:
+        cpu_s = copies_cpu_s([p for side_procs in procs.values() for p in side_procs])
         for side_procs in procs.values():
             for proc in side_procs:
                 proc.kill()
     return {
         "status": "ok",
         "seconds": time.monotonic() - started,
+        "cpu_s": cpu_s,
         "directory": str(folder),
         "sides": {side: summarize(found, job.framework) for side, found in windows.items()},
         "traces": sorted(str(p) for p in folder.rglob("*") if p.is_file()),
     }
+
+
+def copies_cpu_s(procs: list[ModelProcess]) -> float:
+    """CPU seconds the copies used (user + system): what the run costs on an idle machine,
+    where its wall time would be about this much."""
+    total = 0.0
+    for proc in procs:
+        try:
+            times = psutil.Process(proc.pid).cpu_times()
+        except (psutil.Error, ValueError, TypeError):
+            continue
+        total += times.user + times.system
+    return total
 
 
 def failed(error: str, started: float) -> dict[str, Any]:
