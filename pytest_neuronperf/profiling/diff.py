@@ -13,9 +13,11 @@ and cancels in the difference; what remains is compared with the noise the windo
 
 - a change must move the inference by at least ``FLOOR_SHARE`` of the larger side's profiled
   time per inference (smaller changes cannot explain a slowdown the gate saw);
-- counts are exact, so ``new``, ``gone`` and ``calls`` changes above that floor are real;
-- a ``per call`` change must also exceed ``REL_CHANGE`` and lie outside both sides' window
-  spread (every head window slower than every base window, or faster).
+- counts are exact, so ``new``, ``gone`` and ``calls`` changes above that floor are real, and
+  rank first;
+- a ``per call`` change must move the inference by ``PER_CALL_FLOOR``, exceed ``REL_CHANGE``
+  of its own time and lie outside both sides' window spread (every head window slower than
+  every base window, or faster).
 """
 
 from __future__ import annotations
@@ -28,6 +30,8 @@ from typing import Any
 from pytest_neuronperf.profiling.summary import TABLES, total_ns
 
 FLOOR_SHARE = 0.02
+PER_CALL_FLOOR = 0.05
+"""A per-call change must move an inference by this share (times, unlike counts, are noisy)."""
 REL_CHANGE = 0.25
 COUNT_CHANGE = 0.10
 """Calls per inference must change by this share (and by ``COUNT_STEP`` calls) to count."""
@@ -62,6 +66,12 @@ class Change:
             per_call = (self.base_ns + self.head_ns) / (self.base_calls + self.head_calls)
             return (self.head_calls - self.base_calls) * per_call
         return self.head_ns - self.base_ns
+
+    @property
+    def structural(self) -> bool:
+        """A key that appeared, went, or is called a different number of times: exact evidence
+        (a per-call change may also be what a busy machine or the other changes did to it)."""
+        return self.kind != "per call"
 
     def per_call(self, side: str) -> float:
         """Self time per call of the key (ns) on ``side``, NaN when it is not called."""
@@ -130,7 +140,7 @@ def diff_tables(name: str, base: dict[str, Any], head: dict[str, Any]) -> list[C
         if h is None and b is not None and b[1] <= float(head.get("floor_ns") or 0.0):
             continue
         changes.append(change(name, key, b, h, floor, spread))
-    return sorted(changes, key=lambda c: (not c.significant, -c.delta_ns))
+    return sorted(changes, key=lambda c: (not c.significant, not c.structural, -c.delta_ns))
 
 
 def change(table: str, key: str, base: list[float] | None, head: list[float] | None,
@@ -152,7 +162,8 @@ def change(table: str, key: str, base: list[float] | None, head: list[float] | N
     significant = abs(delta) >= floor and floor > 0
     if significant and kind == "per call":
         separated = (h[2] > b[3]) if delta > 0 else (h[3] < b[2])
-        significant = (abs(delta) >= REL_CHANGE * b[1]) and (separated or not spread)
+        significant = (abs(delta) >= max(REL_CHANGE * b[1], PER_CALL_FLOOR / FLOOR_SHARE * floor)
+                       and (separated or not spread))
     return dataclasses.replace(found, significant=significant)
 
 
