@@ -546,15 +546,16 @@ def test_neuron_copies_capture_with_the_runtime_variables_only_when_profiled(
     from fakes.neuron.neuron_models import TinyNet
 
     from pytest_neuronperf.api import benchmark
-    from pytest_neuronperf.profiling.run import ProfileRequest
+    from pytest_neuronperf.engine.request import BenchmarkRequest
+    from pytest_neuronperf.profiling.run import ProfileRequest, profile
 
     model = str(tmp_path / "tiny.pt")
     torch.jit.save(torch.jit.trace(TinyNet().eval(), torch.rand(1, 8)), model)
     options: dict[str, Any] = {"n_models": 1, "workers_per_model": 1, "duration": 0.3,
                                "warmup": 0.05, "verbosity": 0, "device_type": device}
     [measured] = benchmark(model, torch.rand(1, 8), **options)
-    [profiled] = benchmark(model, torch.rand(1, 8), **options,
-                           profile=ProfileRequest(str(tmp_path / "profiles")))
+    [profiled] = profile(BenchmarkRequest(model, torch.rand(1, 8), **options),
+                         ProfileRequest(str(tmp_path / "profiles")))
     assert measured["status"] == "ok"
     captures = [e[variable] for e in fake_neuron.worker_imports(module)]
     folder = tmp_path / "profiles" / "bs1-n1-w1-p1"

@@ -9,9 +9,9 @@ import functools
 import os
 import tempfile
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import pytest
 
@@ -20,13 +20,12 @@ from pytest_neuronperf.engine.interference import is_high
 from pytest_neuronperf.gating import baseline as baseline_file
 from pytest_neuronperf.gating import machine
 from pytest_neuronperf.gating import paired as paired_gate
+from pytest_neuronperf.gating.paired import PairedJudgement
 from pytest_neuronperf.gating.verdicts import (
     Judgement,
     Verdict,
     entry_from_report,
-    judge,
-    needs_recheck,
-    pool_reports,
+    gate_report,
 )
 from pytest_neuronperf.logs import printable
 from pytest_neuronperf.plugin.markers import PerfSettings
@@ -38,7 +37,13 @@ from pytest_neuronperf.profiling.summary import stored
 from pytest_neuronperf.reporting import files as reporting
 from pytest_neuronperf.reporting.html import write_html
 from pytest_neuronperf.reporting.markdown import append_step_summary
-from pytest_neuronperf.reports import config_key, config_label, parse_config_key
+from pytest_neuronperf.reports import (
+    Interference,
+    Report,
+    config_key,
+    config_label,
+    parse_config_key,
+)
 
 PROFILES_FOLDER = "neuronperf-profiles"
 RESULTS_FORMAT_VERSION = 1
@@ -60,7 +65,7 @@ class PerfSession:
         extra_fingerprint: dict[str, Any],
         share_for: Any,
         verdict_hook: Callable[..., Any] = lambda **_: None,
-        host: dict[str, str] | None = None,
+        host: Report | None = None,
         against: Any = None,
     ) -> None:
         self.options = options
@@ -70,7 +75,7 @@ class PerfSession:
         self.adapters = adapters
         self.extra_fingerprint = extra_fingerprint
         self._share_for = share_for
-        self.results: list[dict[str, Any]] = []
+        self.results: list[Report] = []
         self.outcomes: dict[str, list[tuple[str, Outcome]]] = {}
         """Node id -> (result key, outcome) of every configuration it measured."""
         self._verdict_hook = verdict_hook
@@ -103,7 +108,8 @@ class PerfSession:
 
     def share(self, backend: DeviceBackend) -> CoreShare:
         """This process's cores of ``backend`` (a slice of them under xdist)."""
-        return self._share_for(backend.cores())
+        share: CoreShare = self._share_for(backend.cores())
+        return share
 
     def machine(self, backend: DeviceBackend) -> tuple[str, dict[str, Any]]:
         """(machine id, fingerprint) of this machine with ``backend`` as its device."""
@@ -119,7 +125,7 @@ class PerfSession:
 
     def gate(
         self,
-        report: dict[str, Any],
+        report: Report,
         test: str,
         backend: DeviceBackend,
         budgets: dict[str, float],
@@ -130,62 +136,62 @@ class PerfSession:
         entry = None
         if self.baseline is not None and report["status"] == "ok":
             entry = self.baseline.lookup(machine_id, test, config_key(report))
-        judgement = judge(report, entry, {**self.options.tolerance, **tolerance}, budgets,
-                          self.options.strict)
-        report.update(test=test, machine=machine_id, fingerprint=fp, **self.host)
-        report.update(judgement.report_fields(report))
-        if entry is not None:
-            report["baseline_windows"] = dict(entry.get("windows") or {})
-        return judgement
+        report.update({"test": test, "machine": machine_id, "fingerprint": fp, **self.host})
+        return gate_report(report, entry, {**self.options.tolerance, **tolerance}, budgets,
+                           self.options.strict)
+
+    def gate_paired(self, reports: Sequence[Report]) -> list[PairedJudgement | None]:
+        """The paired verdicts of one call's reports, its configurations x metrics one family
+        (None for a report without a paired part)."""
+        return paired_gate.judge_family(reports, self.options.paired_tolerance)
 
     def settle(
         self,
         nodeid: str,
         key: str,
-        reports: list[dict[str, Any]],
-        backend: DeviceBackend,
-        settings: PerfSettings,
-        remeasure: Callable[[dict[str, Any]], dict[str, Any]],
-        profile: Callable[[dict[str, Any], float | None], dict[str, Any]] | None = None,
+        reports: list[Report],
+        judgements: list[Judgement],
+        paired: list[PairedJudgement | None],
     ) -> None:
-        """Gate one benchmark call's reports and record them with their outcomes.
-
-        A configuration that first looks REGRESSED or INCONCLUSIVE is measured once more
-        (``remeasure``) and judged on both runs' windows. Paired reports are also judged head
-        against base, with the call's configurations x metrics as one family; the outcome
-        merges both judgements. Then, with its verdict decided, a configuration may be profiled
-        (``profile``: see :meth:`explain`). Whatever happens, every measured report is recorded.
-        """
+        """Decide one benchmark call's outcomes from its judgements (``gate`` and
+        ``gate_paired``; the verdict hook may override): the merged verdict per report."""
         outcomes = self.outcomes.setdefault(nodeid, [])
-        try:
-            paired = paired_gate.judge_family(reports, self.options.paired_tolerance)
-            for position, report in enumerate(reports):
-                judgement = self.gate(report, key, backend, settings.budgets, settings.tolerance)
-                if needs_recheck(judgement):
-                    report = reports[position] = pool_reports(report, remeasure(report))
-                    judgement = self.gate(report, key, backend, settings.budgets,
-                                          settings.tolerance)
-                paired_gate.annotate(report, paired[position])
-                override = self._verdict_hook(report=report, judgement=judgement)
-                outcome = decide(report, judgement, override, self.options, paired[position])
-                outcomes.append((key, self.explain(report, outcome, key, backend, settings,
-                                                   profile)))
-        finally:
-            self.results.extend(reports)
+        for report, judgement, paired_judgement in zip(reports, judgements, paired, strict=True):
+            paired_gate.annotate(report, paired_judgement)
+            override = self._verdict_hook(report=report, judgement=judgement)
+            outcomes.append((key, decide(report, judgement, override, self.options,
+                                         paired_judgement)))
 
     def explain(
         self,
-        report: dict[str, Any],
+        nodeid: str,
+        key: str,
+        reports: Sequence[Report],
+        backend: DeviceBackend,
+        settings: PerfSettings,
+        run: Callable[[Report, float | None], dict[str, Any]],
+    ) -> None:
+        """Profile the configurations of one settled call that are REGRESSED or asked for
+        (``profiling.explain``): each report gets ``profile``, and a failing outcome the lines
+        saying what got slower. Verdicts are never touched."""
+        outcomes = self.outcomes.get(nodeid, [])
+        first = len(outcomes) - len(reports)
+        for position, report in enumerate(reports):
+            test, outcome = outcomes[first + position]
+            outcomes[first + position] = (test, self.explain_one(report, outcome, key, backend,
+                                                                  settings, run))
+
+    def explain_one(
+        self,
+        report: Report,
         outcome: Outcome,
         key: str,
         backend: DeviceBackend,
         settings: PerfSettings,
-        run: Callable[[dict[str, Any], float | None], dict[str, Any]] | None,
+        run: Callable[[Report, float | None], dict[str, Any]],
     ) -> Outcome:
-        """Profile a judged configuration when asked or REGRESSED (``profiling.explain``): the
-        report gets ``profile`` and a failing outcome the lines saying what got slower. The
-        verdict is never touched."""
-        if run is None or report.get("status") != "ok" or not profiling.wanted(
+        """One configuration of :meth:`explain`."""
+        if report.get("status") != "ok" or not profiling.wanted(
                 self.options.profile, settings.profile, outcome.verdict.value,
                 self.options.save_baseline):
             return outcome
@@ -213,14 +219,17 @@ class PerfSession:
                 return Path(path).absolute().parent / PROFILES_FOLDER
         return rootdir / ".neuronperf-cache" / "profiles"
 
-    def stored_profile(self, report: dict[str, Any], key: str,
-                       backend: DeviceBackend) -> Any:
+    def stored_profile(self, report: Report, key: str, backend: DeviceBackend) -> Any:
         """The profile summary stored with this configuration's baseline entry, if any."""
         if self.baseline is None:
             return None
         machine_id, _ = self.machine(backend)
         entry = self.baseline.lookup(machine_id, key, config_key(report)) or {}
         return entry.get("profile")
+
+    def record(self, reports: Sequence[Report]) -> None:
+        """Keep measured reports for the run's outputs (whatever their verdicts)."""
+        self.results.extend(reports)
 
     def failure(self, nodeid: str) -> str | None:
         """The message a test fails with, or None when none of its configurations fails
@@ -329,7 +338,7 @@ class PerfSession:
                 None if notify is None else lambda line: notify(printable(f"neuronperf: {line}"))))
         return count
 
-    def was_interrupted(self, report: dict[str, Any]) -> bool:
+    def was_interrupted(self, report: Mapping[str, Any]) -> bool:
         """The report comes from a test that was interrupted (``test`` is node id[::name])."""
         test = str(report.get("test", ""))
         return any(test == nodeid or test.startswith(f"{nodeid}::") for nodeid in self.interrupted)
@@ -389,7 +398,7 @@ class PerfSession:
 
     def host_notes(self) -> list[str]:
         """Which host measured what, when xdist workers ran on more than one host or remotely."""
-        by_host: dict[tuple[str, str], list[dict[str, Any]]] = {}
+        by_host: dict[tuple[str, str], list[Report]] = {}
         for report in self.results:
             if "host_id" in report:
                 by_host.setdefault((report["host"], report["host_id"]), []).append(report)
@@ -444,7 +453,7 @@ class PerfSession:
                          f"base: {missing[0]['paired'].get('note') or 'no base'}")
         busy = [r for r in self.results if is_high(r.get("interference"))]
         if busy:
-            worst = max(r["interference"]["other_pct"] for r in busy)
+            worst = max(cast(Interference, r["interference"])["other_pct"] for r in busy)
             notes.append(f"neuronperf: {len(busy)} configuration(s) measured on a busy machine "
                          f"(up to {worst:.0f}% of the measured cores' time went to other "
                          f"processes): their figures are less reliable"
@@ -457,7 +466,7 @@ class PerfSession:
         why (too few cores, an xdist worker's share, or not in this run's grid)."""
         assert self.baseline is not None
         measured: dict[tuple[str, str], set[str]] = {}
-        shares: dict[tuple[str, str], dict[str, int]] = {}
+        shares: dict[tuple[str, str], Mapping[str, Any]] = {}
         for report in self.results:
             if "machine" not in report or "test" not in report:
                 continue
@@ -475,13 +484,13 @@ class PerfSession:
         return notes
 
 
-def paired_base_label(report: dict[str, Any]) -> str:
+def paired_base_label(report: Report) -> str:
     """How an explanation names a paired base: ``the base at origin/main (3f2a...)``."""
     revision = (report.get("paired") or {}).get("revision")
     return f"the base at {revision}" if revision else "the base model (compare)"
 
 
-def unmeasured_reason(key: str, share: dict[str, int]) -> str:
+def unmeasured_reason(key: str, share: Mapping[str, Any]) -> str:
     """``bs=1 n=2 w=1 p=1 (needs 2 cores; this pytest-xdist worker had 1 of the machine's 2)``."""
     config = parse_config_key(key)
     label = config_label(config) or key
@@ -495,7 +504,7 @@ def unmeasured_reason(key: str, share: dict[str, int]) -> str:
     return f"{label} (not in this run's configurations: marker, overrides or a filter)"
 
 
-def duration_notes(results: list[dict[str, Any]]) -> list[str]:
+def duration_notes(results: Sequence[Mapping[str, Any]]) -> list[str]:
     """Tests measured for another duration than their baseline was: their windows differ."""
     mismatches: dict[str, tuple[float, float]] = {}
     for report in results:
@@ -510,7 +519,7 @@ def duration_notes(results: list[dict[str, Any]]) -> list[str]:
 
 
 
-def host_note(name: str, key: str, reports: list[dict[str, Any]], shown: int = 4) -> str:
+def host_note(name: str, key: str, reports: Sequence[Mapping[str, Any]], shown: int = 4) -> str:
     """One host's line: its workers, baseline machine(s) and the tests it measured."""
     workers = sorted({str(r.get("worker")) for r in reports})
     machines = sorted({str(r.get("machine")) for r in reports})
@@ -521,7 +530,7 @@ def host_note(name: str, key: str, reports: list[dict[str, Any]], shown: int = 4
             f"{', '.join(machines)}) measured {len(reports)} configuration(s) of {listed}")
 
 
-def rescued(reports: list[dict[str, Any]], path: Path) -> str:
+def rescued(reports: Sequence[Mapping[str, Any]], path: Path) -> str:
     """Write reports that would otherwise be lost; the line that says where they went."""
     return f"neuronperf: this run's reports were saved to {reporting.write_json(reports, path)}"
 

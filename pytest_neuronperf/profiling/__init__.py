@@ -5,8 +5,9 @@ The room, by role (the copy's side lives with the rest of the model process, in 
 ``child.profile_window`` runs one profile window of the framework's profiler or of Python frames
 and answers with a ``profiled`` message; ``child.profile_traces`` turns raw traces into tables):
 
-- ``run``: the parent's side of one profile run (copies of head and base on the same core
-  slice, windows in ABBA order, traces saved), called by ``api.benchmark(profile=...)``.
+- ``run``: the parent's side: ``profile(request, wanted)`` profiles a ``benchmark`` request's
+  configurations instead of measuring them (copies of head and base on the same core slice,
+  windows in ABBA order, traces saved); the plugin's fixture calls it.
 - ``summary``: the windows of one side as calls and self time per inference, with their spread.
 - ``diff``: what changed between two summaries, ranked, with the lines the failure shows.
 - ``explain``: when to profile, the time budget, and the explanation attached to a report.

@@ -15,6 +15,9 @@ returns ``status: error`` with one line saying why.
 from __future__ import annotations
 
 import dataclasses
+import multiprocessing
+import shutil
+import tempfile
 import time
 import traceback
 from dataclasses import dataclass
@@ -25,20 +28,25 @@ from typing import Any
 import psutil
 
 from pytest_neuronperf.engine.grid import RunConfig
+from pytest_neuronperf.engine.measure import stage_jobs
 from pytest_neuronperf.engine.paired import PairedRequest, side_jobs
-from pytest_neuronperf.engine.processes import ModelProcess
+from pytest_neuronperf.engine.planning import plan
+from pytest_neuronperf.engine.processes import ModelProcess, process_context
+from pytest_neuronperf.engine.request import BenchmarkRequest
 from pytest_neuronperf.engine.runner import (
     ConfigurationFailed,
     Job,
     base_report,
     collect,
+    error_report,
     start_copies,
 )
 from pytest_neuronperf.engine.supervise import Deadline
+from pytest_neuronperf.logs import console
 from pytest_neuronperf.profiling.summary import summarize
 from pytest_neuronperf.protocol import messages
 from pytest_neuronperf.protocol.specs import ModelSource
-from pytest_neuronperf.reports import config_slug
+from pytest_neuronperf.reports import Report, config_slug
 
 WINDOWS = {"operators": 3, "python": 6}
 """Windows per side and kind (their spread is the noise the diff compares changes with).
@@ -88,16 +96,36 @@ def profile_kinds(job: Job) -> tuple[tuple[str, ...], bool]:
     return ("operators", "python"), False
 
 
-def profile_report(context: BaseContext, job: Job, config: RunConfig, inputs: Any,
-                   request: ProfileRequest,
-                   paired: tuple[PairedRequest, ModelSource | None] | None) -> dict[str, Any]:
-    """A configuration profiled instead of measured (``benchmark(profile=...)``): its report
-    keys and ``profile``; its traces go to a folder named after it."""
-    base = None if paired is None or paired[1] is None else (paired[1], paired[0])
-    folder = dataclasses.replace(request, directory=str(Path(request.directory)
-                                                        / config_slug(vars(config))))
-    result = profile_configuration(context, job, config, inputs, folder, base)
-    return {**base_report(job, config), "status": "ok", "profile": result}
+def profile(request: BenchmarkRequest, wanted: ProfileRequest) -> list[Report]:
+    """Profile every configuration of a ``benchmark`` request on fresh copies instead of
+    measuring it (both sides when it is paired): one report per configuration, with its
+    identifying keys and ``profile``; each configuration's traces go to a folder named after it
+    in ``wanted.directory``. A bad argument raises as ``benchmark`` would."""
+    planned = plan(request)
+    context = (multiprocessing.get_context("spawn") if request.multiinterpreter
+               else process_context(planned.framework))
+    log_dir = Path(tempfile.mkdtemp(prefix="neuronperf-logs-"))
+    reports: list[Report] = []
+    with console(request.verbosity):
+        try:
+            for job, source_plan, config in stage_jobs(planned, log_dir):
+                if source_plan.failure is not None:
+                    reports.append(error_report(job, config, source_plan.failure))
+                    continue
+                base = None
+                if planned.paired is not None and planned.base is not None:
+                    source, _ = planned.base.source_for(config)
+                    base = None if source is None else (source, planned.paired)
+                folder = dataclasses.replace(
+                    wanted, directory=str(Path(wanted.directory) / config_slug(vars(config))))
+                result = profile_configuration(context, job, config,
+                                               planned.per_batch[config.batch_size], folder, base)
+                report = base_report(job, config)
+                report["status"], report["profile"] = "ok", result
+                reports.append(report)
+        finally:
+            shutil.rmtree(log_dir, ignore_errors=True)
+    return reports
 
 
 def profile_configuration(
