@@ -19,6 +19,7 @@ LAYERS: list[tuple[str, tuple[str, ...]]] = [
      ("plugin", "cli", "__main__")),
     ("the public calls", ("api", "torch", "tensorflow", "cpu")),
     ("compiling a model index", ("compiling",)),
+    ("the run history: store, change points, trend table and page, import", ("history",)),
     ("outputs: tables, files, HTML, Markdown, the tuning table", ("reporting", "tuning")),
     ("explaining a regression: profile runs, their diff, its page", ("profiling",)),
     ("verdicts and the statistics they rest on", ("gating",)),
@@ -36,7 +37,7 @@ LAYERS: list[tuple[str, tuple[str, ...]]] = [
 LAZY_LIBRARIES = frozenset({
     "torch", "tensorflow", "keras", "jax", "transformers", "matplotlib", "scipy",
     "torch_neuron", "torch_neuronx", "tensorflow_neuron", "tensorflow_neuronx", "neuronxcc",
-    "libneuronxla", "xdist", "execnet",
+    "libneuronxla", "xdist", "execnet", "sqlalchemy", "psycopg", "ruptures",
 })
 """Heavy or optional libraries a function may import when it needs them (and the package's
 modules that import one of them at module level)."""

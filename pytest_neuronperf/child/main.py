@@ -29,7 +29,7 @@ from typing import Any
 
 import numpy as np
 
-from pytest_neuronperf.child import lifeline
+from pytest_neuronperf.child import isolation, lifeline
 from pytest_neuronperf.child.copy_options import CopyHooks
 from pytest_neuronperf.child.open_loop import serve
 from pytest_neuronperf.child.profile_window import run_window
@@ -52,6 +52,9 @@ def main(conn: Connection, spec: WorkerSpec) -> None:
         apply_environment(spec.environ, spec.placement)
         apply_placement(spec.placement, spec.framework)
         run(conn, spec)
+    except isolation.Refused as refusal:  # one sentence, not a traceback
+        report_failure(conn, str(refusal))
+        leave(1)
     except BaseException:  # noqa: BLE001 - every failure must reach the parent as a message
         report_failure(conn, traceback.format_exc())
         leave(1)
@@ -119,6 +122,7 @@ def run(conn: Connection, spec: WorkerSpec, exit_with_parent: bool = True) -> No
 
     started = time.perf_counter_ns()
     model = hooks.after_load(adapter.load(spec.model, spec.placement))
+    check_imports(spec, model)
     call = hooks.build_call(adapter, model, lambda: build_call(
         model, hooks.cast_inputs(adapter.prepare_inputs(spec.inputs, spec.batch_size,
                                                         spec.placement)),
@@ -127,6 +131,7 @@ def run(conn: Connection, spec: WorkerSpec, exit_with_parent: bool = True) -> No
 
     warmup_ms, warmup_calls = warm_up(call, spec.warmup, spec.max_warmup_s)
     hooks.warmed_up()
+    check_imports(spec, model)  # again: the first calls may import more
     messages.send(conn, messages.Ready(os.getpid(), load_ms, warmup_ms, warmup_calls))
 
     while True:
@@ -146,13 +151,21 @@ def run(conn: Connection, spec: WorkerSpec, exit_with_parent: bool = True) -> No
 
 
 def use_imports(spec: WorkerSpec, imports: ImportRoot) -> WorkerSpec:
-    """Import the user's code from ``imports.sys_path`` (a paired run's base tree): set the
-    path, then resolve the functions that travelled by name."""
-    sys.path[:] = list(imports.sys_path)
-    importlib.invalidate_caches()
+    """Import the user's code from the base tree (a paired run's base side: see
+    ``child.isolation``), then resolve the functions that travelled by name."""
+    isolation.install(imports)
     pre, post = (resolve_object(*ref) if ref else None
                  for ref in (imports.preprocess_fn, imports.postprocess_fn))
     return dataclasses.replace(spec, preprocess_fn=pre, postprocess_fn=post)
+
+
+def check_imports(spec: WorkerSpec, model: Any) -> None:
+    """Refuse to measure other code than this copy's side: a base copy must have imported
+    the project from the base tree only, any copy its model's module from the caller's file."""
+    if spec.imports is not None:
+        isolation.check(spec.imports, spec.model.module, model)
+    else:
+        isolation.check_origin(spec.model.module, spec.model.origin)
 
 
 def build_call(

@@ -90,7 +90,9 @@ def pytest_configure(config: pytest.Config) -> None:
     config.stash[SESSION_KEY] = PerfSession(
         options, devices, adapters, extra_fp, share_for, host=host,
         verdict_hook=functools.partial(config.hook.pytest_neuronperf_verdict, config=config),
-        against=resolve_option(config.rootpath, options.against))
+        against=resolve_option(config.rootpath, options.against), rootdir=config.rootpath)
+    if worker_input is None:
+        config.stash[SESSION_KEY].start_history()
     config.stash[RESTORE_SIGTERM_KEY] = sigterm_as_interrupt()
     if config.pluginmanager.hasplugin("xdist") and worker_input is None:
         config.pluginmanager.register(ControllerHooks(config.stash[SESSION_KEY]),

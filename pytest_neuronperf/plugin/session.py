@@ -10,6 +10,7 @@ import os
 import tempfile
 import time
 from collections.abc import Callable, Mapping, Sequence
+from dataclasses import replace
 from pathlib import Path
 from typing import Any, cast
 
@@ -27,6 +28,7 @@ from pytest_neuronperf.gating.verdicts import (
     entry_from_report,
     gate_report,
 )
+from pytest_neuronperf.history.runinfo import run_info
 from pytest_neuronperf.logs import printable
 from pytest_neuronperf.plugin.markers import PerfSettings
 from pytest_neuronperf.plugin.options import RunOptions
@@ -67,6 +69,7 @@ class PerfSession:
         verdict_hook: Callable[..., Any] = lambda **_: None,
         host: Report | None = None,
         against: Any = None,
+        rootdir: Path | None = None,
     ) -> None:
         self.options = options
         self.host = host or {}
@@ -86,6 +89,11 @@ class PerfSession:
         self.baseline = self._load_baseline()
         self.against = against
         """The base tree of ``--neuronperf-against`` (``plugin.against.BaseTree``), or None."""
+        self.rootdir = rootdir or Path.cwd()
+        self._run_info: dict[str, Any] | None = None
+        self.history_problem: str | None = None
+        """Why the history store could not be used when the run started (shown, not fatal)."""
+        self._history_runs: dict[str, list[Any]] = {}
 
     # -- set-up --------------------------------------------------------------------------------
 
@@ -98,6 +106,61 @@ class PerfSession:
             return baseline_file.load_baseline(self.options.baseline)
         except baseline_file.BaselineError as exc:
             raise pytest.UsageError(printable(str(exc))) from exc
+
+    def run_info(self) -> dict[str, Any]:
+        """This run for a history: commit, branch, dirty flag, time, host, package versions
+        (taken once, when first asked: at the start of the run on the controller)."""
+        if self._run_info is None:
+            self._run_info = run_info(self.rootdir)
+        return self._run_info
+
+    def start_history(self) -> None:
+        """On the controller: note the run's facts and check the history store now (created or
+        upgraded when new or old); a store that cannot be used is said, not fatal: the run's
+        reports are kept in a rescue file at the end."""
+        if self.options.history is None and self.options.json_path is None:
+            return
+        self.run_info()
+        if self.options.history is None:
+            return
+        from pytest_neuronperf.history.store import HistoryError, Store
+
+        try:
+            with Store(self.options.history) as store:
+                store.ensure()
+        except HistoryError as exc:
+            self.history_problem = printable(str(exc))
+
+    def history_runs(self, test: str) -> list[Any]:
+        """The stored runs of ``test`` on this run's branch, in commit order (read once)."""
+        if test not in self._history_runs:
+            from pytest_neuronperf.history.store import Store
+
+            assert self.options.history is not None
+            with Store(self.options.history) as store:
+                runs = store.runs(test=test, branch=self.run_info().get("branch"))
+            self._history_runs[test] = [
+                replace(run, results=[r for r in run.results if r.test == test]) for run in runs]
+        return self._history_runs[test]
+
+    def judge_history(self, report: Report, tolerance: dict[str, float]) -> Any:
+        """The history gate's judgement of one gated report (None when the gate is off, the
+        report failed, or the history cannot be read: then the report says why)."""
+        if not self.options.history_gate or report.get("status") != "ok":
+            return None
+        from pytest_neuronperf.history.gate import judge_history
+        from pytest_neuronperf.history.store import HistoryError
+
+        try:
+            stored = self.history_runs(str(report["test"]))
+        except HistoryError as exc:
+            report["history"] = {"verdict": None, "note": f"not judged: {exc}"}
+            return None
+        judgement = judge_history(stored, self.run_info(), report,
+                                  {**self.options.tolerance, **tolerance})
+        if judgement is not None:
+            report["history"] = judgement.report_field()
+        return judgement
 
     def backend(self, device: str) -> DeviceBackend:
         """The backend for a test's ``device`` (the command line's ``--neuronperf-device`` wins)."""
@@ -152,15 +215,18 @@ class PerfSession:
         reports: list[Report],
         judgements: list[Judgement],
         paired: list[PairedJudgement | None],
+        tolerance: dict[str, float] | None = None,
     ) -> None:
         """Decide one benchmark call's outcomes from its judgements (``gate`` and
-        ``gate_paired``; the verdict hook may override): the merged verdict per report."""
+        ``gate_paired``; the verdict hook may override) and the history gate's (with the
+        test's ``tolerance``): the merged verdict per report."""
         outcomes = self.outcomes.setdefault(nodeid, [])
         for report, judgement, paired_judgement in zip(reports, judgements, paired, strict=True):
             paired_gate.annotate(report, paired_judgement)
+            history = self.judge_history(report, tolerance or {})
             override = self._verdict_hook(report=report, judgement=judgement)
             outcomes.append((key, decide(report, judgement, override, self.options,
-                                         paired_judgement)))
+                                         paired_judgement, history)))
 
     def explain(
         self,
@@ -300,7 +366,7 @@ class PerfSession:
         json_path, csv_path = self.options.json_path, self.options.csv_path
         json_ok = json_path is not None and attempt(
             f"{json_path} (--neuronperf-json)",
-            lambda: f"reports: {reporting.write_json(ordered, json_path)}")
+            lambda: f"reports: {reporting.write_json(ordered, json_path, self.run_info())}")
         if csv_path is not None:
             attempt(f"{csv_path} (--neuronperf-csv)",
                     lambda: f"reports: {reporting.write_csv(ordered, csv_path)}")
@@ -311,13 +377,31 @@ class PerfSession:
         if ordered:
             attempt("the GitHub step summary ($GITHUB_STEP_SUMMARY)",
                     lambda: append_step_summary(ordered, self.notes()))
+        history_failed = False
+        if self.options.history is not None:
+            history_line = self.save_history(rescue_dir)
+            lines.append(history_line)
+            history_failed = history_line.startswith("neuronperf: ERROR")
         if failed and ordered and not json_ok:
             name = f"neuronperf-unsaved-{time.strftime('%Y%m%d-%H%M%S')}-{os.getpid()}.json"
             for directory in (rescue_dir, Path(tempfile.gettempdir())):
                 if attempt(f"the rescue file {directory / name}",
                            functools.partial(rescued, ordered, directory / name)):
                     break
-        return lines, bool(failed)
+        return lines, bool(failed) or history_failed
+
+    def save_history(self, rescue_dir: Path) -> str:
+        """Append this run to the history (interrupted tests left out); the line that says
+        what happened. A run that cannot be stored is kept in a rescue file (said)."""
+        from pytest_neuronperf.history.recording import save_run
+        from pytest_neuronperf.history.store import HistoryError
+
+        kept = [r for r in self.results if not self.was_interrupted(r)]
+        try:
+            return printable(save_run(self.options.history or "", self.run_info(), kept,
+                                      rescue_dir))
+        except HistoryError as exc:
+            return printable(f"neuronperf: ERROR history not saved: {exc}")
 
     def save_baseline(self, path: Path, notify: Callable[[str], None] | None = None) -> int:
         """Merge every successful configuration of this run into the baseline, per machine."""
@@ -355,8 +439,9 @@ class PerfSession:
         if self.against is not None:
             lines.append(f"neuronperf: paired against {self.against.label}: base tree "
                          f"{self.against.tree}")
+        lines += self.history_header()
         if self.options.baseline is None:
-            if self.against is None:
+            if self.against is None and self.options.history is None:
                 lines.append("neuronperf: no baseline (--neuronperf-baseline=PATH to gate)")
         elif self.baseline is None:
             link = baseline_file.link_target(self.options.baseline)
@@ -370,6 +455,22 @@ class PerfSession:
         else:
             lines.append(self.machine_mismatch(machine_id))
         return lines
+
+    def history_header(self) -> list[str]:
+        """The history's line: where runs go, the gate, or why the store cannot be used."""
+        if self.options.history is None:
+            return []
+        from pytest_neuronperf.history.store import shown
+
+        if self.history_problem:
+            return [f"neuronperf: history: {self.history_problem}; this run's reports will be "
+                    f"kept in a neuronperf-unsaved-*.json file"]
+        info = self._run_info or {}
+        return [f"neuronperf: history {shown(self.options.history)}"
+                + (" (gate on)" if self.options.history_gate else "")
+                + (f", commit {str(info['commit'])[:8]}" if info.get("commit") else "")
+                + (" (dirty)" if info.get("dirty") else "")
+                + (f" on {info['branch']}" if info.get("branch") else "")]
 
     def machine_mismatch(self, machine_id: str) -> str:
         """The note for a baseline with no entry for this machine."""
@@ -429,7 +530,8 @@ class PerfSession:
         strict = self.options.strict
         notes += self.paired_notes()
         if counts.get(Verdict.NEW.value) and not self.options.save_baseline and (
-                self.options.baseline is not None or self.against is None):
+                self.options.baseline is not None or (
+                    self.against is None and self.options.history is None)):
             notes.append(f"neuronperf: {counts[Verdict.NEW.value]} configuration(s) NEW "
                          f"(no baseline entry){' -> failed (strict)' if strict else ''}: "
                          f"record them with --neuronperf-save-baseline --neuronperf-baseline=PATH")
