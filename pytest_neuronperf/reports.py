@@ -216,6 +216,9 @@ class Report(ServerPart, GatePart, total=False):
     latency_sketch: LatencySketch
     interference: Interference | None
     paired: Paired
+    profile: dict[str, Any]
+    """The configuration's profile after its measurement and what got slower
+    (``pytest_neuronperf.profiling``: ``status``, ``head``, ``base``, ``changes``, ``traces``)."""
     # accuracy metrics (``eval_metrics``; ``topN`` for other N is written as such)
     accuracy: float
     precision: float

@@ -21,6 +21,7 @@ LAYERS: list[tuple[str, tuple[str, ...]]] = [
     ("compiling a model index", ("compiling",)),
     ("the run history: store, change points, trend table and page, import", ("history",)),
     ("outputs: tables, files, HTML, Markdown, the tuning table", ("reporting", "tuning")),
+    ("explaining a regression: profile runs, their diff, its page", ("profiling",)),
     ("verdicts and the statistics they rest on", ("gating",)),
     ("the engine: planning and measuring, parent side", ("engine",)),
     ("the model process (child side)", ("child",)),

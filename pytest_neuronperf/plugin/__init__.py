@@ -35,7 +35,8 @@ MARKER_HELP = (
     "neuronperf(batch_sizes=[1], n_models=[1, 'max'], workers_per_model=None, "
     "pipeline_sizes=[1], duration=5, warmup='auto', device='auto', compiler='auto', "
     "compiler_args=None, p50_ms=None, p99_ms=None, min_throughput=None, tolerance=None, "
-    "timeout=None, paired_rounds=None): a performance test; the neuronperf fixture benchmarks "
+    "timeout=None, paired_rounds=None, profile=None): a performance test; the neuronperf "
+    "fixture benchmarks "
     "every configuration "
     "and the test fails when it regressed against the baseline or missed a budget."
 )
@@ -48,6 +49,10 @@ def pytest_addoption(parser: pytest.Parser) -> None:
             group.addoption(flag, action="store_true", default=None,
                             help=argparse_help(help_text))
             parser.addini(ini, help_text, type="bool", default=False)
+        elif kind == "optional":  # a flag that may take a value: --flag or --flag=VALUE
+            group.addoption(flag, action="store", nargs="?", const="all", default=None,
+                            metavar="VALUE", type=parse, help=argparse_help(help_text))
+            parser.addini(ini, help_text, type="string", default="")
         else:
             group.addoption(flag, action="store", default=None, metavar="VALUE",
                             type=parse, help=argparse_help(help_text))

@@ -16,6 +16,7 @@ import pytest
 from pytest_neuronperf.gating.paired import effective_tolerance
 from pytest_neuronperf.gating.verdicts import parse_tolerance
 from pytest_neuronperf.plugin.markers import DEVICES
+from pytest_neuronperf.profiling.explain import MODES
 
 
 @dataclass(frozen=True)
@@ -42,6 +43,9 @@ class RunOptions:
     history: str | None = None
     """``--neuronperf-history``: the history store, a SQLite file path or a postgresql:// URL."""
     history_gate: bool = False
+    profile: str = "auto"
+    """``--neuronperf-profile``: which configurations are profiled after their measurement
+    (``auto``: REGRESSED ones and those saved as a baseline; ``all``; ``off``)."""
 
 
 # -- option parsers (also applied to ini values) -------------------------------------------------
@@ -107,6 +111,16 @@ def parse_history(value: str) -> str:
     return value.strip()
 
 
+def parse_profile(value: str) -> str:
+    """``--neuronperf-profile``: ``all`` (the bare flag), ``auto`` or ``off``."""
+    if value not in MODES:
+        raise pytest.UsageError(
+            f"--neuronperf-profile / neuronperf_profile must be one of {', '.join(MODES)}, got "
+            f"{value!r} (the bare flag means all, but it takes the next word as its value: "
+            f"write --neuronperf-profile=all before a path)")
+    return value
+
+
 def parse_device(value: str) -> str:
     """``--neuronperf-device``: a device name (checked against registered backends later)."""
     if not value or not value.replace("_", "").replace("-", "").isalnum():
@@ -147,6 +161,10 @@ OPTIONS: list[tuple[str, str, str, Callable[[str], Any] | None, str]] = [
      "SQLite file path or a postgresql:// URL"),
     ("--neuronperf-history-gate", "neuronperf_history_gate", "bool", None,
      "fail a test whose latest runs in the history form a change point worse than tolerance"),
+    ("--neuronperf-profile", "neuronperf_profile", "optional", parse_profile,
+     "after the measurement, profile configurations (operators and Python frames, head and "
+     "base) and show what got slower: all (the bare flag), auto (the default: REGRESSED "
+     "configurations and those saved as a baseline) or off"),
 ]
 
 
@@ -196,6 +214,7 @@ def run_options(config: pytest.Config) -> RunOptions:
         paired_tolerance=read_option(config, "--neuronperf-paired-tolerance") or {},
         history=history_location(config),
         history_gate=read_option(config, "--neuronperf-history-gate"),
+        profile=read_option(config, "--neuronperf-profile") or "auto",
     )
     if options.save_baseline and options.baseline is None:
         raise pytest.UsageError(

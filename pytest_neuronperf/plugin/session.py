@@ -4,6 +4,7 @@ once, on the controller."""
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import os
 import tempfile
@@ -29,9 +30,12 @@ from pytest_neuronperf.gating.verdicts import (
 )
 from pytest_neuronperf.history.runinfo import run_info
 from pytest_neuronperf.logs import printable
+from pytest_neuronperf.plugin.markers import PerfSettings
 from pytest_neuronperf.plugin.options import RunOptions
 from pytest_neuronperf.plugin.outcome import Outcome, decide, failure_message
 from pytest_neuronperf.plugin.shares import CoreShare, this_host
+from pytest_neuronperf.profiling import explain as profiling
+from pytest_neuronperf.profiling.summary import stored
 from pytest_neuronperf.reporting import files as reporting
 from pytest_neuronperf.reporting.html import write_html
 from pytest_neuronperf.reporting.markdown import append_step_summary
@@ -43,6 +47,7 @@ from pytest_neuronperf.reports import (
     parse_config_key,
 )
 
+PROFILES_FOLDER = "neuronperf-profiles"
 RESULTS_FORMAT_VERSION = 1
 """Version of the results a worker sends to the controller (``workeroutput``).
 
@@ -223,6 +228,71 @@ class PerfSession:
             outcomes.append((key, decide(report, judgement, override, self.options,
                                          paired_judgement, history)))
 
+    def explain(
+        self,
+        nodeid: str,
+        key: str,
+        reports: Sequence[Report],
+        backend: DeviceBackend,
+        settings: PerfSettings,
+        run: Callable[[Report, float | None], dict[str, Any]],
+    ) -> None:
+        """Profile the configurations of one settled call that are REGRESSED or asked for
+        (``profiling.explain``): each report gets ``profile``, and a failing outcome the lines
+        saying what got slower. Verdicts are never touched."""
+        outcomes = self.outcomes.get(nodeid, [])
+        first = len(outcomes) - len(reports)
+        for position, report in enumerate(reports):
+            test, outcome = outcomes[first + position]
+            outcomes[first + position] = (test, self.explain_one(report, outcome, key, backend,
+                                                                  settings, run))
+
+    def explain_one(
+        self,
+        report: Report,
+        outcome: Outcome,
+        key: str,
+        backend: DeviceBackend,
+        settings: PerfSettings,
+        run: Callable[[Report, float | None], dict[str, Any]],
+    ) -> Outcome:
+        """One configuration of :meth:`explain`."""
+        if report.get("status") != "ok" or not profiling.wanted(
+                self.options.profile, settings.profile, outcome.verdict.value,
+                self.options.save_baseline):
+            return outcome
+        paired = (report.get("paired") or {}).get("base_status") == "ok"
+        budget_s, skip = profiling.budget(report, settings.timeout, 2 if paired else 1)
+        if skip is not None:
+            report["profile"] = profiling.skipped(skip)
+        else:
+            try:
+                result = run(report, budget_s)
+            except Exception as exc:  # noqa: BLE001 - a profile never takes the verdict down
+                result = {"status": "error", "error": f"{type(exc).__name__}: {exc}"}
+            report["profile"] = profiling.explanation(
+                result, self.stored_profile(report, key, backend), paired_base_label(report))
+        if not outcome.failing:
+            return outcome
+        details = "\n".join([outcome.details, *profiling.evidence(report["profile"])])
+        return dataclasses.replace(outcome, details=details.strip("\n"))
+
+    def profile_dir(self, rootdir: Path) -> Path:
+        """Where profile traces go: a ``neuronperf-profiles`` folder beside the first report
+        file this run writes (HTML, JSON, CSV), else in the rootdir's ``.neuronperf-cache``."""
+        for path in (self.options.html_path, self.options.json_path, self.options.csv_path):
+            if path is not None:
+                return Path(path).absolute().parent / PROFILES_FOLDER
+        return rootdir / ".neuronperf-cache" / "profiles"
+
+    def stored_profile(self, report: Report, key: str, backend: DeviceBackend) -> Any:
+        """The profile summary stored with this configuration's baseline entry, if any."""
+        if self.baseline is None:
+            return None
+        machine_id, _ = self.machine(backend)
+        entry = self.baseline.lookup(machine_id, key, config_key(report)) or {}
+        return entry.get("profile")
+
     def record(self, reports: Sequence[Report]) -> None:
         """Keep measured reports for the run's outputs (whatever their verdicts)."""
         self.results.extend(reports)
@@ -341,8 +411,11 @@ class PerfSession:
             if report.get("status") != "ok" or self.was_interrupted(report):
                 continue
             fp, tests = by_machine.setdefault(report["machine"], (report["fingerprint"], {}))
-            tests.setdefault(report["test"], {})[config_key(report)] = (
-                entry_from_report(report))
+            entry = entry_from_report(report)
+            profile = profiling.head_summary(report.get("profile"))
+            if profile is not None:  # the base a later run's explanation is diffed against
+                entry["profile"] = stored(profile)
+            tests.setdefault(report["test"], {})[config_key(report)] = entry
             count += 1
         for machine_id, (fp, tests) in by_machine.items():
             baseline_file.save_results(path, machine_id, fp, tests, on_wait=(
@@ -511,6 +584,12 @@ class PerfSession:
                 notes.append(f"neuronperf: {test}: {len(unmeasured)} baseline configuration(s) "
                              f"not measured this run: {'; '.join(why)}")
         return notes
+
+
+def paired_base_label(report: Report) -> str:
+    """How an explanation names a paired base: ``the base at origin/main (3f2a...)``."""
+    revision = (report.get("paired") or {}).get("revision")
+    return f"the base at {revision}" if revision else "the base model (compare)"
 
 
 def unmeasured_reason(key: str, share: Mapping[str, Any]) -> str:

@@ -13,6 +13,7 @@ from typing import Any
 
 from pytest_neuronperf import safe_files
 from pytest_neuronperf.engine.summary import is_raw_results, reports_from_results
+from pytest_neuronperf.profiling.explain import csv_cells
 from pytest_neuronperf.reporting.tables import report_list
 from pytest_neuronperf.reports import Report, decode_reports, encode_reports, json_safe
 
@@ -42,7 +43,9 @@ def flatten(report: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
     for key, value in report.items():
         name = f"{prefix}{key}"
         value = json_safe(value)
-        if isinstance(value, dict):
+        if name == "profile":  # its tables would be hundreds of columns: its top line instead
+            cells.update(csv_cells(value))
+        elif isinstance(value, dict):
             cells.update(flatten(value, f"{name}."))
         elif isinstance(value, list):
             cells[name] = _joined(value)
