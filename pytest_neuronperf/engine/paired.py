@@ -6,7 +6,7 @@ A configuration is measured as launch pairs. Each pair starts fresh copies of bo
 runs ``rounds`` rounds; each round gives each side one slice, in an order drawn at random per
 round (a seeded NumPy generator; the seed is recorded). Only one side runs at a time: the next
 ``go`` is sent only when the previous side's timings arrived, and the idle side's copies block
-in ``wait_for_go``. Each slice yields throughput, p50 and p99 per side; then the pair's copies
+in ``next_order``. Each slice yields throughput, p50 and p99 per side; then the pair's copies
 are stopped and the gate (``gating.paired.look``) says whether the pairs so far decide the
 configuration; if not, the next pair starts, until ``duration`` per side is used up.
 
@@ -425,9 +425,7 @@ def run_paired_configuration(
         report["paired"] = {**header, "base_status": status,
                             "base_error": request.absent or base_failure or "no base"}
         return report
-    jobs = {"base": dataclasses.replace(head_job, model=base_source, imports=request.imports,
-                                        side="base"),
-            "head": dataclasses.replace(head_job, side="head")}
+    jobs = side_jobs(head_job, base_source, request)
     try:
         rule = request.stop_rules(configurations) if request.stop_rules else None
         return measure_paired(context, jobs, config, inputs, rule, rounds, header)
@@ -437,6 +435,13 @@ def run_paired_configuration(
         report = error_report(jobs["head"], config, "internal error:\n" + traceback.format_exc())
     report["paired"] = {**header, "base_status": "not measured"}
     return report
+
+
+def side_jobs(head_job: Job, base_source: ModelSource, request: PairedRequest) -> dict[str, Job]:
+    """The jobs of both sides: the base imports its model (and functions) as the request says."""
+    return {"head": dataclasses.replace(head_job, side="head"),
+            "base": dataclasses.replace(head_job, model=base_source, imports=request.imports,
+                                        side="base")}
 
 
 def measure_paired(

@@ -39,6 +39,9 @@ FORMAT_VERSION = 1
 #    Later in version 1 (readers ignore what they do not know, so no new number): an optional
 #    "launch_windows" per entry, the number of windows each launch (fresh copies) contributed,
 #    in order; the gate compares launches with launches where both sides have it.
+#    Later, without a bump (readers that do not know it ignore it): an entry may carry
+#    "profile", the configuration's profile summary (pytest_neuronperf.profiling.summary),
+#    the base an explanation of a later regression is diffed against.
 
 SIGNIFICANT_DIGITS = 6
 """Floats are stored rounded to this many significant digits: small files, readable diffs."""
@@ -134,6 +137,7 @@ def save_results(
                     "windows": {m: list(v) for m, v in (entry.get("windows") or {}).items()},
                     **({"launch_windows": list(entry["launch_windows"])}
                        if entry.get("launch_windows") else {}),
+                    **({"profile": entry["profile"]} if entry.get("profile") else {}),
                 }
         safe_files.remove_leftovers(file)  # of writers killed mid-save
         _write(file, dumps_baseline(data))
