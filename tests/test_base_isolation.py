@@ -174,7 +174,9 @@ def test_an_editable_install_still_measures_the_revision_as_base(
     assert paired["base_status"] == "ok", paired
     # the base really is the 16x slower revision: the head is far faster, not about equal
     assert paired["delta"]["throughput"] > 3.0, paired["delta"]
-    assert report["verdict"] == "IMPROVED"
+    # 3 launch pairs (the minimum at duration 0.5 s) leave a t test 2 degrees of freedom: under
+    # load even this gain can fall short of significance, but the gate never calls it worse
+    assert report["verdict"] in ("IMPROVED", "INCONCLUSIVE"), paired
 
 
 def test_a_copy_of_the_project_installed_into_site_packages_is_refused(

@@ -382,14 +382,14 @@ def test_a_hanging_base_is_named_with_its_stacks_and_the_head_is_not_blamed(
 
     [report] = npf.cpu.compare(paired_models.HangsWhileMeasuring, paired_models.OneUnit,
                                np.ones((1, 96)), n_models=1, workers_per_model=1,
-                               duration=0.8, paired_rounds=4, warmup=0.2, timeout=8,
+                               duration=0.8, paired_rounds=4, warmup=0.2, timeout=5,
                                cores=cores[:1])
     assert report["status"] == "ok", report["error"]  # the head measured its rounds
     paired = report["paired"]
     # compare()'s base was given explicitly: a base that cannot run fails the test
     assert paired["base_status"] == "error" and paired["verdict"] == "ERROR"
     error = paired["base_error"]
-    assert error.startswith("base side: copy 0 timed out after 8 s while measuring (base side)")
+    assert error.startswith("base side: copy 0 timed out after 5 s while measuring (base side)")
     assert "paired_models.py\", line" in error and "in __call__" in error  # its own stack
     assert "head side" not in error
     assert paired["stop"]["code"] == "base failed"
@@ -426,52 +426,36 @@ def git(directory: Path, *args: str) -> None:
                    cwd=directory, check=True, capture_output=True)
 
 
-@pytest.fixture
-def repository(pytester: pytest.Pytester) -> Path:
-    """A git repository with the perf test committed."""
-    pytester.makepyfile(test_perf=PERF_TEST)
+def test_against_head_regresses_a_slowdown_passes_unchanged_code_and_a_new_model_is_new(
+        pytester: pytest.Pytester) -> None:
+    """One run against HEAD (one pytest start, one base tree): the test whose model now does 3x
+    the work regresses, the unchanged one passes, the one whose file HEAD lacks is NEW."""
+    pytester.makepyfile(test_slower=PERF_TEST, test_same=PERF_TEST)
     git(pytester.path, "init", "-q")
-    git(pytester.path, "add", "test_perf.py")
+    git(pytester.path, "add", "test_slower.py", "test_same.py")
     git(pytester.path, "commit", "-qm", "base")
-    return pytester.path
-
-
-def test_a_slowdown_against_head_regresses_and_unchanged_code_passes(
-        pytester: pytest.Pytester, repository: Path) -> None:
-    test_file = repository / "test_perf.py"
-    test_file.write_text(PERF_TEST.replace("REPEATS = 4", "REPEATS = 12"))  # 3x the work
-    slower = pytester.runpytest_subprocess("--neuronperf-against=HEAD", WIDE,
-                                           "--neuronperf-json=out.json")
-    slower.assert_outcomes(failed=1)
-    slower.stdout.fnmatch_lines(["*REGRESSED bs=1 n=1 w=1 p=1: paired vs HEAD (*): throughput*",
-                                 "*paired: head vs base (HEAD (*))*"])
-    [report] = json.loads((repository / "out.json").read_text())["reports"]
-    assert report["verdict"] == "REGRESSED"
-    assert report["paired"]["revision"].startswith("HEAD (")
-    assert report["paired"]["delta"]["throughput"] < -0.4
-    assert (repository / ".neuronperf-cache").is_dir()
-    [tree] = (repository / ".neuronperf-cache").glob("rev-*")
-    assert "REPEATS = 4" in (tree / "test_perf.py").read_text()  # the base as committed
-    assert not (tree / "test_perf.py").stat().st_mode & 0o222  # read-only
-
-    test_file.write_text(PERF_TEST)  # back to the committed code
-    same = pytester.runpytest_subprocess("--neuronperf-against=HEAD", WIDE,
-                                         "--neuronperf-json=same.json")
-    same.assert_outcomes(passed=1)
-    same.stdout.fnmatch_lines(["*paired against HEAD (*)*", "*1 PASS*"])
-    [report] = json.loads((repository / "same.json").read_text())["reports"]
-    assert report["paired"]["verdict"] == "PASS" and report["paired"]["base_status"] == "ok"
-    assert len(report["windows"]["throughput"]) == 9  # 3 pairs of 3 rounds: the head's slices
-
-
-def test_a_model_absent_at_the_base_revision_is_new(
-        pytester: pytest.Pytester, repository: Path) -> None:
-    (repository / "test_new.py").write_text(
+    (pytester.path / "test_slower.py").write_text(PERF_TEST.replace("REPEATS = 4", "REPEATS = 12"))
+    (pytester.path / "test_new.py").write_text(
         PERF_TEST.replace("class Model", "class Newer").replace("(Model,", "(Newer,"))
-    result = pytester.runpytest_subprocess("test_new.py", "--neuronperf-against=HEAD", WIDE)
-    result.assert_outcomes(passed=1)
-    result.stdout.fnmatch_lines(["*1 NEW*", "*not compared with their base: the model does not "
-                                 "exist at HEAD (*): test_new.py does not exist at HEAD*"])
+    result = pytester.runpytest_subprocess("--neuronperf-against=HEAD", WIDE,
+                                           "--neuronperf-profile=off", "--neuronperf-json=out.json")
+    result.assert_outcomes(failed=1, passed=2)
+    for line in ("*REGRESSED bs=1 n=1 w=1 p=1: paired vs HEAD (*): throughput*",
+                 "*paired: head vs base (HEAD (*))*", "*1 PASS*", "*1 NEW*",
+                 "*not compared with their base: the model does not exist at HEAD (*): "
+                 "test_new.py does not exist at HEAD*"):
+        result.stdout.fnmatch_lines([line])
+    reports = {r["test"].split("::")[0]: r
+               for r in json.loads((pytester.path / "out.json").read_text())["reports"]}
+    slower, same = reports["test_slower.py"], reports["test_same.py"]
+    assert slower["verdict"] == "REGRESSED" and slower["paired"]["revision"].startswith("HEAD (")
+    assert slower["paired"]["delta"]["throughput"] < -0.4
+    [tree] = (pytester.path / ".neuronperf-cache").glob("rev-*")
+    assert "REPEATS = 4" in (tree / "test_slower.py").read_text()  # the base as committed
+    assert not (tree / "test_slower.py").stat().st_mode & 0o222  # read-only
+    assert same["paired"]["verdict"] == "PASS" and same["paired"]["base_status"] == "ok"
+    assert len(same["windows"]["throughput"]) == 9  # 3 pairs of 3 rounds: the head's slices
+    assert reports["test_new.py"]["paired"]["base_status"] == "absent"
 
 
 def test_against_needs_a_repository_and_a_known_revision(pytester: pytest.Pytester) -> None:
