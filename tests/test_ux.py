@@ -62,8 +62,13 @@ def run(pytester: pytest.Pytester, *args: str) -> pytest.RunResult:
 def test_help_works_with_the_plugin_installed(pytester: pytest.Pytester, flag: str) -> None:
     result = run(pytester, flag)
     assert result.ret == 0, result.stderr.str()
-    result.stdout.fnmatch_lines(["*--neuronperf-tolerance=VALUE*", "*p99:10%,p50:10%*",
-                                 "*--neuronperf-html=VALUE*"])
+    # each value is named for what it is, as the README's option table names it
+    result.stdout.fnmatch_lines(["*--neuronperf-baseline=PATH*", "*--neuronperf-tolerance=SPEC*",
+                                 "*p99:10%,p50:10%*", "*--neuronperf-duration=S",
+                                 "*--neuronperf-device=NAME*", "*--neuronperf-html=PATH*",
+                                 "*--neuronperf-against=REV*",
+                                 "*--neuronperf-paired-tolerance=SPEC*"])
+    assert "=VALUE" not in result.stdout.str()
 
 
 @pytest.fixture(scope="module")

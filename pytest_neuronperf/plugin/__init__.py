@@ -37,13 +37,13 @@ MARKER_HELP = (
 
 def pytest_addoption(parser: pytest.Parser) -> None:
     group = parser.getgroup("neuronperf", "ML inference performance (pytest-neuronperf)")
-    for flag, ini, kind, parse, help_text in OPTIONS:
-        if kind == "bool":
+    for flag, ini, value, parse, help_text in OPTIONS:
+        if value == "bool":
             group.addoption(flag, action="store_true", default=None,
                             help=argparse_help(help_text))
             parser.addini(ini, help_text, type="bool", default=False)
         else:
-            group.addoption(flag, action="store", default=None, metavar="VALUE",
+            group.addoption(flag, action="store", default=None, metavar=value,
                             type=parse, help=argparse_help(help_text))
             parser.addini(ini, help_text, type="string", default="")
 

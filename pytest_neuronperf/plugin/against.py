@@ -31,8 +31,8 @@ import pytest
 from pytest_neuronperf.engine.model_ref import importable_name
 from pytest_neuronperf.engine.paired import PairedRequest
 from pytest_neuronperf.engine.specs import ImportRoot
+from pytest_neuronperf.safe_files import cache_folder
 
-CACHE_DIR = ".neuronperf-cache"
 GIT_TIMEOUT_S = 300
 
 
@@ -181,7 +181,7 @@ def resolve(rootdir: Path, revision: str) -> BaseTree:
             f"name a branch, tag or commit it has (in CI, fetch history first, e.g. "
             f"actions/checkout with fetch-depth: 0)")
     commit = found.stdout.strip()
-    tree = Path(rootdir) / CACHE_DIR / f"rev-{commit}"
+    tree = cache_folder(rootdir) / f"rev-{commit}"
     if not tree.is_dir():
         materialise(repo, commit, tree)
     return BaseTree(revision, commit, repo, tree)

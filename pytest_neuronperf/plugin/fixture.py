@@ -21,6 +21,7 @@ from pytest_neuronperf.plugin.progress import terminal_progress
 from pytest_neuronperf.plugin.session import PerfSession
 from pytest_neuronperf.plugin.xdist import plain_nodeid
 from pytest_neuronperf.reporting.tables import headline_properties
+from pytest_neuronperf.safe_files import cache_folder
 
 EAGER_COMPILERS = ("eager",)
 CALL_KEYWORDS = (
@@ -122,7 +123,7 @@ class NeuronperfFixture:
             model, inputs, batch_sizes=settings.batch_sizes,
             pipeline_sizes=settings.pipeline_sizes, compiler=settings.compiler,
             compiler_args=settings.compiler_args, device_type=backend.name,
-            models_dir=str(self._config.rootpath / ".neuronperf-cache"), verbosity=0,
+            models_dir=str(cache_folder(self._config.rootpath)), verbosity=0,
             framework=framework, filename=filename, cast_modes=settings.cast_modes,
         )
 
