@@ -287,7 +287,8 @@ def test_a_slowdown_against_head_regresses_and_unchanged_code_passes(
     slower = pytester.runpytest_subprocess("--neuronperf-against=HEAD", WIDE,
                                            "--neuronperf-json=out.json")
     slower.assert_outcomes(failed=1)
-    slower.stdout.fnmatch_lines(["*REGRESSED bs=1 n=1 w=1 p=1: paired vs HEAD (*): throughput*",
+    slower.stdout.fnmatch_lines(["*REGRESSED throughput -*% at bs=1 n=1 w=1 p=1 "
+                                 "(paired vs HEAD (*)*",
                                  "*paired: head vs base (HEAD (*))*"])
     [report] = json.loads((repository / "out.json").read_text())["reports"]
     assert report["verdict"] == "REGRESSED"

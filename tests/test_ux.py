@@ -16,6 +16,7 @@ from pathlib import Path
 
 import pytest
 
+from pytest_neuronperf import formatting
 from pytest_neuronperf.engine.progress import Estimate, Progress
 from pytest_neuronperf.plugin.progress import TerminalProgress
 from pytest_neuronperf.plugin.session import unmeasured_reason
@@ -92,8 +93,8 @@ def regressed_run(tmp_path_factory: pytest.TempPathFactory) -> dict[str, object]
 def test_failing_test_line_names_configuration_metric_and_change(regressed_run) -> None:
     assert regressed_run["ret"] == 1
     out = str(regressed_run["out"])
-    assert re.search(r"FAILED test_models.py::test_sleep - Failed: neuronperf gate failed: "
-                     r"REGRESSED bs=\d n=1 w=1 p=1: throughput -\d+% \(tolerance -12%\)", out)
+    assert re.search(r"FAILED test_models.py::test_sleep - Failed: REGRESSED throughput "
+                     r"-\d+\.\d% at bs=\d n=1 w=1 p=1 \(tolerance -12%\)", out)
 
 
 def test_summary_shows_the_figures_the_verdict_used(regressed_run) -> None:
@@ -109,9 +110,9 @@ def test_summary_shows_the_figures_the_verdict_used(regressed_run) -> None:
         gate = report["gate"]
         expected = []
         for metric in ("throughput", "latency_ms_p50", "latency_ms_p99"):
-            expected += [tables.number_text(gate[metric]["now"]),
-                         tables.number_text(gate[metric]["baseline"]),
-                         tables.percent_text(gate[metric]["delta"])]
+            expected += [formatting.number(gate[metric]["now"]),
+                         formatting.number(gate[metric]["baseline"]),
+                         formatting.percent(gate[metric]["delta"])]
         assert row.split()[4:13] == expected and row.split()[-1] == "REGRESSED"
         # the gate's medians, not one run's average: the recheck pooled two runs' windows
         assert gate["throughput"]["now"] != report["throughput_avg"]

@@ -30,14 +30,8 @@ from typing import Any
 
 import numpy as np
 
-from pytest_neuronperf.gating.verdicts import (
-    Verdict,
-    combine,
-    format_number,
-    format_p,
-    format_percent,
-    format_tolerance,
-)
+from pytest_neuronperf import formatting
+from pytest_neuronperf.gating.verdicts import Verdict, combine, window_median
 from pytest_neuronperf.metrics import METRICS
 
 PAIRED_TOLERANCE: dict[str, float] = {
@@ -93,12 +87,17 @@ class PairedJudgement:
     """Why there is no comparison (the model is absent at the base revision, the base failed)."""
 
     def report_fields(self) -> dict[str, Any]:
-        """What the report's ``paired`` part gains: verdict, delta, interval, p per metric."""
+        """What the report's ``paired`` part gains: verdict, and per metric the figures the
+        verdict used (``figures``: each side's median slice), delta, interval, p, tolerance
+        and the metric's verdict."""
         fields: dict[str, Any] = {"verdict": self.verdict.value}
         if self.note:
             fields["note"] = self.note
         if self.comparisons:
             fields.update(
+                figures={side: {c.metric: formatting.finite(getattr(c, side))
+                                for c in self.comparisons} for side in ("head", "base")},
+                verdicts={c.metric: c.verdict.value for c in self.comparisons},
                 delta={c.metric: c.delta for c in self.comparisons},
                 interval={c.metric: [c.low, c.high] for c in self.comparisons},
                 p={c.metric: c.p for c in self.comparisons},
@@ -213,9 +212,7 @@ def _raw(position: int, paired: Mapping[str, Any], metric: str, tolerance: float
     series = paired.get("slices") or {}
 
     def centre(side: str) -> float:
-        values = [v for v in (series.get(side) or {}).get(metric, [])
-                  if v is not None and math.isfinite(v)]
-        return float(np.median(values)) if values else math.nan
+        return window_median((series.get(side) or {}).get(metric, []), metric)
 
     return _Raw(position, metric, centre("base"), centre("head"), estimate, low, high,
                 wilcoxon_p(d, worse_alt), wilcoxon_p(d, better_alt), int(d.size), tolerance)
@@ -296,17 +293,12 @@ def format_paired_table(judgement: PairedJudgement, revision: str | None = None)
               f"{'p(Holm)':>8} {'tolerance':>9}  verdict")
     lines = [f"{title} ({judgement.comparisons[0].rounds} rounds)", header, "-" * len(header)]
     for c in judgement.comparisons:
-        lines.append(f"{METRICS[c.metric].label:<14} {format_number(c.base):>10} "
-                     f"{format_number(c.head):>10} {format_percent(c.delta):>8} "
-                     f"{interval_text(c.low, c.high):>15} {format_p(c.p_adjusted):>8} "
-                     f"{format_tolerance(c.metric, c.tolerance):>9}  {c.verdict.value}")
+        lines.append(f"{METRICS[c.metric].label:<14} {formatting.number(c.base):>10} "
+                     f"{formatting.number(c.head):>10} {formatting.percent(c.delta):>8} "
+                     f"{formatting.interval(c.low, c.high):>15} "
+                     f"{formatting.p_value(c.p_adjusted):>8} "
+                     f"{formatting.tolerance(c.metric, c.tolerance):>9}  {c.verdict.value}")
         if c.note:
             lines.append(f"{'':<14}   {c.note}")
     return "\n".join(lines)
 
-
-def interval_text(low: float, high: float) -> str:
-    """``-12.1%..-8.0%``: an interval of relative changes."""
-    if not (math.isfinite(low) and math.isfinite(high)):
-        return "-"
-    return f"{low:+.1%}..{high:+.1%}"
