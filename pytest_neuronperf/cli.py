@@ -1,14 +1,20 @@
 """``pytest-neuronperf`` (also ``python -m pytest_neuronperf``): gate two report files offline,
-or show one.
+show one, or say which machine this is.
 
     pytest-neuronperf compare OLD.json NEW.json [--tolerance SPEC] [--html PATH] [--strict]
     pytest-neuronperf show FILE [--html PATH]
+    pytest-neuronperf machine [--baseline PATH] [--device NAME]
 
 ``compare`` judges every configuration of NEW against the same test and configuration in OLD
 with the plugin's own gate (``gating.verdicts.judge``, then ``plugin.outcome.decide``), prints
 the summary table and each failing configuration's evidence, and exits 1 when a configuration
 fails (REGRESSED or ERROR; NEW and INCONCLUSIVE too with ``--strict``; report files carry no
 budgets), 0 otherwise, 2 on bad input (one sentence on stderr).
+
+``machine`` prints this machine's id (what a baseline file is keyed by) and, with ``--baseline``,
+whether that file has results for it: exit 0 if it has, 1 if not (every configuration would be
+NEW), 2 on a file it cannot read. ``pytest_neuronperf_fingerprint`` hooks of a conftest are not
+applied here; a project that adds fingerprint fields gets another id under pytest.
 """
 
 from __future__ import annotations
@@ -35,6 +41,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         if args.command == "compare":
             return compare(args.old, args.new, args.tolerance, args.html, args.strict)
+        if args.command == "machine":
+            return machine(args.baseline, args.device)
         return show(args.file, args.html)
     except BadInput as exc:
         print(f"pytest-neuronperf {args.command}: {exc}", file=sys.stderr)
@@ -63,6 +71,13 @@ def build_parser() -> argparse.ArgumentParser:
     showing.add_argument("file", type=Path)
     showing.add_argument("--html", type=Path, default=None, metavar="PATH",
                          help="also write it as an HTML report")
+    machine_id = commands.add_parser(
+        "machine", help="this machine's id, which baseline files are keyed by; with --baseline, "
+                        "whether the file has results for it (exit 1 if not)")
+    machine_id.add_argument("--baseline", type=Path, default=None, metavar="PATH",
+                            help="a baseline file to look this machine up in")
+    machine_id.add_argument("--device", default="auto", metavar="NAME",
+                            help="the device backend, as --neuronperf-device (default: auto)")
     return parser
 
 
@@ -181,3 +196,32 @@ def write_page(reports: list[dict[str, Any]], path: Path, notes: list[str], titl
         print(f"report: {write_html(reports, path, notes, title)}")
     except OSError as exc:
         raise BadInput(f"cannot write {path}: {exc}") from None
+
+
+def machine(baseline_path: Path | None, device: str) -> int:
+    """``machine``: this machine's id, and whether ``baseline_path`` has results for it."""
+    from pytest_neuronperf.devices import get_backend
+    from pytest_neuronperf.gating import baseline as baseline_file
+    from pytest_neuronperf.gating.machine import describe, identify, mismatch_text
+    from pytest_neuronperf.reporting.tables import printable
+
+    try:
+        backend = get_backend(device)
+    except ValueError as exc:
+        raise BadInput(f"--device: {exc}") from None
+    machine_id, fp = identify(backend)
+    print(f"machine {machine_id} ({describe(fp)})")
+    if baseline_path is None:
+        return EXIT_OK
+    try:
+        stored = baseline_file.load_baseline(baseline_path)
+    except baseline_file.BaselineError as exc:
+        raise BadInput(printable(str(exc))) from None
+    if stored is None:
+        print(f"baseline {baseline_path} does not exist")
+        return EXIT_REGRESSED
+    if not stored.has_machine(machine_id):
+        print(printable(mismatch_text(baseline_path, machine_id, stored.machines())))
+        return EXIT_REGRESSED
+    print(f"baseline {baseline_path} has results for this machine")
+    return EXIT_OK
