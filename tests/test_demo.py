@@ -48,8 +48,8 @@ def checkout(tmp_path: Path) -> Path:
 
 def test_the_demo_records_this_machines_baseline_then_gates_against_it(checkout: Path) -> None:
     env = {**os.environ, "PYTHON": sys.executable, "COLUMNS": "120"}
-    # one quick configuration (the budgeted TinyResNet), 1 s: the flow, not the figures
-    done = subprocess.run(["bash", "examples/demo.sh", "-k", "meets_its_budget",
+    # the demo's paired example alone, 1 s: the flow, not the figures
+    done = subprocess.run(["bash", "examples/demo.sh", "-k", "pre_and_post_processing",
                            "--neuronperf-duration=1"], cwd=checkout, env=env,
                           capture_output=True, text=True, timeout=900)
     err, out = done.stderr, done.stdout
@@ -60,11 +60,11 @@ def test_the_demo_records_this_machines_baseline_then_gates_against_it(checkout:
     [(machine_id, section)] = machines.items()
     assert machine_id != "820b6c515fa9"
     [test] = section["tests"]
-    assert test.endswith("test_tiny_resnet_meets_its_budget")
+    assert test.endswith("test_tiny_resnet_with_pre_and_post_processing")
     # the gate run compared against it: a real verdict, not NEW, and no advice to record
     gate = out[out.index("baseline: saved"):]
     summary = gate[gate.index("neuronperf summary"):]
-    row = next(line for line in summary.splitlines() if line.startswith("  bs=4 n="))
+    row = next(line for line in summary.splitlines() if line.startswith("  bs=1 n=1 w=1 p=1"))
     assert row.split()[-1] in ("PASS", "IMPROVED", "INCONCLUSIVE", "REGRESSED", "OVER_BUDGET")
     assert "NEW" not in summary.split("paired: head vs base")[0]
     assert "has no results for this machine" not in gate
