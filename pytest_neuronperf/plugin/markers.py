@@ -9,6 +9,7 @@ from dataclasses import dataclass, field, replace
 from typing import Any
 
 from pytest_neuronperf.engine import grid, serving
+from pytest_neuronperf.engine.paired import check_rounds
 from pytest_neuronperf.gating.verdicts import parse_tolerance
 from pytest_neuronperf.metrics import BUDGETS
 
@@ -140,8 +141,6 @@ def apply_keywords(
                 changes[key] = None if value is None else grid.positive_number(
                     key, value, allow_zero=True)
             elif key == "paired_rounds":
-                from pytest_neuronperf.engine.paired import check_rounds
-
                 changes[key] = None if value is None else check_rounds(value)
         settings = replace(base, budgets=budgets, **changes)
         if any(key in SERVER_KEYWORDS for key in keywords):

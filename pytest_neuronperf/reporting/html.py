@@ -26,7 +26,9 @@ from pathlib import Path
 from typing import Any
 
 from pytest_neuronperf.formatting import finite
+from pytest_neuronperf.gating.paired import round_log_ratios
 from pytest_neuronperf.metrics import METRICS
+from pytest_neuronperf.reporting.files import atomic_write
 from pytest_neuronperf.reporting.tables import (
     PAIRED_HEADER,
     paired_rows,
@@ -60,8 +62,6 @@ def write_html(
     title: str = "pytest-neuronperf report",
 ) -> str:
     """Write the page for ``reports`` (with the session's ``notes``); returns the path."""
-    from pytest_neuronperf.reporting.files import atomic_write
-
     path = Path(filename)
     atomic_write(path, render(report_list(reports), notes, title))
     return str(path)
@@ -251,8 +251,6 @@ def paired_figure(reports: list[dict[str, Any]]) -> Any | None:
     """A forest plot, one panel per metric (each with its own scale): per configuration the
     paired change (dot) with its interval (bar), and the change of every round (ticks)."""
     import matplotlib.pyplot as plt
-
-    from pytest_neuronperf.gating.paired import round_log_ratios
 
     panels: dict[str, list[tuple[str, float, float | None, float | None, list[float]]]] = {}
     for report in reports:

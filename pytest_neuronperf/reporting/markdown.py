@@ -10,11 +10,11 @@ from pathlib import Path
 from typing import Any
 
 from pytest_neuronperf import formatting
+from pytest_neuronperf.logs import printable
 from pytest_neuronperf.metrics import METRICS
 from pytest_neuronperf.reporting.tables import (
     Figures,
     compared_metrics,
-    printable,
     shown_metrics,
     verdict_figures,
 )
