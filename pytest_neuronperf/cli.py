@@ -36,7 +36,7 @@ from pytest_neuronperf.plugin.outcome import decide, failure_message
 from pytest_neuronperf.plugin.session import duration_notes
 from pytest_neuronperf.reporting.files import get_reports
 from pytest_neuronperf.reporting.html import write_html
-from pytest_neuronperf.reporting.tables import format_summary
+from pytest_neuronperf.reporting.tables import format_paired_summary, format_summary
 from pytest_neuronperf.reports import config_key, config_label
 
 EXIT_OK, EXIT_REGRESSED, EXIT_BAD_INPUT = 0, 1, 2
@@ -175,8 +175,8 @@ def show(path: Path, html: Path | None) -> int:
 
 
 def print_summary(reports: list[dict[str, Any]], notes: list[str]) -> None:
-    """The plugin's summary table, verdict counts and notes."""
-    for line in format_summary(reports):
+    """The plugin's summary table (and paired section), verdict counts and notes."""
+    for line in [*format_summary(reports), *format_paired_summary(reports)]:
         print(line)
     counts: dict[str, int] = {}
     for report in reports:
