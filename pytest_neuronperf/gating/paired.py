@@ -33,6 +33,7 @@ import numpy as np
 from pytest_neuronperf import formatting
 from pytest_neuronperf.gating.verdicts import Verdict, combine, window_median
 from pytest_neuronperf.metrics import METRICS
+from pytest_neuronperf.reports import Paired, Report
 
 PAIRED_TOLERANCE: dict[str, float] = {
     "throughput": 0.03,
@@ -86,28 +87,26 @@ class PairedJudgement:
     note: str = ""
     """Why there is no comparison (the model is absent at the base revision, the base failed)."""
 
-    def report_fields(self) -> dict[str, Any]:
+    def report_fields(self) -> Paired:
         """What the report's ``paired`` part gains: verdict, and per metric the figures the
         verdict used (``figures``: each side's median slice), delta, interval, p, tolerance
         and the metric's verdict."""
-        fields: dict[str, Any] = {"verdict": self.verdict.value}
+        fields: Paired = {"verdict": self.verdict.value}
         if self.note:
             fields["note"] = self.note
         if self.comparisons:
-            fields.update(
-                figures={side: {c.metric: formatting.finite(getattr(c, side))
-                                for c in self.comparisons} for side in ("head", "base")},
-                verdicts={c.metric: c.verdict.value for c in self.comparisons},
-                delta={c.metric: c.delta for c in self.comparisons},
-                interval={c.metric: [c.low, c.high] for c in self.comparisons},
-                p={c.metric: c.p for c in self.comparisons},
-                p_adjusted={c.metric: c.p_adjusted for c in self.comparisons},
-                tolerance={c.metric: c.tolerance for c in self.comparisons},
-            )
+            fields["figures"] = {side: {c.metric: formatting.finite(getattr(c, side))
+                                        for c in self.comparisons} for side in ("head", "base")}
+            fields["verdicts"] = {c.metric: c.verdict.value for c in self.comparisons}
+            fields["delta"] = {c.metric: c.delta for c in self.comparisons}
+            fields["interval"] = {c.metric: [c.low, c.high] for c in self.comparisons}
+            fields["p"] = {c.metric: c.p for c in self.comparisons}
+            fields["p_adjusted"] = {c.metric: c.p_adjusted for c in self.comparisons}
+            fields["tolerance"] = {c.metric: c.tolerance for c in self.comparisons}
         return fields
 
 
-def annotate(report: dict[str, Any], judgement: PairedJudgement | None) -> None:
+def annotate(report: Report, judgement: PairedJudgement | None) -> None:
     """Write a judgement into ``report["paired"]`` (reports without a paired part: nothing)."""
     if judgement is not None and isinstance(report.get("paired"), dict):
         report["paired"].update(judgement.report_fields())

@@ -11,6 +11,7 @@ second judgement, head against base; with a baseline too, the worse of the two v
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -25,7 +26,7 @@ from pytest_neuronperf.gating.verdicts import (
 )
 from pytest_neuronperf.metrics import BUDGETS, METRICS
 from pytest_neuronperf.plugin.options import RunOptions
-from pytest_neuronperf.reports import config_label
+from pytest_neuronperf.reports import Report, config_label
 
 
 @dataclass(frozen=True)
@@ -68,7 +69,7 @@ def merged_verdict(
 
 
 def decide(
-    report: dict[str, Any], judgement: Judgement, override: Any, options: RunOptions,
+    report: Report, judgement: Judgement, override: Any, options: RunOptions,
     paired: PairedJudgement | None = None,
 ) -> Outcome:
     """The outcome of one configuration; sets the report's ``verdict`` (and ``error`` when a
@@ -108,7 +109,7 @@ def headline(parts: list[tuple[str, str]], label: str) -> str:
     return ", ".join([first, *(f"{c} ({d})" if d else c for c, d in rest)])
 
 
-def paired_reason(verdict: Verdict, paired: PairedJudgement, report: dict[str, Any],
+def paired_reason(verdict: Verdict, paired: PairedJudgement, report: Mapping[str, Any],
                   label: str) -> str:
     """What made a paired verdict:
     ``throughput -9.8% at bs=1 n=1 w=1 p=1 (paired vs main: -12.0%..-7.5%, tolerance -3%)``."""

@@ -21,7 +21,7 @@ import io
 import math
 import os
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -56,7 +56,7 @@ th { background: #f3f3f3; } td.label { text-align: left; font-family: monospace;
 
 
 def write_html(
-    reports: Sequence[dict[str, Any]],
+    reports: Sequence[Mapping[str, Any]],
     filename: str | os.PathLike[str],
     notes: Sequence[str] = (),
     title: str = "pytest-neuronperf report",
@@ -67,12 +67,12 @@ def write_html(
     return str(path)
 
 
-def render(reports: list[dict[str, Any]], notes: Sequence[str], title: str) -> str:
+def render(reports: Sequence[Mapping[str, Any]], notes: Sequence[str], title: str) -> str:
     """The page as a string."""
     import matplotlib
 
     matplotlib.use("Agg")
-    tests: dict[str, list[dict[str, Any]]] = {}
+    tests: dict[str, list[Mapping[str, Any]]] = {}
     for report in reports:
         tests.setdefault(str(report.get("test", report.get("model_name", "?"))), []).append(report)
     counts: dict[str, int] = {}
@@ -94,7 +94,7 @@ def render(reports: list[dict[str, Any]], notes: Sequence[str], title: str) -> s
     return "\n".join(parts)
 
 
-def test_section(test: str, reports: list[dict[str, Any]]) -> str:
+def test_section(test: str, reports: Sequence[Mapping[str, Any]]) -> str:
     """One test: its table, its across-configuration figures, then each configuration."""
     parts = [f"<h2>{_e(test)}</h2>", verdict_table(reports)]
     ok = [r for r in reports if r.get("status", "ok") == "ok"]
@@ -117,7 +117,7 @@ def test_section(test: str, reports: list[dict[str, Any]]) -> str:
     return "\n".join(parts)
 
 
-def verdict_table(reports: list[dict[str, Any]]) -> str:
+def verdict_table(reports: Sequence[Mapping[str, Any]]) -> str:
     """The figures the verdicts used per configuration (the terminal summary) as a table."""
     header, rows = summary_rows(reports)
     return html_table(header, rows)
@@ -145,14 +145,14 @@ def html_table(header: list[str], rows: list[list[str]], left: int = 1) -> str:
     return "\n".join(cells)
 
 
-def configuration_figure(report: dict[str, Any]) -> Any:
+def configuration_figure(report: Mapping[str, Any]) -> Any:
     """Latency CDF of this run and of the base side, and throughput and p99 per window against
     the baseline's windows and the base side's slices."""
     import matplotlib.pyplot as plt
 
     figure, (cdf, thr, p99) = plt.subplots(1, 3, figsize=(13, 3.2), layout="constrained")
     part = report.get("paired")
-    paired: dict[str, Any] = part if isinstance(part, dict) else {}
+    paired: Mapping[str, Any] = part if isinstance(part, Mapping) else {}
     head_name = "head" if paired else "this run"
     sketches = [(head_name, report.get("latency_sketch"), "#c62828"),
                 ("base", (paired.get("base") or {}).get("latency_sketch"), "#1565c0")]
@@ -198,7 +198,7 @@ def _legend(axes: Any, loc: str = "best") -> None:
         axes.legend(fontsize=7, loc=loc)
 
 
-def across_configurations(reports: list[dict[str, Any]]) -> Any:
+def across_configurations(reports: Sequence[Mapping[str, Any]]) -> Any:
     """Throughput vs batch size (a line per n_models x workers) and throughput vs p99 with the
     Pareto front (no other configuration has both more throughput and a lower p99)."""
     import matplotlib.pyplot as plt
@@ -247,7 +247,7 @@ def pareto_front(points: list[tuple[float, float]]) -> list[tuple[float, float]]
     return front
 
 
-def paired_figure(reports: list[dict[str, Any]]) -> Any | None:
+def paired_figure(reports: Sequence[Mapping[str, Any]]) -> Any | None:
     """A forest plot, one panel per metric (each with its own scale): per configuration the
     paired change (dot) with its interval (bar), and the change of every round (ticks)."""
     import matplotlib.pyplot as plt
@@ -309,7 +309,7 @@ def _badge(verdict: str) -> str:
     return f"<span class='verdict' style='background:{colour}'>{_e(verdict)}</span>"
 
 
-def _figure(report: dict[str, Any], metric: str) -> float | None:
+def _figure(report: Mapping[str, Any], metric: str) -> float | None:
     """The figure the verdict used for ``metric`` (the table's), or None."""
     figures = verdict_figures(report, metric)
     return None if figures is None else figures.now

@@ -4,15 +4,15 @@ from __future__ import annotations
 
 import math
 import sys
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, TextIO
+from typing import Any, TextIO, cast
 
 from pytest_neuronperf import formatting
 from pytest_neuronperf.formatting import finite
 from pytest_neuronperf.logs import printable
 from pytest_neuronperf.metrics import METRICS
-from pytest_neuronperf.reports import config_label
+from pytest_neuronperf.reports import Report, config_label
 
 DEFAULT_COLUMNS = (
     "n_models", "workers_per_model", "batch_size", "pipeline_size",
@@ -28,7 +28,8 @@ def _cell(value: Any) -> str:
     return printable(value)
 
 
-def format_table(reports: Sequence[dict[str, Any]], cols: Sequence[str] = DEFAULT_COLUMNS) -> str:
+def format_table(reports: Sequence[Mapping[str, Any]],
+                 cols: Sequence[str] = DEFAULT_COLUMNS) -> str:
     """Fixed-width text table of ``cols`` for each report."""
     rows = [[_cell(r.get(c)) for c in cols] for r in reports]
     widths = [max([len(c), *(len(row[i]) for row in rows)]) for i, c in enumerate(cols)]
@@ -38,7 +39,7 @@ def format_table(reports: Sequence[dict[str, Any]], cols: Sequence[str] = DEFAUL
 
 
 def print_reports(
-    reports: Sequence[dict[str, Any]],
+    reports: Sequence[Mapping[str, Any]],
     cols: Sequence[str] = DEFAULT_COLUMNS,
     sort_by: str | None = "throughput_avg",
     reverse: bool = False,
@@ -69,7 +70,7 @@ def _sort_key(value: Any) -> tuple[int, float, str]:
     return (1, 0.0, str(value))
 
 
-def report_list(reports: Any) -> list[dict[str, Any]]:
+def report_list(reports: Any) -> list[Report]:
     """``reports`` as a list of dicts (any iterable of them), or a TypeError saying what it is."""
     if isinstance(reports, dict | str | bytes):
         raise TypeError(f"reports must be a list of report dicts, not a {type(reports).__name__}")
@@ -77,7 +78,7 @@ def report_list(reports: Any) -> list[dict[str, Any]]:
     for report in listed:
         if not isinstance(report, dict):
             raise TypeError(f"each report must be a dict, got {type(report).__name__}")
-    return listed
+    return cast(list[Report], listed)
 
 
 SUMMARY_WIDTH = 100
@@ -97,7 +98,7 @@ class Figures:
     verdict: str | None = None
 
 
-def baseline_figures(report: dict[str, Any], metric: str) -> Figures | None:
+def baseline_figures(report: Mapping[str, Any], metric: str) -> Figures | None:
     """The baseline gate's figures of ``metric`` (``report["gate"]``, see
     ``gating.verdicts.gate_figures``), or None when it has none. A report from elsewhere
     (no ``gate``) gives its whole-run value, and its stored baseline and delta if any."""
@@ -115,11 +116,11 @@ def baseline_figures(report: dict[str, Any], metric: str) -> Figures | None:
                    finite(gate.get("delta")), finite(low), finite(high), gate.get("verdict"))
 
 
-def paired_figures(report: dict[str, Any], metric: str) -> Figures | None:
+def paired_figures(report: Mapping[str, Any], metric: str) -> Figures | None:
     """The paired gate's figures of ``metric`` (``report["paired"]``: each side's figure, the
     paired estimate and its interval), or None when it did not compare ``metric``."""
     paired = report.get("paired")
-    if not isinstance(paired, dict) or metric not in (paired.get("delta") or {}):
+    if not isinstance(paired, Mapping) or metric not in (paired.get("delta") or {}):
         return None
     sides = paired.get("figures") or {}
     low, high = (paired.get("interval") or {}).get(metric) or (None, None)
@@ -129,7 +130,7 @@ def paired_figures(report: dict[str, Any], metric: str) -> Figures | None:
                    (paired.get("verdicts") or {}).get(metric))
 
 
-def verdict_figures(report: dict[str, Any], metric: str) -> Figures | None:
+def verdict_figures(report: Mapping[str, Any], metric: str) -> Figures | None:
     """The figures of the gate that judged ``metric``: the baseline gate's when it compared it,
     else the paired gate's, else this run's figure alone (None without one). Every table shows
     these, so that what a reader sees is what was judged."""
@@ -139,14 +140,14 @@ def verdict_figures(report: dict[str, Any], metric: str) -> Figures | None:
     return paired_figures(report, metric) or stored
 
 
-def shown_metrics(results: Sequence[dict[str, Any]]) -> list[str]:
+def shown_metrics(results: Sequence[Mapping[str, Any]]) -> list[str]:
     """The gated metrics (``metrics.METRICS``, in its order) that any of ``results`` has a figure
     for: a run without accuracy or a ``max_qps`` search shows no empty columns for them."""
     return [name for name in METRICS
             if any(_has(verdict_figures(report, name), "now") for report in results)]
 
 
-def compared_metrics(results: Sequence[dict[str, Any]]) -> set[str]:
+def compared_metrics(results: Sequence[Mapping[str, Any]]) -> set[str]:
     """The metrics that any of ``results`` compared with a baseline or base side: only those
     get ``base`` and change columns (a run without one shows no column of dashes)."""
     return {name for name in METRICS
@@ -157,7 +158,7 @@ def _has(figures: Figures | None, field: str) -> bool:
     return figures is not None and getattr(figures, field) is not None
 
 
-def summary_rows(results: Sequence[dict[str, Any]]) -> tuple[list[str], list[list[str]]]:
+def summary_rows(results: Sequence[Mapping[str, Any]]) -> tuple[list[str], list[list[str]]]:
     """Header and cells of the session table: per test a heading row, per configuration the
     figures the verdict used (``verdict_figures``) of every gated metric, and the verdict."""
     shown = shown_metrics(results)
@@ -181,7 +182,7 @@ def summary_rows(results: Sequence[dict[str, Any]]) -> tuple[list[str], list[lis
     return header, rows
 
 
-def _heading(report: dict[str, Any], current: str | None, rows: list[list[str]]) -> str:
+def _heading(report: Mapping[str, Any], current: str | None, rows: list[list[str]]) -> str:
     """Append a test's heading row when ``report`` starts a new test; the current test."""
     test = printable(report.get("test", report.get("model_name", "?")))
     if test != current:
@@ -205,7 +206,7 @@ def format_rows(header: list[str], rows: list[list[str]], left: int = 1) -> list
                             for r in rows)]
 
 
-def format_summary(results: Sequence[dict[str, Any]]) -> list[str]:
+def format_summary(results: Sequence[Mapping[str, Any]]) -> list[str]:
     """The session table, one line per test heading and per configuration. Its figures are the
     ones the verdict used: window medians now and in the baseline (or head and base of a
     paired run), and their change."""
@@ -213,7 +214,7 @@ def format_summary(results: Sequence[dict[str, Any]]) -> list[str]:
     return format_rows(header, rows)
 
 
-def headline_properties(report: dict[str, Any], name: str | None = None
+def headline_properties(report: Mapping[str, Any], name: str | None = None
                         ) -> list[tuple[str, Any]]:
     """A report's headline figures as JUnit XML properties (``record_property``):
     ``neuronperf[bs=1 n=1 w=1 p=1].throughput`` = the figure the verdict used,
@@ -235,21 +236,21 @@ PAIRED_HEADER = ["test / configuration", "metric", "head", "base", "Δ", "95% in
                  "verdict"]
 
 
-def paired_title(results: Sequence[dict[str, Any]]) -> str:
+def paired_title(results: Sequence[Mapping[str, Any]]) -> str:
     """The paired section's title: the base revision(s) and what Δ is."""
     revisions = sorted({str(r["paired"].get("revision")) for r in results
-                        if isinstance(r.get("paired"), dict) and r["paired"].get("revision")})
+                        if isinstance(r.get("paired"), Mapping) and r["paired"].get("revision")})
     return ("paired: head vs base" + (f" ({', '.join(revisions)})" if revisions else "")
             + "; Δ is the paired estimate, with its 95% interval")
 
 
-def paired_rows(results: Sequence[dict[str, Any]]) -> list[list[str]]:
+def paired_rows(results: Sequence[Mapping[str, Any]]) -> list[list[str]]:
     """The paired section's rows (``PAIRED_HEADER``): per test a heading, per configuration
     one row per metric the paired gate compared (every gated metric), or one row saying why
     nothing was compared."""
     rows: list[list[str]] = []
     current = None
-    paired = [r for r in results if isinstance(r.get("paired"), dict)]
+    paired = [r for r in results if isinstance(r.get("paired"), Mapping)]
     for report in sorted(paired, key=lambda r: r.get("test", "")):
         current = _heading(report, current, rows)
         label = f"  {config_label(report)}"
@@ -269,7 +270,7 @@ def paired_rows(results: Sequence[dict[str, Any]]) -> list[list[str]]:
     return rows
 
 
-def format_paired_summary(results: Sequence[dict[str, Any]]) -> list[str]:
+def format_paired_summary(results: Sequence[Mapping[str, Any]]) -> list[str]:
     """The paired section of the session summary (empty without paired reports): per
     configuration and gated metric the head's and base's figures, the paired estimate with
     its interval, and the metric's paired verdict."""
