@@ -6,14 +6,16 @@ decide whether NEW and INCONCLUSIVE count (``--neuronperf-strict``, except in a 
 the baseline, which replaces what they compared against), and a failing configuration gets its
 one-line headline and its table. A paired run (``--neuronperf-against``, ``compare``) adds a
 second judgement, head against base; with a baseline too, the worse of the two verdicts stands.
-``plugin.pytest_runtest_call`` only raises what this decided.
+The history gate (``--neuronperf-history-gate``) adds a third, this run against the runs before
+it: its REGRESSED stands like any other. ``plugin.pytest_runtest_call`` only raises what this
+decided.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from pytest_neuronperf import formatting
 from pytest_neuronperf.engine.interference import describe as describe_interference
@@ -27,6 +29,9 @@ from pytest_neuronperf.gating.verdicts import (
 from pytest_neuronperf.metrics import BUDGETS, METRICS
 from pytest_neuronperf.plugin.options import RunOptions
 from pytest_neuronperf.reports import Report, config_label
+
+if TYPE_CHECKING:
+    from pytest_neuronperf.history.gate import HistoryJudgement
 
 
 @dataclass(frozen=True)
@@ -68,13 +73,20 @@ def merged_verdict(
     return min(judgement.verdict, paired.verdict, key=SEVERITY.index)
 
 
+def with_history(verdict: Verdict, history: HistoryJudgement | None) -> Verdict:
+    """The verdict with the history gate's: its REGRESSED stands over anything milder."""
+    if history is None or history.verdict is not Verdict.REGRESSED:
+        return verdict
+    return min(verdict, Verdict.REGRESSED, key=SEVERITY.index)
+
+
 def decide(
     report: Report, judgement: Judgement, override: Any, options: RunOptions,
-    paired: PairedJudgement | None = None,
+    paired: PairedJudgement | None = None, history: HistoryJudgement | None = None,
 ) -> Outcome:
     """The outcome of one configuration; sets the report's ``verdict`` (and ``error`` when a
     verdict hook answered something that is not a verdict)."""
-    merged = merged_verdict(judgement, paired, options)
+    merged = with_history(merged_verdict(judgement, paired, options), history)
     verdict = merged if override is None else hook_verdict(override)
     if verdict is Verdict.ERROR and override is not None and report.get("status") == "ok":
         report["error"] = (f"a pytest_neuronperf_verdict hook returned {override!r}, "
@@ -91,10 +103,15 @@ def decide(
         why = paired_reason(verdict, paired, report, label)  # the paired gate made it
     else:
         why = reason(verdict, judgement, label)
+    if history is not None and history.verdict is verdict is Verdict.REGRESSED and not (
+            judgement.verdict is verdict or (paired is not None and paired.verdict is verdict)):
+        why = history_reason(history, label)  # the history gate made the verdict
     tables = [format_judgement_table(judgement)] if options.baseline is not None or (
         paired is None or judgement.budget_misses) else []
     if paired is not None:
         tables.append(format_paired_table(paired, (report.get("paired") or {}).get("revision")))
+    if history is not None and (history.regressions or history.note):
+        tables.append(history.table())
     busy = describe_interference(report.get("interference"))
     if busy:
         tables.append(f"note: {busy}; figures from a busy machine are less reliable")
@@ -122,6 +139,16 @@ def paired_reason(verdict: Verdict, paired: PairedJudgement, report: Mapping[str
               f"{against if position == 0 else ''}{formatting.interval(c.low, c.high)}, "
               f"tolerance {formatting.tolerance(c.metric, c.tolerance)}")
              for position, c in enumerate(behind)]
+    return headline(parts, label)
+
+
+def history_reason(history: HistoryJudgement, label: str) -> str:
+    """What made a history verdict: ``throughput -64.8% at bs=1 n=1 w=1 p=1 (history: from the
+    run of ... (commits ...), confidence 99.1%, 3 run(s) since, tolerance -12%)``."""
+    parts = [(f"{short_name(c.key.metric)} {formatting.percent(c.change.magnitude)}",
+              f"{'history: ' if position == 0 else ''}{c.evidence()}, tolerance "
+              f"{formatting.tolerance(c.key.metric, history.tolerance[c.key.metric])}")
+             for position, c in enumerate(history.regressions)]
     return headline(parts, label)
 
 

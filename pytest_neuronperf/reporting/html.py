@@ -7,10 +7,10 @@ front), from the same figures; with paired reports, the paired table (head, base
 interval per metric, as in the terminal's paired section) and a forest plot of the paired
 changes with their intervals and the change of every round; then per configuration the latency
 CDF of this run (the head) and of the base side (from each side's ``latency_sketch``; the
-stored baseline's p50 and p99 as lines), and throughput and p99 per window (per slice in a
-paired run) against the baseline's windows and the base side's slices. Numbers are written by
-``formatting``, the rule every table uses. matplotlib is imported only when a page is
-written.
+stored baseline's p50 and p99 as lines), throughput and p99 per window (per slice in a paired
+run) against the baseline's windows and the base side's slices, and its profile when it has one
+(``profiling.html``). Numbers are written by ``formatting``, the rule every table uses.
+matplotlib is imported only when a page is written.
 """
 
 from __future__ import annotations
@@ -28,6 +28,7 @@ from typing import Any
 from pytest_neuronperf.formatting import finite
 from pytest_neuronperf.gating.paired import round_log_ratios
 from pytest_neuronperf.metrics import METRICS
+from pytest_neuronperf.profiling.html import profile_section
 from pytest_neuronperf.reporting.files import atomic_write
 from pytest_neuronperf.reporting.tables import (
     PAIRED_HEADER,
@@ -114,6 +115,7 @@ def test_section(test: str, reports: Sequence[Mapping[str, Any]]) -> str:
             parts.append(f"<pre>{_e(str(report.get('error') or 'no reason given'))}</pre>")
             continue
         parts.append(_img(configuration_figure(report), f"{test} {label}"))
+        parts.append(profile_section(report))
     return "\n".join(parts)
 
 
