@@ -267,11 +267,13 @@ def _comparison(raw: _Raw, p_worse: float, p_better: float) -> PairedComparison:
     if worse > raw.tolerance:
         if p_worse < ALPHA:
             return result(Verdict.REGRESSED)
-        return result(Verdict.INCONCLUSIVE, f"worse than tolerance but p={p_worse:.2g} (Holm)")
+        return result(Verdict.INCONCLUSIVE,
+                      f"worse than tolerance but p={formatting.p_value(p_worse)} (Holm)")
     if -worse > raw.tolerance:
         if p_better < ALPHA:
             return result(Verdict.IMPROVED)
-        return result(Verdict.INCONCLUSIVE, f"better than tolerance but p={p_better:.2g} (Holm)")
+        return result(Verdict.INCONCLUSIVE,
+                      f"better than tolerance but p={formatting.p_value(p_better)} (Holm)")
     return result(Verdict.PASS)
 
 

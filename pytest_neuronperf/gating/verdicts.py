@@ -261,16 +261,18 @@ def compare_metric(
     if worse > tolerance:
         if significant:
             return result(Verdict.REGRESSED, "", p, ci)
-        return result(Verdict.INCONCLUSIVE, f"worse than tolerance but p={p:.2g}", p, ci)
+        return result(Verdict.INCONCLUSIVE,
+                      f"worse than tolerance but p={formatting.p_value(p)}", p, ci)
     if -worse > tolerance:
         if significant:
             return result(Verdict.IMPROVED, "", p, ci)
-        return result(Verdict.INCONCLUSIVE, f"better than tolerance but p={p:.2g}", p, ci)
+        return result(Verdict.INCONCLUSIVE,
+                      f"better than tolerance but p={formatting.p_value(p)}", p, ci)
     worst_end = max(sign * (ci[0] - 1.0), sign * (ci[1] - 1.0))
     if worst_end > NOISE_REACH * tolerance:
         return result(
             Verdict.INCONCLUSIVE,
-            f"too noisy: {worst_end:.0%} worse cannot be ruled out",
+            f"too noisy: {formatting.percent(worst_end)} worse cannot be ruled out",
             p,
             ci,
         )
