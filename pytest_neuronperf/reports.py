@@ -46,7 +46,8 @@ class GateFigure(TypedDict, total=False):
     delta: float | None
     tolerance: float | None
     p: float | None
-    ci: list[float | None]
+    interval: list[float | None]
+    """95 % interval of the change, as ``delta`` is (the paired gate's ``interval`` too)."""
     verdict: str
 
 
@@ -76,6 +77,7 @@ class SideMetrics(TypedDict, total=False):
     latency_ms_avg: float
     load_avg_ms: float
     warmup_avg_ms: float
+    latency_sketch: LatencySketch
 
 
 class Launch(TypedDict):
@@ -129,6 +131,11 @@ class Paired(TypedDict, total=False):
     # the paired gate's
     verdict: str
     note: str
+    figures: dict[str, dict[str, float | None]]
+    """Side (``head``, ``base``) -> metric -> the figure the tables show for it (the side's
+    median slice, hiccups left out as ``gating.verdicts.window_median`` leaves them out)."""
+    verdicts: dict[str, str]
+    """Metric -> its paired verdict."""
     delta: dict[str, float]
     interval: dict[str, list[float]]
     p: dict[str, float]
@@ -270,7 +277,9 @@ REPORT_VERSION = 1
    ``history.runinfo``), added without a new version since readers ignore it.
 
 Reports gain keys without a new version (readers ignore keys they do not know); a version is
-added when a key changes its meaning or a reader of the previous version would misread it."""
+added when a key changes its meaning or a reader of the previous version would misread it.
+So the baseline gate's ``gate[metric]["ci"]`` (a ratio) became ``interval`` (a change, as the
+paired gate's) within version 1: a reader of either finds no key of the other, none misreads."""
 
 
 def json_safe(value: Any) -> Any:

@@ -13,6 +13,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, TextIO, TypeVar, cast
 
+from pytest_neuronperf.formatting import number
 from pytest_neuronperf.reports import Report, config_label
 
 R = TypeVar("R", bound=Mapping[str, Any])
@@ -94,9 +95,9 @@ def format_tuning(tuning: Tuning) -> str:
         rows.append((
             str(ranks.get(id(r), "-")),
             config_label(r),
-            _figure(served_throughput(r)) + ("/s at max_qps" if r.get("target_qps") == "max"
+            number(served_throughput(r)) + ("/s at max_qps" if r.get("target_qps") == "max"
                                              else "/s"),
-            _figure(p99) + (" overloaded" if r.get("overloaded") else ""),
+            number(p99) + (" overloaded" if r.get("overloaded") else ""),
             "yes" if id(r) in ranks else ("error" if r.get("status") != "ok" else "no"),
             "*" if id(r) in front else "",
         ))
@@ -111,8 +112,8 @@ def decision(tuning: Tuning) -> str:
     """One sentence: the configuration to deploy, or why there is none."""
     best = tuning.best
     if best is not None:
-        return (f"deploy {config_label(best)}: {_figure(served_throughput(best))} samples/s "
-                f"with p99 {_figure(best['latency_ms_p99'])} ms <= {tuning.p99_ms:g} ms "
+        return (f"deploy {config_label(best)}: {number(served_throughput(best))} samples/s "
+                f"with p99 {number(best['latency_ms_p99'])} ms <= {tuning.p99_ms:g} ms "
                 f"({len(tuning.ranked)} of {len(tuning.reports)} configurations meet the budget)")
     measured = [r for r in tuning.reports if r.get("status") == "ok"
                 and r.get("latency_ms_p99") is not None]
@@ -120,7 +121,7 @@ def decision(tuning: Tuning) -> str:
         return "no configuration could be measured: see the reports' errors"
     lowest = min(measured, key=lambda r: cast(float, r["latency_ms_p99"]))
     return (f"no configuration meets p99 <= {tuning.p99_ms:g} ms; the lowest p99 is "
-            f"{_figure(lowest['latency_ms_p99'])} ms ({config_label(lowest)}): relax the "
+            f"{number(lowest['latency_ms_p99'])} ms ({config_label(lowest)}): relax the "
             f"budget, or try smaller batches or more copies")
 
 
@@ -129,7 +130,3 @@ def print_tuning(tuning: Tuning, file: TextIO | None = None) -> None:
     print(format_tuning(tuning), file=file or sys.stdout)
 
 
-def _figure(value: float | None) -> str:
-    if value is None or not math.isfinite(value):
-        return "-"
-    return f"{value:,.0f}" if abs(value) >= 100 else f"{value:.2f}"

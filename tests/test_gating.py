@@ -456,6 +456,9 @@ def test_gate_figures_are_the_medians_the_verdict_used() -> None:
         assert figures[c.metric]["baseline"] == c.baseline
         assert figures[c.metric]["delta"] == c.delta
         assert figures[c.metric]["verdict"] == c.verdict.value
+        # the interval of the change, as delta is (one name and one form with the paired gate)
+        low, high = figures[c.metric]["interval"]
+        assert low == pytest.approx(c.ci_low - 1) and high == pytest.approx(c.ci_high - 1)
     recorded = gate_figures(judge(base, None), base)  # NEW: what a later gate calls baseline
     assert recorded["throughput"]["now"] == figures["throughput"]["baseline"]
     assert set(recorded["throughput"]) == {"now"}

@@ -301,6 +301,7 @@ def side_summary(records: list[SliceRecord], batch_size: int,
         "throughput_avg": float(np.mean(throughput)) if throughput else math.nan,
         "throughput_peak": float(np.max(throughput)) if throughput else math.nan,
         **stats.latency_summary(lats),
+        "latency_sketch": stats.latency_sketch(lats),
     })
     series = {name: [f[name] for f in figures] for name in SLICE_SERIES}
     cpu = cpu_series(records, warm) if records else []

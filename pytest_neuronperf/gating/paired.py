@@ -40,15 +40,9 @@ from typing import Any
 
 import numpy as np
 
+from pytest_neuronperf import formatting
 from pytest_neuronperf.engine import paired as engine_paired
-from pytest_neuronperf.gating.verdicts import (
-    Verdict,
-    combine,
-    format_number,
-    format_p,
-    format_percent,
-    format_tolerance,
-)
+from pytest_neuronperf.gating.verdicts import Verdict, combine, window_median
 from pytest_neuronperf.metrics import METRICS
 from pytest_neuronperf.reports import Paired, Report
 
@@ -113,11 +107,16 @@ class PairedJudgement:
     """Why there is no comparison (the model is absent at the base revision, the base failed)."""
 
     def report_fields(self) -> Paired:
-        """What the report's ``paired`` part gains: verdict, delta, interval, p per metric."""
+        """What the report's ``paired`` part gains: verdict, and per metric the figures the
+        verdict used (``figures``: each side's median slice), delta, interval, p, tolerance
+        and the metric's verdict."""
         fields: Paired = {"verdict": self.verdict.value}
         if self.note:
             fields["note"] = self.note
         if self.comparisons:
+            fields["figures"] = {side: {c.metric: formatting.finite(getattr(c, side))
+                                        for c in self.comparisons} for side in ("head", "base")}
+            fields["verdicts"] = {c.metric: c.verdict.value for c in self.comparisons}
             fields["delta"] = {c.metric: c.delta for c in self.comparisons}
             fields["interval"] = {c.metric: [c.low, c.high] for c in self.comparisons}
             fields["p"] = {c.metric: c.p for c in self.comparisons}
@@ -348,9 +347,8 @@ def _raw(position: int, paired: Mapping[str, Any], metric: str, tolerance: float
 
     def centre(side: str) -> float:
         values = [v for launch in paired.get("launches") or []
-                  for v in ((launch.get("values") or {}).get(side) or {}).get(metric) or []
-                  if v is not None and math.isfinite(v)]
-        return float(np.median(values)) if values else math.nan
+                  for v in ((launch.get("values") or {}).get(side) or {}).get(metric) or []]
+        return window_median(values, metric)
 
     return _Raw(position, metric, centre("base"), centre("head"), estimate, low, high,
                 sequential_p(y, planned, worse_alt), sequential_p(y, planned, better_alt),
@@ -403,11 +401,13 @@ def _comparison(raw: _Raw, p_worse: float, p_better: float) -> PairedComparison:
     if worse > raw.tolerance:
         if p_worse < ALPHA:
             return result(Verdict.REGRESSED)
-        return result(Verdict.INCONCLUSIVE, f"worse than tolerance but p={p_worse:.2g} (Holm)")
+        return result(Verdict.INCONCLUSIVE,
+                      f"worse than tolerance but p={formatting.p_value(p_worse)} (Holm)")
     if -worse > raw.tolerance:
         if p_better < ALPHA:
             return result(Verdict.IMPROVED)
-        return result(Verdict.INCONCLUSIVE, f"better than tolerance but p={p_better:.2g} (Holm)")
+        return result(Verdict.INCONCLUSIVE,
+                      f"better than tolerance but p={formatting.p_value(p_better)} (Holm)")
     return result(Verdict.PASS)
 
 
@@ -457,24 +457,19 @@ def format_paired_table(judgement: PairedJudgement,
     why = f"; stopped: {stop['reason']}" if stop.get("reason") else ""
     lines = [f"{title} ({pairs} launch pairs{why})", header, "-" * len(header)]
     for c in judgement.comparisons:
-        lines.append(f"{METRICS[c.metric].label:<14} {format_number(c.base):>10} "
-                     f"{format_number(c.head):>10} {format_percent(c.delta):>8} "
-                     f"{interval_text(c.low, c.high):>15} {format_p(c.p_adjusted):>8} "
-                     f"{format_tolerance(c.metric, c.tolerance):>9}  {c.verdict.value}")
+        lines.append(f"{METRICS[c.metric].label:<14} {formatting.number(c.base):>10} "
+                     f"{formatting.number(c.head):>10} {formatting.percent(c.delta):>8} "
+                     f"{formatting.interval(c.low, c.high):>15} "
+                     f"{formatting.p_value(c.p_adjusted):>8} "
+                     f"{formatting.tolerance(c.metric, c.tolerance):>9}  {c.verdict.value}")
         if c.note:
             lines.append(f"{'':<14}   {c.note}")
     per_pair = launch_values(paired, "throughput")
     if per_pair.size:
         orders = [str(launch.get("order", "?"))[0] for launch in paired.get("launches") or []]
-        shown = " ".join(f"{math.expm1(v):+.1%}({o})" if math.isfinite(v) else "-"
+        shown = " ".join(f"{formatting.percent(math.expm1(v))}({o})" if math.isfinite(v) else "-"
                          for v, o in zip(per_pair, orders, strict=False))
         lines += textwrap.wrap(f"throughput per pair (launched first: b/h): {shown}", 99,
                                subsequent_indent="  ")
     return "\n".join(lines)
 
-
-def interval_text(low: float, high: float) -> str:
-    """``-12.1%..-8.0%``: an interval of relative changes."""
-    if not (math.isfinite(low) and math.isfinite(high)):
-        return "-"
-    return f"{low:+.1%}..{high:+.1%}"

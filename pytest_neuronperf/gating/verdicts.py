@@ -38,6 +38,7 @@ from typing import Any, Literal, cast
 
 import numpy as np
 
+from pytest_neuronperf import formatting
 from pytest_neuronperf.gating.stats import (
     bootstrap_ratio_ci,
     drop_hiccups,
@@ -51,7 +52,6 @@ from pytest_neuronperf.metrics import (
     WINDOW_METRICS,
     gated_metrics,
     metric_named,
-    worse_sign,
 )
 from pytest_neuronperf.reports import GateFigure, Report, Rerun
 
@@ -294,16 +294,18 @@ def compare_metric(
     if worse > tolerance:
         if significant:
             return result(Verdict.REGRESSED, "", p, ci)
-        return result(Verdict.INCONCLUSIVE, f"worse than tolerance but p={p:.2g}", p, ci)
+        return result(Verdict.INCONCLUSIVE,
+                      f"worse than tolerance but p={formatting.p_value(p)}", p, ci)
     if -worse > tolerance:
         if significant:
             return result(Verdict.IMPROVED, "", p, ci)
-        return result(Verdict.INCONCLUSIVE, f"better than tolerance but p={p:.2g}", p, ci)
+        return result(Verdict.INCONCLUSIVE,
+                      f"better than tolerance but p={formatting.p_value(p)}", p, ci)
     worst_end = max(sign * (ci[0] - 1.0), sign * (ci[1] - 1.0))
     if worst_end > NOISE_REACH * tolerance:
         return result(
             Verdict.INCONCLUSIVE,
-            f"too noisy: {worst_end:.0%} worse cannot be ruled out",
+            f"too noisy: {formatting.percent(worst_end)} worse cannot be ruled out",
             p,
             ci,
         )
@@ -401,31 +403,35 @@ class Judgement:
 
 def gate_figures(judgement: Judgement, report: Mapping[str, Any]) -> dict[str, GateFigure]:
     """Per gated metric, the numbers behind the verdict: ``now`` and ``baseline`` (window
-    medians, hiccups left out as the gate did), ``delta``, ``tolerance``, ``p``, ``ci`` (of the
-    ratio now / baseline) and the metric's ``verdict``. Without a baseline entry only ``now``
-    (the median of this run's windows, hiccups left out: what a later run's gate will call
-    this run's median once it is the baseline). Tables, files and the HTML report show these,
-    so that what a reader sees is what was judged."""
+    medians, hiccups left out as the gate did), ``delta``, ``tolerance``, ``p``, ``interval``
+    (of the change, as ``delta`` is) and the metric's ``verdict``. Without a baseline entry
+    only ``now`` (the median of this run's windows, hiccups left out: what a later run's gate
+    will call this run's median once it is the baseline). Tables, files and the HTML report
+    show these, so that what a reader sees is what was judged."""
     figures: dict[str, GateFigure] = {}
     for c in judgement.comparisons:
         figures[c.metric] = {
-            "now": _finite(c.current), "baseline": _finite(c.baseline),
-            "delta": _finite(c.delta), "tolerance": _finite(c.tolerance),
-            "p": _finite(c.p_value), "ci": [_finite(c.ci_low), _finite(c.ci_high)],
+            "now": formatting.finite(c.current), "baseline": formatting.finite(c.baseline),
+            "delta": formatting.finite(c.delta), "tolerance": formatting.finite(c.tolerance),
+            "p": formatting.finite(c.p_value),
+            "interval": [formatting.finite(c.ci_low - 1.0), formatting.finite(c.ci_high - 1.0)],
             "verdict": c.verdict.value,
         }
     for metric in WINDOW_METRICS:
         if metric not in figures and report.get("status", "ok") == "ok":
-            values = finite_values(_windows(report, metric))
-            if values.size >= MIN_WINDOWS:  # as compare_metric would leave them out
-                values = drop_hiccups(values, METRICS[metric].higher_is_better)
-            figures[metric] = {"now": float(np.median(values)) if values.size else None}
+            median = window_median(_windows(report, metric), metric)
+            figures[metric] = {"now": formatting.finite(median)}
     return figures
 
 
-def _finite(value: float) -> float | None:
-    """A number for a report file: NaN and inf become None."""
-    return float(value) if math.isfinite(value) else None
+def window_median(windows: Sequence[float | None], metric: str) -> float:
+    """The median of a run's windows with hiccups left out as ``compare_metric`` leaves them
+    out (NaN without a window): the figure that stands for a run, or one side of a paired
+    run, in every table."""
+    values = finite_values(windows)
+    if values.size >= MIN_WINDOWS:
+        values = drop_hiccups(values, METRICS[metric].higher_is_better)
+    return float(np.median(values)) if values.size else math.nan
 
 
 def judge(
@@ -619,15 +625,16 @@ def format_judgement_table(judgement: Judgement) -> str:
     """A fixed-width table (under 100 columns) of baseline, now, delta and tolerance per metric."""
     header = (
         f"{'metric':<14} {'baseline':>10} {'now':>10} {'delta':>8} {'tolerance':>9} "
-        f"{'p':>7} {'95% CI of delta':>16}  verdict"
+        f"{'p':>7} {'95% interval':>16}  verdict"
     )
     lines = [header, "-" * len(header)]
     for c in judgement.comparisons:
         lines.append(
-            f"{METRICS[c.metric].label:<14} {format_number(c.baseline):>10} "
-            f"{format_number(c.current):>10} {format_percent(c.delta):>8} "
-            f"{format_tolerance(c.metric, c.tolerance):>9} "
-            f"{format_p(c.p_value):>7} {_ci(c):>16}  {c.verdict.value}"
+            f"{METRICS[c.metric].label:<14} {formatting.number(c.baseline):>10} "
+            f"{formatting.number(c.current):>10} {formatting.percent(c.delta):>8} "
+            f"{formatting.tolerance(c.metric, c.tolerance):>9} "
+            f"{formatting.p_value(c.p_value):>7} "
+            f"{formatting.interval(c.ci_low - 1.0, c.ci_high - 1.0):>16}  {c.verdict.value}"
         )
         if c.note:
             lines.append(f"{'':<14}   {c.note}")
@@ -635,8 +642,8 @@ def format_judgement_table(judgement: Judgement) -> str:
         relation = ">=" if BUDGETS[miss.budget].higher_is_better else "<="
         lines.append(
             f"{BUDGETS[miss.budget].budget_label:<14} "
-            f"{relation + ' ' + format_number(miss.limit):>10} "
-            f"{format_number(miss.actual):>10} {'':>8} {'':>9} {'':>7} {'':>16}  OVER_BUDGET"
+            f"{relation + ' ' + formatting.number(miss.limit):>10} "
+            f"{formatting.number(miss.actual):>10} {'':>8} {'':>9} {'':>7} {'':>16}  OVER_BUDGET"
         )
         if miss.note:
             lines.append(f"{'':<14}   {miss.note}: the queue kept growing at this rate")
@@ -645,38 +652,3 @@ def format_judgement_table(judgement: Judgement) -> str:
     if judgement.verdict is Verdict.ERROR:
         lines = [f"benchmark failed: {judgement.error or 'no reason given'}"]
     return "\n".join(lines)
-
-
-def format_number(value: float) -> str:
-    """A metric value with precision that suits its size."""
-    if not math.isfinite(value):
-        return "-"
-    if abs(value) >= 100:
-        return f"{value:,.0f}"
-    if abs(value) >= 1:
-        return f"{value:.2f}"
-    return f"{value:.3g}"
-
-
-def format_percent(value: float) -> str:
-    """A signed relative change as a percentage."""
-    return f"{value:+.1%}" if math.isfinite(value) else "-"
-
-
-def format_tolerance(metric: str, tolerance: float) -> str:
-    """A tolerance with the sign of a worse change, e.g. -10% for throughput."""
-    if not math.isfinite(tolerance):
-        return "off"
-    return f"{worse_sign(metric)}{tolerance * 100:.3g}%"
-
-
-def format_p(value: float) -> str:
-    """A p-value in two significant digits."""
-    return f"{value:.2g}" if math.isfinite(value) else "-"
-
-
-def _ci(c: MetricComparison) -> str:
-    """The bootstrap interval of the ratio, shown as a range of relative changes."""
-    if not (math.isfinite(c.ci_low) and math.isfinite(c.ci_high)):
-        return "-"
-    return f"{c.ci_low - 1:+.0%}..{c.ci_high - 1:+.0%}"
