@@ -3,14 +3,13 @@ the gate on max_qps, and the marker's refusals."""
 
 from __future__ import annotations
 
-import json
 import math
 from typing import Any
 
 import numpy as np
 import pytest
 from engine_models import Spins
-from test_plugin import run
+from projects import Run, baseline_entries, reports_of
 
 import pytest_neuronperf as npf
 from pytest_neuronperf.child import open_loop
@@ -20,8 +19,6 @@ from pytest_neuronperf.gating.verdicts import Verdict, budget_misses, judge
 from pytest_neuronperf.plugin.markers import PerfSettings, SettingsError, apply_keywords
 from pytest_neuronperf.reports import config_key, config_label
 from pytest_neuronperf.tuning import pareto_front, tuning_of
-
-pytest_plugins = ["pytester"]
 
 MS = 1_000_000
 X = np.zeros((1, 4), dtype=np.float32)
@@ -397,7 +394,7 @@ def test_the_library_refuses_a_server_run_without_a_rate():
         npf.cpu.benchmark(Spins, X, scenario="server")
 
 
-def test_a_marker_without_target_qps_is_a_usage_error_naming_the_test(pytester):
+def test_a_marker_without_target_qps_is_a_usage_error_naming_the_test(pytester, run: Run):
     pytester.makepyfile('''
 import numpy as np
 import pytest
@@ -406,7 +403,7 @@ import pytest
 def test_serving(neuronperf):
     pass
 ''')
-    result = run(pytester)
+    result = run()
     assert result.ret == pytest.ExitCode.USAGE_ERROR
     result.stderr.fnmatch_lines(["*test_serving*scenario='server' needs target_qps*"])
 
@@ -435,17 +432,16 @@ def test_serving(neuronperf):
 '''
 
 
-def test_a_server_baseline_is_saved_per_rate_with_windows_and_gated_like_closed_ones(pytester):
+def test_a_server_baseline_is_saved_per_rate_with_windows_and_gated_like_closed_ones(
+        pytester, run: Run):
     pytester.makepyfile(SERVER_TESTS)
-    saved = run(pytester, "--neuronperf-baseline=perf.json", "--neuronperf-save-baseline")
+    saved = run("--neuronperf-baseline=perf.json", "--neuronperf-save-baseline")
     saved.assert_outcomes(passed=1)
-    stored = json.loads((pytester.path / "perf.json").read_text())
-    [machine] = stored["machines"].values()
-    [entries] = machine["tests"].values()
+    [entries] = baseline_entries(pytester.path / "perf.json").values()
     [(key, entry)] = entries.items()
     assert key == "bs=1,n_models=1,workers=1,pipeline=1,qps=40"
     assert len(entry["windows"]["throughput"]) >= 10  # two runs of >= 5 windows (saved twice)
     assert "queue_ms_p99" in entry["metrics"]
-    run(pytester, "--neuronperf-baseline=perf.json", "--neuronperf-json=out.json")
-    [report] = json.loads((pytester.path / "out.json").read_text())["reports"]
+    run("--neuronperf-baseline=perf.json", "--neuronperf-json=out.json")
+    [report] = reports_of(pytester.path / "out.json")
     assert report["verdict"] != "NEW" and "baseline" in report
