@@ -56,6 +56,37 @@ def test_not_perf():
 '''
 
 
+ONE_CORE_DEVICE = '''
+from pytest_neuronperf.devices.base import Placement
+from pytest_neuronperf.devices.cpu import usable_cpus
+
+
+class OneCoreDevice:
+    """A custom backend: pretends the machine has one core, and marks its copies' env."""
+
+    name = "onecore"
+
+    def is_available(self):
+        return True
+
+    def cores(self):
+        return usable_cpus()[:1]
+
+    def placements(self, cores, n_models, pipeline_size):
+        return [Placement(device_type="onecore", copy_index=i, cores=(cores[i],),
+                          env={"ONECORE": "yes"}, cpu_affinity=(cores[i],))
+                for i in range(n_models)]
+
+    def fingerprint(self):
+        return {"device_type": "onecore", "devices": ["imaginary accelerator"]}
+
+
+def pytest_neuronperf_add_devices(config):
+    return {"onecore": OneCoreDevice()}
+'''
+"""A conftest registering the ``onecore`` device backend (one core, an imaginary device)."""
+
+
 class Code(str):
     """A marker value written as code, not as a literal: ``Code('os.environ["DEVICE"]')``."""
 
@@ -63,14 +94,15 @@ class Code(str):
         return str(self)
 
 
-def perf_test(name: str = "test_sleep", *, body: str = BENCHMARK_SLEEP, cases: int = 0,
+def perf_test(name: str = "test_sleep", *, body: str = BENCHMARK_SLEEP, cases: int | str = 0,
               **keywords: Any) -> str:
     """A perf test function: ``SLEEP_MARKER`` updated with ``keywords`` (None drops one),
-    parametrized over ``case in range(cases)`` when ``cases`` is given."""
+    parametrized over ``case`` when ``cases`` is given (a count, or the values' source)."""
     marker = {**SLEEP_MARKER, **keywords}
     arguments = ", ".join(f"{key}={value!r}" for key, value in marker.items()
                           if value is not None)
-    parametrize = f'@pytest.mark.parametrize("case", range({cases}))\n' if cases else ""
+    values = f"range({cases})" if isinstance(cases, int) else cases
+    parametrize = f'@pytest.mark.parametrize("case", {values})\n' if cases else ""
     return f'''
 
 {parametrize}@pytest.mark.neuronperf({arguments})

@@ -14,8 +14,6 @@ from doc_blocks import DOCS, README, ROOT, pages
 from pytest_neuronperf.gating.verdicts import Verdict
 from pytest_neuronperf.metrics import METRICS
 
-pytest_plugins = ["pytester"]
-
 LINK = re.compile(r"(?<!!)\[[^\]]*\]\(([^)\s]+)\)")
 
 

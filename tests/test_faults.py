@@ -5,7 +5,6 @@ Every test here runs real model processes and really kills them (or pytest itsel
 
 from __future__ import annotations
 
-import json
 import os
 import signal
 import subprocess
@@ -31,10 +30,9 @@ from fault_models import (
     StartsSessionLeader,
     consume,
 )
+from projects import SLEEP_MODEL, Run, perf_test, reports_of
 
 import pytest_neuronperf as npf
-
-pytest_plugins = ["pytester"]
 
 QUICK = {"duration": 0.3, "warmup": 0.05, "verbosity": 0, "n_models": 1, "workers_per_model": 1}
 X = np.zeros((1, 4), dtype=np.float32)
@@ -285,41 +283,23 @@ def test_a_generator_forward_consumed_by_postprocess_is_measured():
 
 # -- 5. interrupted tests, generator inputs, markers without the fixture -----------------------
 
-INTERRUPTED_TEST = """
-import os
-import signal
-import time
-
-import numpy as np
-import pytest
-
-
-class SleepModel:
-    def __call__(self, x):
-        time.sleep(0.002)
-        return x
-
-
-@pytest.mark.neuronperf(batch_sizes=[1], n_models=1, workers_per_model=1, duration=0.3,
-                        warmup=0.05)
-def test_sleep(neuronperf):
-    neuronperf.benchmark(SleepModel, np.zeros((1, 4), dtype=np.float32), framework="python")
+INTERRUPTED_TEST = SLEEP_MODEL + "import signal\n" + perf_test(
+    batch_sizes=[1], duration=0.3, body="""\
+neuronperf.benchmark(SleepModel, X, framework="python")
     if os.environ.get("CTRL_C_AFTER_BENCHMARK"):
         os.kill(os.getpid(), signal.SIGINT)  # the user presses Ctrl-C before the test ends
-        time.sleep(10)
-"""
+        time.sleep(10)""")
 
 
-def test_an_interrupted_test_keeps_its_baseline_entry(pytester, monkeypatch):
+def test_an_interrupted_test_keeps_its_baseline_entry(pytester, run: Run, monkeypatch):
     pytester.makepyfile(test_interrupted=INTERRUPTED_TEST)
     baseline = pytester.path / "baseline.json"
-    args = ("-p", "no:cacheprovider", f"--neuronperf-baseline={baseline}",
-            "--neuronperf-save-baseline")
-    pytester.runpytest_subprocess(*args).assert_outcomes(passed=1)
+    args = (f"--neuronperf-baseline={baseline}", "--neuronperf-save-baseline")
+    run(*args).assert_outcomes(passed=1)
     saved = baseline.read_text()
 
     monkeypatch.setenv("CTRL_C_AFTER_BENCHMARK", "1")
-    result = pytester.runpytest_subprocess(*args)
+    result = run(*args)
     assert result.ret == pytest.ExitCode.INTERRUPTED
     assert baseline.read_text() == saved
     result.stdout.fnmatch_lines(["*not saved*interrupted*test_sleep*"])
@@ -385,14 +365,14 @@ def test_a_marker_without_the_fixture_fails_under_strict(pytester):
     result.stdout.fnmatch_lines(["FAILED test_marked.py::test_forgot_the_fixture*"])
 
 
-def test_json_of_an_interrupted_run_is_still_written(pytester, monkeypatch):
+def test_json_of_an_interrupted_run_is_still_written(pytester, run: Run, monkeypatch):
     """Reports of an interrupted test still go to --neuronperf-json (only the baseline skips)."""
     pytester.makepyfile(test_interrupted=INTERRUPTED_TEST)
     monkeypatch.setenv("CTRL_C_AFTER_BENCHMARK", "1")
     out = pytester.path / "out.json"
-    result = pytester.runpytest_subprocess("-p", "no:cacheprovider", f"--neuronperf-json={out}")
+    result = run(f"--neuronperf-json={out}")
     assert result.ret == pytest.ExitCode.INTERRUPTED
-    assert [r["status"] for r in json.loads(out.read_text())["reports"]] == ["ok"]
+    assert [r["status"] for r in reports_of(out)] == ["ok"]
 
 
 ORPHAN_SCRIPT = """

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 from projects import (
+    ONE_CORE_DEVICE,
     SLEEP_MODEL,
     SLOWER,
     Run,
@@ -227,36 +228,7 @@ def test_named_calls_are_recorded_apart(pytester: pytest.Pytester, run: Run) -> 
             "neuronperf[second bs=2 n=1 w=1 p=1].throughput"} <= properties
 
 
-CUSTOM_HOOKS = '''
-import os
-
-from pytest_neuronperf.devices.base import Placement
-from pytest_neuronperf.devices.cpu import usable_cpus
-
-
-class OneCoreDevice:
-    """A custom backend: pretends the machine has one core, and marks its copies' env."""
-
-    name = "onecore"
-
-    def is_available(self):
-        return True
-
-    def cores(self):
-        return usable_cpus()[:1]
-
-    def placements(self, cores, n_models, pipeline_size):
-        return [Placement(device_type="onecore", copy_index=i, cores=(cores[i],),
-                          env={"ONECORE": "yes"}, cpu_affinity=(cores[i],))
-                for i in range(n_models)]
-
-    def fingerprint(self):
-        return {"device_type": "onecore", "devices": ["imaginary accelerator"]}
-
-
-def pytest_neuronperf_add_devices(config):
-    return {"onecore": OneCoreDevice()}
-
+CUSTOM_HOOKS = ONE_CORE_DEVICE + '''
 
 def pytest_neuronperf_verdict(config, report, judgement):
     if report["batch_size"] == 2:
