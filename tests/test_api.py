@@ -15,9 +15,11 @@ import pytest
 import torch
 from api_models import (
     Marked,
+    ReportsPrecision,
     Small,
     Threshold,
     WherePid,
+    label_cast,
     pairs_loader,
     record_env_setup,
     record_setup,
@@ -41,8 +43,9 @@ def bench(model, inputs=X, **kwargs):  # type: ignore[no-untyped-def]
 # --- casts -------------------------------------------------------------------------------------
 
 
-def test_cast_modes_are_a_grid_dimension_with_a_report_key() -> None:
-    reports = bench(Small, cast_modes=["fp32", "fp16", "bf16", "mixed"])
+def test_cast_modes_are_a_grid_dimension_that_really_casts(pid_dir: Path) -> None:
+    reports = bench(ReportsPrecision, cast_modes=["fp32", "fp16", "bf16", "mixed"],
+                    setup_fn=label_cast)
     assert [(r["status"], r["cast_mode"]) for r in reports] == [
         ("ok", "fp32"), ("ok", "fp16"), ("ok", "bf16"), ("ok", "mixed")]
     from pytest_neuronperf.reports import config_key, config_label
@@ -50,6 +53,16 @@ def test_cast_modes_are_a_grid_dimension_with_a_report_key() -> None:
     assert config_label(reports[0]) == "bs=1 n=1 w=1 p=1"  # fp32 keeps its old name
     assert config_label(reports[2]).endswith("cast=bf16")
     assert config_key(reports[2]).endswith(",cast=bf16")
+    seen = {cast: json.loads((pid_dir / f"precision-{cast}.json").read_text())
+            for cast in ("fp32", "fp16", "bf16", "mixed")}
+    # fp16/bf16 convert the weights and the inputs; mixed keeps both and runs under autocast,
+    # bfloat16 on CPU (docs/neuronperf-api.md, "Casts")
+    assert {cast: (s["weight"], s["input"], s["autocast"]) for cast, s in seen.items()} == {
+        "fp32": ("torch.float32", "torch.float32", False),
+        "fp16": ("torch.float16", "torch.float16", False),
+        "bf16": ("torch.bfloat16", "torch.bfloat16", False),
+        "mixed": ("torch.float32", "torch.float32", True)}
+    assert seen["mixed"]["autocast_dtype"] == "torch.bfloat16"
 
 
 def test_unknown_cast_and_casts_that_cannot_apply_are_refused() -> None:
@@ -124,8 +137,19 @@ def test_return_timers_gives_results_get_reports_turns_into_the_same_reports() -
     results = bench(Small, return_timers=True, batch_sizes=[1, 2])
     assert all(isinstance(r, tuple) and len(r) == 2 for r in results)
     reports = npf.get_reports(results)
+    [plain] = bench(Small)  # what benchmark returns without return_timers
     assert [(r["status"], r["batch_size"]) for r in reports] == [("ok", 1), ("ok", 2)]
-    assert reports == npf.get_reports(results)
+    for report, (_, raw) in zip(reports, results, strict=True):
+        assert set(report) == set(plain), set(report) ^ set(plain)
+        # the figures are the timers': calls that ended inside the window, their latencies
+        window_end = raw["start_ns"] + raw["measured_s"] * 1e9
+        ends = [end for copy in raw["copies"] for thread in copy["end_ns"] for end in thread]
+        inside = sum(end <= window_end for end in ends)
+        assert 0 < inside < len(ends)  # each driver thread's last call ends after the window
+        assert report["total_infs"] == inside * report["batch_size"]
+        latencies = [ns for copy in raw["copies"] for thread in copy["latency_ns"]
+                     for ns in thread]
+        assert report["latency_ms_p100"] <= max(latencies) / 1e6
     with pytest.raises(TypeError, match="return_timers"):
         npf.get_reports([1, 2])
 
