@@ -114,3 +114,15 @@ class ReportsPrecision(torch.nn.Module):
 def label_cast(copy_id: int, config: dict[str, Any], model: Any) -> None:
     """``setup_fn``: tells :class:`ReportsPrecision` which cast its copy runs."""
     os.environ["CAST_UNDER_TEST"] = config["cast_mode"]
+
+
+class OnlyBatchTwo(torch.nn.Module):
+    """A linear model that runs batches of exactly 2 (``reshape(2, 4)``, a constant once traced):
+    a larger batch reaches it only if it is split."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.linear = torch.nn.Linear(4, 4)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.linear(x.reshape(2, 4))
