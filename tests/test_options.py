@@ -9,7 +9,7 @@ import pytest
 from projects import ONE_CORE_DEVICE, PLAIN_TEST, SLEEP_MODEL, SLOWER, Run, perf_test, reports_of
 
 TESTS = (SLEEP_MODEL
-         + perf_test("test_default_duration", batch_sizes=None, duration=None)
+         + perf_test("test_default_duration", batch_sizes=None, duration=None, device="cpu")
          + perf_test("test_marker_duration", batch_sizes=None, duration=0.5)
          + PLAIN_TEST)
 
@@ -50,7 +50,7 @@ def test_command_line_duration_overrides_marker_and_ini(project: pytest.Pytester
 
 
 def test_ini_strict_device_and_csv(project: pytest.Pytester, run: Run) -> None:
-    # a device other than the default (cpu): only the ini file can have chosen it
+    # a device neither the default nor the marker (cpu) names: only the ini file can choose it
     project.makeconftest(ONE_CORE_DEVICE)
     project.makeini("""
         [pytest]
