@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 from pathlib import Path
 
 import numpy as np
@@ -26,6 +27,7 @@ from api_models import (
     record_setup,
     threshold_data,
 )
+from engine_models import Noop
 from torch_models import TinyMLP
 
 import pytest_neuronperf as npf
@@ -155,6 +157,53 @@ def test_return_timers_gives_results_get_reports_turns_into_the_same_reports() -
         npf.get_reports([1, 2])
 
 
+# --- NeuronPerf's positional order ---------------------------------------------------------------
+
+API_PAGE = Path(__file__).resolve().parent.parent / "docs" / "neuronperf-api.md"
+
+
+def documented_order(call: str) -> list[str]:
+    """The argument names docs/neuronperf-api.md lists, in order, for ``benchmark``/``compile``."""
+    found = re.search(rf"`{call}` takes[^`]*`([^`]+)`", API_PAGE.read_text())
+    assert found is not None, f"docs/neuronperf-api.md no longer lists {call}'s arguments"
+    return [name.strip() for name in found.group(1).split(",")]
+
+
+def test_benchmark_takes_neuronperfs_arguments_positionally(pid_dir: Path) -> None:
+    values = {"model": Small, "inputs": X, "batch_sizes": [2], "duration": 0.3, "n_models": 1,
+              "pipeline_sizes": 1, "cast_modes": "bf16", "workers_per_model": 2,
+              "env_setup_fn": record_env_setup, "setup_fn": record_setup,
+              "preprocess_fn": None, "postprocess_fn": None, "dataset_loader_fn": None,
+              "verbosity": 0, "multiprocess": True, "multiinterpreter": False,
+              "return_timers": False, "stats_interval": 0.05, "device_type": "cpu",
+              "cost_per_hour": 3.6, "model_name": "Positional"}
+    order = documented_order("benchmark")
+    assert sorted(order) == sorted(values)
+    [report] = npf.torch.benchmark(*[values[name] for name in order], warmup=0.05)
+    assert report["status"] == "ok", report["error"]
+    assert (report["batch_size"], report["duration"], report["n_models"],
+            report["pipeline_size"], report["cast_mode"], report["workers_per_model"],
+            report["device_type"], report["model_name"]) == (
+        2, 0.3, 1, 1, "bf16", 2, "cpu", "Positional")
+    assert report["cost_per_1m_inf"] == pytest.approx(3.6 / 3600 / report["throughput_avg"] * 1e6)
+    assert json.loads((pid_dir / "setup-0.json").read_text())["env_seen"] == "yes"
+
+
+def test_compile_takes_neuronperfs_arguments_positionally(tmp_path: Path) -> None:
+    values = {"model": TinyMLP, "inputs": torch.rand(1, 64), "batch_sizes": [1, 2],
+              "pipeline_sizes": 1, "performance_levels": None, "models_dir": tmp_path / "models",
+              "filename": "positional.json", "compiler_args": None, "verbosity": 0,
+              "model_name": "positional"}
+    order = documented_order("compile")
+    assert sorted(order) == sorted(values)
+    index = Path(npf.torch.compile(*[values[name] for name in order]))
+    assert index.name == "positional.json" and index.parent == tmp_path / "models"
+    data = json.loads(index.read_text())
+    assert data["model_name"] == "positional"
+    assert [(c["batch_size"], c["status"]) for c in data["model_configs"]] == [(1, "ok"),
+                                                                               (2, "ok")]
+
+
 # --- datasets ------------------------------------------------------------------------------------
 
 
@@ -183,6 +232,16 @@ def test_any_iterable_and_a_dataset_loader_fn() -> None:
     [report] = bench(Small, loader, batch_sizes=2, loop_dataset=False,
                      preprocess_fn=lambda b: b[0])  # a DataLoader: its dataset, re-batched
     assert report["status"] == "ok" and report["total_infs"] == 6
+
+
+def test_incomplete_batches_are_dropped() -> None:
+    ten = torch.utils.data.TensorDataset(torch.rand(10, 4))
+    [report] = bench(Small, ten, batch_sizes=4, loop_dataset=False, preprocess_fn=lambda b: b[0])
+    assert report["status"] == "ok" and report["total_infs"] == 8  # two batches of 4; 2 left
+    samples = (np.zeros(4, np.float32) for _ in range(10))  # NumPy stacking, not a DataLoader
+    [report] = npf.cpu.benchmark(Noop, samples, batch_sizes=3, loop_dataset=False,
+                                 framework="python", **QUICK)
+    assert report["status"] == "ok" and report["total_infs"] == 9
 
 
 def test_eval_metrics_need_a_dataset_and_known_names() -> None:
