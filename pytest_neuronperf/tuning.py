@@ -9,12 +9,14 @@ from __future__ import annotations
 
 import math
 import sys
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, TextIO
+from typing import Any, TextIO, TypeVar, cast
 
-from pytest_neuronperf.reports import config_label
+from pytest_neuronperf.reports import Report, config_label
 
+R = TypeVar("R", bound=Mapping[str, Any])
+"""A report, or any mapping with a report's keys."""
 TUNING_COLUMNS = ("rank", "configuration", "throughput", "latency_ms_p99", "meets", "front")
 
 
@@ -23,19 +25,19 @@ class Tuning:
     """What ``tune`` found: every report, those meeting the budget best first, and the front."""
 
     p99_ms: float
-    reports: list[dict[str, Any]]
-    ranked: list[dict[str, Any]]
+    reports: list[Report]
+    ranked: list[Report]
     """The reports that meet the budget, highest throughput first."""
-    front: list[dict[str, Any]]
+    front: list[Report]
     """The throughput/p99 Pareto front of every measured report, highest throughput first."""
 
     @property
-    def best(self) -> dict[str, Any] | None:
+    def best(self) -> Report | None:
         """The configuration to deploy: the fastest that meets the budget (None: none does)."""
         return self.ranked[0] if self.ranked else None
 
 
-def served_throughput(report: dict[str, Any]) -> float:
+def served_throughput(report: Mapping[str, Any]) -> float:
     """Samples/s the configuration serves: at ``max_qps`` for a search, else as measured."""
     if report.get("target_qps") == "max":
         per_query = 1 if report.get("max_queue_delay_ms") is not None else report["batch_size"]
@@ -44,7 +46,7 @@ def served_throughput(report: dict[str, Any]) -> float:
     return float(value) if value is not None else math.nan
 
 
-def meets(report: dict[str, Any], p99_ms: float) -> bool:
+def meets(report: Mapping[str, Any], p99_ms: float) -> bool:
     """Measured, not overloaded, p99 within the budget (and a search found a rate)."""
     p99 = report.get("latency_ms_p99")
     if report.get("status") != "ok" or report.get("overloaded") or p99 is None:
@@ -54,19 +56,19 @@ def meets(report: dict[str, Any], p99_ms: float) -> bool:
     return math.isfinite(p99) and p99 <= p99_ms
 
 
-def rank(reports: Sequence[dict[str, Any]], p99_ms: float) -> list[dict[str, Any]]:
+def rank(reports: Sequence[R], p99_ms: float) -> list[R]:
     """The reports that meet the budget, highest throughput first (lower p99 breaks ties)."""
     fit = [r for r in reports if meets(r, p99_ms)]
     return sorted(fit, key=lambda r: (-served_throughput(r), r["latency_ms_p99"]))
 
 
-def pareto_front(reports: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
+def pareto_front(reports: Sequence[R]) -> list[R]:
     """Measured reports no other beats on both throughput (higher) and p99 (lower)."""
     points = [r for r in reports if r.get("status") == "ok"
               and math.isfinite(served_throughput(r))
               and r.get("latency_ms_p99") is not None and not r.get("overloaded")]
 
-    def dominated(a: dict[str, Any]) -> bool:
+    def dominated(a: R) -> bool:
         ta, pa = served_throughput(a), a["latency_ms_p99"]
         return any(served_throughput(b) >= ta and b["latency_ms_p99"] <= pa
                    and (served_throughput(b) > ta or b["latency_ms_p99"] < pa) for b in points)
@@ -74,7 +76,7 @@ def pareto_front(reports: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
     return sorted((r for r in points if not dominated(r)), key=lambda r: -served_throughput(r))
 
 
-def tuning_of(reports: Sequence[dict[str, Any]], p99_ms: float) -> Tuning:
+def tuning_of(reports: Sequence[Report], p99_ms: float) -> Tuning:
     """The ranking and front of already measured reports."""
     reports = list(reports)
     return Tuning(p99_ms, reports, rank(reports, p99_ms), pareto_front(reports))
@@ -116,7 +118,7 @@ def decision(tuning: Tuning) -> str:
                 and r.get("latency_ms_p99") is not None]
     if not measured:
         return "no configuration could be measured: see the reports' errors"
-    lowest = min(measured, key=lambda r: r["latency_ms_p99"])
+    lowest = min(measured, key=lambda r: cast(float, r["latency_ms_p99"]))
     return (f"no configuration meets p99 <= {tuning.p99_ms:g} ms; the lowest p99 is "
             f"{_figure(lowest['latency_ms_p99'])} ms ({config_label(lowest)}): relax the "
             f"budget, or try smaller batches or more copies")

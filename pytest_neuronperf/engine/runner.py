@@ -24,7 +24,7 @@ from pytest_neuronperf.engine.summary import error_report as summary_error
 from pytest_neuronperf.engine.supervise import Deadline, ProcessLost, next_messages
 from pytest_neuronperf.protocol import messages
 from pytest_neuronperf.protocol.specs import CopyOptions, ImportRoot, ModelSource, WorkerSpec
-from pytest_neuronperf.reports import config_slug
+from pytest_neuronperf.reports import Report, config_slug
 
 log = logging.getLogger("pytest_neuronperf")
 
@@ -73,9 +73,9 @@ class Job:
         return LOAD_TIMEOUT_FLOOR_S + 3 * self.duration
 
 
-def base_report(job: Job, config: RunConfig) -> dict[str, Any]:
+def base_report(job: Job, config: RunConfig) -> Report:
     """The identifying keys every report carries, whatever its status."""
-    return {
+    report: Report = {
         "model_name": job.model.name,
         "model_filename": job.model.filename,
         "framework": job.framework,
@@ -87,11 +87,13 @@ def base_report(job: Job, config: RunConfig) -> dict[str, Any]:
         "cast_mode": config.cast_mode,
         "duration": job.duration,
         "scenario": "closed" if config.target_qps is None else "server",
-        **({} if config.target_qps is None else {"target_qps": config.target_qps}),
     }
+    if config.target_qps is not None:
+        report["target_qps"] = config.target_qps
+    return report
 
 
-def error_report(job: Job, config: RunConfig, reason: str) -> dict[str, Any]:
+def error_report(job: Job, config: RunConfig, reason: str) -> Report:
     """A report for a configuration that could not be measured: metrics are null."""
     return summary_error(base_report(job, config), reason)
 
@@ -109,12 +111,13 @@ def single_pass(job: Job) -> bool:
 
 def run_configuration(
     context: BaseContext, job: Job, config: RunConfig, inputs: Any
-) -> dict[str, Any]:
+) -> Report:
     """Measure one configuration; never raises for a model's fault (status ``error``)."""
     procs: list[Any] = []
     try:
         start_copies(context, job, config, inputs, procs)
-        return measure(job, config, procs)
+        report: Report = measure(job, config, procs)
+        return report
     except (ConfigurationFailed, NothingMeasured) as failure:
         return error_report(job, config, str(failure))
     except Exception:  # a bug of ours must not hide the other configurations
@@ -250,7 +253,7 @@ def raw_results(
 
 def server_report(job: Job, config: RunConfig, ready: list[messages.Ready],
                   served: list[messages.Served], start_ns: int,
-                  procs: list[ModelProcess]) -> dict[str, Any]:
+                  procs: list[ModelProcess]) -> Report:
     """The report of an open-loop run (server scenario, see ``engine.serving``)."""
     settings = job.server or serving.ServerSettings()
     dynamic = settings.max_queue_delay_ms is not None
@@ -261,17 +264,17 @@ def server_report(job: Job, config: RunConfig, ready: list[messages.Ready],
             settings.p99_ms if settings.estimate_windows else None)
     except ValueError as exc:
         raise ConfigurationFailed(str(exc)) from exc
-    report = base_report(job, config)
-    report.update(
+    report: Report = {
+        **base_report(job, config),
         **fields,
-        arrival_seed=settings.seed,
-        max_queue_delay_ms=settings.max_queue_delay_ms,
-        load_avg_ms=float(np.mean([r.load_ms for r in ready])),
-        warmup_avg_ms=float(np.mean([r.warmup_ms for r in ready])),
-        status="ok",
-        error=None,
-        cores=[format_cores(proc.spec.placement.cores) for proc in procs],
-    )
+        "arrival_seed": settings.seed,
+        "max_queue_delay_ms": settings.max_queue_delay_ms,
+        "load_avg_ms": float(np.mean([r.load_ms for r in ready])),
+        "warmup_avg_ms": float(np.mean([r.warmup_ms for r in ready])),
+        "status": "ok",
+        "error": None,
+        "cores": [format_cores(proc.spec.placement.cores) for proc in procs],
+    }
     if job.return_timers:  # per query, in arrival order per copy: ms after the common start
         report["timers"] = {
             name: [[float(v - start_ns) / 1e6 if v >= 0 else None for v in values]
