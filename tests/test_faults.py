@@ -5,6 +5,7 @@ Every test here runs real model processes and really kills them (or pytest itsel
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import subprocess
@@ -218,22 +219,22 @@ def test_killing_pytest_while_the_compile_process_holds_the_gil_leaves_nothing(t
 # -- 3. a copy's whole tree dies with it ----------------------------------------------------
 
 
-def leaders(fault_dir: Path) -> list[int]:
-    """Pids of the session leaders the models started."""
-    return [int(p.name.split("-")[1]) for p in fault_dir.glob("leader-*")]
-
-
-def test_a_grandchild_that_calls_setsid_dies_with_its_copy(fault_dir, log_root):
-    [report] = bench(StartsSessionLeader)
-    assert report["status"] == "ok"
-    pids = leaders(fault_dir)
+def assert_leaders_die(fault_dir: Path) -> None:
+    """The session leaders the models started are gone within seconds (killed here if not)."""
+    pids = [int(p.name.split("-")[1]) for p in fault_dir.glob("leader-*")]
     assert pids
     try:
         assert wait_until(lambda: not any(alive(pid) for pid in pids), 5)
     finally:
         for pid in pids:
-            with __import__("contextlib").suppress(ProcessLookupError):
+            with contextlib.suppress(ProcessLookupError):
                 os.kill(pid, signal.SIGKILL)
+
+
+def test_a_grandchild_that_calls_setsid_dies_with_its_copy(fault_dir, log_root):
+    [report] = bench(StartsSessionLeader)
+    assert report["status"] == "ok"
+    assert_leaders_die(fault_dir)
     assert not list(log_root.glob("neuronperf-logs-*"))  # a normal run removes its logs
 
 
@@ -241,14 +242,7 @@ def test_a_grandchild_of_a_hung_copy_dies_at_the_timeout(fault_dir, monkeypatch)
     monkeypatch.setenv("FAULT_HANG", "1")
     [report] = bench(StartsSessionLeader, timeout=3)
     assert report["status"] == "error" and "timed out" in report["error"]
-    pids = leaders(fault_dir)
-    assert pids
-    try:
-        assert wait_until(lambda: not any(alive(pid) for pid in pids), 5)
-    finally:
-        for pid in pids:
-            with __import__("contextlib").suppress(ProcessLookupError):
-                os.kill(pid, signal.SIGKILL)
+    assert_leaders_die(fault_dir)
 
 
 # -- 4. a timeout says where the copy hung; lazy forwards are refused --------------------------
