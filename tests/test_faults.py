@@ -143,7 +143,7 @@ def describe(procs: list[psutil.Process]) -> list[str]:
 
 def run_and_kill(tmp_path: Path, test_source: str, sig: signal.Signals) -> str:
     """Run ``test_source`` in a pytest process, send it ``sig`` once a model process runs the
-    regex, and check within seconds that no process of that session is left; its output."""
+    regex, and check that every process of that session ends; its output."""
     mark = uuid.uuid4().hex
     faults, scratch = tmp_path / "faults", tmp_path / "tmp"
     faults.mkdir()
@@ -159,7 +159,9 @@ def run_and_kill(tmp_path: Path, test_source: str, sig: signal.Signals) -> str:
         time.sleep(0.3)  # deep in the regex now: its Python threads never run again
         pytest_proc.send_signal(sig)
         output, _ = pytest_proc.communicate(timeout=30)
-        gone = wait_until(lambda: not session_processes(mark), 10)
+        # the forkserver leaves once pytest's end of its pipe is closed, after its interpreter's
+        # shutdown: ~5 s with torch loaded (a garbage collection), more under coverage or load
+        gone = wait_until(lambda: not session_processes(mark), 60)
         assert gone, f"left behind after {sig.name}:\n" + "\n".join(
             describe(session_processes(mark)))
         assert not list(scratch.glob("neuronperf-*")) or sig == signal.SIGKILL, output
@@ -176,6 +178,31 @@ def test_killing_pytest_while_a_copy_holds_the_gil_leaves_nothing(tmp_path, sig)
     output = run_and_kill(tmp_path, GIL_TEST, sig)
     if sig == signal.SIGTERM:  # cleaned up like Ctrl-C: the log folder is gone (checked above)
         assert "KeyboardInterrupt: SIGTERM received" in output, output
+
+
+def test_sigterm_replaces_coverages_handler_but_not_a_users() -> None:
+    import coverage
+
+    from pytest_neuronperf.plugin.interrupts import sigterm_as_interrupt
+
+    saves_coverage = coverage.Coverage(data_file=None)._on_sigterm
+    before = signal.getsignal(signal.SIGTERM)
+    try:
+        signal.signal(signal.SIGTERM, saves_coverage)
+        restore = sigterm_as_interrupt()  # pytest under coverage: cleanups must still run
+        assert signal.getsignal(signal.SIGTERM) is not saves_coverage
+        with pytest.raises(KeyboardInterrupt, match="SIGTERM received"):
+            signal.raise_signal(signal.SIGTERM)
+        restore()
+        assert signal.getsignal(signal.SIGTERM) == saves_coverage
+
+        def users_own(signum: int, frame: object) -> None: ...
+
+        signal.signal(signal.SIGTERM, users_own)
+        sigterm_as_interrupt()()
+        assert signal.getsignal(signal.SIGTERM) is users_own
+    finally:
+        signal.signal(signal.SIGTERM, before)
 
 
 DAEMON_TEST = """
