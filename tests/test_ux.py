@@ -139,6 +139,29 @@ def test_unmeasured_baseline_configurations_are_listed(
         f"filter); bs=2 n={machine} w=1 p=1 (not in this run's configurations*"])
 
 
+def test_a_busy_machine_is_named_in_the_failure_and_the_summary(
+        pytester: pytest.Pytester, run: Run) -> None:
+    # a busy loop on the core the copy measures on: most of that core's time goes to it
+    pytester.makepyfile(test_models=sleep_tests(plain=False, batch_sizes=[1], p50_ms=0.001))
+    core = usable_cpus()[0]
+    hog = subprocess.Popen([sys.executable, "-c", f"import os\nos.sched_setaffinity(0, {{{core}}})"
+                            f"\nwhile True:\n    pass"])
+    try:
+        result = run("-p", "no:xdist", "--neuronperf-json=r.json")
+    finally:
+        hog.kill()
+        hog.wait()
+    result.assert_outcomes(failed=1)  # a missed budget: the failure shows the evidence
+    [report] = files.get_reports(pytester.path / "r.json")
+    assert report["interference"]["other_pct"] > 10, report["interference"]
+    result.stdout.fnmatch_lines([
+        "*note: busy machine: *% of the measured cores' time went to other processes, *% was "
+        "stolen by the hypervisor; figures from a busy machine are less reliable*",
+        "*neuronperf: 1 configuration(s) measured on a busy machine (up to *% of the measured "
+        "cores' time went to other processes): their figures are less reliable; paired mode "
+        "(--neuronperf-against) cancels such drift*"])
+
+
 def test_unmeasured_reasons() -> None:
     key = "bs=8,n_models=2,workers=1,pipeline=1"
     assert unmeasured_reason(key, {"used": 2, "machine": 2}) == (
