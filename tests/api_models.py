@@ -93,7 +93,8 @@ def pairs_loader(dataset: Any, batch_size: int) -> Any:
 
 class ReportsPrecision(torch.nn.Module):
     """On its first call, writes to ``$PID_DIR/precision-<cast>.json`` the dtypes it computes in:
-    its weight's, its input's, and the CPU autocast state (``label_cast`` names the cast)."""
+    its weight's, its input's, and the autocast state of its input's device (``label_cast``
+    names the cast)."""
 
     def __init__(self) -> None:
         super().__init__()
@@ -103,9 +104,10 @@ class ReportsPrecision(torch.nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if not self.reported:
             self.reported = True
+            device = x.device.type
             seen = {"weight": str(self.linear.weight.dtype), "input": str(x.dtype),
-                    "autocast": torch.is_autocast_enabled("cpu"),
-                    "autocast_dtype": str(torch.get_autocast_dtype("cpu"))}
+                    "autocast": torch.is_autocast_enabled(device),
+                    "autocast_dtype": str(torch.get_autocast_dtype(device))}
             name = f"precision-{os.environ['CAST_UNDER_TEST']}.json"
             Path(os.environ["PID_DIR"], name).write_text(json.dumps(seen))
         return self.linear(x)
