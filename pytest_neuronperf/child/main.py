@@ -29,9 +29,10 @@ from typing import Any
 
 import numpy as np
 
-from pytest_neuronperf.child import lifeline
+from pytest_neuronperf.child import isolation, lifeline
 from pytest_neuronperf.child.copy_options import CopyHooks
 from pytest_neuronperf.child.open_loop import serve
+from pytest_neuronperf.child.profile_window import run_window
 from pytest_neuronperf.devices.base import Placement
 from pytest_neuronperf.frameworks.base import load_adapter, resolve_object
 from pytest_neuronperf.protocol import messages
@@ -51,6 +52,9 @@ def main(conn: Connection, spec: WorkerSpec) -> None:
         apply_environment(spec.environ, spec.placement)
         apply_placement(spec.placement, spec.framework)
         run(conn, spec)
+    except isolation.Refused as refusal:  # one sentence, not a traceback
+        report_failure(conn, str(refusal))
+        leave(1)
     except BaseException:  # noqa: BLE001 - every failure must reach the parent as a message
         report_failure(conn, traceback.format_exc())
         leave(1)
@@ -105,7 +109,8 @@ def run(conn: Connection, spec: WorkerSpec, exit_with_parent: bool = True) -> No
     """Load, warm up, then for each ``go`` of the parent: measure and send the timings.
 
     A plain run sends one ``go``; a paired run one per slice of its schedule, and between two
-    slices this copy blocks in ``wait_for_go`` while the other side runs."""
+    slices this copy blocks in ``next_order`` while the other side runs. A profile run sends
+    ``profile`` orders instead, each answered with what its window recorded."""
     link = ParentLink(conn, exit_with_parent)
     if spec.imports is not None:
         spec = use_imports(spec, spec.imports)
@@ -117,6 +122,7 @@ def run(conn: Connection, spec: WorkerSpec, exit_with_parent: bool = True) -> No
 
     started = time.perf_counter_ns()
     model = hooks.after_load(adapter.load(spec.model, spec.placement))
+    check_imports(spec, model)
     call = hooks.build_call(adapter, model, lambda: build_call(
         model, hooks.cast_inputs(adapter.prepare_inputs(spec.inputs, spec.batch_size,
                                                         spec.placement)),
@@ -125,12 +131,15 @@ def run(conn: Connection, spec: WorkerSpec, exit_with_parent: bool = True) -> No
 
     warmup_ms, warmup_calls = warm_up(call, spec.warmup, spec.max_warmup_s)
     hooks.warmed_up()
+    check_imports(spec, model)  # again: the first calls may import more
     messages.send(conn, messages.Ready(os.getpid(), load_ms, warmup_ms, warmup_calls))
 
     while True:
-        go = link.wait_for_go()
+        go = link.next_order()
+        if isinstance(go, messages.Profile):  # a profile run's copy (child/profile_window.py)
+            messages.send(conn, run_window(go, call, spec, adapter.thread_setup, drive))
+            continue
         if spec.server is not None:  # the server scenario's open loop (child/open_loop.py)
-
             messages.send(conn, serve(call, spec.workers, go.start_ns, spec.server,
                                       adapter.thread_setup))
             return
@@ -142,13 +151,21 @@ def run(conn: Connection, spec: WorkerSpec, exit_with_parent: bool = True) -> No
 
 
 def use_imports(spec: WorkerSpec, imports: ImportRoot) -> WorkerSpec:
-    """Import the user's code from ``imports.sys_path`` (a paired run's base tree): set the
-    path, then resolve the functions that travelled by name."""
-    sys.path[:] = list(imports.sys_path)
-    importlib.invalidate_caches()
+    """Import the user's code from the base tree (a paired run's base side: see
+    ``child.isolation``), then resolve the functions that travelled by name."""
+    isolation.install(imports)
     pre, post = (resolve_object(*ref) if ref else None
                  for ref in (imports.preprocess_fn, imports.postprocess_fn))
     return dataclasses.replace(spec, preprocess_fn=pre, postprocess_fn=post)
+
+
+def check_imports(spec: WorkerSpec, model: Any) -> None:
+    """Refuse to measure other code than this copy's side: a base copy must have imported
+    the project from the base tree only, any copy its model's module from the caller's file."""
+    if spec.imports is not None:
+        isolation.check(spec.imports, spec.model.module, model)
+    else:
+        isolation.check_origin(spec.model.module, spec.model.origin)
 
 
 def build_call(
@@ -239,20 +256,20 @@ def check_output(output: Any) -> None:
 
 
 class ParentLink:
-    """Listens to the parent on a daemon thread: queues each ``go``; exits on abort or parent
-    loss."""
+    """Listens to the parent on a daemon thread: queues each ``go`` (or ``profile``); exits on
+    abort or parent loss."""
 
     def __init__(self, conn: Connection, exit_with_parent: bool = True) -> None:
         self._conn = conn
         self._exit = exit_with_parent
-        self._gos: queue.SimpleQueue[messages.Go | None] = queue.SimpleQueue()
+        self._gos: queue.SimpleQueue[messages.Go | messages.Profile | None] = queue.SimpleQueue()
         threading.Thread(target=self._listen, name="neuronperf-parent-link", daemon=True).start()
 
     def _listen(self) -> None:
         try:
             while True:
                 message = messages.receive(self._conn)
-                if not isinstance(message, messages.Go):
+                if not isinstance(message, messages.Go | messages.Profile):
                     break
                 self._gos.put(message)
         except (EOFError, OSError, messages.ProtocolError):
@@ -263,8 +280,8 @@ class ParentLink:
             # not what the model started: end that while this thread can still run)
             leave(lifeline.PARENT_GONE_EXIT_CODE)
 
-    def wait_for_go(self) -> messages.Go:
-        """Block (no spinning) until the parent sends the next start time."""
+    def next_order(self) -> messages.Go | messages.Profile:
+        """Block (no spinning) until the parent sends the next start time (or profile window)."""
         go = self._gos.get()
         if go is None:
             raise RuntimeError("the parent aborted this copy before the measurement started")

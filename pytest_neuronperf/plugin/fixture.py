@@ -23,11 +23,13 @@ from pytest_neuronperf.engine.summary import reports_from_results
 from pytest_neuronperf.evaluation import metric_names
 from pytest_neuronperf.gating.baseline import result_key
 from pytest_neuronperf.gating.verdicts import needs_recheck, pool_reports
+from pytest_neuronperf.plugin.against import usable_cache
 from pytest_neuronperf.plugin.markers import PerfSettings, SettingsError, apply_keywords
 from pytest_neuronperf.plugin.progress import TerminalProgress, terminal_progress
 from pytest_neuronperf.plugin.session import PerfSession
 from pytest_neuronperf.plugin.shares import CoreShare
 from pytest_neuronperf.plugin.xdist import plain_nodeid
+from pytest_neuronperf.profiling.run import ProfileRequest, profile
 from pytest_neuronperf.reporting.tables import headline_properties
 from pytest_neuronperf.reports import Report
 
@@ -125,7 +127,8 @@ class NeuronperfFixture:
             model, inputs, batch_sizes=settings.batch_sizes,
             pipeline_sizes=settings.pipeline_sizes, compiler=settings.compiler,
             compiler_args=settings.compiler_args, device_type=backend.name,
-            models_dir=str(self._config.rootpath / ".neuronperf-cache"), verbosity=0,
+            models_dir=str(usable_cache(self._config.rootpath)),
+            verbosity=0,
             framework=framework, filename=filename, cast_modes=settings.cast_modes,
         )
 
@@ -220,7 +223,16 @@ class NeuronperfFixture:
                     judgement = self._session.gate(report, key, backend, settings.budgets,
                                                    settings.tolerance)
                 judgements.append(judgement)
-            self._session.settle(self._item.nodeid, key, reports, judgements, paired)
+            self._session.settle(self._item.nodeid, key, reports, judgements, paired,
+                                 settings.tolerance)
+
+            def explain(report: Report, budget_s: float | None) -> dict[str, Any]:
+                folder = self._session.profile_dir(self._config.rootpath) / safe_name(key)
+                [profiled] = run.profile(recheck_request(request, report),
+                                         ProfileRequest(str(folder), budget_s))
+                return dict(profiled["profile"])
+
+            self._session.explain(self._item.nodeid, key, reports, backend, settings, explain)
         finally:
             self._session.record(reports)
             for report in reports:  # what --junitxml carries
@@ -251,6 +263,13 @@ class Runs:
         self.machine_cores = machine_cores
         self.terminal = terminal
         self.timers: list[Any] = []
+
+    def profile(self, request: BenchmarkRequest, wanted: ProfileRequest) -> list[Report]:
+        """The configurations of ``request`` profiled instead of measured (``profiling.run``)."""
+        if self.terminal is not None:
+            self.terminal.what = "profile"
+        with self.share.hold():
+            return profile(dataclasses.replace(request, return_timers=False), wanted)
 
     def __call__(self, request: BenchmarkRequest, what: str = "") -> list[Report]:
         """The reports of one measurement of ``request`` (``what``: shown in the progress)."""

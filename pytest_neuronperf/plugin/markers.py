@@ -23,6 +23,7 @@ MARKER_KEYWORDS = (
     "cast_modes",
     *SERVER_KEYWORDS,
     "paired_rounds",
+    "profile",
 )
 
 
@@ -65,6 +66,9 @@ class PerfSettings:
                 "max_queue_delay_ms": self.max_queue_delay_ms}
     paired_rounds: int | None = None
     """Rounds of a paired run (``compare``, ``--neuronperf-against``); None: from duration."""
+    profile: bool | None = None
+    """Profile every configuration after its measurement (True), never (False), or as the run's
+    ``--neuronperf-profile`` says (None)."""
 
 
 def _n_models(value: Any) -> list[int | str]:
@@ -140,6 +144,10 @@ def apply_keywords(
             elif key == "max_queue_delay_ms":
                 changes[key] = None if value is None else grid.positive_number(
                     key, value, allow_zero=True)
+            elif key == "profile":
+                if value is not None and not isinstance(value, bool):
+                    raise SettingsError(f"profile must be True, False or None, got {value!r}")
+                changes[key] = value
             elif key == "paired_rounds":
                 changes[key] = None if value is None else check_rounds(value)
         settings = replace(base, budgets=budgets, **changes)

@@ -22,6 +22,10 @@ Protocol history (bump ``PROTOCOL_VERSION`` on any change, and add a line here):
 3. The compile process speaks it too (it had JSON dicts of its own): compile process ->
    parent ``built``, ``compiling``, ``compiled``, ``done``, and ``error`` (``Failed``, which
    gains an optional ``traceback``). ``abort`` removed (nothing sent it: the parent kills).
+4. Profile windows (``pytest_neuronperf.profiling``): parent -> model process ``profile`` (a
+   window of one profiler, ``operators`` or ``python``, instead of a ``go``; a copy that has
+   answered one waits for the next order); model process -> parent ``profiled`` (what the
+   window recorded: per key calls and self time, Python stacks, the raw trace's path).
 """
 
 from __future__ import annotations
@@ -35,7 +39,7 @@ from typing import Any
 
 import numpy as np
 
-PROTOCOL_VERSION = 3
+PROTOCOL_VERSION = 4
 
 
 class ProtocolError(RuntimeError):
@@ -96,6 +100,33 @@ class Served:
     end_ns: np.ndarray
 
 
+@dataclass(frozen=True)
+class Profile:
+    """Profile the next window instead of measuring: ``window`` is ``operators`` (the
+    framework's profiler) or ``python`` (Python frames); it lasts ``seconds`` or ``max_calls``
+    calls, whichever comes first; the raw trace goes to ``trace_path`` when one is given."""
+
+    window: str
+    seconds: float
+    max_calls: int
+    trace_path: str | None = None
+
+
+@dataclass(frozen=True)
+class Profiled:
+    """What one profile window recorded: ``calls`` end-to-end calls in ``seconds``; ``table``
+    rows ``[key, calls, self_ns, device_ns]``; ``stacks`` rows ``[[frame, ...], self_ns]``
+    (Python windows); ``note`` says why a table is empty (no profiler for this framework)."""
+
+    window: str
+    calls: int
+    seconds: float
+    table: list[list[Any]]
+    stacks: list[list[Any]] = dataclasses.field(default_factory=list)
+    trace_path: str | None = None
+    note: str | None = None
+
+
 # --- compile process -> parent ---------------------------------------------------------------
 
 @dataclass(frozen=True)
@@ -139,12 +170,12 @@ class Failed:
     traceback: str = ""
 
 
-Message = (Ready | Failed | Go | Timings | CopyStats | Served
+Message = (Ready | Failed | Go | Timings | CopyStats | Served | Profile | Profiled
            | Built | Compiling | Compiled | Done)
 
 KINDS: dict[str, type[Message]] = {
     "ready": Ready, "error": Failed, "go": Go, "result": Timings, "stats": CopyStats,
-    "served": Served,
+    "served": Served, "profile": Profile, "profiled": Profiled,
     "built": Built, "compiling": Compiling, "compiled": Compiled, "done": Done,
 }
 """Wire name of every message class."""

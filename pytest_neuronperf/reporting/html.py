@@ -5,7 +5,8 @@ Per test: the verdict table (the gate's figures, as in the terminal summary); th
 batch size and throughput vs p99 across its configurations (with the Pareto front); paired
 deltas with their intervals when the reports carry ``paired``; then per configuration the
 latency CDF (from the report's ``latency_sketch``) and the per-window throughput and p99 of this
-run against the baseline's windows. matplotlib is imported only when a page is written.
+run against the baseline's windows, and its profile when it has one (``profiling.html``).
+matplotlib is imported only when a page is written.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from pytest_neuronperf.metrics import METRICS
+from pytest_neuronperf.profiling.html import profile_section
 from pytest_neuronperf.reporting.files import atomic_write
 from pytest_neuronperf.reporting.tables import report_list, summary_rows
 from pytest_neuronperf.reports import config_label
@@ -98,6 +100,7 @@ def test_section(test: str, reports: Sequence[Mapping[str, Any]]) -> str:
             parts.append(f"<pre>{_e(str(report.get('error') or 'no reason given'))}</pre>")
             continue
         parts.append(_img(configuration_figure(report), f"{test} {label}"))
+        parts.append(profile_section(report))
     return "\n".join(parts)
 
 
