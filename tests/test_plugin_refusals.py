@@ -120,13 +120,6 @@ def test_index(neuronperf, tmp_path):
 '''
 
 
-def test_an_index_runs_every_compiled_batch_size_by_default(
-        pytester: pytest.Pytester, run: Run) -> None:
-    pytester.makepyfile(test_net=torch_tests(16, [1]), test_index=INDEX_TEST)
-    result = run("test_index.py")
-    result.assert_outcomes(passed=1)
-
-
 SHAPES_TEST = '''
 import pytest
 import torch
@@ -154,10 +147,15 @@ def test_compile_refusal_names_compile(neuronperf):
 '''
 
 
-def test_compile_indexes_follow_the_input_shapes(pytester: pytest.Pytester, run: Run) -> None:
-    pytester.makepyfile(test_net=torch_tests(16, [1]), test_shapes=SHAPES_TEST)
-    result = run("test_shapes.py")
-    result.assert_outcomes(passed=1, failed=1)
+def test_an_index_runs_every_compiled_batch_size_and_indexes_follow_the_input_shapes(
+        pytester: pytest.Pytester, run: Run) -> None:
+    # one pytest run for both modules: test_index passes only if both batch sizes ran
+    pytester.makepyfile(test_net=torch_tests(16, [1]), test_index=INDEX_TEST,
+                        test_shapes=SHAPES_TEST)
+    result = run("test_index.py", "test_shapes.py", "-rA")
+    result.assert_outcomes(passed=2, failed=1)
+    result.stdout.fnmatch_lines(["PASSED test_index.py::test_index",
+                                 "PASSED test_shapes.py::test_two_shapes"], consecutive=False)
     result.stdout.fnmatch_lines(["*test_compile_refusal_names_compile: neuronperf.compile: "
                                  "batch_sizes must be positive integers, got 0*"])
 
