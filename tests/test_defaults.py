@@ -24,7 +24,12 @@ from test_paired import paired_report
 import pytest_neuronperf as npf
 from pytest_neuronperf import safe_files
 from pytest_neuronperf.engine import interference, serving, windows
-from pytest_neuronperf.engine.paired import check_rounds, default_rounds
+from pytest_neuronperf.engine.paired import (
+    DEFAULT_ROUNDS,
+    SLICE_S,
+    check_rounds,
+    planned_pairs,
+)
 from pytest_neuronperf.engine.runner import Job
 from pytest_neuronperf.frameworks.casts import CAST_TOLERANCES
 from pytest_neuronperf.gating import paired as paired_gate
@@ -134,13 +139,16 @@ def test_the_paired_gate_uses_the_documented_tolerances() -> None:
     assert beyond is not None and beyond.verdict is Verdict.REGRESSED
 
 
-def test_paired_rounds_follow_the_documented_rule() -> None:
-    slice_s, low, high = stated("usage.md", r"`duration / ([\d.]+) s`, within (\d+) to (\d+) "
-                                             r"\(a value set here must be at least (?:\d+)\)")
-    [at_least] = stated("usage.md", r"a value set here must be at least (\d+)")
-    [example_rounds] = stated("paired.md", r"so (\d+) at `duration=3`")
-    assert default_rounds(3.0) == int(example_rounds) == round(3.0 / float(slice_s))
-    assert default_rounds(0.5) == int(low) and default_rounds(1000.0) == int(high)
+def test_paired_rounds_and_pairs_follow_the_documented_rule() -> None:
+    default, at_least, slice_s = stated(
+        "usage.md", r"rounds per launch pair of a paired run .*? \| (\d+) \(a value set here: "
+                    r"at least (\d+), at most `duration / ([\d.]+) s`\)")
+    assert DEFAULT_ROUNDS == int(default) and SLICE_S == float(slice_s)
+    low, high, example = stated("paired.md", r"\(at least (\d+), at most (\d+); (\d+) pairs "
+                                             r"at `duration=3`\)")
+    assert planned_pairs(3.0, DEFAULT_ROUNDS, SLICE_S) == int(example)
+    assert planned_pairs(0.1, DEFAULT_ROUNDS, SLICE_S) == int(low)
+    assert planned_pairs(1000.0, DEFAULT_ROUNDS, SLICE_S) == int(high)
     check_rounds(int(at_least))
     with pytest.raises(ValueError, match=f">= {at_least}"):
         check_rounds(int(at_least) - 1)
