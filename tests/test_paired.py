@@ -430,6 +430,16 @@ def git(directory: Path, *args: str) -> None:
                    cwd=directory, check=True, capture_output=True)
 
 
+@pytest.fixture
+def repository(pytester: pytest.Pytester) -> Path:
+    """A git repository with the perf test committed."""
+    pytester.makepyfile(test_perf=PERF_TEST)
+    git(pytester.path, "init", "-q")
+    git(pytester.path, "add", "test_perf.py")
+    git(pytester.path, "commit", "-qm", "base")
+    return pytester.path
+
+
 def test_against_head_regresses_a_slowdown_passes_unchanged_code_and_a_new_model_is_new(
         pytester: pytest.Pytester) -> None:
     """One run against HEAD (one pytest start, one base tree): the test whose model now does 3x
@@ -468,8 +478,10 @@ def test_saving_a_paired_run_stores_the_head_side(repository: Path, run: Run) ->
     result.assert_outcomes(passed=1)
     [report] = reports_of(repository / "out.json")
     [entry] = baseline_entries(repository / "perf.json")["test_perf.py::test_model"].values()
-    head = report["paired"]["slices"]["head"]["throughput"]
-    base = report["paired"]["slices"]["base"]["throughput"]
+    head = [v for launch in report["paired"]["launches"]
+            for v in launch["values"]["head"]["throughput"]]
+    base = [v for launch in report["paired"]["launches"]
+            for v in launch["values"]["base"]["throughput"]]
     stored = entry["windows"]["throughput"]
     # the head's slices are its windows: they are what the baseline keeps (rounded), not the
     # base's

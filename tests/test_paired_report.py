@@ -36,7 +36,7 @@ PERF_TEST = textwrap.dedent("""
             return x
 
 
-    @pytest.mark.neuronperf(n_models=1, workers_per_model=1, duration=0.8, paired_rounds=10)
+    @pytest.mark.neuronperf(n_models=1, workers_per_model=1, duration=0.9)
     def test_model(neuronperf):
         reports = neuronperf.benchmark(Model, np.ones((1, 96)), framework="python")
         assert all(r["status"] == "ok" for r in reports)
@@ -191,7 +191,7 @@ def test_the_html_report_of_a_real_paired_run_has_every_part(paired_run, tmp_pat
         warnings.simplefilter("error")  # no matplotlib warning reaches the user's output
         forest = html.paired_figure([report])
         figure = html.configuration_figure(report)
-    # the forest plot: per metric its estimate inside its interval, and every round's change
+    # the forest plot: per metric its estimate inside its interval, and every launch pair's change
     assert forest is not None and len(forest.axes) == 3
     for axes, metric in zip(forest.axes, ("throughput", "latency_ms_p50", "latency_ms_p99"),
                             strict=True):
@@ -200,13 +200,14 @@ def test_the_html_report_of_a_real_paired_run_has_every_part(paired_run, tmp_pat
         assert list(lines["95% interval"].get_xdata()) == pytest.approx([low, high])
         estimate = lines["paired estimate"].get_xdata()[0]
         assert low <= estimate <= high
-        assert len(lines["each round"].get_xdata()) == report["paired"]["rounds"]
+        assert len(lines["each launch pair"].get_xdata()) == len(report["paired"]["launches"])
     # the latency CDF of both sides, and both sides' slices per window
     cdf, throughput, p99 = figure.axes
     assert {line.get_label() for line in cdf.get_lines()} == {"head", "base"}
     for axes in (throughput, p99):
         drawn = {line.get_label(): len(line.get_xdata()) for line in axes.get_lines()}
-        assert drawn == {"base": report["paired"]["rounds"], "head": report["paired"]["rounds"]}
+        slices = sum(launch["rounds"] for launch in report["paired"]["launches"])
+        assert drawn == {"base": slices, "head": slices}
     # and a browser shows it: the head's red and the base's blue series, the badge
     browser = shutil.which("chromium") or shutil.which("chromium-browser")
     if browser is None:

@@ -102,7 +102,7 @@ def check_library_script(folder: Path, done: subprocess.CompletedProcess[str]) -
     assert "error" not in done.stderr.lower(), done.stderr
     table = done.stdout.strip().splitlines()
     column = table[0].split().index("throughput_avg")
-    shown = [float(row.split()[column]) for row in table[1:]]
+    shown = [float(row.split()[column].replace(",", "")) for row in table[1:]]
     assert len(shown) == 8 and shown == sorted(shown)
     reports = json.loads((folder / "mlp.json").read_text())["reports"]
     assert [r["status"] for r in reports] == ["ok"] * 8

@@ -176,7 +176,10 @@ def configuration_figure(report: Mapping[str, Any]) -> Any:
     _legend(cdf, loc="lower right")
     windows = report.get("windows") or {}
     base_windows = report.get("baseline_windows") or {}
-    base_slices = (paired.get("slices") or {}).get("base") or {}
+    base_slices = {metric: [v for launch in paired.get("launches") or []
+                            for v in ((launch.get("values") or {}).get("base") or {}).get(metric)
+                            or []]
+                   for metric in ("throughput", "latency_ms_p99")}
     for axes, metric in ((thr, "throughput"), (p99, "latency_ms_p99")):
         series = [("baseline", base_windows.get(metric), "#888"),
                   ("base", base_slices.get(metric), "#1565c0"),
