@@ -14,7 +14,7 @@ from typing import Any
 
 from pytest_neuronperf import evaluation
 from pytest_neuronperf.devices import DeviceBackend, get_backend
-from pytest_neuronperf.engine import datasets, grid, serving
+from pytest_neuronperf.engine import datasets, generation, grid, serving
 from pytest_neuronperf.engine.instances import ship_instance
 from pytest_neuronperf.engine.model_ref import (
     ModelReferenceError,
@@ -25,7 +25,7 @@ from pytest_neuronperf.engine.paired import PairedRequest, plan_base, run_paired
 from pytest_neuronperf.engine.processes import process_context
 from pytest_neuronperf.engine.progress import Estimate, Progress, ProgressCallback, log_progress
 from pytest_neuronperf.engine.runner import Job, base_report, error_report, run_configuration
-from pytest_neuronperf.engine.specs import CopyOptions, ModelSource
+from pytest_neuronperf.engine.specs import CopyOptions, Endpoint, ModelSource
 from pytest_neuronperf.frameworks import ADAPTERS, casts, infer_framework, to_portable
 from pytest_neuronperf.frameworks.base import leading_dim
 from pytest_neuronperf.logs import console
@@ -76,6 +76,10 @@ def benchmark(
     seed: int = serving.DEFAULT_SEED,
     progress: ProgressCallback | None = None,
     paired: PairedRequest | None = None,
+    output_tokens: int | Sequence[int] | None = None,
+    slo_ttft_ms: float | None = None,
+    slo_tpot_ms: float | None = None,
+    ignore_eos: bool = True,
 ) -> list[Any]:
     """Benchmark ``model`` on every configuration; one report per configuration.
 
@@ -105,10 +109,23 @@ def benchmark(
     before each configuration (at ``verbosity=1`` the library logs it instead). ``paired``
     measures every configuration against a base side (``compare`` and ``--neuronperf-against``
     use it; see ``engine.paired``).
+
+    ``scenario="generate"`` times every token of generated outputs (``engine.generation``):
+    ``model`` is a transformers causal LM (class or factory), a callable that returns an iterator
+    of tokens, or an ``Endpoint`` (a served OpenAI-compatible model); ``inputs`` the prompts;
+    ``output_tokens`` the length of each output (exactly, unless ``ignore_eos=False``);
+    ``slo_ttft_ms`` / ``slo_tpot_ms`` define a good request for ``goodput``; ``target_qps``
+    makes it an open loop of Poisson arrivals.
     """
+    generate = generation.check_settings(scenario, model, inputs, output_tokens, slo_ttft_ms,
+                                         slo_tpot_ms, ignore_eos)
+    if generate is not None:
+        refuse_with_generate(preprocess_fn=preprocess_fn, postprocess_fn=postprocess_fn,
+                             dataset_loader_fn=dataset_loader_fn, eval_metrics=eval_metrics,
+                             dynamic_batch_size=dynamic_batch_size, return_timers=return_timers)
     # a list is one example per batch size, unless what else is asked says it is data
-    dataset = datasets.is_dataset(inputs) or (isinstance(inputs, list) and (
-        dataset_loader_fn is not None or bool(eval_metrics)))
+    dataset = generate is None and (datasets.is_dataset(inputs) or (isinstance(inputs, list) and (
+        dataset_loader_fn is not None or bool(eval_metrics))))
     if dataset and duration == 0:  # NeuronPerf: duration=0 runs untimed through the data
         loop_dataset = False
     single_pass = dataset and not loop_dataset
@@ -143,14 +160,18 @@ def benchmark(
                          (dataset_loader_fn, "dataset_loader_fn"))
     }
 
-    plans = plan_sources(model, batch_sizes, pipeline_sizes, model_name, cast_modes,
-                         dynamic_batch_size)
+    plans = (plan_endpoint(model, batch_sizes, pipeline_sizes, model_name, cast_modes)
+             if isinstance(model, Endpoint) else
+             plan_sources(model, batch_sizes, pipeline_sizes, model_name, cast_modes,
+                          dynamic_batch_size))
     if paired is not None:
         paired = paired.with_seed()
         base_plan = plan_base(paired, batch_sizes, pipeline_sizes, model_name)
     check_framework(model, framework)
     portable = datasets.portable_dataset(inputs) if dataset else to_portable(inputs)
     framework = framework or plans.framework or infer_framework(model, portable)
+    if framework is None and generate is not None:
+        framework = "python"  # a factory or a callable of tokens: any object it builds is run
     if framework is None:
         raise ValueError(
             "cannot tell the framework from this model and these inputs: pass "
@@ -158,7 +179,7 @@ def benchmark(
         )
     if framework not in adapters:
         raise ValueError(f"unknown framework {framework!r}: choose one of {', '.join(adapters)}")
-    per_batch = ({size: None for size in plans.batch_sizes} if dataset
+    per_batch = ({size: None for size in plans.batch_sizes} if dataset or generate
                  else inputs_for_plan(portable, plans))
     context = (multiprocessing.get_context("spawn") if multiinterpreter
                else process_context(framework))
@@ -197,6 +218,7 @@ def benchmark(
                     cost_per_hour=cost_per_hour,
                     in_process=in_process,
                     server=server,
+                    generate=generate,
                 )
                 planned_jobs += [(job, planned, config) for config in serving.with_rates(
                     rates, grid.expand(planned.batch_sizes,
@@ -234,6 +256,29 @@ def benchmark(
         finally:
             shutil.rmtree(log_dir, ignore_errors=True)
     return reports
+
+
+def refuse_with_generate(**arguments: Any) -> None:
+    """Arguments of the call loop that the generate scenario has no use for: said at once."""
+    for name, value in arguments.items():
+        if value:
+            raise ValueError(f"{name} does not apply to scenario='generate' (a request is a "
+                             f"prompt and its token stream): leave it out")
+
+
+def plan_endpoint(endpoint: Endpoint, batch_sizes: Any, pipeline_sizes: Any,
+                  model_name: str | None, cast_modes: Any) -> SourcePlan:
+    """A served model: one source, measured by client copies (``framework="endpoint"``)."""
+    sizes = grid.sizes("batch_sizes", batch_sizes)
+    if sizes != [1]:
+        raise ValueError("an Endpoint batches requests on the server: use batch_sizes=1 and "
+                         "workers_per_model (concurrent requests per copy) or target_qps")
+    if cast_modes not in (None, DEFAULT_CAST_MODE, [DEFAULT_CAST_MODE]):
+        raise ValueError("cast_modes does not apply to an Endpoint: the server sets precision")
+    source = PlannedSource(generation.endpoint_source(endpoint, model_name), sizes,
+                           grid.sizes("pipeline_sizes", pipeline_sizes), load_casts=False,
+                           cast_stage="none")
+    return SourcePlan([source], sizes, "endpoint")
 
 
 DEVICE_ALIASES = {"gpu": "cuda"}

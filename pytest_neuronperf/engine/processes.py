@@ -51,8 +51,18 @@ def process_context(framework: str) -> BaseContext:
     modules = FRAMEWORK_PRELOAD.get(framework)
     if modules is None:
         modules = FRAMEWORK_PRELOAD["torch"] if "torch" in sys.modules else ()
+    if "torch" in modules:
+        modules = modules + transformers_preload()
     installed = tuple(m for m in modules if importlib.util.find_spec(m.split(".")[0]) is not None)
     return ServerContext(framework_server(FORKSERVER_PRELOAD + installed))
+
+
+def transformers_preload() -> tuple[str, ...]:
+    """The transformers model modules this process has imported (a generative model's class,
+    usually): preloaded too, so that each copy does not spend seconds importing them again.
+    Importing them defines classes and starts nothing, like importing torch."""
+    return tuple(sorted(name for name in sys.modules if name == "transformers" or (
+        name.startswith("transformers.models.") and ".modeling_" in name)))
 
 
 @functools.cache

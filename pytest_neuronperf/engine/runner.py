@@ -15,11 +15,12 @@ from typing import Any
 import numpy as np
 
 from pytest_neuronperf.devices.base import DeviceBackend, format_cores
-from pytest_neuronperf.engine import interference, messages, serving
+from pytest_neuronperf.engine import interference, messages, serving, token_summary
+from pytest_neuronperf.engine.generation import GenerateSettings
 from pytest_neuronperf.engine.grid import RunConfig
 from pytest_neuronperf.engine.processes import ModelProcess
 from pytest_neuronperf.engine.specs import CopyOptions, ImportRoot, ModelSource, WorkerSpec
-from pytest_neuronperf.engine.summary import NothingMeasured, summarize
+from pytest_neuronperf.engine.summary import NothingMeasured, resources, summarize
 from pytest_neuronperf.engine.summary import error_report as summary_error
 from pytest_neuronperf.engine.supervise import Deadline, ProcessLost, next_messages
 from pytest_neuronperf.reports import config_slug
@@ -63,6 +64,8 @@ class Job:
     """Where copies import the user's code from (a paired run's base tree); None: as usual."""
     side: str = ""
     """``base`` or ``head`` in a paired run (names log files and error messages)."""
+    generate: GenerateSettings | None = None
+    """The generate scenario's settings; None: calls, not token streams."""
 
     def timeout_for(self) -> float:
         """Seconds a configuration may take in all: generous unless the caller set it."""
@@ -84,9 +87,16 @@ def base_report(job: Job, config: RunConfig) -> dict[str, Any]:
         "pipeline_size": config.pipeline_size,
         "cast_mode": config.cast_mode,
         "duration": job.duration,
-        "scenario": "closed" if config.target_qps is None else "server",
+        "scenario": scenario_of(job, config),
         **({} if config.target_qps is None else {"target_qps": config.target_qps}),
     }
+
+
+def scenario_of(job: Job, config: RunConfig) -> str:
+    """``generate`` (token streams), ``server`` (an open loop of calls) or ``closed``."""
+    if job.generate is not None:
+        return "generate"
+    return "closed" if config.target_qps is None else "server"
 
 
 def error_report(job: Job, config: RunConfig, reason: str) -> dict[str, Any]:
@@ -153,6 +163,7 @@ def start_copies(
                 job.server or serving.ServerSettings(), config.target_qps, config.n_models,
                 placement.copy_index, job.duration, config.batch_size),
             imports=job.imports,
+            generate=None if job.generate is None else job.generate.spec(),
         )
         procs.append(start_copy(context, spec, job.in_process))
 
@@ -181,6 +192,8 @@ def measure(job: Job, config: RunConfig, procs: list[ModelProcess]) -> Any:
     end_ns = start_ns + int(job.duration * 1e9)
     for proc in procs:
         messages.send(proc.conn, messages.Go(start_ns, end_ns))
+    if job.generate is not None:
+        return generate_report(job, config, ready, procs, deadline, start_ns, meter)
     if config.target_qps is not None:
         served = collect(procs, messages.Served, deadline, "serving")
         return server_report(job, config, ready, served, start_ns, procs)
@@ -214,6 +227,9 @@ def collect(
 def expected_message(proc: ModelProcess, message: Any, expected: type, phase: str) -> Any:
     """``message`` if it is the one this phase waits for, else :class:`ConfigurationFailed`."""
     if isinstance(message, messages.Failed):
+        if message.traceback:  # a refusal: its sentence first, on the headline's line
+            raise ConfigurationFailed(f"{proc.label} failed while {phase}: {message.error}\n"
+                                      f"{message.traceback.rstrip()}")
         raise ConfigurationFailed(f"{proc.label} failed while {phase}:\n{message.error.rstrip()}")
     if not isinstance(message, expected):
         raise ConfigurationFailed(
@@ -264,6 +280,49 @@ def build_report(
         return summarize(base_report(job, config), raw)
     except NothingMeasured as exc:
         raise ConfigurationFailed(str(exc)) from exc
+
+
+def generate_report(job: Job, config: RunConfig, ready: list[messages.Ready],
+                    procs: list[ModelProcess], deadline: Deadline, start_ns: int,
+                    meter: interference.Meter) -> dict[str, Any]:
+    """The report of a generate run: every copy's requests (``engine.token_summary``)."""
+    assert job.generate is not None
+    open_loop = config.target_qps is not None
+    generated = collect(procs, messages.Generated, deadline, "serving" if open_loop
+                        else "generating")
+    copy_stats = (None if open_loop else
+                  collect(procs, messages.CopyStats, deadline, "reporting its statistics"))
+    try:
+        fields = token_summary.generate_fields(generated, start_ns, job.duration,
+                                               job.generate.slos)
+    except ValueError as exc:
+        raise ConfigurationFailed(str(exc)) from exc
+    report = base_report(job, config)
+    report.update(
+        **fields,
+        output_tokens=list(job.generate.output_tokens) if len(set(
+            job.generate.output_tokens)) > 1 else job.generate.output_tokens[0],
+        slo_ttft_ms=job.generate.slos.ttft_ms,
+        slo_tpot_ms=job.generate.slos.tpot_ms,
+        load_avg_ms=float(np.mean([r.load_ms for r in ready])),
+        warmup_avg_ms=float(np.mean([r.warmup_ms for r in ready])),
+        status="ok",
+        error=None,
+        cores=[format_cores(proc.spec.placement.cores) for proc in procs],
+    )
+    if open_loop:
+        report.update(token_summary.open_loop_fields(generated, start_ns, job.duration),
+                      arrival_seed=(job.server or serving.ServerSettings()).seed)
+    else:
+        report.update(summary_resources(copy_stats or []))
+    report["interference"] = meter.stop(sum(g.cpu_s for g in generated))
+    return report
+
+
+def summary_resources(copy_stats: list[messages.CopyStats]) -> dict[str, Any]:
+    """The copies' CPU use and peak memory, as the closed loop reports them."""
+    return resources([{"cpu_percent_avg": s.cpu_percent_avg,
+                       "memory_mb_peak": s.memory_mb_peak} for s in copy_stats])
 
 
 def server_report(job: Job, config: RunConfig, ready: list[messages.Ready],
