@@ -19,6 +19,8 @@ _LAZY = {
     "evaluate": "pytest_neuronperf.evaluation",
     "list_metrics": "pytest_neuronperf.evaluation",
     "tune": "pytest_neuronperf.tuning",
+    "Endpoint": "pytest_neuronperf.engine.specs",
+    "start_server": "pytest_neuronperf.engine.server_command",
     "print_tuning": "pytest_neuronperf.tuning",
 }
 _SUBMODULES = ("torch", "tensorflow", "cpu", "model_index")

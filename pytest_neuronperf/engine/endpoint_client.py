@@ -34,6 +34,8 @@ class EndpointStream:
         self.httpx = httpx
         self.endpoint = endpoint
         self.url = endpoint.url.rstrip("/")
+        self.source = f"the server at {self.url}"
+        """How error messages name what produced the tokens."""
         self.ignore_eos = ignore_eos
         headers = {"Authorization": f"Bearer {endpoint.api_key}"} if endpoint.api_key else {}
         self.client = httpx.Client(

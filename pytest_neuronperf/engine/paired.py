@@ -27,7 +27,7 @@ from typing import Any, Protocol
 import numpy as np
 
 from pytest_neuronperf.devices.base import format_cores
-from pytest_neuronperf.engine import interference, messages
+from pytest_neuronperf.engine import interference, messages, token_summary
 from pytest_neuronperf.engine import windows as stats
 from pytest_neuronperf.engine.grid import RunConfig
 from pytest_neuronperf.engine.processes import ModelProcess
@@ -99,7 +99,8 @@ class SliceRecord:
     round: int
     start_ns: int
     end_ns: int
-    timings: list[messages.Timings]
+    timings: list[Any]
+    """Every copy's ``Timings`` (``Generated`` in the generate scenario)."""
 
 
 @dataclass
@@ -161,10 +162,13 @@ def run_schedule(
 class CopySide:
     """The copies of one side of a configuration, driven over their pipes."""
 
-    def __init__(self, name: str, procs: list[ModelProcess], deadline: Deadline) -> None:
+    def __init__(self, name: str, procs: list[ModelProcess], deadline: Deadline,
+                 expected: type = messages.Timings) -> None:
         self.name = name
         self.procs = procs
         self.deadline = deadline
+        self.expected = expected
+        """What a copy answers a slice with: ``Timings``, or ``Generated`` (generate)."""
 
     def go(self, start_ns: int, end_ns: int, last: bool) -> None:
         """Send the slice's ``go`` to every copy of this side."""
@@ -179,7 +183,7 @@ class CopySide:
     def timings(self) -> list[messages.Timings]:
         """Every copy's timings of the current slice."""
         try:
-            return collect(self.procs, messages.Timings, self.deadline,
+            return collect(self.procs, self.expected, self.deadline,
                            f"measuring ({self.name} side)")
         except ConfigurationFailed as failure:
             raise ConfigurationFailed(f"{self.name} side: {failure}") from None
@@ -234,8 +238,17 @@ def cpu_series(records: list[SliceRecord], warm: SliceRecord | None) -> list[flo
 
 
 def side_summary(records: list[SliceRecord], batch_size: int,
-                 warm: SliceRecord | None = None) -> dict[str, Any]:
-    """One side's whole-run figures (NeuronPerf's keys) and its per-slice series."""
+                 warm: SliceRecord | None = None, generate: bool = False) -> dict[str, Any]:
+    """One side's whole-run figures (NeuronPerf's keys) and its per-slice series (the token
+    metrics' in the generate scenario: ``token_summary.slice_figures``)."""
+    if generate:
+        figures = [token_summary.slice_figures(r.timings, r.start_ns, r.end_ns)
+                   for r in records]
+        return {"metrics": token_summary.side_metrics([t for r in records for t in r.timings],
+                                                      figures),
+                "series": {name: [f[name] for f in figures]
+                           for name in token_summary.SLICE_SERIES},
+                "cpu_s": cpu_series(records, warm) if records else []}
     figures = [slice_figures(r, batch_size) for r in records]
     lats = np.concatenate([x for r in records for t in r.timings for x in t.latency_ns]
                           or [np.empty(0, np.int64)])
@@ -350,7 +363,8 @@ def measure_paired(
     if "base" in failures:
         for proc in procs["base"]:
             proc.kill()
-    sides = {name: CopySide(name, procs[name], deadline) for name in ready}
+    expected = messages.Generated if head_job.generate is not None else messages.Timings
+    sides = {name: CopySide(name, procs[name], deadline, expected) for name in ready}
     pids = [r.pid for side in ready.values() for r in side]
     meter = interference.Meter(measured_cpus(procs["head"]), pids)
     order = slice_order(rounds, header["seed"], (config.batch_size, config.n_models,
@@ -376,7 +390,9 @@ def paired_report(
 ) -> dict[str, Any]:
     """The head's report (its slices are its windows) with the base side under ``paired``."""
     head_job = jobs["head"]
-    head = side_summary(result.slices["head"], config.batch_size, result.warm.get("head"))
+    generate = head_job.generate is not None
+    head = side_summary(result.slices["head"], config.batch_size, result.warm.get("head"),
+                        generate)
     if not result.slices["head"] or head["metrics"]["total_infs"] == 0:
         raise ConfigurationFailed(
             f"no call finished within the {header['slice_s']:.3g} s slices: one inference takes "
@@ -394,7 +410,8 @@ def paired_report(
         paired.update(base_status="error",
                       base_error=failures.get("base", "the base side recorded no slice"))
     else:
-        base = side_summary(result.slices["base"], config.batch_size, result.warm.get("base"))
+        base = side_summary(result.slices["base"], config.batch_size, result.warm.get("base"),
+                            generate)
         base["metrics"].update(
             load_avg_ms=float(np.mean([r.load_ms for r in ready["base"]])),
             warmup_avg_ms=float(np.mean([r.warmup_ms for r in ready["base"]])))

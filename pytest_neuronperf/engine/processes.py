@@ -239,16 +239,22 @@ class ChildProcess:
         """
         pid = self.pid
         if pid is not None:
-            descendants = descendants_of(pid) if self.process.exitcode is None else []
-            for kill in (os.killpg, os.kill):
-                with contextlib.suppress(ProcessLookupError, PermissionError):
-                    kill(pid, signal.SIGKILL)
-            for descendant in descendants:
-                with contextlib.suppress(psutil.Error):
-                    descendant.kill()
+            kill_tree(pid, with_descendants=self.process.exitcode is None)
         self.process.join(timeout=join_timeout)
         with contextlib.suppress(OSError):
             self.conn.close()
+
+
+def kill_tree(pid: int, with_descendants: bool = True) -> None:
+    """SIGKILL ``pid``, its process group (it leads one) and, listed first, every descendant
+    (one that left the group with ``setsid`` is found through its parent while that lives)."""
+    descendants = descendants_of(pid) if with_descendants else []
+    for kill in (os.killpg, os.kill):
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            kill(pid, signal.SIGKILL)
+    for descendant in descendants:
+        with contextlib.suppress(psutil.Error):
+            descendant.kill()
 
 
 def descendants_of(pid: int) -> list[psutil.Process]:

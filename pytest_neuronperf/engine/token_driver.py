@@ -67,7 +67,7 @@ def run_request(stream: TokenStream, batches: Sequence[Batch], index: int, arriv
     tokens, prompt = stream.run(batch.payload, batch.output_tokens, log.stamps.append)
     end = clock()
     stamped = len(log.stamps) - before
-    check_tokens(batch, stamped, tokens, ignore_eos)
+    check_tokens(batch, stamped, tokens, ignore_eos, getattr(stream, "source", "the model"))
     for name, value in zip(RequestLog.COLUMNS, (
             index, start if arrival is None else arrival, start, end, tokens,
             prompt if prompt >= 0 else batch.prompt_tokens, batch.sequences, stamped),
@@ -76,17 +76,18 @@ def run_request(stream: TokenStream, batches: Sequence[Batch], index: int, arriv
     return end
 
 
-def check_tokens(batch: Batch, stamped: int, tokens: int, ignore_eos: bool) -> None:
+def check_tokens(batch: Batch, stamped: int, tokens: int, ignore_eos: bool,
+                 source: str = "the model") -> None:
     """A request that produced no token, or fewer than asked (unless EOS may stop it), is a
-    fault of the model or server, said in one sentence."""
+    fault of the model or server (``source``), said in one sentence."""
     where = f"prompt {batch.first_prompt} (output_tokens={batch.output_tokens})"
     if stamped == 0 or tokens == 0:
         raise Refusal(
-            f"the model produced no token for {where}: its stream ended (or returned nothing) "
+            f"{source} produced no token for {where}: its stream ended (or returned nothing) "
             f"before the first token, so there is no time to first token to measure")
     if tokens < batch.output_tokens and ignore_eos:
         raise Refusal(
-            f"the model produced {tokens} of the {batch.output_tokens} tokens asked for {where}: "
+            f"{source} produced {tokens} of the {batch.output_tokens} tokens asked for {where}: "
             f"it stopped early (end of sequence, or a shorter stream). Make it generate exactly "
             f"output_tokens (transformers: min_new_tokens; vLLM: ignore_eos), lower "
             f"output_tokens, or pass ignore_eos=False to measure outputs of any length")

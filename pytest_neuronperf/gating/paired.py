@@ -38,15 +38,20 @@ from pytest_neuronperf.gating.verdicts import (
     format_percent,
     format_tolerance,
 )
-from pytest_neuronperf.metrics import METRICS
+from pytest_neuronperf.metrics import METRICS, gated_metrics
 
 PAIRED_TOLERANCE: dict[str, float] = {
     "throughput": 0.03,
     "latency_ms_p50": 0.03,
     "latency_ms_p99": 0.10,
+    "output_tokens_per_s": 0.03,
+    "ttft_ms_p99": 0.10,
+    "tpot_ms_p99": 0.03,
 }
 """Default paired tolerances per gated metric (fractions), from the study: the metrics each
-slice measures (throughput, p50, p99), the ones the paired gate compares."""
+slice measures (throughput, p50, p99; tokens/s, TTFT and TPOT p99 in the generate scenario),
+the ones the paired gate compares. The generate scenario's follow the closed loop's (tokens/s
+and TPOT as throughput and p50: a mean over many tokens; TTFT as p99: one value a request)."""
 ALPHA = 0.05
 """Family-wise one-sided level per test (Holm over its configurations x metrics)."""
 CONFIDENCE = 0.95
@@ -239,7 +244,8 @@ def judge_family(
             judgements[position] = PairedJudgement(Verdict.NEW, note=no_base_note(paired))
         else:
             raws += [_raw(position, paired, metric, tolerances[metric])
-                     for metric in PAIRED_TOLERANCE if math.isfinite(tolerances[metric])]
+                     for metric in gated_metrics(dict(report))
+                     if math.isfinite(tolerances.get(metric, math.inf))]
     worse_adjusted = holm([r.p_worse for r in raws])
     better_adjusted = holm([r.p_better for r in raws])
     by_position: dict[int, list[PairedComparison]] = {}

@@ -51,6 +51,7 @@ from pytest_neuronperf.metrics import (
     WINDOW_METRICS,
     gated_metrics,
     metric_named,
+    metrics_of,
     worse_sign,
 )
 
@@ -80,10 +81,16 @@ LATENCY_THROUGHPUT = (
     "max_qps",
     "duration",
 )
+TOKEN_KEYS = (
+    "ttft_ms_p50", "ttft_ms_p99", "tpot_ms_p50", "tpot_ms_p99", "itl_ms_p50", "itl_ms_p99",
+    "output_tokens_per_s", "requests_per_s", "goodput", "goodput_ratio",
+)
+"""The generate scenario's headline figures."""
 BASELINE_METRICS = (
     *LATENCY_THROUGHPUT,
     "cpu_percent_avg",
     *(METRICS[m].report_key for m in VALUE_METRICS),
+    *TOKEN_KEYS,
 )
 """Report keys a baseline entry keeps (besides the windows); the latency and throughput keys
 always (NaN when missing), the others only when measured. ``duration`` lets a run measured for
@@ -373,7 +380,7 @@ def gate_figures(judgement: Judgement, report: Mapping[str, Any]) -> dict[str, d
             "p": _finite(c.p_value), "ci": [_finite(c.ci_low), _finite(c.ci_high)],
             "verdict": c.verdict.value,
         }
-    for metric in WINDOW_METRICS:
+    for metric in metrics_of(dict(report)):
         if metric not in figures and report.get("status", "ok") == "ok":
             values = finite_values(_windows(report, metric))
             if values.size >= MIN_WINDOWS:  # as compare_metric would leave them out

@@ -158,6 +158,28 @@ def neuronperf(request: pytest.FixtureRequest) -> Any:
     return NeuronperfFixture(session, item, marker_settings(item, session), request.config)
 
 
+@pytest.fixture
+def neuronperf_server(tmp_path: Any) -> Generator[Any, None, None]:
+    """Start a server command for this test: ``neuronperf_server(["vllm", "serve", MODEL,
+    "--port", "{port}"])`` returns once it answers (``.url``); at teardown (also after a
+    failure or Ctrl-C) it is stopped with everything it started."""
+    from pytest_neuronperf.engine.server_command import start_server
+
+    started: list[Any] = []
+
+    def start(command: Any, **options: Any) -> Any:
+        options.setdefault("log_dir", tmp_path)
+        server = start_server(command, **options)
+        started.append(server)
+        return server
+
+    try:
+        yield start
+    finally:
+        for server in reversed(started):
+            server.stop()
+
+
 @pytest.hookimpl(wrapper=True)
 def pytest_runtest_call(item: pytest.Item) -> Generator[None, None, None]:
     perf = item.config.stash[SESSION_KEY]

@@ -27,7 +27,7 @@ CALL_KEYWORDS = (
     "framework", "preprocess_fn", "postprocess_fn", "model_name", "return_timers",
     "env_setup_fn", "setup_fn", "dataset_loader_fn", "stats_interval", "cost_per_hour",
     "multiprocess", "multiinterpreter", "loop_dataset", "eval_metrics", "eval_target_col",
-    "dynamic_batch_size",
+    "dynamic_batch_size", "ignore_eos",
 )
 
 
@@ -210,7 +210,7 @@ class NeuronperfFixture:
         grid: dict[str, Any] = {"batch_sizes": settings.batch_sizes, "n_models": settings.n_models,
                 "workers_per_model": settings.workers_per_model,
                 "pipeline_sizes": settings.pipeline_sizes, "cast_modes": settings.cast_modes,
-                **settings.server_arguments()}
+                **settings.scenario_arguments()}
         try:
             with self._refusals(call):  # arguments are checked before any process starts
                 reports = measure("", **grid)
@@ -236,7 +236,7 @@ class NeuronperfFixture:
                 "recheck", batch_sizes=report["batch_size"], n_models=report["n_models"],
                 workers_per_model=report["workers_per_model"],
                 pipeline_sizes=report["pipeline_size"], cast_modes=report.get("cast_mode"),
-                **{**settings.server_arguments(),
+                **{**settings.scenario_arguments(),
                    **({"target_qps": report["target_qps"]} if "target_qps" in report else {})},
             )
             return again
