@@ -182,7 +182,7 @@ def benchmark(
     per_batch = ({size: None for size in plans.batch_sizes} if dataset or generate
                  else inputs_for_plan(portable, plans))
     context = (multiprocessing.get_context("spawn") if multiinterpreter
-               else process_context(framework))
+               else process_context(framework, generative=generate is not None))
     log_dir = Path(tempfile.mkdtemp(prefix="neuronperf-logs-"))
     reports: list[Any] = []
     announce = progress or log_progress

@@ -46,12 +46,13 @@ STDERR_TAIL_LINES = 30
 STACK_DUMP_WAIT_S = 0.5
 
 
-def process_context(framework: str) -> BaseContext:
-    """A forkserver context whose server has preloaded the worker module and ``framework``."""
+def process_context(framework: str, generative: bool = False) -> BaseContext:
+    """A forkserver context whose server has preloaded the worker module and ``framework``
+    (and, for a ``generative`` model, the transformers model modules imported here)."""
     modules = FRAMEWORK_PRELOAD.get(framework)
     if modules is None:
         modules = FRAMEWORK_PRELOAD["torch"] if "torch" in sys.modules else ()
-    if "torch" in modules:
+    if generative and "torch" in modules:
         modules = modules + transformers_preload()
     installed = tuple(m for m in modules if importlib.util.find_spec(m.split(".")[0]) is not None)
     return ServerContext(framework_server(FORKSERVER_PRELOAD + installed))

@@ -68,6 +68,9 @@ class Server:
             raise ValueError("start_server needs a command, e.g. ['vllm', 'serve', MODEL, "
                              "'--port', '{port}']")
         self.stop_grace = stop_grace
+        self._own_log = log_dir is None
+        """A log in the temporary folder is removed when the server stops (its tail is in any
+        error message); one in ``log_dir`` is the caller's to keep."""
         directory = Path(log_dir) if log_dir is not None else Path(tempfile.gettempdir())
         handle, name = tempfile.mkstemp(prefix="neuronperf-server-", suffix=".log",
                                         dir=directory)
@@ -150,6 +153,8 @@ class Server:
                 proc.kill()
         with contextlib.suppress(subprocess.TimeoutExpired):
             self.process.wait(timeout=5.0)
+        if self._own_log:
+            self.log_path.unlink(missing_ok=True)
 
     def __enter__(self) -> Server:
         return self

@@ -13,7 +13,7 @@ signal is SIGTERM, which it can answer:
 SIGTERM, SIGINT and SIGHUP all end it that way: SIGTERM to every descendant, SIGKILL to those
 left after GRACE seconds. When the command exits by itself, what it left is killed too and its
 exit code is this process's. Nothing of the plugin but ``lifeline`` is imported (a server's
-start must not wait on it).
+start must not wait on it); psutil is imported at start, never inside the signal handler.
 """
 
 from __future__ import annotations
@@ -24,6 +24,8 @@ import signal
 import subprocess
 import sys
 from types import FrameType
+
+import psutil
 
 from pytest_neuronperf.engine import lifeline
 
@@ -60,9 +62,10 @@ def main(argv: list[str]) -> int:
 
 def stop(signum: int, frame: FrameType | None) -> None:
     """SIGTERM every descendant (the subreaper's orphans included), SIGKILL what is left after
-    ``grace_s``, then exit."""
-    import psutil
-
+    ``grace_s``, then exit. Runs once: a second signal (the kernel's death signal can follow a
+    SIGTERM from the run) is ignored rather than interrupting the first."""
+    for sig in STOP_SIGNALS:
+        signal.signal(sig, signal.SIG_IGN)
     with contextlib.suppress(psutil.Error):
         children = psutil.Process().children(recursive=True)
         for child in children:
