@@ -14,11 +14,19 @@ budgets), 0 otherwise, 2 on bad input (one sentence on stderr).
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import sys
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from pytest_neuronperf.gating.verdicts import entry_from_report, judge, parse_tolerance
+from pytest_neuronperf.plugin.options import RunOptions
+from pytest_neuronperf.plugin.outcome import decide, failure_message
+from pytest_neuronperf.plugin.session import duration_notes
+from pytest_neuronperf.reporting.files import get_reports
+from pytest_neuronperf.reporting.html import write_html
+from pytest_neuronperf.reporting.tables import format_summary
 from pytest_neuronperf.reports import config_key, config_label
 
 EXIT_OK, EXIT_REGRESSED, EXIT_BAD_INPUT = 0, 1, 2
@@ -68,8 +76,6 @@ def build_parser() -> argparse.ArgumentParser:
 
 def read(path: Path) -> list[dict[str, Any]]:
     """The reports of a file, or BadInput naming it."""
-    from pytest_neuronperf.reporting.files import get_reports
-
     if not path.is_file():
         raise BadInput(f"{path} does not exist or is not a file")
     try:
@@ -96,10 +102,6 @@ def identity(report: dict[str, Any]) -> tuple[str, str]:
 def compare(old_path: Path, new_path: Path, tolerance: str | None, html: Path | None,
             strict: bool) -> int:
     """``compare``: the plugin's verdict for every configuration of NEW against OLD."""
-    from pytest_neuronperf.gating.verdicts import entry_from_report, judge, parse_tolerance
-    from pytest_neuronperf.plugin.options import RunOptions
-    from pytest_neuronperf.plugin.outcome import decide, failure_message
-
     try:
         tolerances = parse_tolerance(tolerance) if tolerance else {}
     except ValueError as exc:
@@ -121,7 +123,6 @@ def compare(old_path: Path, new_path: Path, tolerance: str | None, html: Path | 
         outcome = decide(report, judgement, None, options)
         judged.append(report)
         outcomes.append((identity(report)[0], outcome))
-    from pytest_neuronperf.plugin.session import duration_notes
 
     notes = [*unmatched_notes(old, new), *duration_notes(judged)]
     print_summary(judged, notes)
@@ -156,8 +157,6 @@ def show(path: Path, html: Path | None) -> int:
 
 def print_summary(reports: list[dict[str, Any]], notes: list[str]) -> None:
     """The plugin's summary table, verdict counts and notes."""
-    from pytest_neuronperf.reporting.tables import format_summary
-
     for line in format_summary(reports):
         print(line)
     counts: dict[str, int] = {}
@@ -171,11 +170,8 @@ def print_summary(reports: list[dict[str, Any]], notes: list[str]) -> None:
 
 def write_page(reports: list[dict[str, Any]], path: Path, notes: list[str], title: str) -> None:
     """The HTML report, or BadInput when it cannot be written."""
-    import importlib.util
-
     if importlib.util.find_spec("matplotlib") is None:
         raise BadInput("--html needs matplotlib: pip install 'pytest-neuronperf[html]'")
-    from pytest_neuronperf.reporting.html import write_html
 
     try:
         print(f"report: {write_html(reports, path, notes, title)}")

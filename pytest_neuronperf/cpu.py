@@ -4,15 +4,13 @@ from __future__ import annotations
 
 from typing import Any
 
-from pytest_neuronperf.engine import benchmark as api
-from pytest_neuronperf.engine import paired
+from pytest_neuronperf import api
+from pytest_neuronperf.frameworks import infer_framework
 
 
 def benchmark(model: Any, inputs: Any, *args: Any, **kwargs: Any) -> list[Any]:
     """:func:`pytest_neuronperf.benchmark` on the ``cpu`` device (``framework="python"``
     unless the model is a torch or Keras class)."""
-    from pytest_neuronperf.frameworks import infer_framework
-
     # a torch or Keras class runs with its framework's adapter (eval mode, no autograd)
     kwargs.setdefault("framework", infer_framework(model, None) or "python")
     kwargs.setdefault("device_type", "cpu")
@@ -24,4 +22,4 @@ def compare(base_model: Any, model: Any, inputs: Any, **kwargs: Any) -> list[dic
     callables, with ``framework="python"`` on the ``cpu`` device."""
     kwargs.setdefault("framework", "python")
     kwargs.setdefault("device_type", "cpu")
-    return paired.compare(base_model, model, inputs, **kwargs)
+    return api.compare(base_model, model, inputs, **kwargs)

@@ -1,4 +1,4 @@
-"""Accuracy metrics on a model's outputs: ``evaluate``, ``list_metrics`` and ``eval_metrics=``.
+"""Accuracy metrics on a model's outputs (``evaluate``, ``list_metrics`` and ``eval_metrics=``).
 
 Each model copy keeps one :class:`EvalMetric` per requested metric and updates it with every
 measured call's (post-processed) outputs and the batch's targets; the copy sends the metric's
@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import math
 import re
+import threading
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -309,8 +310,6 @@ class Evaluator:
     """One copy's metrics; thread-safe updates from the driver threads."""
 
     def __init__(self, names: Sequence[str]) -> None:
-        import threading
-
         self.names = tuple(names)
         self._lock = threading.Lock()
         self.reset()
@@ -329,25 +328,3 @@ class Evaluator:
         """Metric name -> its state."""
         with self._lock:
             return {name: m.state() for name, m in zip(self.names, self._metrics, strict=True)}
-
-
-def evaluate(
-    model: Any,
-    dataset: Any,
-    metrics: str | Iterable[str] = "accuracy",
-    eval_target_col: int = -1,
-    **kwargs: Any,
-) -> list[dict[str, Any]]:
-    """Run ``dataset`` once through one copy of ``model`` and report ``metrics`` on its outputs.
-
-    ``dataset`` is a torch ``Dataset`` or any iterable of ``(*inputs, target)`` samples (the
-    target in column ``eval_target_col``). Other keywords go to ``benchmark`` (e.g.
-    ``batch_sizes``, ``cast_modes``, ``preprocess_fn``, ``postprocess_fn``, ``framework``).
-    """
-    from pytest_neuronperf.engine.benchmark import benchmark
-
-    settings: dict[str, Any] = {"n_models": 1, "workers_per_model": 1, "duration": 0,
-                                "loop_dataset": False}
-    settings.update(kwargs)
-    return benchmark(model, dataset, eval_metrics=metrics, eval_target_col=eval_target_col,
-                     **settings)

@@ -1,12 +1,15 @@
 """The library's console output: its ``pytest_neuronperf`` log records on stderr, at the
-verbosity a ``benchmark`` or ``compile`` call asked for (0 warnings, 1 progress, 2 debug)."""
+verbosity a ``benchmark`` or ``compile`` call asked for (0 warnings, 1 progress, 2 debug),
+and ``printable``: text read from files made safe to show at a terminal."""
 
 from __future__ import annotations
 
 import contextlib
 import logging
 import sys
+import unicodedata
 from collections.abc import Iterator
+from typing import Any
 
 LOGGER = "pytest_neuronperf"
 VERBOSITY_LEVELS = {0: logging.WARNING, 1: logging.INFO, 2: logging.DEBUG}
@@ -35,3 +38,17 @@ def console(verbosity: int) -> Iterator[logging.Logger]:
         log.setLevel(previous)
         if handler is not None:
             log.removeHandler(handler)
+
+
+def printable(text: Any) -> str:
+    """``text`` safe to print: control and format characters (terminal escape sequences,
+    newlines, bidirectional overrides) shown as ``\\x1b``-style escapes. For text read from
+    files (baselines, report files, model indexes) before it reaches a terminal."""
+    text = str(text)
+    if text.isprintable():
+        return text
+    return "".join(
+        ch if unicodedata.category(ch) not in ("Cc", "Cf", "Zl", "Zp") else
+        (f"\\x{ord(ch):02x}" if ord(ch) < 0x100 else f"\\u{ord(ch):04x}")
+        for ch in text
+    )

@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from pytest_neuronperf import safe_files
-from pytest_neuronperf.engine.model_ref import ModelReferenceError
+from pytest_neuronperf.protocol.specs import ModelReferenceError
 
 INDEX_FORMAT = "pytest-neuronperf-index"
 INDEX_VERSION = 1

@@ -38,6 +38,9 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager, suppress
 from pathlib import Path
 
+import filelock
+import psutil
+
 LOCK_FOLDER = ".neuronperf-locks"
 """The folder, beside the files it guards, that holds their lock files."""
 NOTICE_AFTER_S = 5.0
@@ -288,8 +291,6 @@ def exclusive_lock(
     process dies. ``name_holder=False`` skips the holder note (locks nobody waits on with a
     limit: the note is for the waiter's message).
     """
-    import filelock
-
     lock = filelock.FileLock(str(lock_file))
     _acquire(lock, lock_file, notice_after, give_up_after, on_wait, guarding or lock_file)
     holder = Path(f"{lock_file}.holder")
@@ -323,8 +324,6 @@ def _acquire(
     guarding: Path,
 ) -> None:
     """Take ``lock``, telling ``on_wait`` who holds it after ``notice_after`` seconds."""
-    import filelock
-
     assert isinstance(lock, filelock.BaseFileLock)
     if give_up_after is None:
         _take(lock, lock_file, None)
@@ -376,7 +375,6 @@ def holder_of(lock_file: Path) -> str:
         return "another process"
     if host != socket.gethostname():
         return f"process {pid} on host {host}"
-    import psutil  # only when a holder is named
 
     if not psutil.pid_exists(pid):
         return "another process"

@@ -8,9 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from pytest_neuronperf.compiling import request as compiling
-from pytest_neuronperf.engine import benchmark as api
-from pytest_neuronperf.engine import paired
+from pytest_neuronperf import api
 
 
 def benchmark(model: Any, inputs: Any, *args: Any, **kwargs: Any) -> list[Any]:
@@ -22,19 +20,17 @@ def benchmark(model: Any, inputs: Any, *args: Any, **kwargs: Any) -> list[Any]:
 def compile(model: Any, inputs: Any, *args: Any, **kwargs: Any) -> str:
     """:func:`pytest_neuronperf.compile` with ``framework="tensorflow"``; returns the index path."""
     kwargs.setdefault("framework", "tensorflow")
-    return compiling.compile(model, inputs, *args, **kwargs)
+    return api.compile(model, inputs, *args, **kwargs)
 
 
 def evaluate(model: Any, dataset: Any, **kwargs: Any) -> list[dict[str, Any]]:
     """:func:`pytest_neuronperf.evaluate` with ``framework="tensorflow"``."""
-    from pytest_neuronperf.evaluation import evaluate as evaluate_model
-
     kwargs.setdefault("framework", "tensorflow")
-    return evaluate_model(model, dataset, **kwargs)
+    return api.evaluate(model, dataset, **kwargs)
 
 
 def compare(base_model: Any, model: Any, inputs: Any, **kwargs: Any) -> list[dict[str, Any]]:
     """:func:`pytest_neuronperf.compare` (A/B of two models, interleaved on the same cores)
     with ``framework="tensorflow"``."""
     kwargs.setdefault("framework", "tensorflow")
-    return paired.compare(base_model, model, inputs, **kwargs)
+    return api.compare(base_model, model, inputs, **kwargs)

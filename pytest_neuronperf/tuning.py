@@ -89,44 +89,6 @@ def pareto_front(reports: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
     return sorted((r for r in points if not dominated(r)), key=lambda r: -served_throughput(r))
 
 
-def tune(
-    model: Any,
-    inputs: Any,
-    p99_ms: float | None = None,
-    batch_sizes: int | Sequence[int] | None = None,
-    n_models: int | str | Sequence[int | str] | None = None,
-    workers_per_model: int | Sequence[int] | None = None,
-    scenario: str = "closed",
-    target_qps: float | str | Sequence[float | str] | None = None,
-    **benchmark_args: Any,
-) -> Tuning:
-    """Benchmark the grid and rank its configurations under ``p99_ms``.
-
-    ``scenario="closed"`` ranks NeuronPerf's closed-loop runs by throughput among those whose
-    p99 meets the budget. ``scenario="server"`` measures what a service sees: at the given
-    ``target_qps`` rates, or by default ``"max"``, the highest rate each configuration sustains
-    under the budget. ``scenario="generate"`` ranks by goodput under the SLOs
-    (``slo_ttft_ms``, ``slo_tpot_ms``; at least one), closed loop or at ``target_qps``;
-    ``p99_ms`` is optional there (end-to-end). Other arguments go to ``benchmark``.
-    """
-    from pytest_neuronperf.engine.benchmark import benchmark
-    from pytest_neuronperf.engine.grid import positive_number
-
-    generate = scenario == "generate"
-    if p99_ms is not None or not generate:
-        positive_number("p99_ms", p99_ms)
-    if generate and benchmark_args.get("slo_ttft_ms") is None and benchmark_args.get(
-            "slo_tpot_ms") is None:
-        raise ValueError("tune(..., scenario='generate') ranks by goodput, the requests that "
-                         "meet the SLOs: give slo_ttft_ms= and/or slo_tpot_ms=")
-    server: dict[str, Any] = {"scenario": scenario, "target_qps": target_qps}
-    if scenario == "server":
-        server.update(p99_ms=p99_ms, target_qps="max" if target_qps is None else target_qps)
-    reports = benchmark(model, inputs, batch_sizes=batch_sizes, n_models=n_models,
-                        workers_per_model=workers_per_model, **server, **benchmark_args)
-    return tuning_of(reports, p99_ms)
-
-
 def tuning_of(reports: Sequence[dict[str, Any]], p99_ms: float | None) -> Tuning:
     """The ranking and front of already measured reports."""
     reports = list(reports)

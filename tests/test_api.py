@@ -26,8 +26,8 @@ from api_models import (
 from torch_models import TinyMLP
 
 import pytest_neuronperf as npf
-from pytest_neuronperf.engine.model_ref import ModelReferenceError
 from pytest_neuronperf.evaluation import aggregate, create, list_metrics, metric_names
+from pytest_neuronperf.protocol.specs import ModelReferenceError
 
 QUICK = {"duration": 0.3, "warmup": 0.05, "verbosity": 0, "n_models": 1, "workers_per_model": 1}
 X = torch.rand(1, 4)
@@ -97,7 +97,7 @@ def test_multiinterpreter_starts_a_fresh_interpreter_per_copy(pid_dir: Path) -> 
 
 
 def test_device_type_gpu_means_cuda() -> None:
-    from pytest_neuronperf.engine.benchmark import DEVICE_ALIASES
+    from pytest_neuronperf.engine.planning import DEVICE_ALIASES
 
     assert DEVICE_ALIASES["gpu"] == "cuda"
     if not torch.cuda.is_available():

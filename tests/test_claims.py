@@ -12,9 +12,9 @@ from claim_models import slow_preprocess as slow_pre
 
 import pytest_neuronperf as npf
 from pytest_neuronperf.devices.cpu import cgroup_cpu_limit
-from pytest_neuronperf.engine import messages
 from pytest_neuronperf.engine.grid import default_workers
 from pytest_neuronperf.engine.runner import LOAD_TIMEOUT_FLOOR_S, Job
+from pytest_neuronperf.protocol import messages
 
 pytest_plugins = ["pytester"]
 
@@ -44,7 +44,7 @@ def test_auto_warmup_runs_until_stable_and_fixed_warmup_runs_its_time() -> None:
     [fixed] = bench(Identity, warmup=0.4)
     assert auto["status"] == fixed["status"] == "ok"
     # "auto" compares at least three blocks before it may stop
-    from pytest_neuronperf.engine.child import AUTO_WARMUP_BLOCK_S, AUTO_WARMUP_STABLE_BLOCKS
+    from pytest_neuronperf.child.main import AUTO_WARMUP_BLOCK_S, AUTO_WARMUP_STABLE_BLOCKS
 
     assert auto["warmup_avg_ms"] >= AUTO_WARMUP_STABLE_BLOCKS * AUTO_WARMUP_BLOCK_S * 1e3 * 0.99
     assert fixed["warmup_avg_ms"] >= 400 * 0.99

@@ -33,7 +33,7 @@ from engine_models import (
 )
 
 import pytest_neuronperf as npf
-from pytest_neuronperf.engine.model_ref import ModelReferenceError
+from pytest_neuronperf.protocol.specs import ModelReferenceError
 
 REQUIRED_KEYS = {
     "model_name", "model_filename", "device_type", "batch_size", "n_models",

@@ -401,7 +401,7 @@ import sys
 import time
 from pathlib import Path
 
-from pytest_neuronperf.engine import lifeline
+from pytest_neuronperf.child import lifeline
 
 out = Path(sys.argv[1])
 origin = os.getpid()

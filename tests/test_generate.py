@@ -16,13 +16,14 @@ import pytest
 from generate_models import FIRST_TOKEN_S, TOKEN_S, Sleeper, TimesPrompt
 
 import pytest_neuronperf as npf
-from pytest_neuronperf.engine import generation, messages, token_summary
-from pytest_neuronperf.engine.token_streams import StampStreamer, checked_iterator
+from pytest_neuronperf.child.token_streams import StampStreamer, checked_iterator
+from pytest_neuronperf.engine import generation, token_summary
 from pytest_neuronperf.engine.token_summary import Slos
 from pytest_neuronperf.gating import paired as paired_gate
 from pytest_neuronperf.gating.verdicts import Verdict, entry_from_report, judge
 from pytest_neuronperf.metrics import gated_metrics
 from pytest_neuronperf.plugin.markers import PerfSettings, SettingsError, apply_keywords
+from pytest_neuronperf.protocol import messages
 from pytest_neuronperf.tuning import format_tuning, tuning_of
 
 pytest_plugins = ["pytester"]

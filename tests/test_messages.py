@@ -9,7 +9,7 @@ import multiprocessing
 import numpy as np
 import pytest
 
-from pytest_neuronperf.engine import messages
+from pytest_neuronperf.protocol import messages
 
 EXAMPLES = [
     messages.Ready(pid=12, load_ms=1.5, warmup_ms=20.0, warmup_calls=7),

@@ -13,7 +13,7 @@ from typing import Any
 import numpy as np
 import pytest
 
-from pytest_neuronperf.engine import interference, messages
+from pytest_neuronperf.engine import interference
 from pytest_neuronperf.engine.paired import (
     ConfigurationFailed,
     run_schedule,
@@ -24,6 +24,7 @@ from pytest_neuronperf.gating.verdicts import Judgement, Verdict
 from pytest_neuronperf.plugin.against import defines
 from pytest_neuronperf.plugin.options import RunOptions
 from pytest_neuronperf.plugin.outcome import merged_verdict
+from pytest_neuronperf.protocol import messages
 
 # -- the schedule, without processes or real clocks -------------------------------------------
 

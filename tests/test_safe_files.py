@@ -370,7 +370,8 @@ def test_escape_sequences_from_a_baseline_are_not_printed_raw(pytester: pytest.P
 
 
 def test_printable_escapes_what_a_terminal_would_act_on() -> None:
-    from pytest_neuronperf.reporting.tables import format_table, printable
+    from pytest_neuronperf.logs import printable
+    from pytest_neuronperf.reporting.tables import format_table
 
     assert printable("EPYC 7R13 — ü") == "EPYC 7R13 — ü"
     assert printable("a\x1b[2Jb\nc\u202ed\x07") == r"a\x1b[2Jb\x0ac\u202ed\x07"
@@ -378,7 +379,7 @@ def test_printable_escapes_what_a_terminal_would_act_on() -> None:
 
 
 def test_a_model_index_error_text_is_escaped_before_it_is_shown(tmp_path: Path) -> None:
-    from pytest_neuronperf.engine.benchmark import plan_index
+    from pytest_neuronperf.engine.planning import plan_index
 
     index = {"format": "pytest-neuronperf-index", "version": 1, "model_name": "m",
              "model_configs": [{"filename": None, "batch_size": 1, "pipeline_size": 1,

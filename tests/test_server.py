@@ -13,7 +13,8 @@ from engine_models import Spins
 from test_plugin import run
 
 import pytest_neuronperf as npf
-from pytest_neuronperf.engine import open_loop, serving
+from pytest_neuronperf.child import open_loop
+from pytest_neuronperf.engine import serving
 from pytest_neuronperf.engine.serving import Queries
 from pytest_neuronperf.gating.verdicts import Verdict, budget_misses, judge
 from pytest_neuronperf.plugin.markers import PerfSettings, SettingsError, apply_keywords

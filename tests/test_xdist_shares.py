@@ -12,14 +12,8 @@ import pytest
 
 from pytest_neuronperf.plugin.options import RunOptions
 from pytest_neuronperf.plugin.session import PerfSession
-from pytest_neuronperf.plugin.xdist import (
-    CoreShare,
-    Host,
-    HostRegistry,
-    host_share,
-    plain_nodeid,
-    this_host,
-)
+from pytest_neuronperf.plugin.shares import CoreShare, Host, HostRegistry, host_share, this_host
+from pytest_neuronperf.plugin.xdist import plain_nodeid
 
 pytest_plugins = ["pytester"]
 

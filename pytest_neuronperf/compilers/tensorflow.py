@@ -8,9 +8,11 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from pytest_neuronperf.compilers.torch import options
-from pytest_neuronperf.engine.specs import ModelSource
 from pytest_neuronperf.frameworks.base import as_args, expand_batch, instantiate
+from pytest_neuronperf.protocol.specs import ModelSource
 
 
 def _is_keras_model(model: Any) -> bool:
@@ -95,8 +97,6 @@ class XlaCompiler(SavedModelCompiler):
 
 
 def _repeat(value: Any, batch_size: int) -> Any:
-    import numpy as np
-
     return np.repeat(np.asarray(value), batch_size, axis=0)
 
 
@@ -115,7 +115,6 @@ class TensorflowSupport:
 
     def example_args(self, example: Any, batch_size: int, device: str) -> tuple[Any, ...]:
         """Positional tensors for one call at ``batch_size`` (leading dimension 1 expanded)."""
-        import numpy as np
         import tensorflow as tf
 
         def as_tensor(value: Any) -> Any:

@@ -3,14 +3,17 @@ for torch models. Runs only in the compile process: torch is imported inside the
 
 from __future__ import annotations
 
+import copy
 import importlib.util
 import warnings
 from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
-from pytest_neuronperf.engine.specs import ModelSource
+import numpy as np
+
 from pytest_neuronperf.frameworks.base import as_args, expand_batch, instantiate
+from pytest_neuronperf.protocol.specs import ModelSource
 
 
 def options(compiler: str, compiler_args: Any, defaults: Mapping[str, Any]) -> dict[str, Any]:
@@ -37,7 +40,6 @@ def cast_for_compile(model: Any, cast: str) -> Any:
     artifact still takes and returns float32, so workers feed it the usual inputs."""
     if cast == "fp32":
         return model
-    import copy
 
     import torch
 
@@ -215,7 +217,6 @@ class ExportCompiler:
 
 
 def _to_tensor(value: Any, device: str) -> Any:
-    import numpy as np
     import torch
 
     if isinstance(value, np.ndarray | np.generic):
@@ -226,7 +227,6 @@ def _to_tensor(value: Any, device: str) -> Any:
 
 
 def _repeat(value: Any, batch_size: int) -> Any:
-    import numpy as np
     import torch
 
     if isinstance(value, torch.Tensor):

@@ -30,8 +30,9 @@ from pathlib import Path
 from typing import Any
 
 from pytest_neuronperf import __version__, safe_files
-from pytest_neuronperf.engine.specs import ModelSource
+from pytest_neuronperf.devices.cpu import cpu_model_name
 from pytest_neuronperf.frameworks.base import as_args
+from pytest_neuronperf.protocol.specs import ModelSource
 
 CACHE_KEY_VERSION = 1
 """Bump when the artifact layout or the key material changes, so old artifacts miss."""
@@ -155,8 +156,6 @@ def environment_versions(framework: str, compiler: str) -> dict[str, str | None]
     versions["python"] = platform.python_version()
     versions["machine"] = platform.machine()
     if compiler in NATIVE_CODE_COMPILERS:
-        from pytest_neuronperf.devices.cpu import cpu_model_name
-
         versions["cpu"] = cpu_model_name()
     return versions
 

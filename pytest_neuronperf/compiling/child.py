@@ -1,6 +1,6 @@
 """The code that runs inside the compile process (``compile_main``), and the plain-data job it
 is given. It compiles each task, verifies the artifact against the eager model, publishes it
-atomically and reports each step on its pipe (``engine.messages``: ``Built``, then ``Compiling``
+atomically and reports each step on its pipe (``protocol.messages``: ``Built``, then ``Compiling``
 and ``Compiled`` per task, then ``Done``; ``Failed`` if the model cannot be built); the parent
 side is ``pytest_neuronperf.compiling.supervisor``."""
 
@@ -19,10 +19,12 @@ from typing import Any, Protocol
 
 import numpy as np
 
+from pytest_neuronperf.child import lifeline
+from pytest_neuronperf.child.main import redirect_output
 from pytest_neuronperf.compilers import COMPILERS
-from pytest_neuronperf.engine import lifeline, messages
-from pytest_neuronperf.engine.specs import ModelSource
 from pytest_neuronperf.frameworks.base import resolve_object
+from pytest_neuronperf.protocol import messages
+from pytest_neuronperf.protocol.specs import ModelSource
 from pytest_neuronperf.safe_files import publish, remove
 
 SUPPORT: dict[str, str] = {
@@ -100,8 +102,6 @@ def compile_main(conn: Connection, job: CompileJob) -> None:
     os.environ.clear()
     os.environ.update(job.environ)
     if job.log_path is not None:
-        from pytest_neuronperf.engine.child import redirect_output
-
         redirect_output(job.log_path)
     lifeline.watch_parent(conn)
     try:

@@ -37,7 +37,9 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
+from pytest_neuronperf import model_index
 from pytest_neuronperf.compilers import COMPILERS
+from pytest_neuronperf.compilers.neuron import as_arg_list
 from pytest_neuronperf.compiling.cache import (
     KeyMaterial,
     artifact_stem,
@@ -54,15 +56,16 @@ from pytest_neuronperf.compiling.child import (
     Task,
 )
 from pytest_neuronperf.compiling.supervisor import run_compile
+from pytest_neuronperf.devices import get_backend
 from pytest_neuronperf.engine import grid
-from pytest_neuronperf.engine.benchmark import (
+from pytest_neuronperf.engine.grid import cast_mode_list
+from pytest_neuronperf.engine.instances import ship_instance
+from pytest_neuronperf.engine.model_ref import describe_model
+from pytest_neuronperf.engine.planning import (
     DEVICE_ALIASES,
     check_framework,
     inputs_per_batch,
 )
-from pytest_neuronperf.engine.instances import ship_instance
-from pytest_neuronperf.engine.model_ref import describe_model
-from pytest_neuronperf.engine.specs import ModelSource
 from pytest_neuronperf.frameworks import casts, infer_framework, to_portable
 from pytest_neuronperf.logs import console
 from pytest_neuronperf.model_index import (
@@ -72,6 +75,7 @@ from pytest_neuronperf.model_index import (
     config_entry,
     read_model_index,
 )
+from pytest_neuronperf.protocol.specs import ModelSource
 
 log = logging.getLogger("pytest_neuronperf")
 
@@ -310,9 +314,6 @@ def compile_variants(
     """``cast_modes`` / ``performance_levels``: one compile per variant, with the compiler's cast
     options, merged into one index whose entries record their ``cast_mode`` (and
     ``performance_level``); ``benchmark`` filters them with ``cast_modes``."""
-    from pytest_neuronperf import model_index
-    from pytest_neuronperf.engine.grid import cast_mode_list
-
     casts_wanted = cast_mode_list(cast_modes) if cast_modes is not None else [None]
     levels: list[int | None] = [None]
     if performance_levels is not None:
@@ -365,8 +366,6 @@ def index_location(
 def variant_args(compiler: str, compiler_args: Any, cast: str | None, level: int | None) -> Any:
     """The compiler arguments of one cast/performance-level variant, or a clear refusal."""
     if compiler in ("neuron", "neuronx"):
-        from pytest_neuronperf.compilers.neuron import as_arg_list
-
         return [*as_arg_list(compiler_args), *casts.neuron_cast_args(compiler, cast, level)]
     if level is not None:
         raise ValueError(
@@ -413,8 +412,6 @@ def neuron_device() -> str | None:
 
 def has_device(name: str) -> bool:
     """True when the device backend ``name`` exists and is available here."""
-    from pytest_neuronperf.devices import get_backend
-
     try:
         get_backend(name)
     except (ValueError, ImportError):

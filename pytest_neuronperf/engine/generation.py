@@ -10,8 +10,8 @@ import math
 from dataclasses import dataclass
 from typing import Any
 
-from pytest_neuronperf.engine.specs import Endpoint, GenerateSpec, ModelSource
 from pytest_neuronperf.engine.token_summary import Slos
+from pytest_neuronperf.protocol.specs import Endpoint, GenerateSpec, ModelSource
 
 SCENARIO = "generate"
 SLO_KEYWORDS = ("slo_ttft_ms", "slo_tpot_ms")

@@ -1,6 +1,6 @@
 """``multiprocess=False``: a model copy as a thread of the caller's process, for debugging.
 
-The copy runs the same code as a model process (``engine.child.run``) and talks to the runner
+The copy runs the same code as a model process (``child.main.run``) and talks to the runner
 over the same pipe protocol, so a breakpoint or ``pdb`` in the model works. Its limits, by
 construction: no CPU pinning and no per-copy environment (the placement is not applied); the
 framework's thread pool size is set for the whole caller's process; several copies share one
@@ -19,8 +19,9 @@ import threading
 import traceback
 from multiprocessing.connection import Connection
 
-from pytest_neuronperf.engine import messages
-from pytest_neuronperf.engine.specs import WorkerSpec
+from pytest_neuronperf.child import main as child
+from pytest_neuronperf.protocol import messages
+from pytest_neuronperf.protocol.specs import WorkerSpec
 
 
 class InProcessCopy:
@@ -39,8 +40,6 @@ class InProcessCopy:
         self._thread.start()
 
     def _run(self, conn: Connection) -> None:
-        from pytest_neuronperf.engine import child
-
         try:
             child.run(conn, self.spec, exit_with_parent=False)
         except BaseException:  # noqa: BLE001 - every failure must reach the runner as a message

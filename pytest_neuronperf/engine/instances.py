@@ -18,8 +18,7 @@ import pickle
 from pathlib import Path
 from typing import Any
 
-from pytest_neuronperf.engine.model_ref import ModelReferenceError
-from pytest_neuronperf.engine.specs import ModelSource
+from pytest_neuronperf.protocol.specs import ModelReferenceError, ModelSource
 
 SAVED_KINDS = {"torch": ("torch.save", ".pt"), "tensorflow": ("keras", ".keras"),
                "python": ("pickle", ".pkl")}
@@ -59,9 +58,3 @@ def save(model: Any, framework: str, path: Path) -> None:
     else:
         with path.open("wb") as stream:
             pickle.dump(model, stream)
-
-
-def load_pickled(path: str) -> Any:
-    """The python framework's saved instance (in the model process)."""
-    with open(path, "rb") as stream:
-        return pickle.load(stream)  # noqa: S301 - our own file, written by ship_instance

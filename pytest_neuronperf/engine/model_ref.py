@@ -11,15 +11,14 @@ from __future__ import annotations
 
 import inspect
 import os
+import pickle
 import sys
 from pathlib import Path
 from typing import Any
 
-from pytest_neuronperf.engine.specs import ModelSource
+import cloudpickle
 
-
-class ModelReferenceError(ValueError):
-    """The model (or a pre/post-processing function) cannot be sent to a worker process."""
+from pytest_neuronperf.protocol.specs import ModelReferenceError, ModelSource
 
 
 def describe_model(model: Any, model_name: str | None = None) -> ModelSource:
@@ -116,8 +115,6 @@ class ByValue:
         return self.fn(*args, **kwargs)
 
     def __reduce__(self) -> tuple[Any, tuple[bytes]]:
-        import pickle
-
         return pickle.loads, (self.payload,)
 
 
@@ -136,8 +133,6 @@ def portable_function(fn: Any, what: str, in_process: bool = False) -> Any:
     try:
         importable_name(fn, what)
     except ModelReferenceError as refusal:
-        import cloudpickle
-
         try:
             return ByValue(fn, cloudpickle.dumps(fn))
         except Exception as exc:  # noqa: BLE001 - anything cloudpickle cannot take

@@ -27,7 +27,7 @@ from typing import Any, Protocol
 import numpy as np
 
 from pytest_neuronperf.devices.base import format_cores
-from pytest_neuronperf.engine import interference, messages, token_summary
+from pytest_neuronperf.engine import interference, token_summary
 from pytest_neuronperf.engine import windows as stats
 from pytest_neuronperf.engine.grid import RunConfig
 from pytest_neuronperf.engine.processes import ModelProcess
@@ -41,8 +41,9 @@ from pytest_neuronperf.engine.runner import (
     run_configuration,
     start_copies,
 )
-from pytest_neuronperf.engine.specs import ImportRoot, ModelSource
 from pytest_neuronperf.engine.supervise import Deadline
+from pytest_neuronperf.protocol import messages
+from pytest_neuronperf.protocol.specs import ImportRoot, ModelSource
 
 SIDES = ("base", "head")
 TARGET_SLICE_S = 0.25
@@ -424,87 +425,9 @@ def paired_report(
     return report
 
 
-# -- the library call ---------------------------------------------------------------------------
-
-
-def compare(
-    base_model: Any,
-    model: Any,
-    inputs: Any,
-    *,
-    paired_rounds: int | None = None,
-    seed: int | None = None,
-    tolerance: Any = None,
-    **kwargs: Any,
-) -> list[dict[str, Any]]:
-    """A/B-test ``model`` ("head") against ``base_model`` on every configuration, interleaved
-    on the same cores; one report per configuration, for the head, with the base side,
-    the paired deltas, their intervals, p-values and a verdict under ``paired``.
-
-    Takes ``benchmark``'s keywords (``duration`` is per side). ``tolerance`` overrides the
-    paired gate's default tolerances (``"throughput:3%"`` or a dict).
-    """
-    from pytest_neuronperf.engine.benchmark import benchmark
-    from pytest_neuronperf.gating import paired as paired_gate
-    from pytest_neuronperf.gating.verdicts import parse_tolerance
-
-    if paired_rounds is not None:
-        check_rounds(paired_rounds)
-    tolerances = parse_tolerance(tolerance) if tolerance is not None else {}
-    request = PairedRequest(base_model=base_model, rounds=paired_rounds, seed=seed)
-    reports = benchmark(model, inputs, paired=request, **kwargs)
-    for report, judgement in zip(reports, paired_gate.judge_family(reports, tolerances),
-                                 strict=True):
-        paired_gate.annotate(report, judgement)
-    return reports
-
-
 def check_rounds(rounds: Any) -> int:
     """``paired_rounds``: an integer of at least ``MIN_ROUNDS``."""
     if isinstance(rounds, bool) or not isinstance(rounds, int) or rounds < MIN_ROUNDS:
         raise ValueError(f"paired_rounds must be an integer >= {MIN_ROUNDS} (fewer rounds can "
                          f"never be significant), got {rounds!r}")
     return rounds
-
-
-# -- which base artifact serves which configuration ------------------------------------------
-
-
-@dataclass(frozen=True)
-class BasePlan:
-    """The base side's sources by (batch size, pipeline size), like the head's plan."""
-
-    sources: dict[tuple[int, int], Any]
-    """(batch size, pipeline size) -> ``benchmark.PlannedSource``."""
-    single: Any = None
-    """The one source of a class, factory or artifact (serves every configuration)."""
-
-    def source_for(self, config: RunConfig) -> tuple[ModelSource | None, str | None]:
-        """(the base source for ``config``, why there is none)."""
-        planned = self.single or self.sources.get((config.batch_size, config.pipeline_size))
-        if planned is None:
-            if not self.sources:
-                return None, None  # absent at the revision: the request says why
-            return None, (f"the base model index has no configuration with batch size "
-                          f"{config.batch_size} and pipeline size {config.pipeline_size}")
-        if planned.failure is not None:
-            return None, f"base side: {planned.failure}"
-        return planned.source, None
-
-
-def plan_base(request: PairedRequest, batch_sizes: Any, pipeline_sizes: Any,
-              model_name: str | None) -> BasePlan:
-    """Plan the base side's sources before anything runs (a bad base model is refused here)."""
-    from pathlib import Path
-
-    from pytest_neuronperf.engine.benchmark import plan_sources
-    from pytest_neuronperf.model_index import read_model_index
-
-    if request.absent is not None:
-        return BasePlan({})
-    model = request.base_model
-    plan = plan_sources(model, batch_sizes, pipeline_sizes, model_name)
-    is_index = isinstance(model, str | Path) and read_model_index(Path(model)) is not None
-    if not is_index:
-        return BasePlan({}, plan.sources[0])
-    return BasePlan({(p.batch_sizes[0], p.pipeline_sizes[0]): p for p in plan.sources})

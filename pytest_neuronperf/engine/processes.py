@@ -31,10 +31,11 @@ from typing import Any
 
 import psutil
 
-from pytest_neuronperf.engine import lifeline
-from pytest_neuronperf.engine.specs import WorkerSpec
+from pytest_neuronperf.child import lifeline
+from pytest_neuronperf.child import main as worker
+from pytest_neuronperf.protocol.specs import WorkerSpec
 
-FORKSERVER_PRELOAD = ("pytest_neuronperf.engine.child", "numpy")
+FORKSERVER_PRELOAD = ("pytest_neuronperf.child.main", "numpy")
 """Always preloaded; the framework's modules are added (see ``FRAMEWORK_PRELOAD``)."""
 FRAMEWORK_PRELOAD: dict[str, tuple[str, ...]] = {
     "torch": ("torch", "pytest_neuronperf.frameworks.torch"),
@@ -270,8 +271,6 @@ class ModelProcess(ChildProcess):
     """One model copy's process (``worker.main``)."""
 
     def __init__(self, context: BaseContext, spec: WorkerSpec) -> None:
-        from pytest_neuronperf.engine import child as worker
-
         self.spec = spec
         super().__init__(context, worker.main, (spec,),
                          f"neuronperf-copy-{spec.placement.copy_index}", spec.log_path, True,

@@ -1,5 +1,6 @@
 """How far a ``benchmark`` call has got: which configuration runs, of how many, and about how
-many seconds are left. The engine reports it; the library logs it, the plugin draws it."""
+many seconds are left. The engine reports it; the library logs it, the plugin draws it. And
+the library's log line for each configuration's outcome (``ErrorLog``)."""
 
 from __future__ import annotations
 
@@ -7,6 +8,10 @@ import logging
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
+
+from pytest_neuronperf.logs import printable
+from pytest_neuronperf.reports import config_label
 
 log = logging.getLogger("pytest_neuronperf")
 
@@ -60,3 +65,33 @@ def log_progress(progress: Progress) -> None:
     log.info("Benchmarking %r %s (configuration %d of %d), ~%.0f seconds remaining",
              progress.model, progress.label, progress.index, progress.total,
              progress.seconds_left)
+
+
+class ErrorLog:
+    """One line per configuration's outcome; an error that repeats is said once, with a count
+    at the end, instead of once per configuration."""
+
+    def __init__(self) -> None:
+        self._repeats: dict[str, int] = {}
+
+    def outcome(self, report: dict[str, Any]) -> None:
+        """Log one configuration's outcome (nothing yet for return_timers' raw results)."""
+        if "throughput_avg" not in report and report.get("status") == "ok":
+            return
+        if report["status"] == "ok":
+            log.info("  throughput %.1f/s, p50 %.3f ms, p99 %.3f ms", report["throughput_avg"],
+                     report["latency_ms_p50"], report["latency_ms_p99"])
+            return
+        first = (report.get("error") or "no reason given").strip().splitlines()
+        line = printable(first[-1] if first else "no reason given")  # a traceback's last line
+        if line in self._repeats:
+            self._repeats[line] += 1
+            return
+        self._repeats[line] = 1
+        log.warning("error in %s: %s", config_label(report), line)
+
+    def close(self) -> None:
+        """Say how often each repeated error happened."""
+        for line, count in self._repeats.items():
+            if count > 1:
+                log.warning("the same error in %d more configuration(s): %s", count - 1, line)

@@ -15,14 +15,16 @@ from typing import Any
 import numpy as np
 
 from pytest_neuronperf.devices.base import DeviceBackend, format_cores
-from pytest_neuronperf.engine import interference, messages, serving, token_summary
+from pytest_neuronperf.engine import interference, serving, token_summary
 from pytest_neuronperf.engine.generation import GenerateSettings
 from pytest_neuronperf.engine.grid import RunConfig
+from pytest_neuronperf.engine.in_process import InProcessCopy
 from pytest_neuronperf.engine.processes import ModelProcess
-from pytest_neuronperf.engine.specs import CopyOptions, ImportRoot, ModelSource, WorkerSpec
 from pytest_neuronperf.engine.summary import NothingMeasured, resources, summarize
 from pytest_neuronperf.engine.summary import error_report as summary_error
 from pytest_neuronperf.engine.supervise import Deadline, ProcessLost, next_messages
+from pytest_neuronperf.protocol import messages
+from pytest_neuronperf.protocol.specs import CopyOptions, ImportRoot, ModelSource, WorkerSpec
 from pytest_neuronperf.reports import config_slug
 
 log = logging.getLogger("pytest_neuronperf")
@@ -171,8 +173,6 @@ def start_copies(
 def start_copy(context: BaseContext, spec: WorkerSpec, in_process: bool) -> Any:
     """A model process, or with ``multiprocess=False`` a copy in this process."""
     if in_process:
-        from pytest_neuronperf.engine.in_process import InProcessCopy
-
         return InProcessCopy(spec)
     return ModelProcess(context, spec)
 

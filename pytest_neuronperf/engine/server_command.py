@@ -1,7 +1,7 @@
 """Start a server command for a test, wait until it answers, and stop it with everything it
 started: ``start_server`` (and the ``neuronperf_server`` fixture, which stops it at teardown).
 
-The command runs under a small supervisor process (``engine.server_supervisor``) in a session
+The command runs under a small supervisor process (``child.server_supervisor``) in a session
 of its own, so Ctrl-C at the terminal reaches pytest only, and the supervisor, a subreaper tied
 to this process by the kernel, keeps every process of the server in its tree. Stopping sends
 the supervisor SIGTERM (it SIGTERMs the server's processes and SIGKILLs those left after
@@ -36,7 +36,7 @@ POLL_S = 0.05
 OUTPUT_TAIL_LINES = 30
 PACKAGE_ROOT = str(Path(__file__).resolve().parents[2])
 SUPERVISOR = ("import sys; sys.path.insert(0, sys.argv.pop(1)); "
-              "from pytest_neuronperf.engine.server_supervisor import main; "
+              "from pytest_neuronperf.child.server_supervisor import main; "
               "sys.exit(main(sys.argv[1:]))")
 """The supervisor imports this copy of the plugin, whatever the server's environment says."""
 

@@ -16,7 +16,7 @@ from typing import Any
 import numpy as np
 
 from pytest_neuronperf.engine import windows as stats
-from pytest_neuronperf.engine.specs import ServerSpec
+from pytest_neuronperf.protocol.specs import ServerSpec
 
 SCENARIOS = ("closed", "server", "generate")
 DEFAULT_SEED = 0

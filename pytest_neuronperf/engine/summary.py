@@ -15,6 +15,7 @@ from typing import Any
 import numpy as np
 
 from pytest_neuronperf.engine import windows as stats
+from pytest_neuronperf.evaluation import aggregate
 
 RESOURCE_KEYS = ("cpu_percent_avg", "memory_mb_peak")
 METRIC_KEYS = (
@@ -126,7 +127,6 @@ def eval_values(copies: Sequence[Mapping[str, Any]]) -> dict[str, float]:
     names = list(dict.fromkeys(n for c in copies for n in (c.get("eval_states") or {})))
     if not names:
         return {}
-    from pytest_neuronperf.evaluation import aggregate
 
     return {name: aggregate(name, [c["eval_states"][name] for c in copies
                                    if name in (c.get("eval_states") or {})])

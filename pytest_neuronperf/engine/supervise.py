@@ -17,8 +17,8 @@ from dataclasses import dataclass
 from multiprocessing.connection import wait
 from typing import Any
 
-from pytest_neuronperf.engine import messages
 from pytest_neuronperf.engine.processes import ChildProcess
+from pytest_neuronperf.protocol import messages
 
 TIMEOUT_TAIL_LINES = 60
 """Output lines a timeout's error shows: room for the stack of every thread of the process."""

@@ -7,7 +7,7 @@ from collections.abc import Callable
 from typing import Any
 
 from pytest_neuronperf.devices.base import Placement
-from pytest_neuronperf.engine.specs import ModelSource
+from pytest_neuronperf.protocol.specs import ModelSource
 
 
 class EndpointAdapter:

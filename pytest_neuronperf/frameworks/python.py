@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import pickle
 import sys
 from collections.abc import Callable
 from typing import Any
@@ -9,13 +10,13 @@ from typing import Any
 import numpy as np
 
 from pytest_neuronperf.devices.base import Placement
-from pytest_neuronperf.engine.specs import ModelSource
 from pytest_neuronperf.frameworks.base import (
     as_args,
     expand_batch,
     instantiate,
     require_callable,
 )
+from pytest_neuronperf.protocol.specs import ModelSource
 
 
 def _repeat(value: Any, batch_size: int) -> Any:
@@ -36,8 +37,6 @@ class PythonAdapter:
 
     def load(self, source: ModelSource, placement: Placement) -> Callable[..., Any]:
         if source.kind == "path" and source.compiler == "pickle":
-            from pytest_neuronperf.engine.instances import load_pickled
-
             assert source.path
             return require_callable(load_pickled(source.path), source)
         if source.kind != "import":
@@ -58,3 +57,9 @@ class PythonAdapter:
 
     def synchronizer(self, placement: Placement) -> Callable[[], None] | None:
         return None
+
+
+def load_pickled(path: str) -> Any:
+    """The python framework's saved instance (in the model process)."""
+    with open(path, "rb") as stream:
+        return pickle.load(stream)  # noqa: S301 - our own file, written by engine.instances

@@ -9,13 +9,13 @@ import numpy as np
 import tensorflow as tf
 
 from pytest_neuronperf.devices.base import Placement
-from pytest_neuronperf.engine.specs import ModelSource
 from pytest_neuronperf.frameworks.base import (
     as_args,
     expand_batch,
     instantiate,
     require_callable,
 )
+from pytest_neuronperf.protocol.specs import ModelSource
 
 
 def _repeat(value: Any, batch_size: int) -> Any:

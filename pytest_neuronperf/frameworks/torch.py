@@ -2,26 +2,27 @@
 
 from __future__ import annotations
 
+import zipfile
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
 
 from pytest_neuronperf.devices.base import Placement
-from pytest_neuronperf.engine.specs import ModelSource
 from pytest_neuronperf.frameworks.base import (
     as_args,
     expand_batch,
     instantiate,
     require_callable,
 )
+from pytest_neuronperf.protocol.specs import ModelSource
 
 
 def _repeat(value: Any, batch_size: int) -> Any:
     if isinstance(value, torch.Tensor):
         return value.repeat(batch_size, *([1] * (value.dim() - 1))).contiguous()
-    import numpy as np
 
     return np.repeat(value, batch_size, axis=0)
 
@@ -47,8 +48,6 @@ def load_artifact(path: str, compiler: str | None, device: str) -> Callable[...,
 
 def load_pt2(path: str, device: str) -> Callable[..., Any]:
     """Load a ``.pt2``: an AOTInductor package if it is one, else a ``torch.export`` program."""
-    import zipfile
-
     with zipfile.ZipFile(path) as archive:
         is_aoti = any("aotinductor" in name for name in archive.namelist())
     if is_aoti:

@@ -9,7 +9,12 @@ from typing import Any
 
 import pytest
 
+from pytest_neuronperf.engine.server_command import start_server
+from pytest_neuronperf.plugin import hookspecs
+from pytest_neuronperf.plugin.against import resolve_option
+from pytest_neuronperf.plugin.fixture import NeuronperfFixture
 from pytest_neuronperf.plugin.interrupts import sigterm_as_interrupt
+from pytest_neuronperf.plugin.markers import PerfSettings, SettingsError, apply_keywords
 from pytest_neuronperf.plugin.options import (
     OPTIONS,
     argparse_help,
@@ -18,7 +23,9 @@ from pytest_neuronperf.plugin.options import (
 )
 from pytest_neuronperf.plugin.outcome import unused_marker_fails, unused_marker_text
 from pytest_neuronperf.plugin.session import PerfSession
-from pytest_neuronperf.plugin.xdist import CoreShare
+from pytest_neuronperf.plugin.shares import CoreShare
+from pytest_neuronperf.plugin.xdist import ControllerHooks, configure_worker
+from pytest_neuronperf.reporting.tables import format_paired_summary, format_summary
 
 SESSION_KEY = pytest.StashKey[PerfSession]()
 WRITTEN_KEY = pytest.StashKey[list[str]]()
@@ -49,8 +56,6 @@ def pytest_addoption(parser: pytest.Parser) -> None:
 
 
 def pytest_addhooks(pluginmanager: pytest.PytestPluginManager) -> None:
-    from pytest_neuronperf.plugin import hookspecs
-
     pluginmanager.add_hookspecs(hookspecs)
 
 
@@ -74,11 +79,9 @@ def pytest_configure(config: pytest.Config) -> None:
     share_for: Callable[[list[int]], CoreShare] = CoreShare
     host: dict[str, str] = {}
     if worker_input is not None:  # an xdist worker: a slice of its host's cores
-        from pytest_neuronperf.plugin.xdist import configure_worker
 
         worker = configure_worker(config, worker_input)
         share_for, host = worker.share_for, worker.registry.host.fields(worker.worker)
-    from pytest_neuronperf.plugin.against import resolve_option
 
     config.stash[SESSION_KEY] = PerfSession(
         options, devices, adapters, extra_fp, share_for, host=host,
@@ -86,8 +89,6 @@ def pytest_configure(config: pytest.Config) -> None:
         against=resolve_option(config.rootpath, options.against))
     config.stash[RESTORE_SIGTERM_KEY] = sigterm_as_interrupt()
     if config.pluginmanager.hasplugin("xdist") and worker_input is None:
-        from pytest_neuronperf.plugin.xdist import ControllerHooks
-
         config.pluginmanager.register(ControllerHooks(config.stash[SESSION_KEY]),
                                       "neuronperf-xdist-controller")
 
@@ -110,8 +111,6 @@ def lacks_fixture(item: pytest.Item) -> bool:
 
 def marker_settings(item: pytest.Item, session: PerfSession) -> Any:
     """The item's settings from its marker(s); a bad keyword is a usage error naming the test."""
-    from pytest_neuronperf.plugin.markers import PerfSettings, SettingsError, apply_keywords
-
     settings = PerfSettings()
     if session.options.default_duration is not None:
         settings = replace(settings, duration=session.options.default_duration)
@@ -151,8 +150,6 @@ def pytest_collection_modifyitems(
 @pytest.fixture
 def neuronperf(request: pytest.FixtureRequest) -> Any:
     """Benchmark a model with the test's ``neuronperf`` marker settings, recorded and gated."""
-    from pytest_neuronperf.plugin.fixture import NeuronperfFixture
-
     session = request.config.stash[SESSION_KEY]
     item = request.node
     return NeuronperfFixture(session, item, marker_settings(item, session), request.config)
@@ -163,8 +160,6 @@ def neuronperf_server(tmp_path: Any) -> Generator[Any, None, None]:
     """Start a server command for this test: ``neuronperf_server(["vllm", "serve", MODEL,
     "--port", "{port}"])`` returns once it answers (``.url``); at teardown (also after a
     failure or Ctrl-C) it is stopped with everything it started."""
-    from pytest_neuronperf.engine.server_command import start_server
-
     started: list[Any] = []
 
     def start(command: Any, **options: Any) -> Any:
@@ -225,8 +220,6 @@ def pytest_sessionfinish(session: pytest.Session) -> None:
 
 
 def pytest_terminal_summary(terminalreporter: Any, config: pytest.Config) -> None:
-    from pytest_neuronperf.reporting.tables import format_paired_summary, format_summary
-
     perf = config.stash.get(SESSION_KEY, None)
     if perf is None or not perf.results or getattr(config, "workerinput", None) is not None:
         return

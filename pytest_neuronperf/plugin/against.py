@@ -30,7 +30,7 @@ import pytest
 
 from pytest_neuronperf.engine.model_ref import importable_name
 from pytest_neuronperf.engine.paired import PairedRequest
-from pytest_neuronperf.engine.specs import ImportRoot
+from pytest_neuronperf.protocol.specs import ImportRoot
 
 CACHE_DIR = ".neuronperf-cache"
 GIT_TIMEOUT_S = 300

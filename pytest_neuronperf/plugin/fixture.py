@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import hashlib
 import json
 import os
@@ -11,7 +12,14 @@ from typing import Any
 
 import pytest
 
+from pytest_neuronperf import api
+from pytest_neuronperf.compiling.cache import input_signature, safe_name
+from pytest_neuronperf.compiling.request import compile as compile_model
 from pytest_neuronperf.engine import grid as grid_configs
+from pytest_neuronperf.engine.model_ref import describe_model
+from pytest_neuronperf.engine.paired import PairedRequest
+from pytest_neuronperf.engine.summary import reports_from_results
+from pytest_neuronperf.evaluation import metric_names
 from pytest_neuronperf.gating.baseline import result_key
 from pytest_neuronperf.gating.verdicts import (
     pool_reports,
@@ -99,10 +107,6 @@ class NeuronperfFixture:
 
     def _compile(self, model: Any, inputs: Any, framework: str | None,
                  settings: PerfSettings) -> str:
-        from pytest_neuronperf.compiling.cache import input_signature, safe_name
-        from pytest_neuronperf.compiling.request import compile as compile_model
-        from pytest_neuronperf.engine.model_ref import describe_model
-
         backend = self._session.backend(settings.device)
         # one index per model, inputs and compile request (and per xdist worker): tests or
         # workers compiling other models of one name, other shapes or other sizes never share
@@ -138,8 +142,6 @@ class NeuronperfFixture:
                 **overrides: Any) -> list[dict[str, Any]]:
         """A/B-test ``model`` (head) against ``base_model`` on every configuration, interleaved
         on the same cores, and gate on the paired difference (e.g. eager vs TorchScript)."""
-        from pytest_neuronperf.engine.paired import PairedRequest
-
         return self._measure(model, inputs, name, overrides, "compare",
                              PairedRequest(base_model=base_model))
 
@@ -147,10 +149,6 @@ class NeuronperfFixture:
                  call: str, paired: Any) -> list[dict[str, Any]]:
         """Measure (paired when ``paired`` is a request or the run is against a revision),
         record and settle one call's reports."""
-        import dataclasses
-
-        from pytest_neuronperf.engine.benchmark import benchmark
-
         key = result_key(plain_nodeid(self._item), name)
         if key in self._keys:
             pytest.fail(
@@ -187,12 +185,10 @@ class NeuronperfFixture:
         timers: list[Any] = []
 
         def measure(what: str = "", **grid: Any) -> list[dict[str, Any]]:
-            from pytest_neuronperf.engine.summary import reports_from_results
-
             if self._terminal is not None:
                 self._terminal.what = what
             with share.hold():
-                measured = benchmark(
+                measured = api.benchmark(
                     model, inputs, duration=duration, warmup=settings.warmup,
                     timeout=settings.timeout, device_type=backend.name, cores=share.cores,
                     devices=self._session.devices, adapters=self._session.adapters,
@@ -252,7 +248,6 @@ class NeuronperfFixture:
         """``min_accuracy`` needs the accuracy metric measured (``eval_metrics``)."""
         if "min_accuracy" not in settings.budgets:
             return
-        from pytest_neuronperf.evaluation import metric_names
 
         with self._refusals("benchmark"):
             measured = metric_names(call_args.get("eval_metrics"))

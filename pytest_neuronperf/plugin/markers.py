@@ -9,6 +9,7 @@ from dataclasses import dataclass, field, replace
 from typing import Any
 
 from pytest_neuronperf.engine import generation, grid, serving
+from pytest_neuronperf.engine.paired import check_rounds
 from pytest_neuronperf.gating.verdicts import parse_tolerance
 from pytest_neuronperf.metrics import BUDGETS, GENERATE_BUDGETS
 
@@ -183,8 +184,6 @@ def apply_keywords(
             elif key in generation.SLO_KEYWORDS:
                 changes[key] = None if value is None else generation.positive(key, value)
             elif key == "paired_rounds":
-                from pytest_neuronperf.engine.paired import check_rounds
-
                 changes[key] = None if value is None else check_rounds(value)
         settings = replace(base, budgets=budgets, **changes)
         if any(key in SCENARIO_KEYWORDS for key in keywords):

@@ -13,6 +13,9 @@ from typing import Any
 
 import pytest
 
+from pytest_neuronperf.gating.verdicts import parse_tolerance
+from pytest_neuronperf.plugin.markers import DEVICES
+
 
 @dataclass(frozen=True)
 class RunOptions:
@@ -56,8 +59,6 @@ def parse_duration(value: str) -> float:
 
 def parse_tolerance_option(value: str) -> dict[str, float]:
     """``--neuronperf-tolerance``: ``p99:10%,p50:10%,throughput:5%``."""
-    from pytest_neuronperf.gating.verdicts import parse_tolerance
-
     try:
         return parse_tolerance(value)
     except ValueError as exc:
@@ -75,8 +76,6 @@ def parse_against(value: str) -> str:
 
 def parse_paired_tolerance_option(value: str) -> dict[str, float]:
     """``--neuronperf-paired-tolerance``: tolerances of the paired gate, ``throughput:3%``."""
-    from pytest_neuronperf.gating.verdicts import parse_tolerance
-
     try:
         return parse_tolerance(value)
     except ValueError as exc:
@@ -206,8 +205,6 @@ def check_writable_file(flag: str, path: Path, must_write: bool) -> None:
 
 def check_device_name(name: str | None, devices: dict[str, Any]) -> None:
     """``--neuronperf-device`` must name a built-in or a registered backend."""
-    from pytest_neuronperf.plugin.markers import DEVICES
-
     if name is not None and name not in (*DEVICES, *devices):
         raise pytest.UsageError(
             f"--neuronperf-device / neuronperf_device: unknown device {name!r}; choose one of "

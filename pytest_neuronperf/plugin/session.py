@@ -15,8 +15,10 @@ from typing import Any
 import pytest
 
 from pytest_neuronperf.devices import DeviceBackend, format_cores, get_backend
+from pytest_neuronperf.engine.interference import is_high
 from pytest_neuronperf.gating import baseline as baseline_file
 from pytest_neuronperf.gating import machine
+from pytest_neuronperf.gating import paired as paired_gate
 from pytest_neuronperf.gating.verdicts import (
     Judgement,
     Verdict,
@@ -25,11 +27,14 @@ from pytest_neuronperf.gating.verdicts import (
     needs_recheck,
     pool_reports,
 )
+from pytest_neuronperf.logs import printable
 from pytest_neuronperf.plugin.markers import PerfSettings
 from pytest_neuronperf.plugin.options import RunOptions
 from pytest_neuronperf.plugin.outcome import Outcome, decide, failure_message
-from pytest_neuronperf.plugin.xdist import CoreShare
-from pytest_neuronperf.reporting.tables import printable
+from pytest_neuronperf.plugin.shares import CoreShare, this_host
+from pytest_neuronperf.reporting import files as reporting
+from pytest_neuronperf.reporting.html import write_html
+from pytest_neuronperf.reporting.markdown import append_step_summary
 from pytest_neuronperf.reports import config_key, config_label, parse_config_key
 
 RESULTS_FORMAT_VERSION = 1
@@ -145,8 +150,6 @@ class PerfSession:
         against base, with the call's configurations x metrics as one family; the outcome
         merges both judgements. Whatever happens, every measured report is recorded.
         """
-        from pytest_neuronperf.gating import paired as paired_gate
-
         outcomes = self.outcomes.setdefault(nodeid, [])
         try:
             paired = paired_gate.judge_family(reports, self.options.paired_tolerance)
@@ -201,10 +204,6 @@ class PerfSession:
         baseline or JSON could not be written and no other JSON holds them), they go to a
         ``neuronperf-unsaved-*.json`` in ``rescue_dir`` instead.
         """
-        from pytest_neuronperf.reporting import files as reporting
-        from pytest_neuronperf.reporting.html import write_html
-        from pytest_neuronperf.reporting.markdown import append_step_summary
-
         ordered = sorted(self.results, key=lambda r: r.get("test", ""))
         lines: list[str] = []
         failed: list[str] = []
@@ -331,8 +330,6 @@ class PerfSession:
 
     def host_notes(self) -> list[str]:
         """Which host measured what, when xdist workers ran on more than one host or remotely."""
-        from pytest_neuronperf.plugin.xdist import this_host
-
         by_host: dict[tuple[str, str], list[dict[str, Any]]] = {}
         for report in self.results:
             if "host_id" in report:
@@ -380,8 +377,6 @@ class PerfSession:
 
     def paired_notes(self) -> list[str]:
         """Paired comparisons that could not be made, and measurements on a busy machine."""
-        from pytest_neuronperf.engine.interference import is_high
-
         notes = []
         missing = [r for r in self.results
                    if (r.get("paired") or {}).get("base_status") not in (None, "ok")]
@@ -463,7 +458,5 @@ def host_note(name: str, key: str, reports: list[dict[str, Any]], shown: int = 4
 
 def rescued(reports: list[dict[str, Any]], path: Path) -> str:
     """Write reports that would otherwise be lost; the line that says where they went."""
-    from pytest_neuronperf.reporting import files as reporting
-
     return f"neuronperf: this run's reports were saved to {reporting.write_json(reports, path)}"
 

@@ -8,10 +8,12 @@ import math
 import os
 import time
 from collections.abc import Sequence
+from io import StringIO
 from pathlib import Path
 from typing import Any
 
 from pytest_neuronperf import safe_files
+from pytest_neuronperf.engine.summary import is_raw_results, reports_from_results
 from pytest_neuronperf.reporting.tables import report_list
 
 REPORT_FORMAT = "pytest-neuronperf-reports"
@@ -81,7 +83,6 @@ def write_csv(
                 [e for e in every if e.startswith(f"{c}.")])))
     else:
         columns = every
-    from io import StringIO
 
     buffer = StringIO()
     writer = csv.DictWriter(buffer, fieldnames=columns, extrasaction="ignore")
@@ -119,8 +120,6 @@ def write_json(
 def get_reports(filename: Any) -> list[dict[str, Any]]:
     """Read reports written by :func:`write_json` (or a bare JSON list of reports), or make the
     reports from ``benchmark(..., return_timers=True)``'s results."""
-    from pytest_neuronperf.engine.summary import is_raw_results, reports_from_results
-
     if not isinstance(filename, str | os.PathLike):
         if is_raw_results(filename):
             return reports_from_results(filename)

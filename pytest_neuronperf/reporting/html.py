@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from pytest_neuronperf.metrics import METRICS
+from pytest_neuronperf.reporting.files import atomic_write
 from pytest_neuronperf.reporting.tables import report_list, summary_rows
 from pytest_neuronperf.reports import config_label
 
@@ -47,8 +48,6 @@ def write_html(
     title: str = "pytest-neuronperf report",
 ) -> str:
     """Write the page for ``reports`` (with the session's ``notes``); returns the path."""
-    from pytest_neuronperf.reporting.files import atomic_write
-
     path = Path(filename)
     atomic_write(path, render(report_list(reports), notes, title))
     return str(path)

@@ -9,12 +9,12 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from pytest_neuronperf.logs import printable
 from pytest_neuronperf.metrics import METRICS
 from pytest_neuronperf.reporting.tables import (
     gate_figures,
     number_text,
     percent_text,
-    printable,
     shown_metrics,
 )
 from pytest_neuronperf.reports import config_label

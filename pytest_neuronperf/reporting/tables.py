@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import math
 import sys
-import unicodedata
 from collections.abc import Sequence
 from typing import Any, TextIO
 
+from pytest_neuronperf.logs import printable
 from pytest_neuronperf.metrics import METRICS
 from pytest_neuronperf.reports import config_label
 
@@ -15,20 +15,6 @@ DEFAULT_COLUMNS = (
     "n_models", "workers_per_model", "batch_size", "pipeline_size",
     "throughput_avg", "latency_ms_p50", "latency_ms_p99", "status",
 )
-
-
-def printable(text: Any) -> str:
-    """``text`` safe to print: control and format characters (terminal escape sequences,
-    newlines, bidirectional overrides) shown as ``\\x1b``-style escapes. For text read from
-    files (baselines, report files, model indexes) before it reaches a terminal."""
-    text = str(text)
-    if text.isprintable():
-        return text
-    return "".join(
-        ch if unicodedata.category(ch) not in ("Cc", "Cf", "Zl", "Zp") else
-        (f"\\x{ord(ch):02x}" if ord(ch) < 0x100 else f"\\u{ord(ch):04x}")
-        for ch in text
-    )
 
 
 def _cell(value: Any) -> str:

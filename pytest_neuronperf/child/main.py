@@ -29,11 +29,13 @@ from typing import Any
 
 import numpy as np
 
+from pytest_neuronperf.child import lifeline, token_driver
+from pytest_neuronperf.child.copy_options import CopyHooks
+from pytest_neuronperf.child.open_loop import serve
 from pytest_neuronperf.devices.base import Placement
-from pytest_neuronperf.engine import lifeline, messages
-from pytest_neuronperf.engine.copy_options import CopyHooks
-from pytest_neuronperf.engine.specs import ImportRoot, WorkerSpec
 from pytest_neuronperf.frameworks.base import load_adapter, resolve_object
+from pytest_neuronperf.protocol import messages
+from pytest_neuronperf.protocol.specs import ImportRoot, WorkerSpec
 
 AUTO_WARMUP_BLOCK_S = 0.025
 AUTO_WARMUP_MIN_CALLS = 10
@@ -113,14 +115,12 @@ def run(conn: Connection, spec: WorkerSpec, exit_with_parent: bool = True) -> No
     adapter = load_adapter(spec.adapter)
     adapter.set_threads(spec.placement.intra_op_threads)
     adapter.thread_setup()
-    hooks = CopyHooks(spec)  # NeuronPerf's per-copy options (engine.copy_options)
+    hooks = CopyHooks(spec)  # NeuronPerf's per-copy options (child.copy_options)
     hooks.before_load()
 
     started = time.perf_counter_ns()
     model = hooks.after_load(adapter.load(spec.model, spec.placement))
-    if spec.generate is not None:  # requests of token streams (engine/token_driver.py)
-        from pytest_neuronperf.engine import token_driver
-
+    if spec.generate is not None:  # requests of token streams (child/token_driver.py)
         token_driver.run(conn, link, spec, model, started, hooks, adapter.thread_setup)
         return
     call = hooks.build_call(adapter, model, lambda: build_call(
@@ -135,8 +135,7 @@ def run(conn: Connection, spec: WorkerSpec, exit_with_parent: bool = True) -> No
 
     while True:
         go = link.wait_for_go()
-        if spec.server is not None:  # the server scenario's open loop (engine/open_loop.py)
-            from pytest_neuronperf.engine.open_loop import serve
+        if spec.server is not None:  # the server scenario's open loop (child/open_loop.py)
 
             messages.send(conn, serve(call, spec.workers, go.start_ns, spec.server,
                                       adapter.thread_setup))

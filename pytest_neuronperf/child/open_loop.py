@@ -16,8 +16,8 @@ from typing import Any
 
 import numpy as np
 
-from pytest_neuronperf.engine import messages
-from pytest_neuronperf.engine.specs import ServerSpec
+from pytest_neuronperf.protocol import messages
+from pytest_neuronperf.protocol.specs import ServerSpec
 
 SPIN_NS = 300_000
 """Sleep until this close to an arrival, then spin (the OS wakes a sleeper ~0.1 ms late)."""

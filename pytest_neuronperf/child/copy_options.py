@@ -1,6 +1,6 @@
 """Inside a model copy: NeuronPerf's per-copy options around load, call and measurement.
 
-``engine.child`` calls these hooks in order: :meth:`CopyHooks.before_load` (``env_setup_fn``,
+``child.main`` calls these hooks in order: :meth:`CopyHooks.before_load` (``env_setup_fn``,
 the TensorFlow precision policy), :meth:`after_load` (cast, dynamic batching, ``setup_fn``),
 :meth:`build_call` (dataset feeding and accuracy metrics, else the child's own call),
 :meth:`warmed_up`, :meth:`drive` (samples CPU and memory; a single pass over the data when
@@ -12,11 +12,12 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from pytest_neuronperf.engine import messages
-from pytest_neuronperf.engine.datasets import Feed, dataset_call, drive_pass, split_batches
-from pytest_neuronperf.engine.sampling import ResourceUse, Sampler
-from pytest_neuronperf.engine.specs import WorkerSpec
+from pytest_neuronperf.child.datasets import Feed, dataset_call, drive_pass, split_batches
+from pytest_neuronperf.child.sampling import ResourceUse, Sampler
+from pytest_neuronperf.evaluation import Evaluator
 from pytest_neuronperf.frameworks import casts
+from pytest_neuronperf.protocol import messages
+from pytest_neuronperf.protocol.specs import WorkerSpec
 
 Drive = Callable[..., messages.Timings]
 
@@ -70,8 +71,6 @@ class CopyHooks:
         if self.options.dataset is None:
             return default()
         if self.options.eval_metrics:
-            from pytest_neuronperf.evaluation import Evaluator
-
             self.evaluator = Evaluator(self.options.eval_metrics)
         spec = self.spec
         self.feed = Feed(self.options, spec.batch_size, spec.framework)

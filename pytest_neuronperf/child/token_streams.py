@@ -21,8 +21,9 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-from pytest_neuronperf.engine.messages import Refusal
-from pytest_neuronperf.engine.specs import GenerateSpec
+from pytest_neuronperf.child.endpoint_client import EndpointStream
+from pytest_neuronperf.protocol.messages import Refusal
+from pytest_neuronperf.protocol.specs import GenerateSpec
 
 Add = Callable[[int], None]
 """Where a stream puts each token's timestamp (``array.append``)."""
@@ -57,8 +58,6 @@ class TokenStream(Protocol):
 def stream_for(model: Any, spec: GenerateSpec) -> TokenStream:
     """The stream for what the copy loaded: an endpoint, a transformers LM, or an iterator."""
     if spec.endpoint is not None:
-        from pytest_neuronperf.engine.endpoint_client import EndpointStream
-
         return EndpointStream(spec.endpoint, spec.ignore_eos)
     if is_causal_lm(model):
         return CausalLMStream(model, spec.ignore_eos)

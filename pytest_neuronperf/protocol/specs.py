@@ -9,6 +9,10 @@ from typing import Any, Literal
 from pytest_neuronperf.devices.base import Placement
 
 
+class ModelReferenceError(ValueError):
+    """The model (or a pre/post-processing function) cannot be sent to a worker process."""
+
+
 @dataclass(frozen=True)
 class ModelSource:
     """How a worker obtains the model: import it by name, or load an artifact from a path."""

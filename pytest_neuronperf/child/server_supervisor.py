@@ -1,6 +1,6 @@
 """The process between the run and a server command it starts (``engine.server_command``).
 
-Run as ``python -m pytest_neuronperf.engine.server_supervisor ORIGIN_PID GRACE -- COMMAND...``. It
+Run as ``python -m pytest_neuronperf.child.server_supervisor ORIGIN_PID GRACE -- COMMAND...``. It
 ties itself to the run by the kernel, as model copies are (``lifeline``), except that the death
 signal is SIGTERM, which it can answer:
 
@@ -27,7 +27,7 @@ from types import FrameType
 
 import psutil
 
-from pytest_neuronperf.engine import lifeline
+from pytest_neuronperf.child import lifeline
 
 STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT, signal.SIGHUP)
 grace_s = 3.0

@@ -16,13 +16,15 @@ from __future__ import annotations
 
 import json
 import time
+from collections.abc import Callable
 from typing import Any
 
-from pytest_neuronperf.engine.messages import Refusal
-from pytest_neuronperf.engine.specs import Endpoint
-from pytest_neuronperf.engine.token_streams import Add
+from pytest_neuronperf.protocol.messages import Refusal
+from pytest_neuronperf.protocol.specs import Endpoint
 
 CONNECT_TIMEOUT_S = 10.0
+Add = Callable[[int], None]
+"""Where each chunk's arrival time goes (the driver thread's ``array.append``)."""
 
 
 class EndpointStream:

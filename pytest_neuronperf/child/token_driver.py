@@ -2,7 +2,7 @@
 (``engine.child.drive``) and the open loop (``engine.open_loop.serve``).
 
 A request is a batch of prompts (``token_streams.plan_batches``, dealt round-robin) whose
-tokens a :class:`~pytest_neuronperf.engine.token_streams.TokenStream` timestamps as they come.
+tokens a :class:`~pytest_neuronperf.child.token_streams.TokenStream` timestamps as they come.
 Each driver thread keeps its own :class:`RequestLog` of ``array("q")`` columns: per request its
 arrival, start, end and counts, and every token's ``perf_counter_ns``. Nothing crosses the pipe
 until the window is over; then one ``generated`` message carries every request.
@@ -15,7 +15,7 @@ until the window is over; then one ``generated`` message carries every request.
   arrival is the scheduled time, so TTFT and end-to-end latency count the queueing.
 
 A request whose stream yields no token, or fewer than asked while ``ignore_eos`` holds, stops the
-copy with a :class:`~pytest_neuronperf.engine.messages.Refusal` that says which prompt and what
+copy with a :class:`~pytest_neuronperf.protocol.messages.Refusal` that says which prompt and what
 to do; the first request, in warm-up, finds most such faults before anything is measured.
 """
 
@@ -33,11 +33,11 @@ from typing import Any
 
 import numpy as np
 
-from pytest_neuronperf.engine import messages
-from pytest_neuronperf.engine.messages import Refusal
-from pytest_neuronperf.engine.open_loop import ArrivalQueue, arrival_offsets_ns, sleep_until
-from pytest_neuronperf.engine.specs import GenerateSpec, ServerSpec, WorkerSpec
-from pytest_neuronperf.engine.token_streams import Batch, TokenStream, plan_batches, stream_for
+from pytest_neuronperf.child.open_loop import ArrivalQueue, arrival_offsets_ns, sleep_until
+from pytest_neuronperf.child.token_streams import Batch, TokenStream, plan_batches, stream_for
+from pytest_neuronperf.protocol import messages
+from pytest_neuronperf.protocol.messages import Refusal
+from pytest_neuronperf.protocol.specs import GenerateSpec, ServerSpec, WorkerSpec
 
 AUTO_WARMUP_MIN_REQUESTS = 2
 AUTO_WARMUP_TOLERANCE = 0.10

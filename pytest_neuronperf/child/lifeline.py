@@ -31,6 +31,8 @@ from collections.abc import Callable
 from multiprocessing.connection import Connection
 from typing import Any
 
+import psutil
+
 PR_SET_PDEATHSIG = 1
 PR_SET_CHILD_SUBREAPER = 36
 PARENT_GONE_EXIT_CODE = 3
@@ -63,7 +65,6 @@ def end_descendants() -> None:
     """SIGKILL every process this one started (and what they started, or left to it)."""
     if not _has_children():
         return  # the usual case, without importing psutil (30 ms) or reading /proc
-    import psutil
 
     with contextlib.suppress(psutil.Error):
         for child in psutil.Process().children(recursive=True):

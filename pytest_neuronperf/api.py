@@ -1,0 +1,361 @@
+"""The library's public calls, shaped like NeuronPerf: ``benchmark`` a model over a
+configuration grid, ``compare`` two models paired, ``evaluate`` accuracy, ``tune`` under a p99
+budget, ``compile`` a model index, and the report helpers. Everything else is below this room:
+the engine plans and measures, the gate judges, the reporting modules print and write."""
+
+from __future__ import annotations
+
+import multiprocessing
+import shutil
+import tempfile
+from collections.abc import Callable, Iterable, Sequence
+from pathlib import Path
+from typing import Any
+
+from pytest_neuronperf import evaluation
+from pytest_neuronperf.compiling.request import compile
+from pytest_neuronperf.devices import DeviceBackend, get_backend
+from pytest_neuronperf.engine import generation, grid, serving
+from pytest_neuronperf.engine.inputs import is_dataset, portable_dataset
+from pytest_neuronperf.engine.instances import ship_instance
+from pytest_neuronperf.engine.max_qps import measure_max_qps
+from pytest_neuronperf.engine.model_ref import portable_function
+from pytest_neuronperf.engine.paired import PairedRequest, check_rounds, run_paired_configuration
+from pytest_neuronperf.engine.planning import (
+    DEVICE_ALIASES,
+    check_framework,
+    checked_cores,
+    inputs_for_plan,
+    plan_base,
+    plan_endpoint,
+    plan_sources,
+    refuse_generators,
+    refuse_with_generate,
+)
+from pytest_neuronperf.engine.processes import process_context
+from pytest_neuronperf.engine.progress import (
+    ErrorLog,
+    Estimate,
+    Progress,
+    ProgressCallback,
+    log_progress,
+)
+from pytest_neuronperf.engine.runner import Job, base_report, error_report, run_configuration
+from pytest_neuronperf.engine.server_command import start_server
+from pytest_neuronperf.evaluation import list_metrics
+from pytest_neuronperf.frameworks import ADAPTERS, casts, infer_framework, to_portable
+from pytest_neuronperf.gating import paired as paired_gate
+from pytest_neuronperf.gating.verdicts import parse_tolerance
+from pytest_neuronperf.logs import console
+from pytest_neuronperf.protocol.specs import CopyOptions, Endpoint
+from pytest_neuronperf.reporting.files import get_reports, write_csv, write_json
+from pytest_neuronperf.reporting.tables import print_reports
+from pytest_neuronperf.tuning import Tuning, print_tuning, tuning_of
+
+__all__ = ["Endpoint", "benchmark", "compare", "compile", "evaluate", "get_reports",
+           "list_metrics", "print_reports", "print_tuning", "start_server", "tune", "write_csv",
+           "write_json"]
+
+
+def benchmark(
+    model: Any,
+    inputs: Any,
+    batch_sizes: int | Sequence[int] | None = None,
+    duration: float = grid.DEFAULT_DURATION_S,
+    n_models: int | str | Sequence[int | str] | None = None,
+    pipeline_sizes: int | Sequence[int] | None = None,
+    cast_modes: str | Sequence[str] | None = None,
+    workers_per_model: int | Sequence[int] | None = None,
+    env_setup_fn: Callable[[int, dict[str, Any]], None] | None = None,
+    setup_fn: Callable[[int, dict[str, Any], Any], None] | None = None,
+    preprocess_fn: Callable[..., Any] | None = None,
+    postprocess_fn: Callable[..., Any] | None = None,
+    dataset_loader_fn: Callable[[Any, int], Any] | None = None,
+    verbosity: int = 1,
+    multiprocess: bool = True,
+    multiinterpreter: bool = False,
+    return_timers: bool = False,
+    stats_interval: float = 0.5,
+    device_type: str = "auto",
+    cost_per_hour: float | None = None,
+    model_name: str | None = None,
+    *,
+    loop_dataset: bool = True,
+    eval_metrics: str | Iterable[str] | None = None,
+    eval_target_col: int = -1,
+    dynamic_batch_size: bool = False,
+    warmup: float | str = "auto",
+    framework: str | None = None,
+    timeout: float | None = None,
+    cores: Sequence[int] | None = None,
+    devices: dict[str, DeviceBackend] | None = None,
+    adapters: dict[str, str] | None = None,
+    scenario: str = "closed",
+    target_qps: float | str | Sequence[float | str] | None = None,
+    p99_ms: float | None = None,
+    max_queue_delay_ms: float | None = None,
+    seed: int = serving.DEFAULT_SEED,
+    progress: ProgressCallback | None = None,
+    paired: PairedRequest | None = None,
+    output_tokens: int | Sequence[int] | None = None,
+    slo_ttft_ms: float | None = None,
+    slo_tpot_ms: float | None = None,
+    ignore_eos: bool = True,
+) -> list[Any]:
+    """Benchmark ``model`` on every configuration; one report per configuration.
+
+    NeuronPerf's arguments, in its order (see README "NeuronPerf's API"): ``model`` is a
+    top-level class or zero-argument factory, a model instance with trained weights (saved once
+    and loaded by every copy; its class must be importable), a saved artifact path, or a model
+    index written by ``compile``. ``inputs`` is one array/tensor, a tuple for a multi-input
+    model, a list with one of those per batch size, or a dataset (a torch ``Dataset`` or any
+    iterable of samples, batched per batch size: ``child.datasets``). ``cast_modes`` (fp32,
+    fp16, bf16, mixed) is a grid dimension. ``env_setup_fn(id, config)`` runs in each copy
+    before the model loads, ``setup_fn(id, config, model)`` after. ``multiprocess=False`` runs
+    the copies in this process for debugging (limits: ``engine.in_process``);
+    ``multiinterpreter=True`` starts each copy in a fresh interpreter (spawn) instead of the
+    forkserver. ``stats_interval``: seconds between each copy's CPU/memory samples (reports
+    always carry ``cpu_percent_avg`` and ``memory_mb_peak``). ``cost_per_hour`` adds
+    ``cost_per_1m_inf``. ``device_type="gpu"`` means ``cuda``. ``return_timers=True`` returns
+    ``(config, results)`` pairs that ``get_reports`` turns into these reports.
+
+    Ours: ``loop_dataset`` (False: each copy runs the data once and that pass is measured),
+    ``eval_metrics`` (accuracy metrics on every copy's outputs; ``evaluation``),
+    ``eval_target_col``, ``dynamic_batch_size`` (a model index's compiled batch *b* serves user
+    batches that are multiples of *b*), ``warmup``, ``framework``, ``timeout``, ``cores`` (the
+    device units to use; the plugin passes each xdist worker's slice), ``devices`` and
+    ``adapters`` (custom device backends and framework adapters, ``name -> "module:attr"``).
+    ``scenario="server"`` serves Poisson arrivals at ``target_qps`` (see ``engine.serving``;
+    ``"max"`` searches for the highest rate whose p99 meets ``p99_ms``). ``progress`` is called
+    before each configuration (at ``verbosity=1`` the library logs it instead). ``paired``
+    measures every configuration against a base side (``compare`` and ``--neuronperf-against``
+    use it; see ``engine.paired``).
+
+    ``scenario="generate"`` times every token of generated outputs (``engine.generation``):
+    ``model`` is a transformers causal LM (class or factory), a class or factory whose product
+    returns an iterator of tokens when called as ``model(prompt, output_tokens)``, or an
+    ``Endpoint`` (a served OpenAI-compatible model); ``inputs`` the prompts; ``output_tokens``
+    the length of each output (exactly, unless ``ignore_eos=False``); ``slo_ttft_ms`` /
+    ``slo_tpot_ms`` define a good request for ``goodput``; ``target_qps`` makes it an open loop
+    of Poisson request arrivals.
+    """
+    generate = generation.check_settings(scenario, model, inputs, output_tokens, slo_ttft_ms,
+                                         slo_tpot_ms, ignore_eos)
+    if generate is not None:
+        refuse_with_generate(preprocess_fn=preprocess_fn, postprocess_fn=postprocess_fn,
+                             dataset_loader_fn=dataset_loader_fn, eval_metrics=eval_metrics,
+                             dynamic_batch_size=dynamic_batch_size, return_timers=return_timers)
+    # a list is one example per batch size, unless what else is asked says it is data
+    dataset = generate is None and (is_dataset(inputs) or (isinstance(inputs, list) and (
+        dataset_loader_fn is not None or bool(eval_metrics))))
+    if dataset and duration == 0:  # NeuronPerf: duration=0 runs untimed through the data
+        loop_dataset = False
+    single_pass = dataset and not loop_dataset
+    grid.positive_number("duration", duration, allow_zero=single_pass)
+    if not dataset:  # a generator is data (batched below); inside an example it cannot travel
+        refuse_generators(inputs)
+    if warmup != "auto":
+        grid.positive_number("warmup (or 'auto')", warmup, allow_zero=True)
+    if timeout is not None:
+        grid.positive_number("timeout", timeout)
+    grid.positive_number("stats_interval", stats_interval)
+    if cost_per_hour is not None:
+        grid.positive_number("cost_per_hour", cost_per_hour, allow_zero=True)
+    metrics = evaluation.metric_names(eval_metrics)
+    if metrics and not dataset:
+        raise ValueError(
+            "eval_metrics needs labelled data: pass inputs= a dataset of (*inputs, target) "
+            "samples (a torch Dataset or any iterable), not a single example"
+        )
+    adapters = {**ADAPTERS, **(adapters or {})}
+    rates = serving.check_settings(scenario, target_qps, p99_ms, max_queue_delay_ms)
+    server = None if rates is None else serving.ServerSettings(seed, max_queue_delay_ms, p99_ms)
+    backend = get_backend(DEVICE_ALIASES.get(device_type, device_type), devices)
+    usable = checked_cores(cores) if cores is not None else backend.cores()
+    if not usable:
+        raise ValueError(f"no {backend.name} cores are available to benchmark on")
+    in_process = not multiprocess and not multiinterpreter
+    functions = {
+        what: portable_function(fn, what, in_process)
+        for fn, what in ((preprocess_fn, "preprocess_fn"), (postprocess_fn, "postprocess_fn"),
+                         (env_setup_fn, "env_setup_fn"), (setup_fn, "setup_fn"),
+                         (dataset_loader_fn, "dataset_loader_fn"))
+    }
+
+    plans = (plan_endpoint(model, batch_sizes, pipeline_sizes, model_name, cast_modes)
+             if isinstance(model, Endpoint) else
+             plan_sources(model, batch_sizes, pipeline_sizes, model_name, cast_modes,
+                          dynamic_batch_size))
+    if paired is not None:
+        paired = paired.with_seed()
+        base_plan = plan_base(paired, batch_sizes, pipeline_sizes, model_name)
+    check_framework(model, framework)
+    portable = portable_dataset(inputs) if dataset else to_portable(inputs)
+    framework = framework or plans.framework or infer_framework(model, portable)
+    if framework is None and generate is not None:
+        framework = "python"  # a factory or a callable of tokens: any object it builds is run
+    if framework is None:
+        raise ValueError(
+            "cannot tell the framework from this model and these inputs: pass "
+            "framework='torch', 'tensorflow' or 'python'"
+        )
+    if framework not in adapters:
+        raise ValueError(f"unknown framework {framework!r}: choose one of {', '.join(adapters)}")
+    per_batch = ({size: None for size in plans.batch_sizes} if dataset or generate
+                 else inputs_for_plan(portable, plans))
+    context = (multiprocessing.get_context("spawn") if multiinterpreter
+               else process_context(framework, generative=generate is not None))
+    log_dir = Path(tempfile.mkdtemp(prefix="neuronperf-logs-"))
+    reports: list[Any] = []
+    announce = progress or log_progress
+    with console(verbosity):
+        try:
+            planned_jobs = []
+            for planned in plans.sources:
+                source = ship_instance(model, planned.source, framework, log_dir / "model")
+                if planned.load_casts:
+                    casts.check_casts(framework, source.kind, source.compiler, planned.cast_modes,
+                                      backend.name)
+                job = Job(
+                    model=source,
+                    framework=framework,
+                    adapter=adapters[framework],
+                    device=backend,
+                    cores=usable,
+                    duration=float(duration),
+                    warmup=warmup,
+                    timeout=timeout,
+                    log_dir=log_dir,
+                    preprocess_fn=functions["preprocess_fn"],
+                    postprocess_fn=functions["postprocess_fn"],
+                    return_timers=return_timers,
+                    options=CopyOptions(
+                        env_setup_fn=functions["env_setup_fn"], setup_fn=functions["setup_fn"],
+                        dataset=portable if dataset else None,
+                        dataset_loader_fn=functions["dataset_loader_fn"], loop_dataset=loop_dataset,
+                        eval_metrics=metrics, eval_target_col=eval_target_col,
+                        stats_interval=float(stats_interval), split_batch=planned.split_batch,
+                        cast_stage="load" if planned.load_casts else planned.cast_stage,
+                    ),
+                    cost_per_hour=cost_per_hour,
+                    in_process=in_process,
+                    server=server,
+                    generate=generate,
+                )
+                planned_jobs += [(job, planned, config) for config in serving.with_rates(
+                    rates, grid.expand(planned.batch_sizes,
+                                       n_models if n_models is not None else [1, "max"],
+                                       workers_per_model, planned.pipeline_sizes, len(usable),
+                                       planned.cast_modes))]
+            estimate = Estimate(len(planned_jobs), float(duration))
+            errors = ErrorLog()
+            for position, (job, planned, config) in enumerate(planned_jobs, 1):
+                if planned.failure is not None:  # its compile failed: nothing to measure
+                    report: Any = error_report(job, config, planned.failure)
+                else:
+                    announce(Progress(planned.source.name, position, len(planned_jobs),
+                                      config.label(), estimate.start(position)))
+                    if paired is not None:
+                        base_source, base_failure = base_plan.source_for(config)
+                        report = run_paired_configuration(
+                            context, job, base_source, config, per_batch[config.batch_size],
+                            paired, base_failure)
+                    elif config.target_qps == "max":
+                        report = measure_max_qps(context, job, config, per_batch[config.batch_size])
+                    else:
+                        report = run_configuration(context, job, config,
+                                                   per_batch[config.batch_size])
+                    estimate.finish()
+                # an error has no timers; a server-scenario report carries its own (per query)
+                if return_timers and isinstance(report, dict) and report["status"] != "ok":
+                    report = (base_report(job, config),
+                              {"status": "error", "error": report["error"]})
+                errors.outcome(report[1] if isinstance(report, tuple) else report)
+                reports.append(report)
+            errors.close()
+        finally:
+            shutil.rmtree(log_dir, ignore_errors=True)
+    return reports
+
+
+def compare(
+    base_model: Any,
+    model: Any,
+    inputs: Any,
+    *,
+    paired_rounds: int | None = None,
+    seed: int | None = None,
+    tolerance: Any = None,
+    **kwargs: Any,
+) -> list[dict[str, Any]]:
+    """A/B-test ``model`` ("head") against ``base_model`` on every configuration, interleaved
+    on the same cores; one report per configuration, for the head, with the base side,
+    the paired deltas, their intervals, p-values and a verdict under ``paired``.
+
+    Takes ``benchmark``'s keywords (``duration`` is per side). ``tolerance`` overrides the
+    paired gate's default tolerances (``"throughput:3%"`` or a dict).
+    """
+    if paired_rounds is not None:
+        check_rounds(paired_rounds)
+    tolerances = parse_tolerance(tolerance) if tolerance is not None else {}
+    request = PairedRequest(base_model=base_model, rounds=paired_rounds, seed=seed)
+    reports = benchmark(model, inputs, paired=request, **kwargs)
+    for report, judgement in zip(reports, paired_gate.judge_family(reports, tolerances),
+                                 strict=True):
+        paired_gate.annotate(report, judgement)
+    return reports
+
+
+def evaluate(
+    model: Any,
+    dataset: Any,
+    metrics: str | Iterable[str] = "accuracy",
+    eval_target_col: int = -1,
+    **kwargs: Any,
+) -> list[dict[str, Any]]:
+    """Run ``dataset`` once through one copy of ``model`` and report ``metrics`` on its outputs.
+
+    ``dataset`` is a torch ``Dataset`` or any iterable of ``(*inputs, target)`` samples (the
+    target in column ``eval_target_col``). Other keywords go to ``benchmark`` (e.g.
+    ``batch_sizes``, ``cast_modes``, ``preprocess_fn``, ``postprocess_fn``, ``framework``).
+    """
+    settings: dict[str, Any] = {"n_models": 1, "workers_per_model": 1, "duration": 0,
+                                "loop_dataset": False}
+    settings.update(kwargs)
+    return benchmark(model, dataset, eval_metrics=metrics, eval_target_col=eval_target_col,
+                     **settings)
+
+
+def tune(
+    model: Any,
+    inputs: Any,
+    p99_ms: float | None = None,
+    batch_sizes: int | Sequence[int] | None = None,
+    n_models: int | str | Sequence[int | str] | None = None,
+    workers_per_model: int | Sequence[int] | None = None,
+    scenario: str = "closed",
+    target_qps: float | str | Sequence[float | str] | None = None,
+    **benchmark_args: Any,
+) -> Tuning:
+    """Benchmark the grid and rank its configurations under ``p99_ms``.
+
+    ``scenario="closed"`` ranks NeuronPerf's closed-loop runs by throughput among those whose
+    p99 meets the budget. ``scenario="server"`` measures what a service sees: at the given
+    ``target_qps`` rates, or by default ``"max"``, the highest rate each configuration sustains
+    under the budget. ``scenario="generate"`` ranks by goodput under the SLOs
+    (``slo_ttft_ms``, ``slo_tpot_ms``; at least one), closed loop or at ``target_qps``;
+    ``p99_ms`` is optional there (end-to-end). Other arguments go to ``benchmark``.
+    """
+    generate = scenario == "generate"
+    if p99_ms is not None or not generate:
+        grid.positive_number("p99_ms", p99_ms)
+    if generate and benchmark_args.get("slo_ttft_ms") is None and benchmark_args.get(
+            "slo_tpot_ms") is None:
+        raise ValueError("tune(..., scenario='generate') ranks by goodput, the requests that "
+                         "meet the SLOs: give slo_ttft_ms= and/or slo_tpot_ms=")
+    server: dict[str, Any] = {"scenario": scenario, "target_qps": target_qps}
+    if scenario == "server":
+        server.update(p99_ms=p99_ms, target_qps="max" if target_qps is None else target_qps)
+    reports = benchmark(model, inputs, batch_sizes=batch_sizes, n_models=n_models,
+                        workers_per_model=workers_per_model, **server, **benchmark_args)
+    return tuning_of(reports, p99_ms)
