@@ -1,5 +1,5 @@
 """Inside a model copy: the generate scenario's drivers, beside the closed loop
-(``engine.child.drive``) and the open loop (``engine.open_loop.serve``).
+(``child.main.drive``) and the open loop (``child.open_loop.serve``).
 
 A request is a batch of prompts (``token_streams.plan_batches``, dealt round-robin) whose
 tokens a :class:`~pytest_neuronperf.child.token_streams.TokenStream` timestamps as they come.

@@ -7,7 +7,7 @@ Three forms (:func:`stream_for`):
   ``ignore_eos=False``);
 - any other callable: ``model(prompt, output_tokens)`` returns an iterator whose first item is
   the first token (a batch: ``model(prompts, output_tokens)``, one item per step);
-- an OpenAI-compatible endpoint (``engine.endpoint_client``).
+- an OpenAI-compatible endpoint (``child.endpoint_client``).
 
 A stream calls ``add(perf_counter_ns())`` as each token (each step of a batch, each chunk of an
 endpoint) arrives, into an ``array`` the driver thread owns: nothing else happens per token.

@@ -1,6 +1,6 @@
 """The generate scenario's settings on the parent side: prompts, output lengths, SLOs and the
 served endpoint, checked together before any process starts (``benchmark`` calls
-:func:`check_settings`). The copies' side is ``engine.token_driver``; the report's figures are
+:func:`check_settings`). The copies' side is ``child.token_driver``; the report's figures are
 ``engine.token_summary``'s.
 """
 

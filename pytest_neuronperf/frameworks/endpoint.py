@@ -1,5 +1,5 @@
 """A served model (``Endpoint``): nothing to load in the copy, which is an HTTP client; the
-generate scenario's ``engine.endpoint_client`` makes the requests."""
+generate scenario's ``child.endpoint_client`` makes the requests."""
 
 from __future__ import annotations
 
