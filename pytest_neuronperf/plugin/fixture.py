@@ -165,8 +165,11 @@ class NeuronperfFixture:
         self._check_accuracy_budget(settings, call_args)
         with self._refusals(call):
             backend = self._session.backend(settings.device)
-            needs_compile = settings.compiler not in ("auto", *EAGER_COMPILERS) or (
-                settings.compiler == "auto" and backend.name in ("neuron", "neuronx"))
+            # a generative model is compiled by its own library (NxD Inference, vLLM), never
+            # traced here: the generate scenario runs what the model's factory returns
+            needs_compile = settings.scenario != "generate" and (
+                settings.compiler not in ("auto", *EAGER_COMPILERS) or (
+                    settings.compiler == "auto" and backend.name in ("neuron", "neuronx")))
             against = self._session.against
             if paired is None and against is not None:
                 paired = against.request(model, call_args.get("preprocess_fn"),
