@@ -435,3 +435,22 @@ def test_a_baseline_of_token_metrics_is_saved_and_gated(pytester, monkeypatch):
     result.stdout.fnmatch_lines(["*tokens /s*TTFT p99 ms*TPOT p99 ms*goodput /s*"])
     page = html.read_text()
     assert "test_tokens.py::test_tokens" in page and page.count("data:image/png;base64") >= 2
+
+
+def test_paired_mode_catches_a_kv_cache_turned_off_and_passes_identical_code():
+    from llm_models import WideLlama, WideLlamaWithoutCache
+
+    # without its cache each of the 16 steps recomputes the 32-token prompt and what follows
+    # (about 2x per token here); the tolerances are wide, so that a loaded machine's noise
+    # cannot fail identical code while a 2x slowdown is still far beyond them
+    prompt = [list(range(3, 35))]
+    options = {"scenario": "generate", "output_tokens": 16, "n_models": 1,
+               "workers_per_model": 1, "duration": 2, "warmup": 0, "verbosity": 0,
+               "tolerance": "tpot:25%,ttft:100%,tokens:25%"}
+    [slower] = npf.compare(WideLlama, WideLlamaWithoutCache, prompt, **options)
+    paired = slower["paired"]
+    assert paired["verdict"] == "REGRESSED", paired
+    assert paired["delta"]["tpot_ms_p99"] > 0.25 and paired["delta"]["output_tokens_per_s"] < 0
+    assert len(paired["slices"]["head"]["tpot_ms_p99"]) == paired["rounds"]
+    [same] = npf.compare(WideLlama, WideLlama, prompt, **options)
+    assert same["paired"]["verdict"] == "PASS", same["paired"]
