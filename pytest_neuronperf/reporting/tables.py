@@ -8,7 +8,7 @@ from collections.abc import Sequence
 from typing import Any, TextIO
 
 from pytest_neuronperf.logs import printable
-from pytest_neuronperf.metrics import METRICS
+from pytest_neuronperf.metrics import METRICS, metrics_of
 from pytest_neuronperf.reports import config_label
 
 DEFAULT_COLUMNS = (
@@ -100,6 +100,8 @@ def number_text(value: Any) -> str:
 def gate_figures(report: dict[str, Any], metric: str) -> tuple[Any, Any, Any]:
     """(now, baseline, delta) of one gated metric as the verdict used them: the report's
     ``gate`` figures (window medians), else (a report from elsewhere) its whole-run value."""
+    if METRICS[metric].windowed and metric not in metrics_of(report):
+        return None, None, None  # a generate report has no call throughput to show, and back
     figures = (report.get("gate") or {}).get(metric)
     if figures is not None:
         return figures.get("now"), figures.get("baseline"), figures.get("delta")
