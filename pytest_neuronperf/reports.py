@@ -70,7 +70,7 @@ class Report(TypedDict, total=False):
     delta: dict[str, float]
     # the server scenario's (engine/serving.py)
     scenario: str
-    """``closed`` or ``server``."""
+    """``closed``, ``server`` or ``generate``."""
     target_qps: float | str
     """Queries/s offered (one query = one batch; one sample with ``max_queue_delay_ms``)."""
     achieved_qps: float
@@ -84,6 +84,33 @@ class Report(TypedDict, total=False):
     max_queue_delay_ms: float | None
     max_qps: float
     search: list[dict[str, Any]]
+    # the generate scenario's (engine/token_summary.py; docs/generative.md)
+    ttft_ms_p50: float
+    ttft_ms_p90: float
+    ttft_ms_p99: float
+    """Time to first token: first token - arrival (ms)."""
+    tpot_ms_p50: float
+    tpot_ms_p90: float
+    tpot_ms_p99: float
+    """Time per output token of a request: (last - first token) / (tokens - 1) (ms)."""
+    itl_ms_p50: float
+    itl_ms_p99: float
+    """Every gap between two token arrivals of a request (ms)."""
+    e2e_ms_p50: float
+    e2e_ms_p99: float
+    output_tokens_per_s: float
+    requests_per_s: float
+    prefill_tokens_per_s: float | None
+    goodput: float
+    """Requests/s that met every SLO (with ``slo_ttft_ms`` / ``slo_tpot_ms``)."""
+    goodput_ratio: float
+    ttft_sketch: dict[str, list[float]]
+    tpot_sketch: dict[str, list[float]]
+    output_tokens: int | list[int]
+    output_tokens_avg: float
+    requests: int
+    slo_ttft_ms: float | None
+    slo_tpot_ms: float | None
     baseline_windows: dict[str, list[float]]
     """The baseline entry's window series (what ``windows`` was compared with)."""
     gate: dict[str, dict[str, Any]]

@@ -454,3 +454,21 @@ def test_paired_mode_catches_a_kv_cache_turned_off_and_passes_identical_code():
     assert len(paired["slices"]["head"]["tpot_ms_p99"]) == paired["rounds"]
     [same] = npf.compare(WideLlama, WideLlama, prompt, **options)
     assert same["paired"]["verdict"] == "PASS", same["paired"]
+
+
+def test_markdown_and_junit_properties_carry_the_token_metrics():
+    from pytest_neuronperf.reporting.markdown import format_markdown
+    from pytest_neuronperf.reporting.tables import headline_properties
+
+    report = {**generate_report(tpot=5.0, tokens=200.0), "verdict": "NEW", "test": "t.py::t"}
+    page = format_markdown([report])
+    assert "tokens /s" in page and "TPOT p99 ms" in page and "throughput /s" not in page
+    names = {name for name, _ in headline_properties(report)}
+    assert "neuronperf[bs=1 n=1 w=1 p=1].tpot_ms_p99" in names
+    assert "neuronperf[bs=1 n=1 w=1 p=1].throughput" not in names
+
+
+def test_a_copy_in_this_process_generates_too():
+    [report] = npf.benchmark(Sleeper, [[1]], scenario="generate", output_tokens=4,
+                             multiprocess=False, **QUICK)
+    assert report["status"] == "ok" and report["output_tokens_avg"] == 4

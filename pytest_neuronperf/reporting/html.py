@@ -5,7 +5,8 @@ Per test: the verdict table (the gate's figures, as in the terminal summary); th
 batch size and throughput vs p99 across its configurations (with the Pareto front); paired
 deltas with their intervals when the reports carry ``paired``; then per configuration the
 latency CDF (from the report's ``latency_sketch``) and the per-window throughput and p99 of this
-run against the baseline's windows. matplotlib is imported only when a page is written.
+run against the baseline's windows (generate scenario: TTFT and TPOT CDFs and output tokens/s
+per window). matplotlib is imported only when a page is written.
 """
 
 from __future__ import annotations
