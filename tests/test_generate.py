@@ -472,3 +472,12 @@ def test_a_copy_in_this_process_generates_too():
     [report] = npf.benchmark(Sleeper, [[1]], scenario="generate", output_tokens=4,
                              multiprocess=False, **QUICK)
     assert report["status"] == "ok" and report["output_tokens_avg"] == 4
+
+
+def test_tune_finds_the_configuration_with_the_most_goodput():
+    tuning = npf.tune(Sleeper, [[1]], scenario="generate", output_tokens=4, slo_ttft_ms=1000,
+                      workers_per_model=[1, 2], **{k: v for k, v in QUICK.items()
+                                                    if k != "workers_per_model"})
+    assert [r["status"] for r in tuning.reports] == ["ok", "ok"]
+    assert tuning.best is not None and tuning.best["goodput"] == max(
+        r["goodput"] for r in tuning.reports)

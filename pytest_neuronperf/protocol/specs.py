@@ -84,8 +84,8 @@ class Endpoint:
     model: str | None = None
     api_key: str | None = None
     timeout: float = 60.0
-    extra_body: tuple[tuple[str, Any], ...] = ()
-    """More fields of each request's JSON body (e.g. ``(("top_k", 1),)``)."""
+    extra_body: tuple[tuple[str, Any], ...] | dict[str, Any] = ()
+    """More fields of each request's JSON body: a dict or pairs (e.g. ``{"top_k": 1}``)."""
 
 
 @dataclass(frozen=True)
