@@ -12,6 +12,9 @@ client    the same model served by examples/zoo/llm_server.py: our endpoint path
 overhead  the harness's cost per token: TPOT and tokens/s of ``benchmark`` against a bare
           ``generate`` loop with a streamer in this process, both pinned to the same core,
           interleaved.
+stamps    what the harness adds per token, without the model: the copy's streamer ``put`` (and
+          per request, its bookkeeping) against a bare streamer's, timed with timeit (CPU work,
+          so far less sensitive to a loaded machine than the interleaved runs above).
 paired    ``compare`` of the tiny Llama against itself without its KV cache (``use_cache=False``)
           and against itself, default paired tolerances.
 open      the open loop at three request rates around the closed loop's capacity: p99 TTFT,
@@ -183,6 +186,48 @@ def overhead(repeats: int) -> None:
               f"{bare['output_tokens_per_s']:.1f}  (load {load()})")
 
 
+def stamps(repeats: int) -> None:
+    import timeit
+
+    import torch
+
+    from pytest_neuronperf.child.token_driver import RequestLog, run_request
+    from pytest_neuronperf.child.token_streams import Batch, IteratorStream, StampStreamer
+
+    step = torch.zeros(1, dtype=torch.long)
+    stamps_ns: list[int] = []
+
+    class Bare:
+        def put(self, value: Any) -> None:
+            stamps_ns.append(time.perf_counter_ns())
+
+    ours = StampStreamer(stamps_ns.append, prompt_length=16)
+    ours.put(torch.zeros(1, 16))  # the prompt, left out
+    log = RequestLog()
+    stream = IteratorStream(lambda prompt, n: iter(range(n)))
+    plan = [Batch(None, TOKENS, 16, 1, 0)]
+
+    def bare_request() -> None:  # the same tokens, stamped by a plain loop
+        for _ in iter(range(TOKENS)):
+            stamps_ns.append(time.perf_counter_ns())
+
+    def best_ns(work: Any, number: int) -> float:
+        return min(timeit.repeat(work, number=number, repeat=5)) / number * 1e9
+
+    print("per token (streamer put) and per request (driver bookkeeping), timeit")
+    for _ in range(repeats):
+        bare_put = best_ns(lambda: Bare().put(step), 200_000)
+        ours_put = best_ns(lambda: ours.put(step), 200_000)
+        driver = best_ns(lambda: run_request(stream, plan, 0, None, log, True), 2000)
+        bare = best_ns(bare_request, 2000)
+        stamps_ns.clear()
+        record("stamps", bare_put_ns=bare_put, ours_put_ns=ours_put,
+               driver_request_us=driver / 1e3, bare_request_us=bare / 1e3)
+        print(f"  put: bare {bare_put:.0f} ns, ours {ours_put:.0f} ns; a {TOKENS}-token request "
+              f"through the driver {driver / 1e3:.1f} us, a bare loop {bare / 1e3:.1f} us  "
+              f"(load {load()})")
+
+
 def paired(repeats: int) -> None:
     from zoo.tiny_llm import TinyLlama, TinyLlamaWithoutCache
 
@@ -247,7 +292,8 @@ def endpoint(repeats: int) -> None:
                   f"{http['tpot_ms_p50']:.2f} ms  (load {load()})")
 
 
-STUDIES = {"tiny": tiny, "client": client, "overhead": overhead, "paired": paired,
+STUDIES = {"tiny": tiny, "client": client, "overhead": overhead, "stamps": stamps,
+           "paired": paired,
            "open": open_loop, "endpoint": endpoint}
 
 

@@ -125,8 +125,13 @@ def test_generated_messages_cross_the_pipe_whole():
 
 
 class Shape:
+    """What the streamer reads of a tensor."""
+
     def __init__(self, *shape: int) -> None:
         self.shape = shape
+
+    def dim(self) -> int:
+        return len(self.shape)
 
 
 def test_the_streamer_leaves_out_the_prompt_and_stamps_each_step():

@@ -191,13 +191,13 @@ class StampStreamer:
     def put(self, value: Any) -> None:
         """One step's new tokens (or, first, the prompt)."""
         now = self._clock()
-        shape = tuple(value.shape)
+        several = value.dim() == 2
         if self._first:
             self._first = False
-            if len(shape) == 2 and shape[-1] == self._prompt_length:
+            if several and value.shape[-1] == self._prompt_length:
                 return
         self._add(now)
-        self.tokens += shape[-1] if len(shape) == 2 else 1
+        self.tokens += value.shape[-1] if several else 1
 
     def end(self) -> None:
         """Generation is over (nothing to do: the driver timed the call)."""
