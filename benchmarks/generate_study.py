@@ -6,9 +6,10 @@
 
 tiny      the tiny Llama (examples/zoo/tiny_llm.py), 64 output tokens: TTFT, TPOT, ITL p50/p99
           and tokens/s at batch 1 and 4.
-client    the same model served by examples/zoo/llm_server.py: our endpoint path against an
-          independent client (the ``openai`` package's streaming completions, timed per chunk
-          with perf_counter in this process), interleaved, on the same server.
+client    the same model served by examples/zoo/llm_server.py (pinned to core 1): our endpoint
+          path (a client copy on core 0) against an independent client (the ``openai``
+          package's streaming completions, timed per chunk with perf_counter in this process,
+          pinned to core 0 meanwhile), interleaved, on the same server.
 overhead  the harness's cost per token: TPOT and tokens/s of ``benchmark`` against a bare
           ``generate`` loop with a streamer in this process, both pinned to the same core,
           interleaved.
@@ -17,9 +18,10 @@ stamps    what the harness adds per token, without the model: the copy's streame
           so far less sensitive to a loaded machine than the interleaved runs above).
 paired    ``compare`` of the tiny Llama against itself without its KV cache (``use_cache=False``)
           and against itself, default paired tolerances.
-open      the open loop at three request rates around the closed loop's capacity: p99 TTFT,
-          overload, goodput under an SLO.
-endpoint  in process against the same model behind HTTP: what the HTTP path adds.
+open      the open loop at three request rates around the closed loop's capacity (16 output
+          tokens, so that a run sees enough requests): p99 TTFT, overload, goodput under SLOs.
+endpoint  in process (core 1) against the same model behind HTTP (server on core 1, client copy
+          on core 0), interleaved: what the HTTP path adds.
 """
 
 from __future__ import annotations
@@ -40,7 +42,9 @@ HERE = Path(__file__).resolve().parent
 EXAMPLES = HERE.parent / "examples"
 RUNS = HERE / "generate-runs.jsonl"
 CORE = 1
+CLIENT_CORE = 0
 TOKENS = 64
+OPEN_TOKENS = 16
 KEYS = ("ttft_ms_p50", "ttft_ms_p99", "tpot_ms_p50", "tpot_ms_p99", "itl_ms_p50", "itl_ms_p99",
         "output_tokens_per_s", "requests_per_s", "goodput", "goodput_ratio", "overloaded",
         "target_qps", "batch_size", "workers_per_model", "status", "error")
@@ -86,8 +90,9 @@ def tiny(repeats: int) -> None:
 
 
 def start_llm_server() -> Any:
-    return npf.start_server([sys.executable, "-m", "zoo.llm_server", "--port", "{port}"],
-                            cwd=EXAMPLES, timeout=600)
+    """The example server, pinned to ``CORE`` (as an in-process copy would be)."""
+    return npf.start_server(["taskset", "-c", str(CORE), sys.executable, "-m",
+                             "zoo.llm_server", "--port", "{port}"], cwd=EXAMPLES, timeout=600)
 
 
 def openai_requests(url: str, count: int) -> dict[str, float]:
@@ -116,16 +121,24 @@ def openai_requests(url: str, count: int) -> dict[str, float]:
 
 
 def client(repeats: int) -> None:
-    print("the same server, our endpoint path vs the openai client, interleaved")
+    print(f"the same server (core {CORE}), our endpoint path vs the openai client (both on core "
+          f"{CLIENT_CORE}), interleaved")
+    layout = f"server on core {CORE}, clients on core {CLIENT_CORE}"
+    everywhere = os.sched_getaffinity(0)
     with start_llm_server() as server:
         url = server.url + "/v1"
         for _ in range(repeats):
             [ours] = npf.benchmark(npf.Endpoint(url), prompts(), scenario="generate",
                                    output_tokens=TOKENS, n_models=1, workers_per_model=1,
-                                   duration=8, warmup=1, cores=[CORE], verbosity=0)
-            theirs = openai_requests(url, 12)
-            record("client", side="ours", **figures(ours))
-            record("client", side="openai", **theirs)
+                                   duration=8, warmup=1, cores=[CLIENT_CORE], verbosity=0)
+            os.sched_setaffinity(0, {CLIENT_CORE})
+            try:
+                openai_requests(url, 1)  # warm: the client's first request builds its models
+                theirs = openai_requests(url, 10)
+            finally:
+                os.sched_setaffinity(0, everywhere)
+            record("client", side="ours", layout=layout, **figures(ours))
+            record("client", side="openai", layout=layout, **theirs)
             print(f"  TTFT p50 ours {ours['ttft_ms_p50']:.2f} openai {theirs['ttft_ms_p50']:.2f}"
                   f" ms; TPOT p50 ours {ours['tpot_ms_p50']:.2f} openai "
                   f"{theirs['tpot_ms_p50']:.2f} ms  (load {load()})")
@@ -250,23 +263,23 @@ def paired(repeats: int) -> None:
 def open_loop(repeats: int) -> None:
     from zoo.tiny_llm import TinyLlama
 
-    [closed] = npf.benchmark(TinyLlama, prompts(), scenario="generate", output_tokens=TOKENS,
-                             n_models=1, workers_per_model=1, duration=8, cores=[CORE],
-                             verbosity=0)
+    [closed] = npf.benchmark(TinyLlama, prompts(), scenario="generate",
+                             output_tokens=OPEN_TOKENS, n_models=1, workers_per_model=1,
+                             duration=10, cores=[CORE], verbosity=0)
     capacity = closed["requests_per_s"]
     slo_ttft = 4 * closed["ttft_ms_p50"]
     slo_tpot = 1.5 * closed["tpot_ms_p50"]
     record("open", stage="capacity", capacity=capacity, slo_ttft_ms=slo_ttft,
-           slo_tpot_ms=slo_tpot, **figures(closed))
+           slo_tpot_ms=slo_tpot, output_tokens=OPEN_TOKENS, **figures(closed))
     rates = [round(capacity * f, 3) for f in (0.3, 0.7, 1.5)]
     print(f"open loop at {rates} requests/s (closed-loop capacity {capacity:.2f}/s), SLO TTFT "
           f"{slo_ttft:.0f} ms, TPOT {slo_tpot:.1f} ms")
     for _ in range(repeats):
         for report in npf.benchmark(TinyLlama, prompts(), scenario="generate",
-                                    output_tokens=TOKENS, n_models=1, workers_per_model=1,
-                                    duration=20, target_qps=rates, cores=[CORE],
+                                    output_tokens=OPEN_TOKENS, n_models=1, workers_per_model=1,
+                                    duration=30, target_qps=rates, cores=[CORE],
                                     slo_ttft_ms=slo_ttft, slo_tpot_ms=slo_tpot, verbosity=0):
-            record("open", **figures(report))
+            record("open", output_tokens=OPEN_TOKENS, **figures(report))
             print(f"  {report['target_qps']:.3f}/s: TTFT p99 {report['ttft_ms_p99']:.0f} ms, "
                   f"overloaded {report['overloaded']}, goodput {report['goodput']:.3f}/s "
                   f"({report['goodput_ratio']:.0%})  (load {load()})")
@@ -275,8 +288,9 @@ def open_loop(repeats: int) -> None:
 def endpoint(repeats: int) -> None:
     from zoo.tiny_llm import TinyLlama
 
-    print("in process vs the same model behind HTTP (server unpinned, client copy on core "
-          f"{CORE}), interleaved")
+    print(f"in process (core {CORE}) vs the same model behind HTTP (server on core {CORE}, "
+          f"client copy on core {CLIENT_CORE}), interleaved")
+    layout = f"model on core {CORE} either way, HTTP client on core {CLIENT_CORE}"
     with start_llm_server() as server:
         for _ in range(repeats):
             [inside] = npf.benchmark(TinyLlama, prompts(), scenario="generate",
@@ -284,9 +298,10 @@ def endpoint(repeats: int) -> None:
                                      duration=8, cores=[CORE], verbosity=0)
             [http] = npf.benchmark(npf.Endpoint(server.url + "/v1"), prompts(),
                                    scenario="generate", output_tokens=TOKENS, n_models=1,
-                                   workers_per_model=1, duration=8, cores=[CORE], verbosity=0)
-            record("endpoint", side="in process", **figures(inside))
-            record("endpoint", side="http", **figures(http))
+                                   workers_per_model=1, duration=8, cores=[CLIENT_CORE],
+                                   verbosity=0)
+            record("endpoint", side="in process", layout=layout, **figures(inside))
+            record("endpoint", side="http", layout=layout, **figures(http))
             print(f"  TTFT p50 in process {inside['ttft_ms_p50']:.2f} http "
                   f"{http['ttft_ms_p50']:.2f} ms; TPOT p50 {inside['tpot_ms_p50']:.2f} / "
                   f"{http['tpot_ms_p50']:.2f} ms  (load {load()})")
