@@ -72,6 +72,9 @@ def test_tokens_per_second_counts_each_token_in_the_window_it_arrived_in():
     assert fields["windows"]["output_tokens_per_s"][:5] == [0.0, 400.0, 200.0, 200.0, 0.0]
     assert fields["output_tokens_per_s"] == pytest.approx(80.0)  # 8 tokens / 0.1 s
     assert fields["requests_per_s"] == pytest.approx(30.0)  # 3 sequences / 0.1 s
+    # a request counts where its tokens arrived, by their share: the 2-sequence request is
+    # half in the 3rd window, half in the 4th, so no window it streamed in looks idle
+    assert fields["windows"]["throughput"][:5] == pytest.approx([0, 100, 100, 100, 0])
     assert fields["prefill_tokens_per_s"] == pytest.approx(80.0)  # 3 + 5 prompt tokens
     assert math.isnan(fields["windows"]["tpot_ms_p99"][0])  # nothing finished in it
     assert fields["windows"]["tpot_ms_p99"][1] == pytest.approx(2.0)

@@ -11,11 +11,13 @@ together; each sequence counts as a request, with the batch's times), as vLLM's 
   several tokens is one arrival);
 - end-to-end (``e2e_ms_*``, and NeuronPerf's ``latency_ms_*``): last token - arrival;
 - ``output_tokens_per_s``: tokens that arrived inside the window, per second (per window, then
-  their mean); ``requests_per_s``: requests whose last token arrived inside the window, per
-  second; ``prefill_tokens_per_s``: prompt tokens of the requests whose first token arrived
-  inside the window, per second;
+  their mean); ``requests_per_s``: requests per second, each counted in the windows its tokens
+  arrived in by the share of its tokens there (so a request that outlasts a window does not
+  leave the windows before its end empty); ``prefill_tokens_per_s``: prompt tokens of the
+  requests whose first token arrived inside the window, per second;
 - ``goodput``: requests per second (as ``requests_per_s``) that met every SLO given
-  (``slo_ttft_ms``, ``slo_tpot_ms``); ``goodput_ratio``: their share of those requests.
+  (``slo_ttft_ms``, ``slo_tpot_ms``); ``goodput_ratio``: their share of the requests that
+  finished inside the window.
 
 Distributions (TTFT, TPOT, ITL, e2e) take every request that finished, the one that overran the
 closed loop's window and those served while an open loop drained included, as the server
@@ -168,32 +170,38 @@ def per_window(index: np.ndarray, values: np.ndarray, count: int, level: float) 
 
 def token_windows(requests: Requests, start_ns: int, duration_s: float, slos: Slos
                   ) -> dict[str, list[float]]:
-    """Per whole window: output tokens/s, requests/s (``throughput``), TTFT and TPOT p99 of
-    the requests that finished in it, and goodput when SLOs are given."""
+    """Per whole window: output tokens/s; requests/s (``throughput``) and, with SLOs, goodput,
+    each request counted in the windows its tokens arrived in by the share of its tokens there
+    (as the closed loop spreads a call's batch over the windows it spans); the p99 of TTFT over
+    the requests whose first token arrived in the window, and of TPOT over those that streamed
+    in it (NaN: none)."""
     length_ns, count = window_grid(start_ns, duration_s)
     length_s = length_ns / 1e9
     stamp_window = window_index(requests.stamps, start_ns, length_ns, count)
     inside = stamp_window >= 0
-    tokens = np.bincount(stamp_window[inside], weights=requests.stamp_weights()[inside],
-                         minlength=count)[:count]
+    where, rows = stamp_window[inside], requests.stamp_request[inside]
+
+    def per_second(weights: np.ndarray) -> list[float]:
+        return [float(w / length_s) for w in np.bincount(where, weights=weights,
+                                                          minlength=count)[:count]]
+
+    counts = np.bincount(requests.stamp_request, minlength=requests.tokens.size)
+    share = requests.sequences / np.maximum(counts, 1)  # of a request, per token arrival
     done = requests.done
-    finish_window = np.where(done, window_index(requests.last, start_ns, length_ns, count), -1)
-    counted = finish_window >= 0
-    finished = np.bincount(finish_window[counted], weights=requests.sequences[counted],
-                           minlength=count)[:count]
     ttft = np.where(done, requests.first - requests.arrival, np.nan).astype(np.float64) / 1e6
     tpot = requests.tpot_ns() / 1e6
+    first_window = np.where(done, window_index(requests.first, start_ns, length_ns, count), -1)
+    active = np.unique(np.stack([where, rows]), axis=1) if where.size else np.zeros((2, 0),
+                                                                                   np.int64)
     series: dict[str, list[float]] = {
-        "output_tokens_per_s": [float(t / length_s) for t in tokens],
-        "throughput": [float(f / length_s) for f in finished],
-        "ttft_ms_p99": per_window(finish_window, ttft, count, 99),
-        "tpot_ms_p99": per_window(finish_window, tpot, count, 99),
+        "output_tokens_per_s": per_second(requests.stamp_weights()[inside]),
+        "throughput": per_second(share[rows]),
+        "ttft_ms_p99": per_window(first_window, ttft, count, 99),
+        "tpot_ms_p99": per_window(active[0], tpot[active[1]], count, 99),
     }
     if slos.given:
-        good = slos.good(ttft * 1e6, tpot * 1e6) & counted
-        met = np.bincount(finish_window[good], weights=requests.sequences[good],
-                          minlength=count)[:count]
-        series["goodput"] = [float(g / length_s) for g in met]
+        good = slos.good(ttft * 1e6, tpot * 1e6) & done
+        series["goodput"] = per_second(np.where(good, share, 0.0)[rows])
     return series
 
 
