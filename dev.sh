@@ -4,7 +4,8 @@
 #
 #   ./dev.sh demo    run the example performance suite on the CPU against examples/baseline.json,
 #                    then a few examples paired against the checkout's own HEAD
-#   ./dev.sh test    run the plugin's own tests
+#   ./dev.sh test    run the plugin's own tests (they also build the docs, warnings as errors)
+#   ./dev.sh docs    build the documentation (docs/*.md) into HTML and say where it is
 #   ./dev.sh bench   run the engine figures and the gate simulation in benchmarks/ (minutes)
 #   ./dev.sh lint    ruff + mypy
 #   ./dev.sh record  re-record examples/baseline.json on this machine
@@ -52,6 +53,10 @@ case "$job" in
     test)
         setup
         exec "$VENV/bin/python" -m pytest tests -p no:cacheprovider "$@" ;;
+    docs)
+        setup
+        "$VENV/bin/python" -m sphinx -W --keep-going -n -q -b html docs docs/_build/html "$@"
+        echo "docs: open $PWD/docs/_build/html/index.html" ;;
     bench)
         setup
         # arguments go to the engine figures (e.g. --repeats 5); the simulation runs as it is
@@ -59,9 +64,9 @@ case "$job" in
         "$VENV/bin/python" benchmarks/gate_study.py ;;
     lint)
         setup
-        "$VENV/bin/ruff" check pytest_neuronperf tests examples benchmarks
+        "$VENV/bin/ruff" check pytest_neuronperf tests examples benchmarks docs
         "$VENV/bin/mypy" ;;
     *)
-        sed -n '2,10p' "$0" | sed 's/^# \{0,1\}//'
+        sed -n '2,11p' "$0" | sed 's/^# \{0,1\}//'
         [[ $job == help ]] || exit 2 ;;
 esac

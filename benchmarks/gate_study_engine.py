@@ -13,10 +13,11 @@ slowdown pair fails.
 Recording (``--record``, JSON lines) and judging are apart: ``--replay`` judges recorded runs
 again, so a change to the gate's rules can be compared with the old ones on the same
 measurements. Judging follows the plugin by default: default tolerances, a baseline pooled from
-two runs, the recheck run pooled in only when ``needs_recheck`` asks for it. The rules the README
-compares it with are replay options: ``--recheck near-miss`` (also recheck any metric worse than
-half its tolerance), ``--recheck always``, ``--recheck never``, and ``--single-baseline`` (the
-baseline is the first run alone, as before baselines pooled two runs).
+two runs, the recheck run pooled in only when ``needs_recheck`` asks for it. The rules
+docs/statistics.md compares it with are replay options: ``--recheck near-miss`` (also recheck
+any metric worse than half its tolerance), ``--recheck always``, ``--recheck never``, and
+``--single-baseline`` (the baseline is the first run alone, as before baselines pooled two
+runs).
 """
 
 from __future__ import annotations

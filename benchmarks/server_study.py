@@ -1,4 +1,4 @@
-"""Figures of the serving scenario (README "Serving scenario"): theory, LoadGen, coordinated
+"""Figures of the serving scenario (docs/serving.md, "Measured"): theory, LoadGen, coordinated
 omission, max_qps, tune().
 
     PYTHONPATH=$PWD:$PWD/benchmarks .venv/bin/python benchmarks/server_study.py [a b c d e]

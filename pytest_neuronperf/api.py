@@ -5,49 +5,21 @@ the engine plans and measures, the gate judges, the reporting modules print and 
 
 from __future__ import annotations
 
-import multiprocessing
-import shutil
-import tempfile
 from collections.abc import Callable, Iterable, Sequence
-from pathlib import Path
 from typing import Any
 
-from pytest_neuronperf import evaluation
 from pytest_neuronperf.compiling.request import compile
-from pytest_neuronperf.devices import DeviceBackend, get_backend
-from pytest_neuronperf.engine import generation, grid, serving
-from pytest_neuronperf.engine.inputs import is_dataset, portable_dataset
-from pytest_neuronperf.engine.instances import ship_instance
-from pytest_neuronperf.engine.max_qps import measure_max_qps
-from pytest_neuronperf.engine.model_ref import portable_function
-from pytest_neuronperf.engine.paired import PairedRequest, check_rounds, run_paired_configuration
-from pytest_neuronperf.engine.planning import (
-    DEVICE_ALIASES,
-    check_framework,
-    checked_cores,
-    inputs_for_plan,
-    plan_base,
-    plan_endpoint,
-    plan_sources,
-    refuse_generators,
-    refuse_with_generate,
-)
-from pytest_neuronperf.engine.processes import process_context
-from pytest_neuronperf.engine.progress import (
-    ErrorLog,
-    Estimate,
-    Progress,
-    ProgressCallback,
-    log_progress,
-)
-from pytest_neuronperf.engine.runner import Job, base_report, error_report, run_configuration
+from pytest_neuronperf.devices import DeviceBackend
+from pytest_neuronperf.engine import grid, serving
+from pytest_neuronperf.engine.measure import measure
+from pytest_neuronperf.engine.paired import PairedRequest, check_rounds
+from pytest_neuronperf.engine.progress import ProgressCallback
+from pytest_neuronperf.engine.request import BenchmarkRequest
 from pytest_neuronperf.engine.server_command import start_server
 from pytest_neuronperf.evaluation import list_metrics
-from pytest_neuronperf.frameworks import ADAPTERS, casts, infer_framework, to_portable
 from pytest_neuronperf.gating import paired as paired_gate
 from pytest_neuronperf.gating.verdicts import parse_tolerance
-from pytest_neuronperf.logs import console
-from pytest_neuronperf.protocol.specs import CopyOptions, Endpoint
+from pytest_neuronperf.protocol.specs import Endpoint
 from pytest_neuronperf.reporting.files import get_reports, write_csv, write_json
 from pytest_neuronperf.reporting.tables import print_reports
 from pytest_neuronperf.tuning import Tuning, print_tuning, tuning_of
@@ -104,7 +76,7 @@ def benchmark(
 ) -> list[Any]:
     """Benchmark ``model`` on every configuration; one report per configuration.
 
-    NeuronPerf's arguments, in its order (see README "NeuronPerf's API"): ``model`` is a
+    NeuronPerf's arguments, in its order (see docs/neuronperf-api.md): ``model`` is a
     top-level class or zero-argument factory, a model instance with trained weights (saved once
     and loaded by every copy; its class must be importable), a saved artifact path, or a model
     index written by ``compile``. ``inputs`` is one array/tensor, a tuple for a multi-input
@@ -131,7 +103,7 @@ def benchmark(
     measures every configuration against a base side (``compare`` and ``--neuronperf-against``
     use it; see ``engine.paired``).
 
-    ``scenario="generate"`` times every token of generated outputs (``engine.generation``):
+    ``scenario="generate"`` times every token of generated outputs (docs/generative.md):
     ``model`` is a transformers causal LM (class or factory), a class or factory whose product
     returns an iterator of tokens when called as ``model(prompt, output_tokens)``, or an
     ``Endpoint`` (a served OpenAI-compatible model); ``inputs`` the prompts; ``output_tokens``
@@ -139,143 +111,18 @@ def benchmark(
     ``slo_tpot_ms`` define a good request for ``goodput``; ``target_qps`` makes it an open loop
     of Poisson request arrivals.
     """
-    generate = generation.check_settings(scenario, model, inputs, output_tokens, slo_ttft_ms,
-                                         slo_tpot_ms, ignore_eos)
-    if generate is not None:
-        refuse_with_generate(preprocess_fn=preprocess_fn, postprocess_fn=postprocess_fn,
-                             dataset_loader_fn=dataset_loader_fn, eval_metrics=eval_metrics,
-                             dynamic_batch_size=dynamic_batch_size, return_timers=return_timers)
-    # a list is one example per batch size, unless what else is asked says it is data
-    dataset = generate is None and (is_dataset(inputs) or (isinstance(inputs, list) and (
-        dataset_loader_fn is not None or bool(eval_metrics))))
-    if dataset and duration == 0:  # NeuronPerf: duration=0 runs untimed through the data
-        loop_dataset = False
-    single_pass = dataset and not loop_dataset
-    grid.positive_number("duration", duration, allow_zero=single_pass)
-    if not dataset:  # a generator is data (batched below); inside an example it cannot travel
-        refuse_generators(inputs)
-    if warmup != "auto":
-        grid.positive_number("warmup (or 'auto')", warmup, allow_zero=True)
-    if timeout is not None:
-        grid.positive_number("timeout", timeout)
-    grid.positive_number("stats_interval", stats_interval)
-    if cost_per_hour is not None:
-        grid.positive_number("cost_per_hour", cost_per_hour, allow_zero=True)
-    metrics = evaluation.metric_names(eval_metrics)
-    if metrics and not dataset:
-        raise ValueError(
-            "eval_metrics needs labelled data: pass inputs= a dataset of (*inputs, target) "
-            "samples (a torch Dataset or any iterable), not a single example"
-        )
-    adapters = {**ADAPTERS, **(adapters or {})}
-    rates = serving.check_settings(scenario, target_qps, p99_ms, max_queue_delay_ms)
-    server = None if rates is None else serving.ServerSettings(seed, max_queue_delay_ms, p99_ms)
-    backend = get_backend(DEVICE_ALIASES.get(device_type, device_type), devices)
-    usable = checked_cores(cores) if cores is not None else backend.cores()
-    if not usable:
-        raise ValueError(f"no {backend.name} cores are available to benchmark on")
-    in_process = not multiprocess and not multiinterpreter
-    functions = {
-        what: portable_function(fn, what, in_process)
-        for fn, what in ((preprocess_fn, "preprocess_fn"), (postprocess_fn, "postprocess_fn"),
-                         (env_setup_fn, "env_setup_fn"), (setup_fn, "setup_fn"),
-                         (dataset_loader_fn, "dataset_loader_fn"))
-    }
-
-    plans = (plan_endpoint(model, batch_sizes, pipeline_sizes, model_name, cast_modes)
-             if isinstance(model, Endpoint) else
-             plan_sources(model, batch_sizes, pipeline_sizes, model_name, cast_modes,
-                          dynamic_batch_size))
-    if paired is not None:
-        paired = paired.with_seed()
-        base_plan = plan_base(paired, batch_sizes, pipeline_sizes, model_name)
-    check_framework(model, framework)
-    portable = portable_dataset(inputs) if dataset else to_portable(inputs)
-    framework = framework or plans.framework or infer_framework(model, portable)
-    if framework is None and generate is not None:
-        framework = "python"  # a factory or a callable of tokens: any object it builds is run
-    if framework is None:
-        raise ValueError(
-            "cannot tell the framework from this model and these inputs: pass "
-            "framework='torch', 'tensorflow' or 'python'"
-        )
-    if framework not in adapters:
-        raise ValueError(f"unknown framework {framework!r}: choose one of {', '.join(adapters)}")
-    per_batch = ({size: None for size in plans.batch_sizes} if dataset or generate
-                 else inputs_for_plan(portable, plans))
-    context = (multiprocessing.get_context("spawn") if multiinterpreter
-               else process_context(framework, generative=generate is not None))
-    log_dir = Path(tempfile.mkdtemp(prefix="neuronperf-logs-"))
-    reports: list[Any] = []
-    announce = progress or log_progress
-    with console(verbosity):
-        try:
-            planned_jobs = []
-            for planned in plans.sources:
-                source = ship_instance(model, planned.source, framework, log_dir / "model")
-                if planned.load_casts:
-                    casts.check_casts(framework, source.kind, source.compiler, planned.cast_modes,
-                                      backend.name)
-                job = Job(
-                    model=source,
-                    framework=framework,
-                    adapter=adapters[framework],
-                    device=backend,
-                    cores=usable,
-                    duration=float(duration),
-                    warmup=warmup,
-                    timeout=timeout,
-                    log_dir=log_dir,
-                    preprocess_fn=functions["preprocess_fn"],
-                    postprocess_fn=functions["postprocess_fn"],
-                    return_timers=return_timers,
-                    options=CopyOptions(
-                        env_setup_fn=functions["env_setup_fn"], setup_fn=functions["setup_fn"],
-                        dataset=portable if dataset else None,
-                        dataset_loader_fn=functions["dataset_loader_fn"], loop_dataset=loop_dataset,
-                        eval_metrics=metrics, eval_target_col=eval_target_col,
-                        stats_interval=float(stats_interval), split_batch=planned.split_batch,
-                        cast_stage="load" if planned.load_casts else planned.cast_stage,
-                    ),
-                    cost_per_hour=cost_per_hour,
-                    in_process=in_process,
-                    server=server,
-                    generate=generate,
-                )
-                planned_jobs += [(job, planned, config) for config in serving.with_rates(
-                    rates, grid.expand(planned.batch_sizes,
-                                       n_models if n_models is not None else [1, "max"],
-                                       workers_per_model, planned.pipeline_sizes, len(usable),
-                                       planned.cast_modes))]
-            estimate = Estimate(len(planned_jobs), float(duration))
-            errors = ErrorLog()
-            for position, (job, planned, config) in enumerate(planned_jobs, 1):
-                if planned.failure is not None:  # its compile failed: nothing to measure
-                    report: Any = error_report(job, config, planned.failure)
-                else:
-                    announce(Progress(planned.source.name, position, len(planned_jobs),
-                                      config.label(), estimate.start(position)))
-                    if paired is not None:
-                        base_source, base_failure = base_plan.source_for(config)
-                        report = run_paired_configuration(
-                            context, job, base_source, config, per_batch[config.batch_size],
-                            paired, base_failure)
-                    elif config.target_qps == "max":
-                        report = measure_max_qps(context, job, config, per_batch[config.batch_size])
-                    else:
-                        report = run_configuration(context, job, config,
-                                                   per_batch[config.batch_size])
-                    estimate.finish()
-                # an error has no timers; a server-scenario report carries its own (per query)
-                if return_timers and isinstance(report, dict) and report["status"] != "ok":
-                    report = (base_report(job, config),
-                              {"status": "error", "error": report["error"]})
-                errors.outcome(report[1] if isinstance(report, tuple) else report)
-                reports.append(report)
-            errors.close()
-        finally:
-            shutil.rmtree(log_dir, ignore_errors=True)
-    return reports
+    return measure(BenchmarkRequest(
+        model, inputs, batch_sizes, duration, n_models, pipeline_sizes, cast_modes,
+        workers_per_model, env_setup_fn, setup_fn, preprocess_fn, postprocess_fn,
+        dataset_loader_fn, verbosity, multiprocess, multiinterpreter, return_timers,
+        stats_interval, device_type, cost_per_hour, model_name, loop_dataset=loop_dataset,
+        eval_metrics=eval_metrics, eval_target_col=eval_target_col,
+        dynamic_batch_size=dynamic_batch_size, warmup=warmup, framework=framework,
+        timeout=timeout, cores=cores, devices=devices, adapters=adapters, scenario=scenario,
+        target_qps=target_qps, p99_ms=p99_ms, max_queue_delay_ms=max_queue_delay_ms, seed=seed,
+        progress=progress, paired=paired, output_tokens=output_tokens, slo_ttft_ms=slo_ttft_ms,
+        slo_tpot_ms=slo_tpot_ms, ignore_eos=ignore_eos
+    ))
 
 
 def compare(

@@ -5,7 +5,7 @@ or show one.
     pytest-neuronperf show FILE [--html PATH]
 
 ``compare`` judges every configuration of NEW against the same test and configuration in OLD
-with the plugin's own gate (``gating.verdicts.judge``, then ``plugin.outcome.decide``), prints
+with the plugin's own gate (``gating.verdicts.gate_report``, then ``plugin.outcome.decide``), prints
 the summary table and each failing configuration's evidence, and exits 1 when a configuration
 fails (REGRESSED or ERROR; NEW and INCONCLUSIVE too with ``--strict``; report files carry no
 budgets), 0 otherwise, 2 on bad input (one sentence on stderr).
@@ -20,7 +20,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from pytest_neuronperf.gating.verdicts import entry_from_report, judge, parse_tolerance
+from pytest_neuronperf.gating.verdicts import entry_from_report, gate_report, parse_tolerance
 from pytest_neuronperf.plugin.options import RunOptions
 from pytest_neuronperf.plugin.outcome import decide, failure_message
 from pytest_neuronperf.plugin.session import duration_notes
@@ -114,12 +114,7 @@ def compare(old_path: Path, new_path: Path, tolerance: str | None, html: Path | 
         report = dict(report)
         base = reference.get(identity(report))
         entry = entry_from_report(base) if base is not None else None
-        judgement = judge(report, entry, tolerances, {}, strict)
-        for key in ("baseline", "delta", "gate", "baseline_windows", "verdict"):
-            report.pop(key, None)
-        report.update(judgement.report_fields(report))
-        if entry is not None:
-            report["baseline_windows"] = entry["windows"]
+        judgement = gate_report(report, entry, tolerances, {}, strict)
         outcome = decide(report, judgement, None, options)
         judged.append(report)
         outcomes.append((identity(report)[0], outcome))

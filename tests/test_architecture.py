@@ -169,6 +169,12 @@ def test_every_module_is_in_a_layer() -> None:
         layer_of(module)
 
 
+def test_every_folder_is_a_regular_package() -> None:
+    """setuptools' ``find_packages`` ships only folders with an ``__init__.py``."""
+    folders = {path.parent for path in ROOT.rglob("*.py")} - {ROOT.parent}
+    assert sorted(str(f) for f in folders if not (f / "__init__.py").exists()) == []
+
+
 def test_no_import_cycle() -> None:
     edges: dict[str, set[str]] = {}
     for imp, target in INTERNAL:

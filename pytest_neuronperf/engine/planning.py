@@ -1,6 +1,6 @@
-"""Planning a ``benchmark`` call before anything runs: which model or artifact serves which
-configuration (a model index's entries, dynamic batching, the paired base side), the example
-each batch size runs, and the checks on arguments that need no model process."""
+"""Planning a ``benchmark`` call before anything runs: the request's arguments checked once,
+which model or artifact serves which configuration (a model index's entries, dynamic
+batching, the paired base side) and the example each batch size runs (:func:`plan`)."""
 
 from __future__ import annotations
 
@@ -10,11 +10,15 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-from pytest_neuronperf.engine import generation, grid
+from pytest_neuronperf import evaluation
+from pytest_neuronperf.devices import DeviceBackend, get_backend
+from pytest_neuronperf.engine import generation, grid, serving
 from pytest_neuronperf.engine.grid import RunConfig
-from pytest_neuronperf.engine.model_ref import describe_model
+from pytest_neuronperf.engine.inputs import is_dataset, portable_dataset
+from pytest_neuronperf.engine.model_ref import describe_model, portable_function
 from pytest_neuronperf.engine.paired import PairedRequest
-from pytest_neuronperf.frameworks import infer_framework
+from pytest_neuronperf.engine.request import BenchmarkRequest
+from pytest_neuronperf.frameworks import ADAPTERS, infer_framework, to_portable
 from pytest_neuronperf.frameworks.base import leading_dim
 from pytest_neuronperf.logs import printable
 from pytest_neuronperf.model_index import read_model_index, resolve_artifact
@@ -23,6 +27,118 @@ from pytest_neuronperf.reports import DEFAULT_CAST_MODE
 
 DEVICE_ALIASES = {"gpu": "cuda"}
 """NeuronPerf's device names that are spelled otherwise here."""
+
+
+FUNCTIONS = ("preprocess_fn", "postprocess_fn", "env_setup_fn", "setup_fn", "dataset_loader_fn")
+"""The request's functions that travel to the model copies (by name or by value)."""
+
+
+@dataclass(frozen=True)
+class Plan:
+    """A checked request: everything the engine needs, decided before any process starts."""
+
+    request: BenchmarkRequest
+    dataset: bool
+    """``inputs`` is a dataset that each copy batches (else one example per batch size)."""
+    loop_dataset: bool
+    metrics: tuple[str, ...]
+    """The accuracy metrics to compute (``eval_metrics``, canonical names)."""
+    rates: list[float | str] | None
+    """The server scenario's offered rates; None: the closed loop."""
+    server: serving.ServerSettings | None
+    backend: DeviceBackend
+    cores: list[int]
+    in_process: bool
+    functions: dict[str, Any]
+    """``FUNCTIONS`` as they reach a model copy (see ``portable_function``)."""
+    sources: SourcePlan
+    paired: PairedRequest | None
+    """The paired request with its seed drawn; None: not paired."""
+    base: BasePlan | None
+    framework: str
+    adapter: str
+    """``module:attr`` of the framework's adapter."""
+    inputs: Any
+    """What travels to the copies: the dataset, or the portable example(s)."""
+    per_batch: dict[int, Any]
+    """Batch size -> its example (None for a dataset, or the generate scenario's prompts)."""
+    generate: generation.GenerateSettings | None = None
+    """The generate scenario's prompts, output lengths and SLOs; None: calls."""
+
+
+def plan(request: BenchmarkRequest) -> Plan:
+    """Check ``request`` and decide what runs where; raises ValueError (one sentence) on a bad
+    argument, before any process starts."""
+    r = request
+    generate = generation.check_settings(r.scenario, r.model, r.inputs, r.output_tokens,
+                                         r.slo_ttft_ms, r.slo_tpot_ms, r.ignore_eos)
+    if generate is not None:
+        refuse_with_generate(preprocess_fn=r.preprocess_fn, postprocess_fn=r.postprocess_fn,
+                             dataset_loader_fn=r.dataset_loader_fn, eval_metrics=r.eval_metrics,
+                             dynamic_batch_size=r.dynamic_batch_size,
+                             return_timers=r.return_timers)
+    # a list is one example per batch size, unless what else is asked says it is data
+    dataset = generate is None and (is_dataset(r.inputs) or (isinstance(r.inputs, list) and (
+        r.dataset_loader_fn is not None or bool(r.eval_metrics))))
+    # NeuronPerf: duration=0 runs untimed through the data
+    loop_dataset = r.loop_dataset and not (dataset and r.duration == 0)
+    grid.positive_number("duration", r.duration, allow_zero=dataset and not loop_dataset)
+    if not dataset:  # a generator is data (batched below); inside an example it cannot travel
+        refuse_generators(r.inputs)
+    check_numbers(r)
+    metrics = evaluation.metric_names(r.eval_metrics)
+    if metrics and not dataset:
+        raise ValueError(
+            "eval_metrics needs labelled data: pass inputs= a dataset of (*inputs, target) "
+            "samples (a torch Dataset or any iterable), not a single example"
+        )
+    adapters = {**ADAPTERS, **(r.adapters or {})}
+    rates = serving.check_settings(r.scenario, r.target_qps, r.p99_ms, r.max_queue_delay_ms)
+    server = (None if rates is None
+              else serving.ServerSettings(r.seed, r.max_queue_delay_ms, r.p99_ms))
+    backend = get_backend(DEVICE_ALIASES.get(r.device_type, r.device_type), r.devices)
+    usable = checked_cores(r.cores) if r.cores is not None else backend.cores()
+    if not usable:
+        raise ValueError(f"no {backend.name} cores are available to benchmark on")
+    in_process = not r.multiprocess and not r.multiinterpreter
+    functions = {what: portable_function(getattr(r, what), what, in_process)
+                 for what in FUNCTIONS}
+    sources = (plan_endpoint(r.model, r.batch_sizes, r.pipeline_sizes, r.model_name,
+                             r.cast_modes) if isinstance(r.model, Endpoint) else
+               plan_sources(r.model, r.batch_sizes, r.pipeline_sizes, r.model_name,
+                            r.cast_modes, r.dynamic_batch_size))
+    paired = base = None
+    if r.paired is not None:
+        paired = r.paired.with_seed()
+        base = plan_base(paired, r.batch_sizes, r.pipeline_sizes, r.model_name)
+    check_framework(r.model, r.framework)
+    portable = portable_dataset(r.inputs) if dataset else to_portable(r.inputs)
+    framework = r.framework or sources.framework or infer_framework(r.model, portable)
+    if framework is None and generate is not None:
+        framework = "python"  # a factory or a callable of tokens: any object it builds is run
+    if framework is None:
+        raise ValueError(
+            "cannot tell the framework from this model and these inputs: pass "
+            "framework='torch', 'tensorflow' or 'python'"
+        )
+    if framework not in adapters:
+        raise ValueError(f"unknown framework {framework!r}: choose one of {', '.join(adapters)}")
+    per_batch = ({size: None for size in sources.batch_sizes} if dataset or generate
+                 else inputs_for_plan(portable, sources))
+    return Plan(r, dataset, loop_dataset, metrics, rates, server, backend, usable, in_process,
+                functions, sources, paired, base, framework, adapters[framework], portable,
+                per_batch, generate)
+
+
+def check_numbers(request: BenchmarkRequest) -> None:
+    """Warm-up, timeout, sampling interval and cost are positive numbers (or unset)."""
+    if request.warmup != "auto":
+        grid.positive_number("warmup (or 'auto')", request.warmup, allow_zero=True)
+    if request.timeout is not None:
+        grid.positive_number("timeout", request.timeout)
+    grid.positive_number("stats_interval", request.stats_interval)
+    if request.cost_per_hour is not None:
+        grid.positive_number("cost_per_hour", request.cost_per_hour, allow_zero=True)
 
 
 def check_framework(model: Any, framework: str | None) -> None:

@@ -18,7 +18,7 @@ code can differ by a per cent through memory layout) from failing anything. Wors
 tolerance but not significant is ``INCONCLUSIVE``; fewer than ``MIN_ROUNDS`` usable rounds too.
 
 Defaults from ``benchmarks/paired_study.py`` (README quick start, 4 configurations, 3 s per
-side, see the README's "Paired comparisons" for the recorded figures).
+side, see docs/paired.md, "Measured", for the recorded figures).
 """
 
 from __future__ import annotations

@@ -442,6 +442,32 @@ def judge(
     )
 
 
+JUDGEMENT_KEYS = ("verdict", "gate", "baseline", "delta", "baseline_windows")
+"""The report keys a judgement writes (:func:`gate_report`)."""
+
+
+def gate_report(
+    report: dict[str, Any],
+    baseline_entry: Mapping[str, Any] | None,
+    tolerance: Mapping[str, float] | None = None,
+    budgets: Mapping[str, float | None] | None = None,
+    strict: bool = False,
+) -> Judgement:
+    """Judge ``report`` (see :func:`judge`) and write the judgement into it: ``verdict``,
+    ``gate``, and ``baseline``, ``delta``, ``baseline_windows`` when there is a baseline entry
+    (a key an earlier judgement wrote that this one does not is removed). The plugin and the
+    ``compare`` command both gate a report with this."""
+    judgement = judge(report, baseline_entry, tolerance, budgets, strict)
+    fields = judgement.report_fields(report)
+    if baseline_entry is not None:
+        fields["baseline_windows"] = dict(baseline_entry.get("windows") or {})
+    for key in JUDGEMENT_KEYS:
+        if key not in fields:
+            report.pop(key, None)
+    report.update(fields)
+    return judgement
+
+
 def combine(verdicts: Sequence[Verdict]) -> Verdict:
     """One configuration's verdict from its metrics': the worst one wins."""
     for verdict in (Verdict.REGRESSED, Verdict.INCONCLUSIVE, Verdict.IMPROVED):

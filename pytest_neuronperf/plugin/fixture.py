@@ -12,21 +12,21 @@ from typing import Any
 
 import pytest
 
-from pytest_neuronperf import api
 from pytest_neuronperf.compiling.cache import input_signature, safe_name
 from pytest_neuronperf.compiling.request import compile as compile_model
 from pytest_neuronperf.engine import grid as grid_configs
+from pytest_neuronperf.engine.measure import measure
 from pytest_neuronperf.engine.model_ref import describe_model
 from pytest_neuronperf.engine.paired import PairedRequest
+from pytest_neuronperf.engine.request import BenchmarkRequest
 from pytest_neuronperf.engine.summary import reports_from_results
 from pytest_neuronperf.evaluation import metric_names
 from pytest_neuronperf.gating.baseline import result_key
-from pytest_neuronperf.gating.verdicts import (
-    pool_reports,
-)
+from pytest_neuronperf.gating.verdicts import needs_recheck, pool_reports
 from pytest_neuronperf.plugin.markers import PerfSettings, SettingsError, apply_keywords
-from pytest_neuronperf.plugin.progress import terminal_progress
+from pytest_neuronperf.plugin.progress import TerminalProgress, terminal_progress
 from pytest_neuronperf.plugin.session import PerfSession
+from pytest_neuronperf.plugin.shares import CoreShare
 from pytest_neuronperf.plugin.xdist import plain_nodeid
 from pytest_neuronperf.reporting.tables import headline_properties
 
@@ -37,13 +37,11 @@ CALL_KEYWORDS = (
     "multiprocess", "multiinterpreter", "loop_dataset", "eval_metrics", "eval_target_col",
     "dynamic_batch_size", "ignore_eos",
 )
+"""Keywords of ``benchmark`` that describe the call rather than the configuration grid."""
 
 
 def quiet(_: Any) -> None:
     """No progress (not at a terminal, or an xdist worker)."""
-
-
-"""Keywords of ``benchmark`` that describe the call rather than the configuration grid."""
 
 
 class NeuronperfFixture:
@@ -183,66 +181,50 @@ class NeuronperfFixture:
             if paired is not None:
                 paired = dataclasses.replace(paired, rounds=settings.paired_rounds)
         share = self._session.share(backend)
-        duration = self._session.options.duration or settings.duration
-
-        timers: list[Any] = []
-
-        def measure(what: str = "", **grid: Any) -> list[dict[str, Any]]:
-            if self._terminal is not None:
-                self._terminal.what = what
-            with share.hold():
-                measured = api.benchmark(
-                    model, inputs, duration=duration, warmup=settings.warmup,
-                    timeout=settings.timeout, device_type=backend.name, cores=share.cores,
-                    devices=self._session.devices, adapters=self._session.adapters,
-                    verbosity=0, return_timers=return_timers, progress=self._terminal or quiet,
-                    paired=paired, **call_args, **grid,
-                )
-            if return_timers:  # the reports are gated; the test gets NeuronPerf's results
-                if not timers:
-                    timers.extend(measured)
-                measured = reports_from_results(measured)
-            for report in measured:
-                report["core_share"] = {"used": len(share.cores), "machine": len(backend.cores())}
-            return measured
-
-        grid: dict[str, Any] = {"batch_sizes": settings.batch_sizes, "n_models": settings.n_models,
-                "workers_per_model": settings.workers_per_model,
-                "pipeline_sizes": settings.pipeline_sizes, "cast_modes": settings.cast_modes,
-                **settings.scenario_arguments()}
+        request = BenchmarkRequest(
+            model, inputs, duration=self._session.options.duration or settings.duration,
+            warmup=settings.warmup, timeout=settings.timeout, device_type=backend.name,
+            cores=share.cores, devices=self._session.devices, adapters=self._session.adapters,
+            verbosity=0, return_timers=return_timers, progress=self._terminal or quiet,
+            paired=paired, batch_sizes=settings.batch_sizes, n_models=settings.n_models,
+            workers_per_model=settings.workers_per_model, pipeline_sizes=settings.pipeline_sizes,
+            cast_modes=settings.cast_modes, **settings.scenario_arguments(), **call_args,
+        )
+        run = Runs(share, len(backend.cores()), self._terminal)
         try:
             with self._refusals(call):  # arguments are checked before any process starts
-                reports = measure("", **grid)
-            reports = self._settle(key, reports, backend, settings, measure, grid)
+                reports = run(request)
+            reports = self._settle(key, request, reports, backend, settings, run)
         finally:
             if self._terminal is not None:
                 self._terminal.finish()
-        return timers if return_timers else reports
+        return run.timers if return_timers else reports
 
-    def _settle(self, key: str, reports: list[dict[str, Any]], backend: Any,
-                settings: PerfSettings, measure: Any, grid: dict[str, Any]
-                ) -> list[dict[str, Any]]:
-        """Repeat a baseline's measurement, then gate (re-measuring a doubtful configuration)."""
+    def _settle(self, key: str, request: BenchmarkRequest, reports: list[dict[str, Any]],
+                backend: Any, settings: PerfSettings, run: Runs) -> list[dict[str, Any]]:
+        """Judge the reports; measure a doubtful configuration once more and judge it on both
+        runs; then decide the outcomes. Every measured report is recorded, whatever happens."""
         if self._session.options.save_baseline:
             # a baseline is compared with many later runs: measure it twice, so one unlucky
             # run of a drifting machine does not set the bar for all of them
             reports = [pool_reports(first, second, "repeat")
-                       for first, second in zip(reports, measure("repeat", **grid), strict=True)]
+                       for first, second in zip(reports, run(request, "repeat"), strict=True)]
         self.reports.extend(reports)
-
-        def remeasure(report: dict[str, Any]) -> dict[str, Any]:
-            [again] = measure(
-                "recheck", batch_sizes=report["batch_size"], n_models=report["n_models"],
-                workers_per_model=report["workers_per_model"],
-                pipeline_sizes=report["pipeline_size"], cast_modes=report.get("cast_mode"),
-                **{**settings.scenario_arguments(),
-                   **({"target_qps": report["target_qps"]} if "target_qps" in report else {})},
-            )
-            return again
-
         try:
-            self._session.settle(self._item.nodeid, key, reports, backend, settings, remeasure)
+            paired = self._session.gate_paired(reports)
+            judgements = []
+            for position, report in enumerate(reports):
+                judgement = self._session.gate(report, key, backend, settings.budgets,
+                                               settings.tolerance)
+                if needs_recheck(judgement):
+                    [again] = run(recheck_request(request, report), "recheck")
+                    report = reports[position] = pool_reports(report, again)
+                    judgement = self._session.gate(report, key, backend, settings.budgets,
+                                                   settings.tolerance)
+                judgements.append(judgement)
+            self._session.settle(self._item.nodeid, key, reports, judgements, paired)
         finally:
+            self._session.record(reports)
             for report in reports:  # what --junitxml carries
                 self._item.user_properties.extend(headline_properties(report, self._name))
         return reports
@@ -259,3 +241,38 @@ class NeuronperfFixture:
                 f"{self._item.nodeid}: min_accuracy= needs the accuracy measured: pass "
                 f"eval_metrics=['accuracy'] and inputs= a labelled dataset to "
                 f"neuronperf.benchmark", pytrace=False)
+
+
+class Runs:
+    """Measures a request for the fixture: on this worker's share of the cores (held while
+    measuring), as reports (the first run's raw results kept for ``return_timers``)."""
+
+    def __init__(self, share: CoreShare, machine_cores: int,
+                 terminal: TerminalProgress | None) -> None:
+        self.share = share
+        self.machine_cores = machine_cores
+        self.terminal = terminal
+        self.timers: list[Any] = []
+
+    def __call__(self, request: BenchmarkRequest, what: str = "") -> list[dict[str, Any]]:
+        """The reports of one measurement of ``request`` (``what``: shown in the progress)."""
+        if self.terminal is not None:
+            self.terminal.what = what
+        with self.share.hold():
+            measured = measure(request)
+        if request.return_timers:  # the reports are gated; the test gets NeuronPerf's results
+            if not self.timers:
+                self.timers.extend(measured)
+            measured = reports_from_results(measured)
+        for report in measured:
+            report["core_share"] = {"used": len(self.share.cores), "machine": self.machine_cores}
+        return measured
+
+
+def recheck_request(request: BenchmarkRequest, report: dict[str, Any]) -> BenchmarkRequest:
+    """``request`` narrowed to the one configuration of ``report`` (to measure it again)."""
+    return dataclasses.replace(
+        request, batch_sizes=report["batch_size"], n_models=report["n_models"],
+        workers_per_model=report["workers_per_model"], pipeline_sizes=report["pipeline_size"],
+        cast_modes=report.get("cast_mode"),
+        **({"target_qps": report["target_qps"]} if "target_qps" in report else {}))

@@ -19,16 +19,14 @@ from pytest_neuronperf.engine.interference import is_high
 from pytest_neuronperf.gating import baseline as baseline_file
 from pytest_neuronperf.gating import machine
 from pytest_neuronperf.gating import paired as paired_gate
+from pytest_neuronperf.gating.paired import PairedJudgement
 from pytest_neuronperf.gating.verdicts import (
     Judgement,
     Verdict,
     entry_from_report,
-    judge,
-    needs_recheck,
-    pool_reports,
+    gate_report,
 )
 from pytest_neuronperf.logs import printable
-from pytest_neuronperf.plugin.markers import PerfSettings
 from pytest_neuronperf.plugin.options import RunOptions
 from pytest_neuronperf.plugin.outcome import Outcome, decide, failure_message
 from pytest_neuronperf.plugin.shares import CoreShare, this_host
@@ -126,45 +124,35 @@ class PerfSession:
         entry = None
         if self.baseline is not None and report["status"] == "ok":
             entry = self.baseline.lookup(machine_id, test, config_key(report))
-        judgement = judge(report, entry, {**self.options.tolerance, **tolerance}, budgets,
-                          self.options.strict)
         report.update(test=test, machine=machine_id, fingerprint=fp, **self.host)
-        report.update(judgement.report_fields(report))
-        if entry is not None:
-            report["baseline_windows"] = dict(entry.get("windows") or {})
-        return judgement
+        return gate_report(report, entry, {**self.options.tolerance, **tolerance}, budgets,
+                           self.options.strict)
+
+    def gate_paired(self, reports: list[dict[str, Any]]) -> list[PairedJudgement | None]:
+        """The paired verdicts of one call's reports, its configurations x metrics one family
+        (None for a report without a paired part)."""
+        return paired_gate.judge_family(reports, self.options.paired_tolerance)
 
     def settle(
         self,
         nodeid: str,
         key: str,
         reports: list[dict[str, Any]],
-        backend: DeviceBackend,
-        settings: PerfSettings,
-        remeasure: Callable[[dict[str, Any]], dict[str, Any]],
+        judgements: list[Judgement],
+        paired: list[PairedJudgement | None],
     ) -> None:
-        """Gate one benchmark call's reports and record them with their outcomes.
-
-        A configuration that first looks REGRESSED or INCONCLUSIVE is measured once more
-        (``remeasure``) and judged on both runs' windows. Paired reports are also judged head
-        against base, with the call's configurations x metrics as one family; the outcome
-        merges both judgements. Whatever happens, every measured report is recorded.
-        """
+        """Decide one benchmark call's outcomes from its judgements (``gate`` and
+        ``gate_paired``; the verdict hook may override): the merged verdict per report."""
         outcomes = self.outcomes.setdefault(nodeid, [])
-        try:
-            paired = paired_gate.judge_family(reports, self.options.paired_tolerance)
-            for position, report in enumerate(reports):
-                judgement = self.gate(report, key, backend, settings.budgets, settings.tolerance)
-                if needs_recheck(judgement):
-                    report = reports[position] = pool_reports(report, remeasure(report))
-                    judgement = self.gate(report, key, backend, settings.budgets,
-                                          settings.tolerance)
-                paired_gate.annotate(report, paired[position])
-                override = self._verdict_hook(report=report, judgement=judgement)
-                outcomes.append((key, decide(report, judgement, override, self.options,
-                                             paired[position])))
-        finally:
-            self.results.extend(reports)
+        for report, judgement, paired_judgement in zip(reports, judgements, paired, strict=True):
+            paired_gate.annotate(report, paired_judgement)
+            override = self._verdict_hook(report=report, judgement=judgement)
+            outcomes.append((key, decide(report, judgement, override, self.options,
+                                         paired_judgement)))
+
+    def record(self, reports: list[dict[str, Any]]) -> None:
+        """Keep measured reports for the run's outputs (whatever their verdicts)."""
+        self.results.extend(reports)
 
     def failure(self, nodeid: str) -> str | None:
         """The message a test fails with, or None when none of its configurations fails
