@@ -1,8 +1,8 @@
 """Figures of the generate scenario (docs/generative.md), each run recorded as one JSON line in
 ``benchmarks/generate-runs.jsonl`` (with the load average, so that its figures replay).
 
-    PYTHONPATH=$PWD:$PWD/examples .venv/bin/python benchmarks/generate_study.py [tiny client
-        overhead paired open endpoint] [--repeats N]
+    PYTHONPATH=$PWD:$PWD/examples:$PWD/benchmarks .venv/bin/python benchmarks/generate_study.py
+        [tiny client overhead stamps paired open queue endpoint] [--repeats N]
 
 tiny      the tiny Llama (examples/zoo/tiny_llm.py), 64 output tokens: TTFT, TPOT, ITL p50/p99
           and tokens/s at batch 1 and 4.
@@ -21,6 +21,9 @@ paired    ``compare`` of the tiny Llama against itself without its KV cache (``u
 open      the open loop at 0.3x, 0.7x and 2.5x the closed loop's capacity measured just before
           (16 output tokens, so that a run sees enough requests): p99 TTFT, overload, goodput
           under SLOs.
+queue     the same with a token stream of known timing (benchmarks/generate_models.py: 10 ms,
+          then 2 ms a token; 16 tokens, about 40 ms a request): at 0.3x, 0.7x and 1.3x of
+          its capacity, hundreds of requests a rate.
 endpoint  in process (core 1) against the same model behind HTTP (server on core 1, client copy
           on core 0), interleaved: what the HTTP path adds.
 """
@@ -147,9 +150,7 @@ def client(repeats: int) -> None:
                   f" ms; TPOT p50 ours {ours['tpot_ms_p50']:.2f} openai "
                   f"{theirs['tpot_ms_p50']:.2f} ms  (load {load()})")
     for key, values in ratios.items():
-        print(f"  {key}: ours / openai, median of {len(values)} pairs "
-              f"{np.median(values):.3f} (quartiles {np.percentile(values, 25):.3f}.."
-              f"{np.percentile(values, 75):.3f})")
+        print(ratio_line(f"{key}, ours / openai", values))
 
 
 def bare_loop(seconds: float) -> dict[str, float]:
@@ -189,22 +190,34 @@ def bare_loop(seconds: float) -> dict[str, float]:
             "output_tokens_per_s": tokens / (time.perf_counter() - started)}
 
 
+def ratio_line(name: str, values: list[float]) -> str:
+    """The median of per-pair ratios, with its quartiles."""
+    return (f"  {name}: median of {len(values)} pairs {np.median(values):.3f} (quartiles "
+            f"{np.percentile(values, 25):.3f}..{np.percentile(values, 75):.3f})")
+
+
 def overhead(repeats: int) -> None:
     from zoo.tiny_llm import TinyLlama
 
     os.sched_setaffinity(0, {CORE})
-    print(f"harness vs a bare generate loop, both on core {CORE}, interleaved")
+    print(f"harness vs a bare generate loop, both on core {CORE}, alternating 4 s blocks "
+          f"({4 * repeats} pairs)")
     bare_loop(2)  # builds and warms the model here
-    for _ in range(repeats):
+    tpot, tokens = [], []
+    for _ in range(4 * repeats):
         [ours] = npf.benchmark(TinyLlama, prompts(), scenario="generate", output_tokens=TOKENS,
-                               n_models=1, workers_per_model=1, duration=8, warmup=1,
+                               n_models=1, workers_per_model=1, duration=4, warmup=1,
                                cores=[CORE], verbosity=0)
-        bare = bare_loop(8)
-        record("overhead", side="harness", **figures(ours))
-        record("overhead", side="bare", **bare)
+        bare = bare_loop(4)
+        record("overhead", side="harness", blocks="4 s", **figures(ours))
+        record("overhead", side="bare", blocks="4 s", **bare)
+        tpot.append(ours["tpot_ms_p50"] / bare["tpot_ms_p50"])
+        tokens.append(ours["output_tokens_per_s"] / bare["output_tokens_per_s"])
         print(f"  TPOT p50 harness {ours['tpot_ms_p50']:.3f} bare {bare['tpot_ms_p50']:.3f} ms;"
               f" tokens/s harness {ours['output_tokens_per_s']:.1f} bare "
               f"{bare['output_tokens_per_s']:.1f}  (load {load()})")
+    print(ratio_line("TPOT p50, harness / bare", tpot))
+    print(ratio_line("tokens/s, harness / bare", tokens))
 
 
 def stamps(repeats: int) -> None:
@@ -294,31 +307,60 @@ def open_loop(repeats: int) -> None:
                   f"({report['goodput_ratio']:.0%})  (load {load()})")
 
 
+def queue(repeats: int) -> None:
+    from generate_models import SleepyTokens
+
+    [closed] = npf.benchmark(SleepyTokens, prompts(), scenario="generate",
+                             output_tokens=OPEN_TOKENS, n_models=1, workers_per_model=1,
+                             duration=5, cores=[CORE], verbosity=0)
+    capacity = closed["requests_per_s"]
+    slo_ttft = 3 * closed["ttft_ms_p50"]
+    rates = [round(capacity * f, 2) for f in (0.3, 0.7, 1.3)]
+    record("queue", stage="capacity", capacity=capacity, slo_ttft_ms=slo_ttft,
+           **figures(closed))
+    print(f"known-timing stream: capacity {capacity:.1f}/s, rates {rates}, SLO TTFT "
+          f"{slo_ttft:.1f} ms")
+    for _ in range(repeats):
+        for report in npf.benchmark(SleepyTokens, prompts(), scenario="generate",
+                                    output_tokens=OPEN_TOKENS, n_models=1, workers_per_model=1,
+                                    duration=10, target_qps=rates, cores=[CORE],
+                                    slo_ttft_ms=slo_ttft, verbosity=0):
+            record("queue", capacity=capacity, **figures(report))
+            print(f"  {report['target_qps']:.2f}/s: TTFT p50/p99 {report['ttft_ms_p50']:.1f}/"
+                  f"{report['ttft_ms_p99']:.1f} ms, overloaded {report['overloaded']}, goodput "
+                  f"{report['goodput']:.2f}/s ({report['goodput_ratio']:.0%})  (load {load()})")
+
+
 def endpoint(repeats: int) -> None:
     from zoo.tiny_llm import TinyLlama
 
     print(f"in process (core {CORE}) vs the same model behind HTTP (server on core {CORE}, "
-          f"client copy on core {CLIENT_CORE}), interleaved")
-    layout = f"model on core {CORE} either way, HTTP client on core {CLIENT_CORE}"
+          f"client copy on core {CLIENT_CORE}), alternating 4 s blocks ({4 * repeats} pairs)")
+    layout = f"model on core {CORE} either way, HTTP client on core {CLIENT_CORE}, 4 s blocks"
+    ratios: dict[str, list[float]] = {"ttft_ms_p50": [], "tpot_ms_p50": []}
     with start_llm_server() as server:
-        for _ in range(repeats):
+        for _ in range(4 * repeats):
             [inside] = npf.benchmark(TinyLlama, prompts(), scenario="generate",
                                      output_tokens=TOKENS, n_models=1, workers_per_model=1,
-                                     duration=8, cores=[CORE], verbosity=0)
+                                     duration=4, warmup=1, cores=[CORE], verbosity=0)
             [http] = npf.benchmark(npf.Endpoint(server.url + "/v1"), prompts(),
                                    scenario="generate", output_tokens=TOKENS, n_models=1,
-                                   workers_per_model=1, duration=8, cores=[CLIENT_CORE],
-                                   verbosity=0)
+                                   workers_per_model=1, duration=4, warmup=1,
+                                   cores=[CLIENT_CORE], verbosity=0)
             record("endpoint", side="in process", layout=layout, **figures(inside))
             record("endpoint", side="http", layout=layout, **figures(http))
+            for key in ratios:
+                ratios[key].append(http[key] / inside[key])
             print(f"  TTFT p50 in process {inside['ttft_ms_p50']:.2f} http "
                   f"{http['ttft_ms_p50']:.2f} ms; TPOT p50 {inside['tpot_ms_p50']:.2f} / "
                   f"{http['tpot_ms_p50']:.2f} ms  (load {load()})")
+    for key, values in ratios.items():
+        print(ratio_line(f"{key}, http / in process", values))
 
 
 STUDIES = {"tiny": tiny, "client": client, "overhead": overhead, "stamps": stamps,
            "paired": paired,
-           "open": open_loop, "endpoint": endpoint}
+           "open": open_loop, "queue": queue, "endpoint": endpoint}
 
 
 def main() -> None:
