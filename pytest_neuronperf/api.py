@@ -22,6 +22,7 @@ from pytest_neuronperf.gating.verdicts import parse_tolerance
 from pytest_neuronperf.protocol.specs import Endpoint
 from pytest_neuronperf.reporting.files import get_reports, write_csv, write_json
 from pytest_neuronperf.reporting.tables import print_reports
+from pytest_neuronperf.reports import Report
 from pytest_neuronperf.tuning import Tuning, print_tuning, tuning_of
 
 __all__ = ["Endpoint", "benchmark", "compare", "compile", "evaluate", "get_reports",
@@ -134,7 +135,7 @@ def compare(
     seed: int | None = None,
     tolerance: Any = None,
     **kwargs: Any,
-) -> list[dict[str, Any]]:
+) -> list[Report]:
     """A/B-test ``model`` ("head") against ``base_model`` on every configuration, interleaved
     on the same cores; one report per configuration, for the head, with the base side,
     the paired deltas, their intervals, p-values and a verdict under ``paired``.
@@ -159,7 +160,7 @@ def evaluate(
     metrics: str | Iterable[str] = "accuracy",
     eval_target_col: int = -1,
     **kwargs: Any,
-) -> list[dict[str, Any]]:
+) -> list[Report]:
     """Run ``dataset`` once through one copy of ``model`` and report ``metrics`` on its outputs.
 
     ``dataset`` is a torch ``Dataset`` or any iterable of ``(*inputs, target)`` samples (the

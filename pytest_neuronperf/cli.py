@@ -16,7 +16,7 @@ from __future__ import annotations
 import argparse
 import importlib.util
 import sys
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -27,7 +27,7 @@ from pytest_neuronperf.plugin.session import duration_notes
 from pytest_neuronperf.reporting.files import get_reports
 from pytest_neuronperf.reporting.html import write_html
 from pytest_neuronperf.reporting.tables import format_summary
-from pytest_neuronperf.reports import config_key, config_label
+from pytest_neuronperf.reports import Report, config_key, config_label
 
 EXIT_OK, EXIT_REGRESSED, EXIT_BAD_INPUT = 0, 1, 2
 
@@ -74,7 +74,7 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def read(path: Path) -> list[dict[str, Any]]:
+def read(path: Path) -> list[Report]:
     """The reports of a file, or BadInput naming it."""
     if not path.is_file():
         raise BadInput(f"{path} does not exist or is not a file")
@@ -94,7 +94,7 @@ def read(path: Path) -> list[dict[str, Any]]:
     return reports
 
 
-def identity(report: dict[str, Any]) -> tuple[str, str]:
+def identity(report: Mapping[str, Any]) -> tuple[str, str]:
     """(test, configuration key) that matches a report across files."""
     return (str(report.get("test") or report.get("model_name") or "?"), config_key(report))
 
@@ -111,7 +111,7 @@ def compare(old_path: Path, new_path: Path, tolerance: str | None, html: Path | 
     options = RunOptions(tolerance=tolerances, strict=strict)
     judged, outcomes = [], []
     for report in new:
-        report = dict(report)
+        report = report.copy()
         base = reference.get(identity(report))
         entry = entry_from_report(base) if base is not None else None
         judgement = gate_report(report, entry, tolerances, {}, strict)
@@ -130,7 +130,8 @@ def compare(old_path: Path, new_path: Path, tolerance: str | None, html: Path | 
     return EXIT_OK
 
 
-def unmatched_notes(old: list[dict[str, Any]], new: list[dict[str, Any]]) -> list[str]:
+def unmatched_notes(old: Sequence[Mapping[str, Any]],
+                    new: Sequence[Mapping[str, Any]]) -> list[str]:
     """Configurations of OLD that NEW does not have."""
     measured = {identity(r) for r in new}
     gone = [f"{test} {config_label(r)}" for r in old
@@ -150,7 +151,7 @@ def show(path: Path, html: Path | None) -> int:
     return EXIT_OK
 
 
-def print_summary(reports: list[dict[str, Any]], notes: list[str]) -> None:
+def print_summary(reports: Sequence[Mapping[str, Any]], notes: list[str]) -> None:
     """The plugin's summary table, verdict counts and notes."""
     for line in format_summary(reports):
         print(line)
@@ -163,7 +164,8 @@ def print_summary(reports: list[dict[str, Any]], notes: list[str]) -> None:
         print(note)
 
 
-def write_page(reports: list[dict[str, Any]], path: Path, notes: list[str], title: str) -> None:
+def write_page(reports: Sequence[Mapping[str, Any]], path: Path, notes: list[str],
+               title: str) -> None:
     """The HTML report, or BadInput when it cannot be written."""
     if importlib.util.find_spec("matplotlib") is None:
         raise BadInput("--html needs matplotlib: pip install 'pytest-neuronperf[html]'")

@@ -6,6 +6,7 @@ from typing import Any
 
 from pytest_neuronperf import api
 from pytest_neuronperf.frameworks import infer_framework
+from pytest_neuronperf.reports import Report
 
 
 def benchmark(model: Any, inputs: Any, *args: Any, **kwargs: Any) -> list[Any]:
@@ -17,7 +18,7 @@ def benchmark(model: Any, inputs: Any, *args: Any, **kwargs: Any) -> list[Any]:
     return api.benchmark(model, inputs, *args, **kwargs)
 
 
-def compare(base_model: Any, model: Any, inputs: Any, **kwargs: Any) -> list[dict[str, Any]]:
+def compare(base_model: Any, model: Any, inputs: Any, **kwargs: Any) -> list[Report]:
     """:func:`pytest_neuronperf.compare` (A/B of two models, interleaved) of plain Python
     callables, with ``framework="python"`` on the ``cpu`` device."""
     kwargs.setdefault("framework", "python")

@@ -46,7 +46,7 @@ def printable(text: Any) -> str:
     files (baselines, report files, model indexes) before it reaches a terminal."""
     text = str(text)
     if text.isprintable():
-        return text
+        return str(text)
     return "".join(
         ch if unicodedata.category(ch) not in ("Cc", "Cf", "Zl", "Zp") else
         (f"\\x{ord(ch):02x}" if ord(ch) < 0x100 else f"\\u{ord(ch):04x}")

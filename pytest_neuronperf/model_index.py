@@ -169,7 +169,8 @@ def _as_index(index: str | os.PathLike[str] | Mapping[str, Any]) -> dict[str, An
     if isinstance(index, Mapping):
         if not isinstance(index.get("model_configs"), list):
             raise ModelIndexError("a model index needs a \"model_configs\" list")
-        return json.loads(json.dumps(index))
+        copied: dict[str, Any] = json.loads(json.dumps(index))
+        return copied
     return load(index)
 
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 from typing import Any
 
 from pytest_neuronperf import api
+from pytest_neuronperf.reports import Report
 
 
 def benchmark(model: Any, inputs: Any, *args: Any, **kwargs: Any) -> list[Any]:
@@ -22,13 +23,13 @@ def compile(model: Any, inputs: Any, *args: Any, **kwargs: Any) -> str:
     return api.compile(model, inputs, *args, **kwargs)
 
 
-def evaluate(model: Any, dataset: Any, **kwargs: Any) -> list[dict[str, Any]]:
+def evaluate(model: Any, dataset: Any, **kwargs: Any) -> list[Report]:
     """:func:`pytest_neuronperf.evaluate` with ``framework="torch"``."""
     kwargs.setdefault("framework", "torch")
     return api.evaluate(model, dataset, **kwargs)
 
 
-def compare(base_model: Any, model: Any, inputs: Any, **kwargs: Any) -> list[dict[str, Any]]:
+def compare(base_model: Any, model: Any, inputs: Any, **kwargs: Any) -> list[Report]:
     """:func:`pytest_neuronperf.compare` (A/B of two models, interleaved on the same cores)
     with ``framework="torch"``."""
     kwargs.setdefault("framework", "torch")

@@ -11,12 +11,14 @@ from __future__ import annotations
 
 import math
 import sys
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, TextIO
+from typing import Any, TextIO, TypeVar, cast
 
-from pytest_neuronperf.reports import config_label
+from pytest_neuronperf.reports import Report, config_label
 
+R = TypeVar("R", bound=Mapping[str, Any])
+"""A report, or any mapping with a report's keys."""
 TUNING_COLUMNS = ("rank", "configuration", "throughput", "latency_ms_p99", "meets", "front")
 
 
@@ -26,29 +28,29 @@ class Tuning:
 
     p99_ms: float | None
     """The end-to-end p99 budget (None: the generate scenario without one)."""
-    reports: list[dict[str, Any]]
-    ranked: list[dict[str, Any]]
+    reports: list[Report]
+    ranked: list[Report]
     """The reports that meet the budget, highest throughput first."""
-    front: list[dict[str, Any]]
+    front: list[Report]
     """The throughput/p99 Pareto front of every measured report, highest throughput first."""
 
     @property
-    def best(self) -> dict[str, Any] | None:
+    def best(self) -> Report | None:
         """The configuration to deploy: the fastest that meets the budget (None: none does)."""
         return self.ranked[0] if self.ranked else None
 
 
-def is_generate(report: dict[str, Any]) -> bool:
+def is_generate(report: Mapping[str, Any]) -> bool:
     """A generate-scenario report (ranked by goodput)."""
     return report.get("scenario") == "generate"
 
 
-def served_throughput(report: dict[str, Any]) -> float:
+def served_throughput(report: Mapping[str, Any]) -> float:
     """Samples/s the configuration serves: at ``max_qps`` for a search, goodput (requests/s
     within the SLOs) in the generate scenario, else as measured."""
     if is_generate(report):
-        value = report.get("goodput")
-        return float(value) if value is not None else math.nan
+        goodput = report.get("goodput")
+        return float(goodput) if goodput is not None else math.nan
     if report.get("target_qps") == "max":
         per_query = 1 if report.get("max_queue_delay_ms") is not None else report["batch_size"]
         return float(report.get("max_qps") or 0.0) * per_query
@@ -56,7 +58,7 @@ def served_throughput(report: dict[str, Any]) -> float:
     return float(value) if value is not None else math.nan
 
 
-def meets(report: dict[str, Any], p99_ms: float | None) -> bool:
+def meets(report: Mapping[str, Any], p99_ms: float | None) -> bool:
     """Measured, not overloaded, p99 within the budget (and a search found a rate; in the
     generate scenario, some requests met the SLOs)."""
     p99 = report.get("latency_ms_p99")
@@ -69,19 +71,19 @@ def meets(report: dict[str, Any], p99_ms: float | None) -> bool:
     return math.isfinite(p99) and (p99_ms is None or p99 <= p99_ms)
 
 
-def rank(reports: Sequence[dict[str, Any]], p99_ms: float | None) -> list[dict[str, Any]]:
+def rank(reports: Sequence[R], p99_ms: float | None) -> list[R]:
     """The reports that meet the budget, highest throughput first (lower p99 breaks ties)."""
     fit = [r for r in reports if meets(r, p99_ms)]
     return sorted(fit, key=lambda r: (-served_throughput(r), r["latency_ms_p99"]))
 
 
-def pareto_front(reports: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
+def pareto_front(reports: Sequence[R]) -> list[R]:
     """Measured reports no other beats on both throughput (higher) and p99 (lower)."""
     points = [r for r in reports if r.get("status") == "ok"
               and math.isfinite(served_throughput(r))
               and r.get("latency_ms_p99") is not None and not r.get("overloaded")]
 
-    def dominated(a: dict[str, Any]) -> bool:
+    def dominated(a: R) -> bool:
         ta, pa = served_throughput(a), a["latency_ms_p99"]
         return any(served_throughput(b) >= ta and b["latency_ms_p99"] <= pa
                    and (served_throughput(b) > ta or b["latency_ms_p99"] < pa) for b in points)
@@ -89,7 +91,7 @@ def pareto_front(reports: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
     return sorted((r for r in points if not dominated(r)), key=lambda r: -served_throughput(r))
 
 
-def tuning_of(reports: Sequence[dict[str, Any]], p99_ms: float | None) -> Tuning:
+def tuning_of(reports: Sequence[Report], p99_ms: float | None) -> Tuning:
     """The ranking and front of already measured reports."""
     reports = list(reports)
     return Tuning(p99_ms, reports, rank(reports, p99_ms), pareto_front(reports))
@@ -142,7 +144,7 @@ def decision(tuning: Tuning) -> str:
         return ("no configuration served a request within the SLOs without overload"
                 + (f" and p99{budget}" if budget else "") + ": relax the SLOs, lower "
                 "target_qps, or try more copies")
-    lowest = min(measured, key=lambda r: r["latency_ms_p99"])
+    lowest = min(measured, key=lambda r: cast(float, r["latency_ms_p99"]))
     return (f"no configuration meets p99{budget}; the lowest p99 is "
             f"{_figure(lowest['latency_ms_p99'])} ms ({config_label(lowest)}): relax the "
             f"budget, or try smaller batches or more copies")

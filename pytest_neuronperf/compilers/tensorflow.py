@@ -6,7 +6,7 @@ from __future__ import annotations
 import importlib.util
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 
@@ -28,10 +28,10 @@ def inference_call(model: Any) -> Callable[..., Any]:
     if _is_keras_model(model):
         return lambda *args: model(*args, training=False)
     if callable(model):
-        return model
+        return cast(Callable[..., Any], model)
     serve = getattr(model, "serve", None)  # a loaded SavedModel without __call__
     if callable(serve):
-        return serve
+        return cast(Callable[..., Any], serve)
     raise TypeError(f"the model is a {type(model).__name__}, which is not callable")
 
 

@@ -12,12 +12,13 @@ from multiprocessing.context import BaseContext
 from pathlib import Path
 
 from pytest_neuronperf.compiling.cache import copy_atomically
-from pytest_neuronperf.compiling.child import CompileJob, Task, compile_main, remove
+from pytest_neuronperf.compiling.child import CompileJob, Task, compile_main
 from pytest_neuronperf.engine.processes import ChildProcess, process_context
 from pytest_neuronperf.engine.supervise import Deadline, ProcessLost, next_messages
 from pytest_neuronperf.model_index import IndexWriter
 from pytest_neuronperf.protocol import messages
 from pytest_neuronperf.reports import config_label
+from pytest_neuronperf.safe_files import remove
 
 log = logging.getLogger("pytest_neuronperf")
 

@@ -16,7 +16,8 @@ import math
 import os
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from typing import Any
+
+from pytest_neuronperf.reports import Interference
 
 HIGH_OTHER_PCT = 10.0
 """Above this share of the measured cores' time used by others, a verdict says so."""
@@ -81,7 +82,7 @@ def read_sample(cpus: Iterable[int], pids: Iterable[int]) -> Sample | None:
     return Sample({c: t for c, t in per_cpu.items() if c in wanted}, ticks)
 
 
-def interference(before: Sample | None, after: Sample | None) -> dict[str, Any] | None:
+def interference(before: Sample | None, after: Sample | None) -> Interference | None:
     """``{"other_pct", "steal_pct", "cpus"}`` between two readings, or None without data."""
     if before is None or after is None:
         return None
@@ -114,7 +115,7 @@ class Meter:
         if self._cpus and os.path.exists("/proc/stat"):
             self._before = read_sample(self._cpus, self._pids)
 
-    def stop(self, copies_cpu_s: float = math.nan) -> dict[str, Any] | None:
+    def stop(self, copies_cpu_s: float = math.nan) -> Interference | None:
         """The interference since :meth:`start` (None when it cannot be known).
 
         ``copies_cpu_s`` is the copies' CPU time as they last reported it (seconds, summed);
@@ -127,15 +128,15 @@ class Meter:
         return interference(self._before, after)
 
 
-def is_high(figures: dict[str, Any] | None) -> bool:
+def is_high(figures: Interference | None) -> bool:
     """True when other processes or the hypervisor took a notable share of the cores."""
     if not figures:
         return False
-    return (figures.get("other_pct", 0.0) > HIGH_OTHER_PCT
+    return bool(figures.get("other_pct", 0.0) > HIGH_OTHER_PCT
             or figures.get("steal_pct", 0.0) > HIGH_STEAL_PCT)
 
 
-def describe(figures: dict[str, Any] | None) -> str:
+def describe(figures: Interference | None) -> str:
     """``busy machine: 23% of the measured cores' time went to other processes, 0% stolen``
     when it was high, else an empty string."""
     if not is_high(figures):

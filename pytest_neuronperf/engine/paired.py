@@ -22,7 +22,7 @@ import traceback
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from multiprocessing.context import BaseContext
-from typing import Any, Protocol
+from typing import Any, Protocol, TypedDict, cast
 
 import numpy as np
 
@@ -44,6 +44,7 @@ from pytest_neuronperf.engine.runner import (
 from pytest_neuronperf.engine.supervise import Deadline
 from pytest_neuronperf.protocol import messages
 from pytest_neuronperf.protocol.specs import ImportRoot, ModelSource
+from pytest_neuronperf.reports import Interference, Paired, Report, SideMetrics
 
 SIDES = ("base", "head")
 TARGET_SLICE_S = 0.25
@@ -238,28 +239,36 @@ def cpu_series(records: list[SliceRecord], warm: SliceRecord | None) -> list[flo
     return used
 
 
+class SideSummary(TypedDict):
+    """One side's whole-run figures, its per-slice series and CPU seconds per slice."""
+
+    metrics: SideMetrics
+    series: dict[str, list[float]]
+    cpu_s: list[float]
+
+
 def side_summary(records: list[SliceRecord], batch_size: int,
-                 warm: SliceRecord | None = None, generate: bool = False) -> dict[str, Any]:
+                 warm: SliceRecord | None = None, generate: bool = False) -> SideSummary:
     """One side's whole-run figures (NeuronPerf's keys) and its per-slice series (the token
     metrics' in the generate scenario: ``token_summary.slice_figures``)."""
     if generate:
-        figures = [token_summary.slice_figures(r.timings, r.start_ns, r.end_ns)
-                   for r in records]
-        return {"metrics": token_summary.side_metrics([t for r in records for t in r.timings],
-                                                      figures),
-                "series": {name: [f[name] for f in figures]
+        tokens = [token_summary.slice_figures(r.timings, r.start_ns, r.end_ns)
+                  for r in records]
+        return {"metrics": cast(SideMetrics, token_summary.side_metrics(
+                    [t for r in records for t in r.timings], tokens)),
+                "series": {name: [f[name] for f in tokens]
                            for name in token_summary.SLICE_SERIES},
                 "cpu_s": cpu_series(records, warm) if records else []}
     figures = [slice_figures(r, batch_size) for r in records]
     lats = np.concatenate([x for r in records for t in r.timings for x in t.latency_ns]
                           or [np.empty(0, np.int64)])
     throughput = [f["throughput"] for f in figures]
-    metrics: dict[str, Any] = {
+    metrics = cast(SideMetrics, {
         "total_infs": int(sum(f["calls"] for f in figures)) * batch_size,
         "throughput_avg": float(np.mean(throughput)) if throughput else math.nan,
         "throughput_peak": float(np.max(throughput)) if throughput else math.nan,
         **stats.latency_summary(lats),
-    }
+    })
     series = {name: [f[name] for f in figures] for name in SLICE_SERIES}
     cpu = cpu_series(records, warm) if records else []
     return {"metrics": metrics, "series": series, "cpu_s": cpu}
@@ -299,7 +308,7 @@ def run_paired_configuration(
     inputs: Any,
     request: PairedRequest,
     base_failure: str | None = None,
-) -> dict[str, Any]:
+) -> Report:
     """Measure one configuration paired; never raises for a model's fault.
 
     ``base_source`` None (with ``base_failure`` or ``request.absent`` saying why) measures the
@@ -307,8 +316,8 @@ def run_paired_configuration(
     """
     assert request.seed is not None
     rounds = request.rounds or default_rounds(head_job.duration)
-    header = {"revision": request.revision, "rounds": rounds, "seed": request.seed,
-              "slice_s": head_job.duration / rounds}
+    header: Paired = {"revision": request.revision, "rounds": rounds, "seed": request.seed,
+                      "slice_s": head_job.duration / rounds}
     if base_source is None:
         report = run_configuration(context, head_job, config, inputs)
         status = "absent" if request.absent else "error"
@@ -343,8 +352,8 @@ def measure_paired(
     inputs: Any,
     procs: dict[str, list[ModelProcess]],
     rounds: int,
-    header: dict[str, Any],
-) -> dict[str, Any]:
+    header: Paired,
+) -> Report:
     """Load both sides, run the schedule and build the head's report with its ``paired`` part."""
     head_job = jobs["head"]
     failures: dict[str, str] = {}
@@ -384,11 +393,11 @@ def paired_report(
     ready: dict[str, list[messages.Ready]],
     result: ScheduleResult,
     order: list[tuple[str, str]],
-    header: dict[str, Any],
+    header: Paired,
     failures: dict[str, str],
-    figures: dict[str, Any] | None,
+    figures: Interference | None,
     cores: list[str],
-) -> dict[str, Any]:
+) -> Report:
     """The head's report (its slices are its windows) with the base side under ``paired``."""
     head_job = jobs["head"]
     generate = head_job.generate is not None
@@ -398,29 +407,30 @@ def paired_report(
         raise ConfigurationFailed(
             f"no call finished within the {header['slice_s']:.3g} s slices: one inference takes "
             f"longer than duration / paired_rounds; raise duration or lower paired_rounds")
-    report = base_report(head_job, config)
-    report.update(
+    report: Report = {
+        **base_report(head_job, config),
         **head["metrics"],
-        load_avg_ms=float(np.mean([r.load_ms for r in ready["head"]])),
-        warmup_avg_ms=float(np.mean([r.warmup_ms for r in ready["head"]])),
-        status="ok", error=None, cores=cores, windows=head["series"], interference=figures,
-    )
-    paired: dict[str, Any] = {**header, "base_model": jobs["base"].model.filename,
-                              "order": [pair[0] for pair in order]}
+        "load_avg_ms": float(np.mean([r.load_ms for r in ready["head"]])),
+        "warmup_avg_ms": float(np.mean([r.warmup_ms for r in ready["head"]])),
+        "status": "ok", "error": None, "cores": cores, "windows": head["series"],
+        "interference": figures,
+    }
+    paired: Paired = {**header, "base_model": jobs["base"].model.filename,
+                      "order": [pair[0] for pair in order]}
     if "base" in failures or not result.slices["base"]:
-        paired.update(base_status="error",
-                      base_error=failures.get("base", "the base side recorded no slice"))
+        paired["base_status"] = "error"
+        paired["base_error"] = failures.get("base", "the base side recorded no slice")
     else:
         base = side_summary(result.slices["base"], config.batch_size, result.warm.get("base"),
                             generate)
-        base["metrics"].update(
-            load_avg_ms=float(np.mean([r.load_ms for r in ready["base"]])),
-            warmup_avg_ms=float(np.mean([r.warmup_ms for r in ready["base"]])))
-        paired.update(base_status="ok", base=base["metrics"],
-                      slices={"head": head["series"], "base": base["series"]},
-                      slice_cpu_s={"head": head["cpu_s"], "base": base["cpu_s"]},
-                      slice_rounds={"head": [r.round for r in result.slices["head"]],
-                                    "base": [r.round for r in result.slices["base"]]})
+        base["metrics"]["load_avg_ms"] = float(np.mean([r.load_ms for r in ready["base"]]))
+        base["metrics"]["warmup_avg_ms"] = float(np.mean([r.warmup_ms for r in ready["base"]]))
+        paired["base_status"] = "ok"
+        paired["base"] = base["metrics"]
+        paired["slices"] = {"head": head["series"], "base": base["series"]}
+        paired["slice_cpu_s"] = {"head": head["cpu_s"], "base": base["cpu_s"]}
+        paired["slice_rounds"] = {"head": [r.round for r in result.slices["head"]],
+                                  "base": [r.round for r in result.slices["base"]]}
     report["paired"] = paired
     return report
 

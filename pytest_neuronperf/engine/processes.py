@@ -182,7 +182,8 @@ class ChildProcess:
     @property
     def pid(self) -> int | None:
         """The process id (None before start)."""
-        return self.process.pid
+        pid: int | None = self.process.pid
+        return pid
 
     def exit_description(self) -> str:
         """How the process ended, e.g. ``exit code 1`` or ``killed by SIGSEGV``."""

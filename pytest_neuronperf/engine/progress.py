@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -74,7 +74,7 @@ class ErrorLog:
     def __init__(self) -> None:
         self._repeats: dict[str, int] = {}
 
-    def outcome(self, report: dict[str, Any]) -> None:
+    def outcome(self, report: Mapping[str, Any]) -> None:
         """Log one configuration's outcome (nothing yet for return_timers' raw results)."""
         if "throughput_avg" not in report and report.get("status") == "ok":
             return

@@ -10,7 +10,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from multiprocessing.context import BaseContext
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 
@@ -25,7 +25,7 @@ from pytest_neuronperf.engine.summary import error_report as summary_error
 from pytest_neuronperf.engine.supervise import Deadline, ProcessLost, next_messages
 from pytest_neuronperf.protocol import messages
 from pytest_neuronperf.protocol.specs import CopyOptions, ImportRoot, ModelSource, WorkerSpec
-from pytest_neuronperf.reports import config_slug
+from pytest_neuronperf.reports import Report, config_slug
 
 log = logging.getLogger("pytest_neuronperf")
 
@@ -76,9 +76,9 @@ class Job:
         return LOAD_TIMEOUT_FLOOR_S + 3 * self.duration
 
 
-def base_report(job: Job, config: RunConfig) -> dict[str, Any]:
+def base_report(job: Job, config: RunConfig) -> Report:
     """The identifying keys every report carries, whatever its status."""
-    return {
+    report: Report = {
         "model_name": job.model.name,
         "model_filename": job.model.filename,
         "framework": job.framework,
@@ -90,8 +90,10 @@ def base_report(job: Job, config: RunConfig) -> dict[str, Any]:
         "cast_mode": config.cast_mode,
         "duration": job.duration,
         "scenario": scenario_of(job, config),
-        **({} if config.target_qps is None else {"target_qps": config.target_qps}),
     }
+    if config.target_qps is not None:
+        report["target_qps"] = config.target_qps
+    return report
 
 
 def scenario_of(job: Job, config: RunConfig) -> str:
@@ -101,7 +103,7 @@ def scenario_of(job: Job, config: RunConfig) -> str:
     return "closed" if config.target_qps is None else "server"
 
 
-def error_report(job: Job, config: RunConfig, reason: str) -> dict[str, Any]:
+def error_report(job: Job, config: RunConfig, reason: str) -> Report:
     """A report for a configuration that could not be measured: metrics are null."""
     return summary_error(base_report(job, config), reason)
 
@@ -119,12 +121,13 @@ def single_pass(job: Job) -> bool:
 
 def run_configuration(
     context: BaseContext, job: Job, config: RunConfig, inputs: Any
-) -> dict[str, Any]:
+) -> Report:
     """Measure one configuration; never raises for a model's fault (status ``error``)."""
     procs: list[Any] = []
     try:
         start_copies(context, job, config, inputs, procs)
-        return measure(job, config, procs)
+        report: Report = measure(job, config, procs)
+        return report
     except (ConfigurationFailed, NothingMeasured) as failure:
         return error_report(job, config, str(failure))
     except Exception:  # a bug of ours must not hide the other configurations
@@ -273,7 +276,7 @@ def build_report(
     start_ns: int,
     cores: list[str],
     copy_stats: list[messages.CopyStats] | None = None,
-) -> dict[str, Any]:
+) -> Report:
     """NeuronPerf-style report from every copy's timings."""
     raw = raw_results(job, ready, timings, start_ns, cores, copy_stats)
     try:
@@ -284,39 +287,39 @@ def build_report(
 
 def generate_report(job: Job, config: RunConfig, ready: list[messages.Ready],
                     procs: list[ModelProcess], deadline: Deadline, start_ns: int,
-                    meter: interference.Meter) -> dict[str, Any]:
+                    meter: interference.Meter) -> Report:
     """The report of a generate run: every copy's requests (``engine.token_summary``)."""
     assert job.generate is not None
+    generate = job.generate
     open_loop = config.target_qps is not None
     generated = collect(procs, messages.Generated, deadline, "serving" if open_loop
                         else "generating")
     copy_stats = (None if open_loop else
                   collect(procs, messages.CopyStats, deadline, "reporting its statistics"))
     try:
-        fields = token_summary.generate_fields(generated, start_ns, job.duration,
-                                               job.generate.slos)
+        fields = token_summary.generate_fields(generated, start_ns, job.duration, generate.slos)
     except ValueError as exc:
         raise ConfigurationFailed(str(exc)) from exc
-    report = base_report(job, config)
-    report.update(
+    asked = generate.output_tokens
+    report: dict[str, Any] = {
+        **base_report(job, config),
         **fields,
-        output_tokens=list(job.generate.output_tokens) if len(set(
-            job.generate.output_tokens)) > 1 else job.generate.output_tokens[0],
-        slo_ttft_ms=job.generate.slos.ttft_ms,
-        slo_tpot_ms=job.generate.slos.tpot_ms,
-        load_avg_ms=float(np.mean([r.load_ms for r in ready])),
-        warmup_avg_ms=float(np.mean([r.warmup_ms for r in ready])),
-        status="ok",
-        error=None,
-        cores=[format_cores(proc.spec.placement.cores) for proc in procs],
-    )
+        "output_tokens": list(asked) if len(set(asked)) > 1 else asked[0],
+        "slo_ttft_ms": generate.slos.ttft_ms,
+        "slo_tpot_ms": generate.slos.tpot_ms,
+        "load_avg_ms": float(np.mean([r.load_ms for r in ready])),
+        "warmup_avg_ms": float(np.mean([r.warmup_ms for r in ready])),
+        "status": "ok",
+        "error": None,
+        "cores": [format_cores(proc.spec.placement.cores) for proc in procs],
+    }
     if open_loop:
         report.update(token_summary.open_loop_fields(generated, start_ns, job.duration),
                       arrival_seed=(job.server or serving.ServerSettings()).seed)
     else:
         report.update(summary_resources(copy_stats or []))
     report["interference"] = meter.stop(sum(g.cpu_s for g in generated))
-    return report
+    return cast(Report, report)
 
 
 def summary_resources(copy_stats: list[messages.CopyStats]) -> dict[str, Any]:
@@ -327,7 +330,7 @@ def summary_resources(copy_stats: list[messages.CopyStats]) -> dict[str, Any]:
 
 def server_report(job: Job, config: RunConfig, ready: list[messages.Ready],
                   served: list[messages.Served], start_ns: int,
-                  procs: list[ModelProcess]) -> dict[str, Any]:
+                  procs: list[ModelProcess]) -> Report:
     """The report of an open-loop run (server scenario, see ``engine.serving``)."""
     settings = job.server or serving.ServerSettings()
     dynamic = settings.max_queue_delay_ms is not None
@@ -338,17 +341,17 @@ def server_report(job: Job, config: RunConfig, ready: list[messages.Ready],
             settings.p99_ms if settings.estimate_windows else None)
     except ValueError as exc:
         raise ConfigurationFailed(str(exc)) from exc
-    report = base_report(job, config)
-    report.update(
+    report: Report = {
+        **base_report(job, config),
         **fields,
-        arrival_seed=settings.seed,
-        max_queue_delay_ms=settings.max_queue_delay_ms,
-        load_avg_ms=float(np.mean([r.load_ms for r in ready])),
-        warmup_avg_ms=float(np.mean([r.warmup_ms for r in ready])),
-        status="ok",
-        error=None,
-        cores=[format_cores(proc.spec.placement.cores) for proc in procs],
-    )
+        "arrival_seed": settings.seed,
+        "max_queue_delay_ms": settings.max_queue_delay_ms,
+        "load_avg_ms": float(np.mean([r.load_ms for r in ready])),
+        "warmup_avg_ms": float(np.mean([r.warmup_ms for r in ready])),
+        "status": "ok",
+        "error": None,
+        "cores": [format_cores(proc.spec.placement.cores) for proc in procs],
+    }
     if job.return_timers:  # per query, in arrival order per copy: ms after the common start
         report["timers"] = {
             name: [[float(v - start_ns) / 1e6 if v >= 0 else None for v in values]

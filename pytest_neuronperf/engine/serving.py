@@ -9,14 +9,15 @@ from __future__ import annotations
 
 import heapq
 import math
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 
 from pytest_neuronperf.engine import windows as stats
 from pytest_neuronperf.protocol.specs import ServerSpec
+from pytest_neuronperf.reports import Report, SearchTrial
 
 SCENARIOS = ("closed", "server", "generate")
 DEFAULT_SEED = 0
@@ -185,7 +186,7 @@ def is_overloaded(offered: int, backlog: int, unserved: int, backlog_half: int) 
 
 
 def server_fields(queries: Queries, start_ns: int, duration_s: float, samples_per_query: int,
-                  workers: int, estimate_budget_ms: float | None = None) -> dict[str, Any]:
+                  workers: int, estimate_budget_ms: float | None = None) -> Report:
     """The report keys of an open-loop run: NeuronPerf's, with latency from arrival, and ours.
 
     Latency (``latency_ms_*``) runs from each query's scheduled arrival to the end of the call
@@ -230,13 +231,13 @@ def server_fields(queries: Queries, start_ns: int, duration_s: float, samples_pe
     if estimate_budget_ms is not None:
         fields["windows"]["max_qps"] = window_max_qps(
             queries, start_ns, duration_s, workers, estimate_budget_ms)
-    return fields
+    return cast(Report, fields)
 
 
 # --- max_qps: the highest rate that meets a p99 budget ---------------------------------------
 
 
-def meets_budget(report: dict[str, Any], p99_ms: float) -> bool:
+def meets_budget(report: Mapping[str, Any], p99_ms: float) -> bool:
     """A measured rate meets the budget: ok, not overloaded, and p99 within it."""
     p99 = report.get("latency_ms_p99")
     return (report.get("status") == "ok" and not report.get("overloaded")
@@ -253,10 +254,10 @@ class Search:
     """The trials of one ``max`` search, in the order they ran."""
 
     p99_ms: float
-    trials: list[dict[str, Any]] = field(default_factory=list)
+    trials: list[SearchTrial] = field(default_factory=list)
 
-    def run(self, measure: Callable[[float, float], dict[str, Any]], qps: float,
-            duration_s: float, stage: str) -> tuple[bool, dict[str, Any]]:
+    def run(self, measure: Callable[[float, float], Report], qps: float,
+            duration_s: float, stage: str) -> tuple[bool, Report]:
         report = measure(qps, duration_s)
         ok = meets_budget(report, self.p99_ms)
         self.trials.append({"stage": stage, "qps": qps, "duration": duration_s,
@@ -267,12 +268,12 @@ class Search:
 
 
 def search_max_qps(
-    measure: Callable[[float, float], dict[str, Any]],
+    measure: Callable[[float, float], Report],
     p99_ms: float,
     capacity_qps: float,
     duration_s: float,
-    final: Callable[[float, float], dict[str, Any]] | None = None,
-) -> tuple[float, dict[str, Any], list[dict[str, Any]]]:
+    final: Callable[[float, float], Report] | None = None,
+) -> tuple[float, Report, list[SearchTrial]]:
     """(max_qps, the report of the confirming run, every trial) for one configuration.
 
     Brackets from ``START_FRACTION`` of the closed-loop capacity by doubling (or halving),
@@ -285,7 +286,7 @@ def search_max_qps(
     search = Search(p99_ms)
     confirm = final or measure
 
-    def trial(qps: float, stage: str) -> tuple[bool, dict[str, Any]]:
+    def trial(qps: float, stage: str) -> tuple[bool, Report]:
         return search.run(measure, qps, trial_seconds(qps, duration_s), stage)
 
     floor = MIN_QUERIES / duration_s
@@ -377,7 +378,8 @@ def sojourn_times(gaps_s: np.ndarray, service_s: np.ndarray, servers: int = 1) -
         steps = np.concatenate([[0.0], service_s[:-1] - gaps_s[1:]])
         x = np.cumsum(steps)
         wait = x - np.minimum(np.minimum.accumulate(x), 0.0)
-        return wait + service_s
+        sojourn: np.ndarray = wait + service_s
+        return sojourn
     arrivals = np.cumsum(gaps_s)
     free = [0.0] * servers
     out = np.empty(len(arrivals))

@@ -10,12 +10,13 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping, Sequence
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 
 from pytest_neuronperf.engine import windows as stats
 from pytest_neuronperf.evaluation import aggregate
+from pytest_neuronperf.reports import Report
 
 RESOURCE_KEYS = ("cpu_percent_avg", "memory_mb_peak")
 METRIC_KEYS = (
@@ -30,15 +31,15 @@ class NothingMeasured(Exception):
     """No call finished in the window: there is nothing to summarise."""
 
 
-def error_report(config: Mapping[str, Any], reason: str) -> dict[str, Any]:
+def error_report(config: Mapping[str, Any], reason: str) -> Report:
     """A report for a configuration that could not be measured: metrics are null."""
-    report = dict(config)
+    report: dict[str, Any] = dict(config)
     report.update({key: None for key in METRIC_KEYS})
     report.update(status="error", error=reason, windows=None)
-    return report
+    return cast(Report, report)
 
 
-def summarize(config: Mapping[str, Any], results: Mapping[str, Any]) -> dict[str, Any]:
+def summarize(config: Mapping[str, Any], results: Mapping[str, Any]) -> Report:
     """The report of one configuration from its raw results."""
     if results.get("status", "ok") != "ok":
         return error_report(config, str(results.get("error") or "no reason recorded"))
@@ -65,7 +66,7 @@ def summarize(config: Mapping[str, Any], results: Mapping[str, Any]) -> dict[str
             f"than the duration; raise duration"
         )
     windows = stats.window_series(ends, lats, start_ns, measured_s, batch_size)
-    report = dict(config)
+    report: dict[str, Any] = dict(config)
     report.update(
         total_infs=calls * batch_size,
         throughput_avg=float(np.mean(windows["throughput"])),
@@ -86,7 +87,7 @@ def summarize(config: Mapping[str, Any], results: Mapping[str, Any]) -> dict[str
     if cost is not None:
         report["cost_per_1m_inf"] = cost_per_million(float(cost), report["throughput_avg"])
     report.update(eval_values(copies))
-    return report
+    return cast(Report, report)
 
 
 def _joined(copies: Sequence[Mapping[str, Any]], key: str) -> np.ndarray:
@@ -141,7 +142,7 @@ def is_raw_results(value: Any) -> bool:
     )
 
 
-def reports_from_results(results: Sequence[Any]) -> list[dict[str, Any]]:
+def reports_from_results(results: Sequence[Any]) -> list[Report]:
     """``get_reports(results)``: the reports ``benchmark`` would have returned."""
     reports = []
     for config, raw in results:

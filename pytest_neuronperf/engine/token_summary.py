@@ -102,9 +102,10 @@ class Requests:
     def stamp_weights(self) -> np.ndarray:
         """Tokens each arrival stands for: its request's tokens x sequences / arrivals."""
         counts = np.bincount(self.stamp_request, minlength=self.tokens.size)
-        per_request = np.where(counts > 0, self.tokens * self.sequences / np.maximum(counts, 1),
-                               0.0)
-        return per_request[self.stamp_request]
+        per_request: np.ndarray = np.where(
+            counts > 0, self.tokens * self.sequences / np.maximum(counts, 1), 0.0)
+        weights: np.ndarray = per_request[self.stamp_request]
+        return weights
 
 
 @dataclass(frozen=True)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import importlib
 from collections.abc import Callable
-from typing import Any, Protocol, runtime_checkable
+from typing import Any, Protocol, cast, runtime_checkable
 
 from pytest_neuronperf.devices.base import Placement
 from pytest_neuronperf.protocol.specs import ModelSource
@@ -58,7 +58,7 @@ def require_callable(model: Any, source: ModelSource) -> Callable[..., Any]:
     """``model`` if it can be called, else a TypeError naming what the source built."""
     if not callable(model):
         raise TypeError(f"{source.filename} built a {type(model).__name__}, which is not callable")
-    return model
+    return cast(Callable[..., Any], model)
 
 
 def as_args(inputs: Any) -> tuple[Any, ...]:
@@ -85,5 +85,5 @@ def expand_batch(value: Any, batch_size: int, repeat: Callable[[Any, int], Any])
 def load_adapter(path: str) -> FrameworkAdapter:
     """Instantiate the adapter named ``module:attribute``."""
     module_name, _, attr = path.partition(":")
-    adapter = resolve_object(module_name, attr)()
+    adapter: FrameworkAdapter = resolve_object(module_name, attr)()
     return adapter

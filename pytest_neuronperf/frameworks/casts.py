@@ -108,7 +108,8 @@ def cast_model(framework: str, model: Callable[..., Any], cast: str,
                 f"converted with .to(dtype); pass an nn.Module or a TorchScript module"
             )
         with torch.inference_mode():  # the adapter loaded it in inference mode too
-            return to(dtype)
+            converted: Callable[..., Any] = to(dtype)
+            return converted
     autocast_device = "cuda" if device.startswith("cuda") else "cpu"
     autocast_dtype = torch.float16 if autocast_device == "cuda" else torch.bfloat16
     inner = model

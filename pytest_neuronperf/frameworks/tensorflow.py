@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 import tensorflow as tf
@@ -41,7 +41,7 @@ def load_saved_model(path: str) -> Callable[..., Any]:
 
         return call_serve
     if callable(loaded):
-        return loaded
+        return cast(Callable[..., Any], loaded)
     signatures = getattr(loaded, "signatures", {})
     if "serving_default" in signatures:
         signature = signatures["serving_default"]

@@ -42,8 +42,10 @@ def load_artifact(path: str, compiler: str | None, device: str) -> Callable[...,
     if suffix == ".pt2" or compiler == "export":
         return load_pt2(path, device)
     if device.startswith("cuda") or device == "cpu":
-        return torch.jit.load(path, map_location=device)
-    return torch.jit.load(path)
+        scripted: Callable[..., Any] = torch.jit.load(path, map_location=device)
+        return scripted
+    loaded: Callable[..., Any] = torch.jit.load(path)
+    return loaded
 
 
 def load_pt2(path: str, device: str) -> Callable[..., Any]:

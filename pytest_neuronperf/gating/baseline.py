@@ -25,7 +25,7 @@ import os
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 from pytest_neuronperf import safe_files
 
@@ -191,7 +191,7 @@ def _read(file: Path) -> dict[str, Any] | None:
     if _depth(data) > MAX_DEPTH:
         raise BaselineError(_too_deep(file))
     _validate(file, data)
-    return data
+    return cast(dict[str, Any] | None, data)
 
 
 def _too_deep(file: Path) -> str:

@@ -39,6 +39,7 @@ from pytest_neuronperf.gating.verdicts import (
     format_tolerance,
 )
 from pytest_neuronperf.metrics import METRICS, gated_metrics
+from pytest_neuronperf.reports import Paired, Report
 
 PAIRED_TOLERANCE: dict[str, float] = {
     "throughput": 0.03,
@@ -97,23 +98,21 @@ class PairedJudgement:
     note: str = ""
     """Why there is no comparison (the model is absent at the base revision, the base failed)."""
 
-    def report_fields(self) -> dict[str, Any]:
+    def report_fields(self) -> Paired:
         """What the report's ``paired`` part gains: verdict, delta, interval, p per metric."""
-        fields: dict[str, Any] = {"verdict": self.verdict.value}
+        fields: Paired = {"verdict": self.verdict.value}
         if self.note:
             fields["note"] = self.note
         if self.comparisons:
-            fields.update(
-                delta={c.metric: c.delta for c in self.comparisons},
-                interval={c.metric: [c.low, c.high] for c in self.comparisons},
-                p={c.metric: c.p for c in self.comparisons},
-                p_adjusted={c.metric: c.p_adjusted for c in self.comparisons},
-                tolerance={c.metric: c.tolerance for c in self.comparisons},
-            )
+            fields["delta"] = {c.metric: c.delta for c in self.comparisons}
+            fields["interval"] = {c.metric: [c.low, c.high] for c in self.comparisons}
+            fields["p"] = {c.metric: c.p for c in self.comparisons}
+            fields["p_adjusted"] = {c.metric: c.p_adjusted for c in self.comparisons}
+            fields["tolerance"] = {c.metric: c.tolerance for c in self.comparisons}
         return fields
 
 
-def annotate(report: dict[str, Any], judgement: PairedJudgement | None) -> None:
+def annotate(report: Report, judgement: PairedJudgement | None) -> None:
     """Write a judgement into ``report["paired"]`` (reports without a paired part: nothing)."""
     if judgement is not None and isinstance(report.get("paired"), dict):
         report["paired"].update(judgement.report_fields())

@@ -34,7 +34,7 @@ import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from enum import Enum
-from typing import Any
+from typing import Any, Literal, cast
 
 import numpy as np
 
@@ -54,6 +54,7 @@ from pytest_neuronperf.metrics import (
     metrics_of,
     worse_sign,
 )
+from pytest_neuronperf.reports import GateFigure, Report, Rerun
 
 ALPHA = 0.01
 """One-sided significance level of the Mann-Whitney U test."""
@@ -353,10 +354,10 @@ class Judgement:
         """True when this judgement fails the test."""
         return self.verdict.failing(self.strict)
 
-    def report_fields(self, report: Mapping[str, Any] | None = None) -> dict[str, Any]:
+    def report_fields(self, report: Mapping[str, Any] | None = None) -> Report:
         """The keys a gated report carries: ``verdict``, ``gate`` (the figures the verdict
         used, see :func:`gate_figures`), and ``baseline``/``delta`` if any."""
-        fields: dict[str, Any] = {"verdict": self.verdict.value}
+        fields: Report = {"verdict": self.verdict.value}
         if report is not None:
             fields["gate"] = gate_figures(self, report)
         if self.baseline_metrics is not None:
@@ -365,14 +366,14 @@ class Judgement:
         return fields
 
 
-def gate_figures(judgement: Judgement, report: Mapping[str, Any]) -> dict[str, dict[str, Any]]:
+def gate_figures(judgement: Judgement, report: Mapping[str, Any]) -> dict[str, GateFigure]:
     """Per gated metric, the numbers behind the verdict: ``now`` and ``baseline`` (window
     medians, hiccups left out as the gate did), ``delta``, ``tolerance``, ``p``, ``ci`` (of the
     ratio now / baseline) and the metric's ``verdict``. Without a baseline entry only ``now``
     (the median of this run's windows, hiccups left out: what a later run's gate will call
     this run's median once it is the baseline). Tables, files and the HTML report show these,
     so that what a reader sees is what was judged."""
-    figures: dict[str, dict[str, Any]] = {}
+    figures: dict[str, GateFigure] = {}
     for c in judgement.comparisons:
         figures[c.metric] = {
             "now": _finite(c.current), "baseline": _finite(c.baseline),
@@ -442,12 +443,14 @@ def judge(
     )
 
 
-JUDGEMENT_KEYS = ("verdict", "gate", "baseline", "delta", "baseline_windows")
+JudgementKey = Literal["verdict", "gate", "baseline", "delta", "baseline_windows"]
+JUDGEMENT_KEYS: tuple[JudgementKey, ...] = ("verdict", "gate", "baseline", "delta",
+                                            "baseline_windows")
 """The report keys a judgement writes (:func:`gate_report`)."""
 
 
 def gate_report(
-    report: dict[str, Any],
+    report: Report,
     baseline_entry: Mapping[str, Any] | None,
     tolerance: Mapping[str, float] | None = None,
     budgets: Mapping[str, float | None] | None = None,
@@ -514,19 +517,19 @@ def needs_recheck(judgement: Judgement) -> bool:
 
 
 def pool_reports(
-    first: Mapping[str, Any], second: Mapping[str, Any], label: str = "recheck"
-) -> dict[str, Any]:
+    first: Report, second: Mapping[str, Any], label: Literal["recheck", "repeat"] = "recheck"
+) -> Report:
     """``first`` with the windows of both runs (the gate then decides on both), and the second
     run's headline figures under ``label`` (``recheck``, or ``repeat`` for a saved baseline)."""
-    pooled = dict(first)
+    pooled = first.copy()
     if second.get("status", "ok") != "ok":
         pooled[label] = {"status": second.get("status"), "error": second.get("error")}
         return pooled
     windows_a, windows_b = first.get("windows") or {}, second.get("windows") or {}
     pooled["windows"] = {m: [*windows_a.get(m, []), *windows_b.get(m, [])]
                          for m in set(windows_a) | set(windows_b)}
-    pooled[label] = {k: second.get(k) for k in (
-        "status", "throughput_avg", "throughput_peak", "latency_ms_p50", "latency_ms_p99")}
+    pooled[label] = cast(Rerun, {k: second.get(k) for k in (
+        "status", "throughput_avg", "throughput_peak", "latency_ms_p50", "latency_ms_p99")})
     return pooled
 
 

@@ -26,6 +26,7 @@ from pytest_neuronperf.plugin.session import PerfSession
 from pytest_neuronperf.plugin.shares import CoreShare
 from pytest_neuronperf.plugin.xdist import ControllerHooks, configure_worker
 from pytest_neuronperf.reporting.tables import format_paired_summary, format_summary
+from pytest_neuronperf.reports import Report
 
 SESSION_KEY = pytest.StashKey[PerfSession]()
 WRITTEN_KEY = pytest.StashKey[list[str]]()
@@ -77,9 +78,8 @@ def pytest_configure(config: pytest.Config) -> None:
     check_device_name(options.device, devices)
     worker_input = getattr(config, "workerinput", None)
     share_for: Callable[[list[int]], CoreShare] = CoreShare
-    host: dict[str, str] = {}
+    host: Report = {}
     if worker_input is not None:  # an xdist worker: a slice of its host's cores
-
         worker = configure_worker(config, worker_input)
         share_for, host = worker.share_for, worker.registry.host.fields(worker.worker)
 

@@ -7,7 +7,7 @@ import dataclasses
 import hashlib
 import json
 import os
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from typing import Any
 
 import pytest
@@ -29,6 +29,7 @@ from pytest_neuronperf.plugin.session import PerfSession
 from pytest_neuronperf.plugin.shares import CoreShare
 from pytest_neuronperf.plugin.xdist import plain_nodeid
 from pytest_neuronperf.reporting.tables import headline_properties
+from pytest_neuronperf.reports import Report
 
 EAGER_COMPILERS = ("eager",)
 CALL_KEYWORDS = (
@@ -53,7 +54,7 @@ class NeuronperfFixture:
         self._item = item
         self._config = config
         self.settings = settings
-        self.reports: list[dict[str, Any]] = []
+        self.reports: list[Report] = []
         self._keys: set[str] = set()
         self._terminal = terminal_progress(config, item.name, item.nodeid)
         self._name: str | None = None
@@ -129,7 +130,7 @@ class NeuronperfFixture:
         )
 
     def benchmark(self, model: Any, inputs: Any, *, name: str | None = None,
-                  **overrides: Any) -> list[dict[str, Any]]:
+                  **overrides: Any) -> list[Report]:
         """Run every configuration of the marker (plus ``overrides``); record and gate them.
 
         With ``--neuronperf-against=REV`` every configuration is measured paired against the
@@ -137,14 +138,14 @@ class NeuronperfFixture:
         return self._measure(model, inputs, name, overrides, "benchmark", None)
 
     def compare(self, base_model: Any, model: Any, inputs: Any, *, name: str | None = None,
-                **overrides: Any) -> list[dict[str, Any]]:
+                **overrides: Any) -> list[Report]:
         """A/B-test ``model`` (head) against ``base_model`` on every configuration, interleaved
         on the same cores, and gate on the paired difference (e.g. eager vs TorchScript)."""
         return self._measure(model, inputs, name, overrides, "compare",
                              PairedRequest(base_model=base_model))
 
     def _measure(self, model: Any, inputs: Any, name: str | None, overrides: dict[str, Any],
-                 call: str, paired: Any) -> list[dict[str, Any]]:
+                 call: str, paired: Any) -> list[Report]:
         """Measure (paired when ``paired`` is a request or the run is against a revision),
         record and settle one call's reports."""
         key = result_key(plain_nodeid(self._item), name)
@@ -200,8 +201,8 @@ class NeuronperfFixture:
                 self._terminal.finish()
         return run.timers if return_timers else reports
 
-    def _settle(self, key: str, request: BenchmarkRequest, reports: list[dict[str, Any]],
-                backend: Any, settings: PerfSettings, run: Runs) -> list[dict[str, Any]]:
+    def _settle(self, key: str, request: BenchmarkRequest, reports: list[Report],
+                backend: Any, settings: PerfSettings, run: Runs) -> list[Report]:
         """Judge the reports; measure a doubtful configuration once more and judge it on both
         runs; then decide the outcomes. Every measured report is recorded, whatever happens."""
         if self._session.options.save_baseline:
@@ -254,7 +255,7 @@ class Runs:
         self.terminal = terminal
         self.timers: list[Any] = []
 
-    def __call__(self, request: BenchmarkRequest, what: str = "") -> list[dict[str, Any]]:
+    def __call__(self, request: BenchmarkRequest, what: str = "") -> list[Report]:
         """The reports of one measurement of ``request`` (``what``: shown in the progress)."""
         if self.terminal is not None:
             self.terminal.what = what
@@ -269,7 +270,7 @@ class Runs:
         return measured
 
 
-def recheck_request(request: BenchmarkRequest, report: dict[str, Any]) -> BenchmarkRequest:
+def recheck_request(request: BenchmarkRequest, report: Mapping[str, Any]) -> BenchmarkRequest:
     """``request`` narrowed to the one configuration of ``report`` (to measure it again)."""
     return dataclasses.replace(
         request, batch_sizes=report["batch_size"], n_models=report["n_models"],

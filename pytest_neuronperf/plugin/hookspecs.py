@@ -10,6 +10,7 @@ import pytest
 if TYPE_CHECKING:
     from pytest_neuronperf.devices.base import DeviceBackend
     from pytest_neuronperf.gating.verdicts import Judgement, Verdict
+    from pytest_neuronperf.reports import Report
 
 
 def pytest_neuronperf_add_devices(config: pytest.Config) -> dict[str, DeviceBackend] | None:
@@ -31,6 +32,6 @@ def pytest_neuronperf_fingerprint(
 
 @pytest.hookspec(firstresult=True)
 def pytest_neuronperf_verdict(
-    config: pytest.Config, report: dict[str, Any], judgement: Judgement
+    config: pytest.Config, report: Report, judgement: Judgement
 ) -> Verdict | str | None:
     """Return a verdict to replace the computed one for this report (or None to keep it)."""

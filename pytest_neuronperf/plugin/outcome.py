@@ -12,6 +12,7 @@ second judgement, head against base; with a baseline too, the worse of the two v
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -25,7 +26,7 @@ from pytest_neuronperf.gating.verdicts import (
 )
 from pytest_neuronperf.metrics import BUDGETS, METRICS, worse_sign
 from pytest_neuronperf.plugin.options import RunOptions
-from pytest_neuronperf.reports import config_label
+from pytest_neuronperf.reports import Report, config_label
 
 
 @dataclass(frozen=True)
@@ -67,7 +68,7 @@ def merged_verdict(
 
 
 def decide(
-    report: dict[str, Any], judgement: Judgement, override: Any, options: RunOptions,
+    report: Report, judgement: Judgement, override: Any, options: RunOptions,
     paired: PairedJudgement | None = None,
 ) -> Outcome:
     """The outcome of one configuration; sets the report's ``verdict`` (and ``error`` when a
@@ -99,7 +100,7 @@ def decide(
                    "\n".join(tables))
 
 
-def paired_reason(verdict: Verdict, paired: PairedJudgement, report: dict[str, Any]) -> str:
+def paired_reason(verdict: Verdict, paired: PairedJudgement, report: Mapping[str, Any]) -> str:
     """What made a paired verdict: ``paired vs main: throughput -9.8% [-12.0%..-7.5%]``."""
     if not paired.comparisons:
         return paired.note or "no paired comparison"

@@ -54,7 +54,9 @@ class TerminalProgress:
     def _uncaptured(self) -> contextlib.AbstractContextManager[Any]:
         if self._capture is None:
             return contextlib.nullcontext()
-        return self._capture.global_and_fixture_disabled()
+        disabled: contextlib.AbstractContextManager[Any] = (
+            self._capture.global_and_fixture_disabled())
+        return disabled
 
 
 def terminal_progress(config: pytest.Config, test: str, nodeid: str = ""

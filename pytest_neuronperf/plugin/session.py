@@ -8,9 +8,9 @@ import functools
 import os
 import tempfile
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import pytest
 
@@ -33,7 +33,13 @@ from pytest_neuronperf.plugin.shares import CoreShare, this_host
 from pytest_neuronperf.reporting import files as reporting
 from pytest_neuronperf.reporting.html import write_html
 from pytest_neuronperf.reporting.markdown import append_step_summary
-from pytest_neuronperf.reports import config_key, config_label, parse_config_key
+from pytest_neuronperf.reports import (
+    Interference,
+    Report,
+    config_key,
+    config_label,
+    parse_config_key,
+)
 
 RESULTS_FORMAT_VERSION = 1
 """Version of the results a worker sends to the controller (``workeroutput``).
@@ -54,7 +60,7 @@ class PerfSession:
         extra_fingerprint: dict[str, Any],
         share_for: Any,
         verdict_hook: Callable[..., Any] = lambda **_: None,
-        host: dict[str, str] | None = None,
+        host: Report | None = None,
         against: Any = None,
     ) -> None:
         self.options = options
@@ -64,7 +70,7 @@ class PerfSession:
         self.adapters = adapters
         self.extra_fingerprint = extra_fingerprint
         self._share_for = share_for
-        self.results: list[dict[str, Any]] = []
+        self.results: list[Report] = []
         self.outcomes: dict[str, list[tuple[str, Outcome]]] = {}
         """Node id -> (result key, outcome) of every configuration it measured."""
         self._verdict_hook = verdict_hook
@@ -97,7 +103,8 @@ class PerfSession:
 
     def share(self, backend: DeviceBackend) -> CoreShare:
         """This process's cores of ``backend`` (a slice of them under xdist)."""
-        return self._share_for(backend.cores())
+        share: CoreShare = self._share_for(backend.cores())
+        return share
 
     def machine(self, backend: DeviceBackend) -> tuple[str, dict[str, Any]]:
         """(machine id, fingerprint) of this machine with ``backend`` as its device."""
@@ -113,7 +120,7 @@ class PerfSession:
 
     def gate(
         self,
-        report: dict[str, Any],
+        report: Report,
         test: str,
         backend: DeviceBackend,
         budgets: dict[str, float],
@@ -124,11 +131,11 @@ class PerfSession:
         entry = None
         if self.baseline is not None and report["status"] == "ok":
             entry = self.baseline.lookup(machine_id, test, config_key(report))
-        report.update(test=test, machine=machine_id, fingerprint=fp, **self.host)
+        report.update({"test": test, "machine": machine_id, "fingerprint": fp, **self.host})
         return gate_report(report, entry, {**self.options.tolerance, **tolerance}, budgets,
                            self.options.strict)
 
-    def gate_paired(self, reports: list[dict[str, Any]]) -> list[PairedJudgement | None]:
+    def gate_paired(self, reports: Sequence[Report]) -> list[PairedJudgement | None]:
         """The paired verdicts of one call's reports, its configurations x metrics one family
         (None for a report without a paired part)."""
         return paired_gate.judge_family(reports, self.options.paired_tolerance)
@@ -137,7 +144,7 @@ class PerfSession:
         self,
         nodeid: str,
         key: str,
-        reports: list[dict[str, Any]],
+        reports: list[Report],
         judgements: list[Judgement],
         paired: list[PairedJudgement | None],
     ) -> None:
@@ -150,7 +157,7 @@ class PerfSession:
             outcomes.append((key, decide(report, judgement, override, self.options,
                                          paired_judgement)))
 
-    def record(self, reports: list[dict[str, Any]]) -> None:
+    def record(self, reports: Sequence[Report]) -> None:
         """Keep measured reports for the run's outputs (whatever their verdicts)."""
         self.results.extend(reports)
 
@@ -258,7 +265,7 @@ class PerfSession:
                 None if notify is None else lambda line: notify(printable(f"neuronperf: {line}"))))
         return count
 
-    def was_interrupted(self, report: dict[str, Any]) -> bool:
+    def was_interrupted(self, report: Mapping[str, Any]) -> bool:
         """The report comes from a test that was interrupted (``test`` is node id[::name])."""
         test = str(report.get("test", ""))
         return any(test == nodeid or test.startswith(f"{nodeid}::") for nodeid in self.interrupted)
@@ -318,7 +325,7 @@ class PerfSession:
 
     def host_notes(self) -> list[str]:
         """Which host measured what, when xdist workers ran on more than one host or remotely."""
-        by_host: dict[tuple[str, str], list[dict[str, Any]]] = {}
+        by_host: dict[tuple[str, str], list[Report]] = {}
         for report in self.results:
             if "host_id" in report:
                 by_host.setdefault((report["host"], report["host_id"]), []).append(report)
@@ -373,7 +380,7 @@ class PerfSession:
                          f"base: {missing[0]['paired'].get('note') or 'no base'}")
         busy = [r for r in self.results if is_high(r.get("interference"))]
         if busy:
-            worst = max(r["interference"]["other_pct"] for r in busy)
+            worst = max(cast(Interference, r["interference"])["other_pct"] for r in busy)
             notes.append(f"neuronperf: {len(busy)} configuration(s) measured on a busy machine "
                          f"(up to {worst:.0f}% of the measured cores' time went to other "
                          f"processes): their figures are less reliable"
@@ -386,7 +393,7 @@ class PerfSession:
         why (too few cores, an xdist worker's share, or not in this run's grid)."""
         assert self.baseline is not None
         measured: dict[tuple[str, str], set[str]] = {}
-        shares: dict[tuple[str, str], dict[str, int]] = {}
+        shares: dict[tuple[str, str], Mapping[str, Any]] = {}
         for report in self.results:
             if "machine" not in report or "test" not in report:
                 continue
@@ -404,7 +411,7 @@ class PerfSession:
         return notes
 
 
-def unmeasured_reason(key: str, share: dict[str, int]) -> str:
+def unmeasured_reason(key: str, share: Mapping[str, Any]) -> str:
     """``bs=1 n=2 w=1 p=1 (needs 2 cores; this pytest-xdist worker had 1 of the machine's 2)``."""
     config = parse_config_key(key)
     label = config_label(config) or key
@@ -418,7 +425,7 @@ def unmeasured_reason(key: str, share: dict[str, int]) -> str:
     return f"{label} (not in this run's configurations: marker, overrides or a filter)"
 
 
-def duration_notes(results: list[dict[str, Any]]) -> list[str]:
+def duration_notes(results: Sequence[Mapping[str, Any]]) -> list[str]:
     """Tests measured for another duration than their baseline was: their windows differ."""
     mismatches: dict[str, tuple[float, float]] = {}
     for report in results:
@@ -433,7 +440,7 @@ def duration_notes(results: list[dict[str, Any]]) -> list[str]:
 
 
 
-def host_note(name: str, key: str, reports: list[dict[str, Any]], shown: int = 4) -> str:
+def host_note(name: str, key: str, reports: Sequence[Mapping[str, Any]], shown: int = 4) -> str:
     """One host's line: its workers, baseline machine(s) and the tests it measured."""
     workers = sorted({str(r.get("worker")) for r in reports})
     machines = sorted({str(r.get("machine")) for r in reports})
@@ -444,7 +451,7 @@ def host_note(name: str, key: str, reports: list[dict[str, Any]], shown: int = 4
             f"{', '.join(machines)}) measured {len(reports)} configuration(s) of {listed}")
 
 
-def rescued(reports: list[dict[str, Any]], path: Path) -> str:
+def rescued(reports: Sequence[Mapping[str, Any]], path: Path) -> str:
     """Write reports that would otherwise be lost; the line that says where they went."""
     return f"neuronperf: this run's reports were saved to {reporting.write_json(reports, path)}"
 

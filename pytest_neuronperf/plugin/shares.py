@@ -49,6 +49,7 @@ import pytest
 from pytest_neuronperf import safe_files
 from pytest_neuronperf.devices.cpu import usable_cpus
 from pytest_neuronperf.gating import machine
+from pytest_neuronperf.reports import Report
 
 HOST_ID_ENV = "NEURONPERF_HOST_ID"
 """Overrides the host key: workers with the same value split one set of cores."""
@@ -81,7 +82,7 @@ class Host:
     name: str
     key: str
 
-    def fields(self, worker: str) -> dict[str, str]:
+    def fields(self, worker: str) -> Report:
         """What a report measured on this host by ``worker`` carries."""
         return {"host": self.name, "host_id": self.key, "worker": worker}
 

@@ -37,7 +37,7 @@ def allowed(scope: str, worker: str, workers: Iterable[str]) -> bool:
     return not named or worker in named
 
 
-class PinnedGroupScheduling(LoadGroupScheduling):
+class PinnedGroupScheduling(LoadGroupScheduling):  # type: ignore[misc]  # xdist has no types
     """xdist's loadgroup, except that each node takes only the work units it may run."""
 
     def _ids(self) -> list[str]:

@@ -4,10 +4,9 @@ from __future__ import annotations
 
 import csv
 import json
-import math
 import os
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from io import StringIO
 from pathlib import Path
 from typing import Any
@@ -15,9 +14,7 @@ from typing import Any
 from pytest_neuronperf import safe_files
 from pytest_neuronperf.engine.summary import is_raw_results, reports_from_results
 from pytest_neuronperf.reporting.tables import report_list
-
-REPORT_FORMAT = "pytest-neuronperf-reports"
-REPORT_VERSION = 1
+from pytest_neuronperf.reports import Report, decode_reports, encode_reports, json_safe
 
 
 def _default_path(suffix: str) -> Path:
@@ -36,7 +33,7 @@ def atomic_write(path: Path, text: str) -> None:
     _write(path, text)
 
 
-def flatten(report: dict[str, Any], prefix: str = "") -> dict[str, Any]:
+def flatten(report: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
     """One report as flat CSV cells: a nested dict becomes dotted columns
     (``delta.throughput``, ``windows.latency_ms_p99``), a list of numbers or words one cell of
     ``;``-joined values, a list of lists groups joined by ``|`` (``timers.latency_ms``: one
@@ -44,7 +41,7 @@ def flatten(report: dict[str, Any], prefix: str = "") -> dict[str, Any]:
     cells: dict[str, Any] = {}
     for key, value in report.items():
         name = f"{prefix}{key}"
-        value = _json_safe(value)
+        value = json_safe(value)
         if isinstance(value, dict):
             cells.update(flatten(value, f"{name}."))
         elif isinstance(value, list):
@@ -64,7 +61,7 @@ def _joined(values: list[Any]) -> str:
 
 
 def write_csv(
-    reports: Sequence[dict[str, Any]],
+    reports: Sequence[Mapping[str, Any]],
     filename: str | os.PathLike[str] | None = None,
     cols: Sequence[str] | None = None,
 ) -> str:
@@ -93,31 +90,17 @@ def write_csv(
     return str(path)
 
 
-def _json_safe(value: Any) -> Any:
-    """Plain JSON values: NaN/inf become None, NumPy scalars and arrays plain numbers/lists."""
-    if type(value).__module__ == "numpy" and hasattr(value, "tolist"):
-        value = value.tolist()
-    if isinstance(value, float) and not math.isfinite(value):
-        return None
-    if isinstance(value, dict):
-        return {str(k): _json_safe(v) for k, v in value.items()}
-    if isinstance(value, list | tuple):
-        return [_json_safe(v) for v in value]
-    return value
-
-
 def write_json(
-    reports: Sequence[dict[str, Any]], filename: str | os.PathLike[str] | None = None
+    reports: Sequence[Mapping[str, Any]], filename: str | os.PathLike[str] | None = None
 ) -> str:
     """Write every report as strict JSON (NaN becomes null); returns the path written."""
     path = Path(filename) if filename is not None else _default_path("json")
-    document = {"format": REPORT_FORMAT, "version": REPORT_VERSION,
-                "reports": _json_safe(report_list(reports))}
+    document = encode_reports(report_list(reports))
     _write(path, json.dumps(document, indent=2, allow_nan=False) + "\n")
     return str(path)
 
 
-def get_reports(filename: Any) -> list[dict[str, Any]]:
+def get_reports(filename: Any) -> list[Report]:
     """Read reports written by :func:`write_json` (or a bare JSON list of reports), or make the
     reports from ``benchmark(..., return_timers=True)``'s results."""
     if not isinstance(filename, str | os.PathLike):
@@ -132,23 +115,4 @@ def get_reports(filename: Any) -> list[dict[str, Any]]:
         document = json.loads(path.read_text())
     except json.JSONDecodeError as exc:
         raise ValueError(f"{str(path)!r} is not valid JSON: {exc}") from exc
-    if isinstance(document, list):
-        if not all(isinstance(report, dict) for report in document):
-            raise ValueError(f"{str(path)!r} is a JSON list, but not of report objects")
-        return document
-    if not isinstance(document, dict) or document.get("format") != REPORT_FORMAT:
-        raise ValueError(f"{str(path)!r} is not a pytest-neuronperf report file")
-    version = document.get("version")
-    if not isinstance(version, int) or isinstance(version, bool):
-        raise ValueError(f"{str(path)!r} has report format version {version!r}, not a number")
-    if version > REPORT_VERSION:
-        raise ValueError(
-            f"{str(path)!r} was written by a newer pytest-neuronperf (report format version "
-            f"{version}); upgrade to read it"
-        )
-    reports = document.get("reports")
-    if not isinstance(reports, list):
-        raise ValueError(f"{str(path)!r} has no \"reports\" list")
-    return reports
-
-
+    return decode_reports(document, repr(str(path)))

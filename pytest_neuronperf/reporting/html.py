@@ -17,7 +17,7 @@ import io
 import math
 import os
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -43,7 +43,7 @@ th { background: #f3f3f3; } td.label { text-align: left; font-family: monospace;
 
 
 def write_html(
-    reports: Sequence[dict[str, Any]],
+    reports: Sequence[Mapping[str, Any]],
     filename: str | os.PathLike[str],
     notes: Sequence[str] = (),
     title: str = "pytest-neuronperf report",
@@ -54,12 +54,12 @@ def write_html(
     return str(path)
 
 
-def render(reports: list[dict[str, Any]], notes: Sequence[str], title: str) -> str:
+def render(reports: Sequence[Mapping[str, Any]], notes: Sequence[str], title: str) -> str:
     """The page as a string."""
     import matplotlib
 
     matplotlib.use("Agg")
-    tests: dict[str, list[dict[str, Any]]] = {}
+    tests: dict[str, list[Mapping[str, Any]]] = {}
     for report in reports:
         tests.setdefault(str(report.get("test", report.get("model_name", "?"))), []).append(report)
     counts: dict[str, int] = {}
@@ -81,7 +81,7 @@ def render(reports: list[dict[str, Any]], notes: Sequence[str], title: str) -> s
     return "\n".join(parts)
 
 
-def test_section(test: str, reports: list[dict[str, Any]]) -> str:
+def test_section(test: str, reports: Sequence[Mapping[str, Any]]) -> str:
     """One test: its table, its across-configuration figures, then each configuration."""
     parts = [f"<h2>{_e(test)}</h2>", verdict_table(reports)]
     ok = [r for r in reports if r.get("status", "ok") == "ok"]
@@ -104,7 +104,7 @@ def test_section(test: str, reports: list[dict[str, Any]]) -> str:
     return "\n".join(parts)
 
 
-def verdict_table(reports: list[dict[str, Any]]) -> str:
+def verdict_table(reports: Sequence[Mapping[str, Any]]) -> str:
     """The gate's figures per configuration (the terminal summary's columns) as an HTML table."""
     header, rows = summary_rows(reports)
     cells = ["<table><tr>" + "".join(f"<th>{_e(h)}</th>" for h in header) + "</tr>"]
@@ -119,7 +119,7 @@ def verdict_table(reports: list[dict[str, Any]]) -> str:
     return "\n".join(cells)
 
 
-def configuration_figure(report: dict[str, Any]) -> Any:
+def configuration_figure(report: Mapping[str, Any]) -> Any:
     """Latency CDF, and throughput and p99 per window against the baseline's windows."""
     import matplotlib.pyplot as plt
 
@@ -153,7 +153,7 @@ def configuration_figure(report: dict[str, Any]) -> Any:
     return figure
 
 
-def generate_figure(report: dict[str, Any]) -> Any:
+def generate_figure(report: Mapping[str, Any]) -> Any:
     """The generate scenario's: TTFT and TPOT distributions (CDFs, the baseline's p99 marked)
     and output tokens/s per window against the baseline's windows."""
     import matplotlib.pyplot as plt
@@ -184,7 +184,7 @@ def generate_figure(report: dict[str, Any]) -> Any:
     return figure
 
 
-def across_configurations(reports: list[dict[str, Any]]) -> Any:
+def across_configurations(reports: Sequence[Mapping[str, Any]]) -> Any:
     """Throughput vs batch size (a line per n_models x workers) and throughput vs p99 with the
     Pareto front (no other configuration has both more throughput and a lower p99)."""
     import matplotlib.pyplot as plt
@@ -233,7 +233,7 @@ def pareto_front(points: list[tuple[float, float]]) -> list[tuple[float, float]]
     return front
 
 
-def paired_figure(reports: list[dict[str, Any]]) -> Any | None:
+def paired_figure(reports: Sequence[Mapping[str, Any]]) -> Any | None:
     """Each configuration's paired delta per metric with its interval (a forest plot)."""
     import matplotlib.pyplot as plt
 

@@ -5,7 +5,7 @@ with the gate's figures; the session's notes under it."""
 from __future__ import annotations
 
 import os
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -24,7 +24,7 @@ ORDER = ("REGRESSED", "OVER_BUDGET", "ERROR", "INCONCLUSIVE", "NEW", "IMPROVED",
 """Verdicts from the most to the least urgent: counts and rows follow it."""
 
 
-def format_markdown(reports: Sequence[dict[str, Any]], notes: Sequence[str] = ()) -> str:
+def format_markdown(reports: Sequence[Mapping[str, Any]], notes: Sequence[str] = ()) -> str:
     """The summary as Markdown."""
     counts: dict[str, int] = {}
     for report in reports:
@@ -57,7 +57,7 @@ def format_markdown(reports: Sequence[dict[str, Any]], notes: Sequence[str] = ()
     return "\n".join(lines).rstrip() + "\n"
 
 
-def append_step_summary(reports: Sequence[dict[str, Any]], notes: Sequence[str] = ()
+def append_step_summary(reports: Sequence[Mapping[str, Any]], notes: Sequence[str] = ()
                         ) -> str | None:
     """Append the summary to ``$GITHUB_STEP_SUMMARY`` if it is set; the line saying so."""
     target = os.environ.get(STEP_SUMMARY)
@@ -68,7 +68,7 @@ def append_step_summary(reports: Sequence[dict[str, Any]], notes: Sequence[str] 
     return f"neuronperf: summary appended to ${STEP_SUMMARY} ({target})"
 
 
-def _urgency(report: dict[str, Any]) -> tuple[int, str]:
+def _urgency(report: Mapping[str, Any]) -> tuple[int, str]:
     verdict = str(report.get("verdict", report.get("status", "?")))
     return (ORDER.index(verdict) if verdict in ORDER else len(ORDER), str(report.get("test")))
 

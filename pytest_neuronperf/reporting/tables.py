@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import math
 import sys
-from collections.abc import Sequence
-from typing import Any, TextIO
+from collections.abc import Mapping, Sequence
+from typing import Any, TextIO, cast
 
 from pytest_neuronperf.logs import printable
 from pytest_neuronperf.metrics import METRICS, metrics_of
-from pytest_neuronperf.reports import config_label
+from pytest_neuronperf.reports import Report, config_label
 
 DEFAULT_COLUMNS = (
     "n_models", "workers_per_model", "batch_size", "pipeline_size",
@@ -25,7 +25,8 @@ def _cell(value: Any) -> str:
     return printable(value)
 
 
-def format_table(reports: Sequence[dict[str, Any]], cols: Sequence[str] = DEFAULT_COLUMNS) -> str:
+def format_table(reports: Sequence[Mapping[str, Any]],
+                 cols: Sequence[str] = DEFAULT_COLUMNS) -> str:
     """Fixed-width text table of ``cols`` for each report."""
     rows = [[_cell(r.get(c)) for c in cols] for r in reports]
     widths = [max([len(c), *(len(row[i]) for row in rows)]) for i, c in enumerate(cols)]
@@ -35,7 +36,7 @@ def format_table(reports: Sequence[dict[str, Any]], cols: Sequence[str] = DEFAUL
 
 
 def print_reports(
-    reports: Sequence[dict[str, Any]],
+    reports: Sequence[Mapping[str, Any]],
     cols: Sequence[str] = DEFAULT_COLUMNS,
     sort_by: str | None = "throughput_avg",
     reverse: bool = False,
@@ -66,7 +67,7 @@ def _sort_key(value: Any) -> tuple[int, float, str]:
     return (1, 0.0, str(value))
 
 
-def report_list(reports: Any) -> list[dict[str, Any]]:
+def report_list(reports: Any) -> list[Report]:
     """``reports`` as a list of dicts (any iterable of them), or a TypeError saying what it is."""
     if isinstance(reports, dict | str | bytes):
         raise TypeError(f"reports must be a list of report dicts, not a {type(reports).__name__}")
@@ -74,7 +75,7 @@ def report_list(reports: Any) -> list[dict[str, Any]]:
     for report in listed:
         if not isinstance(report, dict):
             raise TypeError(f"each report must be a dict, got {type(report).__name__}")
-    return listed
+    return cast(list[Report], listed)
 
 
 SUMMARY_WIDTH = 100
@@ -97,7 +98,7 @@ def number_text(value: Any) -> str:
     return f"{value:.2f}" if abs(value) >= 10 else f"{value:.3f}"
 
 
-def gate_figures(report: dict[str, Any], metric: str) -> tuple[Any, Any, Any]:
+def gate_figures(report: Mapping[str, Any], metric: str) -> tuple[Any, Any, Any]:
     """(now, baseline, delta) of one gated metric as the verdict used them: the report's
     ``gate`` figures (window medians), else (a report from elsewhere) its whole-run value."""
     if METRICS[metric].windowed and metric not in metrics_of(report):
@@ -110,14 +111,14 @@ def gate_figures(report: dict[str, Any], metric: str) -> tuple[Any, Any, Any]:
             (report.get("delta") or {}).get(metric))
 
 
-def shown_metrics(results: Sequence[dict[str, Any]]) -> list[str]:
+def shown_metrics(results: Sequence[Mapping[str, Any]]) -> list[str]:
     """The gated metrics (``metrics.METRICS``, in its order) that any of ``results`` has a figure
     for: a run without accuracy or a ``max_qps`` search shows no empty columns for them."""
     return [name for name in METRICS
             if any(not missing(gate_figures(report, name)[0]) for report in results)]
 
 
-def summary_rows(results: Sequence[dict[str, Any]]) -> tuple[list[str], list[list[str]]]:
+def summary_rows(results: Sequence[Mapping[str, Any]]) -> tuple[list[str], list[list[str]]]:
     """Header and cells of the session table: per test a heading row, per configuration the
     gate's now / baseline / delta of every gated metric (``metrics.METRICS``) and the verdict."""
     shown = shown_metrics(results)
@@ -141,7 +142,7 @@ def summary_rows(results: Sequence[dict[str, Any]]) -> tuple[list[str], list[lis
     return header, rows
 
 
-def format_summary(results: Sequence[dict[str, Any]]) -> list[str]:
+def format_summary(results: Sequence[Mapping[str, Any]]) -> list[str]:
     """The session table, one line per test heading and per configuration. Its figures are the
     ones the verdict used: window medians now and in the baseline, and their change."""
     header, rows = summary_rows(results)
@@ -156,7 +157,7 @@ def format_summary(results: Sequence[dict[str, Any]]) -> list[str]:
     return [line(header), *(line(r) if len(r) == len(header) else r[0] for r in rows)]
 
 
-def headline_properties(report: dict[str, Any], name: str | None = None
+def headline_properties(report: Mapping[str, Any], name: str | None = None
                         ) -> list[tuple[str, Any]]:
     """A report's headline figures as JUnit XML properties (``record_property``):
     ``neuronperf[bs=1 n=1 w=1 p=1].throughput`` = the gate's median now, ``...throughput.delta``,
@@ -173,14 +174,14 @@ def headline_properties(report: dict[str, Any], name: str | None = None
     return properties
 
 
-def _interval(report: dict[str, Any], metric: str) -> str:
+def _interval(report: Mapping[str, Any], metric: str) -> str:
     low, high = ((report.get("paired") or {}).get("interval") or {}).get(metric) or (None, None)
     if low is None or high is None or missing(low) or missing(high):
         return "-"
     return f"{low * 100:+.1f}..{high * 100:+.1f}%"
 
 
-def format_paired_summary(results: Sequence[dict[str, Any]]) -> list[str]:
+def format_paired_summary(results: Sequence[Mapping[str, Any]]) -> list[str]:
     """The paired section of the session summary (empty without paired reports): per
     configuration the head's and base's throughput and p99, the paired deltas with their
     intervals, and the paired verdict (100 columns)."""
