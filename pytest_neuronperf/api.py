@@ -11,12 +11,14 @@ from typing import Any
 from pytest_neuronperf.compiling.request import compile
 from pytest_neuronperf.devices import DeviceBackend
 from pytest_neuronperf.engine import grid, serving
+from pytest_neuronperf.engine.inputs import is_dataset
 from pytest_neuronperf.engine.measure import measure
 from pytest_neuronperf.engine.paired import PairedRequest, check_rounds
 from pytest_neuronperf.engine.progress import ProgressCallback
 from pytest_neuronperf.engine.request import BenchmarkRequest
 from pytest_neuronperf.engine.server_command import start_server
 from pytest_neuronperf.evaluation import list_metrics
+from pytest_neuronperf.frameworks.base import leading_dim
 from pytest_neuronperf.gating import paired as paired_gate
 from pytest_neuronperf.gating.verdicts import parse_tolerance
 from pytest_neuronperf.protocol.specs import Endpoint
@@ -146,6 +148,7 @@ def compare(
     if paired_rounds is not None:
         check_rounds(paired_rounds)
     tolerances = parse_tolerance(tolerance) if tolerance is not None else {}
+    paired_gate.effective_tolerance(tolerances)  # a metric it does not compare: refused now
     request = PairedRequest(base_model=base_model, rounds=paired_rounds, seed=seed)
     reports = benchmark(model, inputs, paired=request, **kwargs)
     for report, judgement in zip(reports, paired_gate.judge_family(reports, tolerances),
@@ -163,15 +166,35 @@ def evaluate(
 ) -> list[Report]:
     """Run ``dataset`` once through one copy of ``model`` and report ``metrics`` on its outputs.
 
-    ``dataset`` is a torch ``Dataset`` or any iterable of ``(*inputs, target)`` samples (the
-    target in column ``eval_target_col``). Other keywords go to ``benchmark`` (e.g.
-    ``batch_sizes``, ``cast_modes``, ``preprocess_fn``, ``postprocess_fn``, ``framework``).
+    ``dataset`` is a torch ``Dataset``, any iterable of ``(*inputs, target)`` samples (the
+    target in column ``eval_target_col``), or a tuple of equally long arrays ``(X, Y)`` (its
+    columns). Other keywords go to ``benchmark`` (e.g. ``batch_sizes``, ``cast_modes``,
+    ``preprocess_fn``, ``postprocess_fn``, ``framework``).
     """
+    dataset = labelled_data(dataset)
     settings: dict[str, Any] = {"n_models": 1, "workers_per_model": 1, "duration": 0,
                                 "loop_dataset": False}
     settings.update(kwargs)
     return benchmark(model, dataset, eval_metrics=metrics, eval_target_col=eval_target_col,
                      **settings)
+
+
+def labelled_data(dataset: Any) -> Any:
+    """``evaluate``'s data as samples: a tuple of equally long arrays ``(X, Y)`` is read as
+    columns; anything else that is not a dataset is refused in one sentence."""
+    if isinstance(dataset, tuple) and len(dataset) >= 2:
+        lengths = {leading_dim(column) for column in dataset}
+        if len(lengths) == 1 and None not in lengths:
+            return list(zip(*dataset, strict=True))
+        raise ValueError(
+            f"evaluate: dataset is a tuple of {len(dataset)} items, read as columns (inputs..., "
+            f"targets), but their lengths differ ({sorted(map(str, lengths))}): pass arrays "
+            f"with one row per sample each")
+    if is_dataset(dataset) or isinstance(dataset, list):
+        return dataset
+    raise ValueError(
+        f"evaluate needs labelled data, got a {type(dataset).__name__}: pass a torch Dataset, "
+        f"an iterable of (*inputs, target) samples, or a tuple of equally long arrays (X, Y)")
 
 
 def tune(

@@ -6,9 +6,16 @@ or show one.
 
 ``compare`` judges every configuration of NEW against the same test and configuration in OLD
 with the plugin's own gate (``gating.verdicts.gate_report``, then ``plugin.outcome.decide``), prints
-the summary table and each failing configuration's evidence, and exits 1 when a configuration
-fails (REGRESSED or ERROR; NEW and INCONCLUSIVE too with ``--strict``; report files carry no
-budgets), 0 otherwise, 2 on bad input (one sentence on stderr).
+the summary table and each failing configuration's evidence, and exits
+
+- 0: nothing failed (PASS, IMPROVED; NEW and INCONCLUSIVE unless ``--strict``);
+- 1: a configuration failed (REGRESSED or ERROR; NEW and INCONCLUSIVE too with ``--strict``;
+  report files carry no budgets);
+- 2: bad input or nothing comparable, with one sentence on stderr naming the file: a file that
+  is missing, not UTF-8, not JSON (or nested too deep), not a report file, a report whose
+  metrics or windows are not numbers or that carries no gated metric at all ("lost every
+  metric"), a new file with no reports, or two files with no configuration in common (nothing
+  was compared).
 """
 
 from __future__ import annotations
@@ -21,6 +28,7 @@ from pathlib import Path
 from typing import Any
 
 from pytest_neuronperf.gating.verdicts import entry_from_report, gate_report, parse_tolerance
+from pytest_neuronperf.metrics import METRICS
 from pytest_neuronperf.plugin.options import RunOptions
 from pytest_neuronperf.plugin.outcome import decide, failure_message
 from pytest_neuronperf.plugin.session import duration_notes
@@ -91,7 +99,36 @@ def read(path: Path) -> list[Report]:
             if missing:
                 raise BadInput(f"{path}: report {position} has no {', '.join(missing)}; it is "
                                f"not a pytest-neuronperf report")
+            check_figures(path, position, report)
     return reports
+
+
+def is_number(value: Any) -> bool:
+    """True for a real number (a JSON int or float, not a bool)."""
+    return isinstance(value, int | float) and not isinstance(value, bool)
+
+
+def check_figures(path: Path, position: int, report: Mapping[str, Any]) -> None:
+    """A measured report's gated metrics and windows are numbers (or null), and it has at
+    least one gated metric; else BadInput naming the file, report and key."""
+    where = f"{path}: report {position} ({report.get('test') or '?'} {config_label(report)})"
+    present = [m.report_key for m in METRICS.values() if report.get(m.report_key) is not None]
+    if not present:
+        raise BadInput(f"{where} is measured (status ok) but carries none of the gated metrics "
+                       f"({', '.join(m.report_key for m in METRICS.values())}): nothing to "
+                       f"compare")
+    for key in present:
+        if not is_number(report[key]):
+            raise BadInput(f"{where}: {key} is {report[key]!r}, not a number")
+    windows = report.get("windows")
+    if windows is None:
+        return
+    if not isinstance(windows, dict):
+        raise BadInput(f"{where}: windows is a {type(windows).__name__}, not an object of "
+                       f"per-window series")
+    for name, series in windows.items():
+        if not isinstance(series, list) or not all(v is None or is_number(v) for v in series):
+            raise BadInput(f"{where}: windows[{name!r}] is not a list of numbers")
 
 
 def identity(report: Mapping[str, Any]) -> tuple[str, str]:
@@ -108,6 +145,12 @@ def compare(old_path: Path, new_path: Path, tolerance: str | None, html: Path | 
         raise BadInput(f"--tolerance: {exc}") from None
     old, new = read(old_path), read(new_path)
     reference = {identity(r): r for r in old if r.get("status", "ok") == "ok"}
+    if not new:
+        raise BadInput(f"{new_path} has no reports, so nothing was compared")
+    if not any(identity(r) in reference for r in new):
+        raise BadInput(f"no configuration of {new_path} is measured in {old_path} (other tests "
+                       f"or configurations, or every old one failed), so nothing was compared: "
+                       f"compare reports of the same tests")
     options = RunOptions(tolerance=tolerances, strict=strict)
     judged, outcomes = [], []
     for report in new:

@@ -9,8 +9,10 @@ measured on exactly the outputs it produced while being timed.
 Outputs are read as NumPy: a tuple's first element, a dict's ``logits`` (or first value).
 Classification metrics take the class as the arg-max over the last axis when the output has one
 more dimension than the target, ``output > 0.5`` for a same-shaped float output, else the output
-itself. ``precision``, ``recall``, ``specificity`` and ``f1`` are for class 1 when every label is
-0 or 1, and macro-averaged over the classes seen otherwise.
+itself. One-hot targets (shaped like the output, one 1 per sample) are class indices: target
+and output are both read by arg-max, so accuracy is per sample, not per element.
+``precision``, ``recall``, ``specificity`` and ``f1`` are for class 1 when every label is 0 or
+1, and macro-averaged over the classes seen otherwise.
 """
 
 from __future__ import annotations
@@ -51,6 +53,13 @@ def predicted_classes(output: Any, target: np.ndarray) -> np.ndarray:
     return out
 
 
+def one_hot(target: np.ndarray, output: np.ndarray) -> bool:
+    """True for one-hot class targets: shaped like the output, more than one class, every
+    value 0 or 1 and exactly one 1 per sample (then both are read by arg-max)."""
+    return bool(target.ndim >= 2 and target.shape == output.shape and target.shape[-1] > 1
+                and np.isin(target, (0, 1)).all() and (target.sum(axis=-1) == 1).all())
+
+
 class EvalMetric:
     """A metric's running state in one copy: ``update`` per call, ``state`` to the parent."""
 
@@ -78,8 +87,11 @@ class Confusion(EvalMetric):
         self.counts: dict[tuple[int, int], int] = {}
 
     def update(self, output: Any, target: Any) -> None:
-        truth = to_array(target).astype(np.int64).reshape(-1)
-        guess = predicted_classes(output, to_array(target)).astype(np.int64).reshape(-1)
+        labels, out = to_array(target), to_array(output)
+        if one_hot(labels, out):  # per sample, by class index: not per element
+            labels, out = labels.argmax(axis=-1), out.argmax(axis=-1)
+        truth = labels.astype(np.int64).reshape(-1)
+        guess = predicted_classes(out, labels).astype(np.int64).reshape(-1)
         if truth.shape != guess.shape:
             raise ValueError(
                 f"{self.name}: {guess.size} predictions for {truth.size} targets; check "

@@ -210,6 +210,27 @@ def load(filename: str | os.PathLike[str]) -> dict[str, Any]:
     return data
 
 
+def check_target(path: Path) -> Path:
+    """``path`` if a model index may be written there: a ``.json`` name (what ``benchmark``
+    recognises an index by) that is free or holds a model index; else a refusal naming it,
+    so that no other file of the user's is ever replaced."""
+    if path.suffix != ".json":
+        raise ModelReferenceError(
+            f"model index file {str(path)!r} must end in .json (benchmark recognises a model "
+            f"index by it): pass filename='<name>.json'")
+    if path.is_dir():
+        raise ModelReferenceError(f"model index file {str(path)!r} is a directory: pass a file "
+                                  f"name")
+    if path.exists():
+        try:
+            read_model_index(path)
+        except ModelReferenceError as exc:
+            raise ModelReferenceError(
+                f"{exc}; it would be replaced by the model index: choose another filename or "
+                f"remove that file") from None
+    return path
+
+
 def save(
     model_index: Mapping[str, Any],
     filename: str | os.PathLike[str] | None = None,
@@ -219,8 +240,7 @@ def save(
     are stored relative to it. ``filename`` defaults to ``<model_name>.json``."""
     index = _as_index(model_index)
     name = filename if filename is not None else f"{index.get('model_name') or 'model'}.json"
-    path = Path(root_dir or ".") / name
-    path = path.absolute()
+    path = check_target(Path(Path(root_dir or ".") / name).absolute())
     path.parent.mkdir(parents=True, exist_ok=True)
     folder = path.parent.resolve()
     for entry in index["model_configs"]:

@@ -170,6 +170,20 @@ def test_too_few_rounds_and_missing_bases_are_said_so() -> None:
     assert gate.judge_family([{"status": "ok"}]) == [None]  # not a paired report
 
 
+def test_a_compare_base_that_cannot_run_and_a_refused_base_are_errors() -> None:
+    # decided (docs/paired.md): compare()'s base was given explicitly, so a base that cannot
+    # run fails the test instead of turning the gate off; a refused base is never compared
+    broken = {"status": "ok", "paired": {"base_status": "error", "revision": None,
+                                         "base_error": "base side: copy 0 died"}}
+    refused = {"status": "ok", "paired": {"base_status": "refused", "revision": "HEAD (abc)",
+                                          "base_error": "base isolation: the base copy ..."}}
+    compare_base, isolation_refusal = gate.judge_family([broken, refused])
+    assert compare_base is not None and compare_base.verdict is Verdict.ERROR
+    assert "the base side failed, so nothing was compared" in compare_base.note
+    assert isolation_refusal is not None and isolation_refusal.verdict is Verdict.ERROR
+    assert "was refused" in isolation_refusal.note
+
+
 def test_the_worse_of_the_baseline_and_paired_verdicts_stands() -> None:
     with_baseline = RunOptions(baseline=Path("perf.json"))
     paired_only = RunOptions()
@@ -369,6 +383,6 @@ def test_a_base_that_fails_to_load_is_named_and_the_head_still_measured(
     assert report["status"] == "ok", report["error"]  # the head is fine
     assert report["throughput_avg"] > 0 and len(report["windows"]["throughput"]) == 8
     paired = report["paired"]
-    assert paired["base_status"] == "error" and paired["verdict"] == "NEW"
+    assert paired["base_status"] == "error" and paired["verdict"] == "ERROR"  # docs/paired.md
     assert "base side" in paired["base_error"] and "weights are missing" in paired["base_error"]
     assert "the base side failed, so nothing was compared" in paired["note"]

@@ -29,7 +29,7 @@ from typing import Any
 
 import numpy as np
 
-from pytest_neuronperf.child import lifeline, token_driver
+from pytest_neuronperf.child import isolation, lifeline, token_driver
 from pytest_neuronperf.child.copy_options import CopyHooks
 from pytest_neuronperf.child.open_loop import serve
 from pytest_neuronperf.devices.base import Placement
@@ -51,7 +51,11 @@ def main(conn: Connection, spec: WorkerSpec) -> None:
         apply_environment(spec.environ, spec.placement)
         apply_placement(spec.placement, spec.framework)
         run(conn, spec)
+    except isolation.Refused as refusal:  # one sentence, not a traceback
+        report_failure(conn, str(refusal))
+        leave(1)
     except BaseException as exc:  # noqa: BLE001 - every failure must reach the parent
+        # a model's refusal (messages.Refusal) shows its sentence first, its traceback apart
         report_failure(conn, traceback.format_exc(),
                        str(exc) if isinstance(exc, messages.Refusal) else None)
         leave(1)
@@ -120,6 +124,7 @@ def run(conn: Connection, spec: WorkerSpec, exit_with_parent: bool = True) -> No
 
     started = time.perf_counter_ns()
     model = hooks.after_load(adapter.load(spec.model, spec.placement))
+    check_imports(spec, model)
     if spec.generate is not None:  # requests of token streams (child/token_driver.py)
         token_driver.run(conn, link, spec, model, started, hooks, adapter.thread_setup)
         return
@@ -131,6 +136,7 @@ def run(conn: Connection, spec: WorkerSpec, exit_with_parent: bool = True) -> No
 
     warmup_ms, warmup_calls = warm_up(call, spec.warmup, spec.max_warmup_s)
     hooks.warmed_up()
+    check_imports(spec, model)  # again: the first calls may import more
     messages.send(conn, messages.Ready(os.getpid(), load_ms, warmup_ms, warmup_calls))
 
     while True:
@@ -148,13 +154,21 @@ def run(conn: Connection, spec: WorkerSpec, exit_with_parent: bool = True) -> No
 
 
 def use_imports(spec: WorkerSpec, imports: ImportRoot) -> WorkerSpec:
-    """Import the user's code from ``imports.sys_path`` (a paired run's base tree): set the
-    path, then resolve the functions that travelled by name."""
-    sys.path[:] = list(imports.sys_path)
-    importlib.invalidate_caches()
+    """Import the user's code from the base tree (a paired run's base side: see
+    ``child.isolation``), then resolve the functions that travelled by name."""
+    isolation.install(imports)
     pre, post = (resolve_object(*ref) if ref else None
                  for ref in (imports.preprocess_fn, imports.postprocess_fn))
     return dataclasses.replace(spec, preprocess_fn=pre, postprocess_fn=post)
+
+
+def check_imports(spec: WorkerSpec, model: Any) -> None:
+    """Refuse to measure other code than this copy's side: a base copy must have imported
+    the project from the base tree only, any copy its model's module from the caller's file."""
+    if spec.imports is not None:
+        isolation.check(spec.imports, spec.model.module, model)
+    else:
+        isolation.check_origin(spec.model.module, spec.model.origin)
 
 
 def build_call(

@@ -72,6 +72,7 @@ from pytest_neuronperf.model_index import (
     INDEX_FORMAT,
     INDEX_VERSION,
     IndexWriter,
+    check_target,
     config_entry,
     read_model_index,
 )
@@ -359,8 +360,8 @@ def index_location(
     ``<models_dir>/<model_name>.json``."""
     directory = Path(models_dir if models_dir is not None else DEFAULT_MODELS_DIR).absolute()
     if filename is not None and models_dir is None:
-        return Path(filename).absolute()
-    return directory / (filename or f"{safe_name(name)}.json")
+        return check_target(Path(filename).absolute())
+    return check_target(directory / (filename or f"{safe_name(name)}.json"))
 
 
 def variant_args(compiler: str, compiler_args: Any, cast: str | None, level: int | None) -> Any:

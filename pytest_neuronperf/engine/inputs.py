@@ -5,6 +5,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from pytest_neuronperf.engine.limits import format_bytes, memory_budget, size_of
+
 ARRAY_ROOTS = ("torch", "numpy", "tensorflow", "jax")
 
 
@@ -40,7 +42,26 @@ def portable_dataset(inputs: Any) -> Any:
         inputs = inputs.dataset
     if _is_torch_dataset(inputs):
         return inputs
-    samples = list(inputs)
+    samples = bounded_list(inputs)
     if not samples:
         raise ValueError("inputs is an empty dataset: it yields no samples to benchmark on")
+    return samples
+
+
+def bounded_list(inputs: Any) -> list[Any]:
+    """The samples of ``inputs``, refused as soon as they hold more than the memory budget
+    (``engine.limits``): an endless generator must not fill the parent's memory."""
+    limit = memory_budget()
+    samples: list[Any] = []
+    held = 0
+    for sample in inputs:
+        samples.append(sample)
+        held += size_of(sample)
+        if held > limit:
+            raise ValueError(
+                f"inputs yielded {len(samples)} samples holding more than {format_bytes(limit)} "
+                f"(half the memory available now) and had not ended: an endless or very large "
+                f"iterable cannot be sent to the model copies; pass a finite dataset (e.g. "
+                f"itertools.islice(generator, n)) or a torch Dataset that loads its samples "
+                f"when indexed")
     return samples

@@ -15,7 +15,7 @@ from pytest_neuronperf.engine.grid import RunConfig
 from pytest_neuronperf.engine.instances import ship_instance
 from pytest_neuronperf.engine.max_qps import measure_max_qps
 from pytest_neuronperf.engine.paired import run_paired_configuration
-from pytest_neuronperf.engine.planning import Plan, PlannedSource, plan
+from pytest_neuronperf.engine.planning import Plan, PlannedSource, not_paired, plan
 from pytest_neuronperf.engine.processes import process_context
 from pytest_neuronperf.engine.progress import ErrorLog, Estimate, Progress, log_progress
 from pytest_neuronperf.engine.request import BenchmarkRequest
@@ -128,11 +128,15 @@ def measure_configuration(planned: Plan, context: BaseContext, job: Job,
                           config: RunConfig) -> Any:
     """One configuration: paired against its base, a ``max`` rate search, or one run."""
     inputs = planned.per_batch[config.batch_size]
-    if planned.paired is not None:
+    if planned.paired is not None and config.target_qps is None:
         assert planned.base is not None
         base_source, base_failure = planned.base.source_for(config)
         return run_paired_configuration(context, job, base_source, config, inputs,
                                         planned.paired, base_failure)
     if config.target_qps == "max":
-        return measure_max_qps(context, job, config, inputs)
-    return run_configuration(context, job, config, inputs)
+        report = measure_max_qps(context, job, config, inputs)
+    else:
+        report = run_configuration(context, job, config, inputs)
+    if planned.paired is not None:  # the server scenario under --neuronperf-against
+        report = not_paired(report, planned.paired)
+    return report

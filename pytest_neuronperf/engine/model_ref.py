@@ -33,6 +33,7 @@ def describe_model(model: Any, model_name: str | None = None) -> ModelSource:
             filename=f"{module}:{qualname}(instance)",
             module=module,
             qualname=qualname,
+            origin=module_origin(module),
         )
     module, qualname = importable_name(model, what="model")
     return ModelSource(
@@ -41,7 +42,14 @@ def describe_model(model: Any, model_name: str | None = None) -> ModelSource:
         filename=f"{module}:{qualname}",
         module=module,
         qualname=qualname,
+        origin=module_origin(module),
     )
+
+
+def module_origin(module: str) -> str | None:
+    """The real path of the file ``module`` was loaded from here (None for a built-in)."""
+    filename = getattr(sys.modules.get(module), "__file__", None)
+    return os.path.realpath(filename) if isinstance(filename, str) else None
 
 
 def _describe_path(path: Path, model_name: str | None) -> ModelSource:

@@ -26,6 +26,7 @@ from typing import Any, Protocol, TypedDict, cast
 
 import numpy as np
 
+from pytest_neuronperf.child import isolation
 from pytest_neuronperf.devices.base import format_cores
 from pytest_neuronperf.engine import interference, token_summary
 from pytest_neuronperf.engine import windows as stats
@@ -418,8 +419,9 @@ def paired_report(
     paired: Paired = {**header, "base_model": jobs["base"].model.filename,
                       "order": [pair[0] for pair in order]}
     if "base" in failures or not result.slices["base"]:
-        paired["base_status"] = "error"
-        paired["base_error"] = failures.get("base", "the base side recorded no slice")
+        error = failures.get("base", "the base side recorded no slice")
+        paired["base_status"] = isolation.base_status(error)
+        paired["base_error"] = error
     else:
         base = side_summary(result.slices["base"], config.batch_size, result.warm.get("base"),
                             generate)

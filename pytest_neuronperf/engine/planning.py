@@ -16,7 +16,7 @@ from pytest_neuronperf.engine import generation, grid, serving
 from pytest_neuronperf.engine.grid import RunConfig
 from pytest_neuronperf.engine.inputs import is_dataset, portable_dataset
 from pytest_neuronperf.engine.model_ref import describe_model, portable_function
-from pytest_neuronperf.engine.paired import PairedRequest
+from pytest_neuronperf.engine.paired import SLICE_MARGIN_S, PairedRequest
 from pytest_neuronperf.engine.request import BenchmarkRequest
 from pytest_neuronperf.frameworks import ADAPTERS, infer_framework, to_portable
 from pytest_neuronperf.frameworks.base import leading_dim
@@ -94,6 +94,7 @@ def plan(request: BenchmarkRequest) -> Plan:
         )
     adapters = {**ADAPTERS, **(r.adapters or {})}
     rates = serving.check_settings(r.scenario, r.target_qps, r.p99_ms, r.max_queue_delay_ms)
+    serving.check_arrivals(rates, float(r.duration))
     server = (None if rates is None
               else serving.ServerSettings(r.seed, r.max_queue_delay_ms, r.p99_ms))
     backend = get_backend(DEVICE_ALIASES.get(r.device_type, r.device_type), r.devices)
@@ -109,6 +110,7 @@ def plan(request: BenchmarkRequest) -> Plan:
                             r.cast_modes, r.dynamic_batch_size))
     paired = base = None
     if r.paired is not None:
+        check_paired(r.paired, rates, in_process, float(r.duration))
         paired = r.paired.with_seed()
         base = plan_base(paired, r.batch_sizes, r.pipeline_sizes, r.model_name)
     check_framework(r.model, r.framework)
@@ -443,3 +445,41 @@ def plan_base(request: PairedRequest, batch_sizes: Any, pipeline_sizes: Any,
     if not is_index:
         return BasePlan({}, plan.sources[0])
     return BasePlan({(p.batch_sizes[0], p.pipeline_sizes[0]): p for p in plan.sources})
+
+
+SERVER_NOT_PAIRED = ("scenario='server' is measured on the head alone: paired mode compares "
+                     "closed-loop runs (each side's slices are closed-loop calls)")
+
+
+def check_paired(paired: PairedRequest, rates: list[float | str] | None, in_process: bool,
+                 duration: float) -> None:
+    """Refuse, before anything starts, what a paired run cannot measure: ``compare()`` of the
+    server scenario (``--neuronperf-against`` measures those configurations on the head alone),
+    copies in this process (both sides would share one import of the model), and more rounds
+    than the duration can hold (each slice twice its start's margin)."""
+    if rates is not None and paired.revision is None:
+        shown = rates[0] if len(rates) == 1 else rates
+        raise ValueError(
+            f"compare() measures closed-loop runs only: scenario='server' (target_qps="
+            f"{shown!r}) cannot be paired; compare the two models in the closed loop, or "
+            f"benchmark each one's server scenario on its own")
+    if in_process:
+        raise ValueError(
+            "paired runs need model processes: multiprocess=False would run both sides in this "
+            "process, where they share one import of the model; leave multiprocess at True")
+    most = int(duration / (2 * SLICE_MARGIN_S))
+    if paired.rounds is not None and paired.rounds > most:
+        raise ValueError(
+            f"paired_rounds={paired.rounds} is too many for duration={duration:g} s per side: "
+            f"a slice would last {duration / paired.rounds * 1e3:.3g} ms, shorter than twice the "
+            f"{SLICE_MARGIN_S * 1e3:g} ms each slice's start takes; use at most {most} rounds "
+            f"or a longer duration")
+
+
+def not_paired(report: Any, paired: PairedRequest) -> Any:
+    """A server-scenario report of a run against a revision: measured on the head alone (its
+    own engine: a rate sweep or the ``max`` search), with the reason it has no comparison."""
+    if isinstance(report, dict):
+        report["paired"] = {"revision": paired.revision, "base_status": "unpaired",
+                            "base_error": SERVER_NOT_PAIRED}
+    return report

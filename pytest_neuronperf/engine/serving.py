@@ -16,6 +16,7 @@ from typing import Any, cast
 import numpy as np
 
 from pytest_neuronperf.engine import windows as stats
+from pytest_neuronperf.engine.limits import format_bytes, memory_budget
 from pytest_neuronperf.protocol.specs import ServerSpec
 from pytest_neuronperf.reports import Report, SearchTrial
 
@@ -50,6 +51,10 @@ CONFIRMATIONS = 5
 """A failed full-duration confirmation steps the rate down by ``CONFIRM_STEP``, this often
 (down to half the searched rate: a drifting machine's capacity moves between trials)."""
 CONFIRM_STEP = 0.85
+BYTES_PER_QUERY = 6 * 8
+"""Memory one offered query takes at most: its arrival is generated as float64 gaps, their
+cumulative sum, a mask and the int64 copy a copy keeps (open_loop.arrival_offsets_ns), and its
+serving records its start and end (int64 each)."""
 SIM_QUERIES = 4000
 """Simulated queries per window when estimating a window's max_qps from its service times."""
 
@@ -110,6 +115,25 @@ def generate_rates(target_qps: Any, p99_ms: float | None,
                          "scenario='generate' give request rates, or tune(..., "
                          "scenario='generate') to find the most goodput under SLOs")
     return rates
+
+
+def check_arrivals(rates: list[float | str] | None, duration: float) -> None:
+    """Refuse a fixed rate whose pre-generated arrivals would not fit the memory budget
+    (``engine.limits``): the copies generate every arrival of the window and the drain up
+    front (together, ``target_qps`` per second whatever ``n_models`` is)."""
+    fixed = [rate for rate in rates or () if isinstance(rate, float)]
+    if not fixed:
+        return
+    rate = max(fixed)
+    queries = rate * (duration + min(duration, MAX_DRAIN_S))
+    needed, budget = queries * BYTES_PER_QUERY, memory_budget()
+    if needed > budget:
+        raise ValueError(
+            f"target_qps={rate:g} for duration={duration:g} s means pre-generating about "
+            f"{queries:.3g} arrivals ({format_bytes(needed)}), more than half the memory "
+            f"available now ({format_bytes(budget)}): lower target_qps (no copy serves that "
+            f"rate; target_qps='max' with p99_ms finds the highest one that meets the budget) "
+            f"or the duration")
 
 
 def target_rates(value: Any) -> list[float | str]:

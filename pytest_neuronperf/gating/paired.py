@@ -123,7 +123,11 @@ def effective_tolerance(tolerance: Mapping[str, float] | None) -> dict[str, floa
     merged = dict(PAIRED_TOLERANCE)
     for metric, fraction in (tolerance or {}).items():
         if metric not in merged:
-            raise ValueError(f"paired tolerance names unknown metric {metric!r}.")
+            known = ", ".join(METRICS[m].aliases[0] for m in PAIRED_TOLERANCE)
+            raise ValueError(
+                f"{METRICS[metric].aliases[0] if metric in METRICS else metric!r} is not compared "
+                f"by the paired gate, which compares {known} (each slice measures only these): "
+                f"leave it out of the paired tolerance")
         merged[metric] = float(fraction)
     return merged
 
@@ -240,7 +244,8 @@ def judge_family(
         if report.get("status", "ok") != "ok":
             judgements[position] = PairedJudgement(Verdict.ERROR)
         elif paired.get("base_status") != "ok":
-            judgements[position] = PairedJudgement(Verdict.NEW, note=no_base_note(paired))
+            judgements[position] = PairedJudgement(no_base_verdict(paired),
+                                                   note=no_base_note(paired))
         else:
             raws += [_raw(position, paired, metric, tolerances[metric])
                      for metric in gated_metrics(dict(report))
@@ -279,12 +284,28 @@ def _comparison(raw: _Raw, p_worse: float, p_better: float) -> PairedComparison:
     return result(Verdict.PASS)
 
 
+def no_base_verdict(paired: Mapping[str, Any]) -> Verdict:
+    """NEW when a revision has no usable base (``--neuronperf-against``: the model is absent
+    there, or that old code fails to run); ERROR when ``compare()``'s explicitly given base
+    could not run (no revision: a broken reference must not turn the gate off) and when base
+    isolation refused (``child.isolation``: what would be compared is not the revision)."""
+    status = paired.get("base_status")
+    if status == "refused" or (status not in ("absent", "unpaired")
+                               and not paired.get("revision")):
+        return Verdict.ERROR
+    return Verdict.NEW
+
+
 def no_base_note(paired: Mapping[str, Any]) -> str:
     """Why a configuration has no paired comparison, in a sentence."""
     revision = paired.get("revision")
     at = f" at {revision}" if revision else ""
     if paired.get("base_status") == "absent":
         return f"the model does not exist{at}: {paired.get('base_error')}"
+    if paired.get("base_status") == "unpaired":
+        return f"not paired: {paired.get('base_error')}"
+    if paired.get("base_status") == "refused":
+        return f"the base side{at} was refused, so nothing was compared: {paired.get('base_error')}"
     reason = str(paired.get("base_error") or "no reason given").strip()
     return f"the base side{at} failed, so nothing was compared: {reason}"
 

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import ast
 import contextlib
+import importlib.util
 import os
 import shutil
 import stat
@@ -28,6 +29,7 @@ from typing import Any
 
 import pytest
 
+from pytest_neuronperf.child.isolation import HARNESS, module_file, within
 from pytest_neuronperf.engine.model_ref import importable_name
 from pytest_neuronperf.engine.paired import PairedRequest
 from pytest_neuronperf.protocol.specs import ImportRoot
@@ -110,13 +112,93 @@ class BaseTree:
         refs = {name: importable_name(fn, name) if fn is not None else None
                 for name, fn in (("preprocess_fn", preprocess_fn),
                                  ("postprocess_fn", postprocess_fn))}
+        self.refuse_installed_copies()
+        foreign = self.foreign(sys.path)
         imports = ImportRoot(self.sys_path(sys.path), refs["preprocess_fn"],
-                             refs["postprocess_fn"])
+                             refs["postprocess_fn"], tree=os.path.realpath(self.tree),
+                             repo=str(self.repo), foreign=foreign,
+                             packages=self.packages(foreign))
         base_model = model
         if isinstance(model, str | os.PathLike):
             base_model = str(self.mapped(Path(model)))
         return PairedRequest(base_model=base_model, imports=imports, revision=self.label,
                              absent=absent)
+
+    def foreign(self, entries: Sequence[str]) -> tuple[str, ...]:
+        """``sys.path`` entries inside the repository that it does not track (a virtualenv in
+        the checkout): what is imported from there is not the project's code."""
+        return tuple(sorted({os.path.realpath(entry or os.getcwd()) for entry in entries
+                             if Path(entry or os.getcwd()).exists()
+                             and self.inside(Path(entry or os.getcwd())) is not None
+                             and self.mapped(Path(entry or os.getcwd())) == Path(
+                                 entry or os.getcwd())}))
+
+    def working_file(self, path: str, foreign: Sequence[str]) -> Path | None:
+        """``path`` relative to the working tree when it is the project's code there (not the
+        cache of base trees, not one of the ``foreign`` places such as a virtualenv)."""
+        real = os.path.realpath(path)
+        relative = self.inside(Path(real))
+        if relative is None or within(real, os.path.realpath(self.tree.parent)):
+            return None
+        if any(within(real, root) for root in foreign):
+            return None
+        return relative
+
+    def packages(self, foreign: Sequence[str]) -> tuple[tuple[str, str | None], ...]:
+        """The project's top-level packages and modules, each with its place in the base tree
+        (None where the revision lacks it): what the base copies' finder maps
+        (``child.isolation``). A name counts when the head imports it from the working tree
+        (however: a ``sys.path`` entry, an editable finder, a ``.pth`` entry) or when the
+        revision has it as a top-level package (at the root or under ``src/``)."""
+        mapping: dict[str, str | None] = dict(self.tree_packages())
+        for name in sorted(self.candidate_names(foreign) | set(mapping)):
+            where = head_location(name)
+            relative = self.working_file(where, foreign) if where else None
+            if relative is not None:
+                base = self.tree / relative
+                mapping[name] = str(base) if base.exists() else None
+        return tuple(sorted(mapping.items()))
+
+    def tree_packages(self) -> dict[str, str]:
+        """Top-level packages of the base tree (root and ``src/``) and modules under ``src/``."""
+        found: dict[str, str] = {}
+        for root in (self.tree, self.tree / "src"):
+            if not root.is_dir():
+                continue
+            for entry in sorted(root.iterdir()):
+                name = entry.stem if entry.suffix == ".py" else entry.name
+                if not name.isidentifier() or name == HARNESS or name in found:
+                    continue
+                if entry.is_dir() and (entry / "__init__.py").is_file():
+                    found[name] = str(entry / "__init__.py")
+                elif entry.suffix == ".py" and entry.is_file() and root.name == "src":
+                    found[name] = str(entry)
+        return found
+
+    def candidate_names(self, foreign: Sequence[str]) -> set[str]:
+        """Top-level names of the modules this process imported from the working tree."""
+        names = set()
+        for name, module in list(sys.modules.items()):
+            location = module_file(module) if module is not None else None
+            if location and self.working_file(location, foreign) is not None:
+                names.add(name.partition(".")[0])
+        names.discard(HARNESS)
+        return names
+
+    def refuse_installed_copies(self) -> None:
+        """Refuse, before anything runs, a project this process imports from an installed
+        copy (site-packages) or another checkout: neither side would measure the working tree.
+        """
+        for name in self.tree_packages():
+            module = sys.modules.get(name)
+            where = module_file(module) if module is not None else None
+            if where is None or self.inside(Path(os.path.realpath(where))) is not None:
+                continue
+            raise ValueError(
+                f"--neuronperf-against: {name} is imported from {where}, a copy of the project "
+                f"outside the repository {self.repo} (installed into site-packages, or another "
+                f"checkout), so neither side would measure this repository's code: install it "
+                f"editable (pip install -e .) or put the repository on sys.path, then run again")
 
     def absence(self, model: Any) -> str | None:
         """Why ``model`` does not exist at the revision, or None when it does (or when it comes
@@ -138,6 +220,22 @@ class BaseTree:
         if not defines(base_file, top):
             return f"{relative} at {self.label} defines no {top}"
         return None
+
+
+def head_location(name: str) -> str | None:
+    """Where this process gets top-level module ``name`` from (imported or not), or None."""
+    module = sys.modules.get(name)
+    if module is not None:
+        return module_file(module)
+    try:
+        spec = importlib.util.find_spec(name)
+    except (ImportError, ValueError):
+        return None
+    if spec is None:
+        return None
+    if spec.origin and os.path.isabs(spec.origin):
+        return spec.origin
+    return next(iter(spec.submodule_search_locations or ()), None)
 
 
 def defines(source: Path, name: str) -> bool:
@@ -181,10 +279,36 @@ def resolve(rootdir: Path, revision: str) -> BaseTree:
             f"name a branch, tag or commit it has (in CI, fetch history first, e.g. "
             f"actions/checkout with fetch-depth: 0)")
     commit = found.stdout.strip()
-    tree = Path(rootdir) / CACHE_DIR / f"rev-{commit}"
+    tree = usable_cache(Path(rootdir), f"--neuronperf-against={revision}") / f"rev-{commit}"
     if not tree.is_dir():
-        materialise(repo, commit, tree)
+        try:
+            materialise(repo, commit, tree)
+        except OSError as exc:
+            raise RevisionError(
+                f"--neuronperf-against={revision}: cannot write the base tree to {tree} "
+                f"({type(exc).__name__}: {exc.strerror or exc}): make {tree.parent} a writable "
+                f"directory or remove it") from None
     return BaseTree(revision, commit, repo, tree)
+
+
+def usable_cache(rootdir: Path, who: str = "") -> Path:
+    """``<rootdir>/.neuronperf-cache`` if it is (or can become) a writable directory, else a
+    :class:`RevisionError` saying what is wrong with it (``who`` needs it: the option)."""
+    cache = rootdir / CACHE_DIR
+    who = f"{who}: " if who else ""
+    if cache.exists() and not cache.is_dir():
+        raise RevisionError(
+            f"{who}{cache} is a file, not a directory; pytest-neuronperf keeps base trees "
+            f"and compiled models there: remove or rename that file")
+    if cache.is_dir() and not os.access(cache, os.W_OK | os.X_OK):
+        raise RevisionError(
+            f"{who}{cache} is not writable; pytest-neuronperf keeps base trees and compiled "
+            f"models there: make it writable (chmod u+w) or remove it")
+    if not cache.exists() and not os.access(rootdir, os.W_OK | os.X_OK):
+        raise RevisionError(
+            f"{who}cannot create {cache} (the rootdir {rootdir} is not writable); "
+            f"pytest-neuronperf keeps base trees and compiled models there")
+    return cache
 
 
 def materialise(repo: Path, commit: str, destination: Path) -> None:

@@ -23,6 +23,7 @@ from pytest_neuronperf.engine.summary import reports_from_results
 from pytest_neuronperf.evaluation import metric_names
 from pytest_neuronperf.gating.baseline import result_key
 from pytest_neuronperf.gating.verdicts import needs_recheck, pool_reports
+from pytest_neuronperf.plugin.against import usable_cache
 from pytest_neuronperf.plugin.markers import PerfSettings, SettingsError, apply_keywords
 from pytest_neuronperf.plugin.progress import TerminalProgress, terminal_progress
 from pytest_neuronperf.plugin.session import PerfSession
@@ -125,7 +126,8 @@ class NeuronperfFixture:
             model, inputs, batch_sizes=settings.batch_sizes,
             pipeline_sizes=settings.pipeline_sizes, compiler=settings.compiler,
             compiler_args=settings.compiler_args, device_type=backend.name,
-            models_dir=str(self._config.rootpath / ".neuronperf-cache"), verbosity=0,
+            models_dir=str(usable_cache(self._config.rootpath)),
+            verbosity=0,
             framework=framework, filename=filename, cast_modes=settings.cast_modes,
         )
 

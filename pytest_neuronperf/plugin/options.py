@@ -13,6 +13,7 @@ from typing import Any
 
 import pytest
 
+from pytest_neuronperf.gating.paired import effective_tolerance
 from pytest_neuronperf.gating.verdicts import parse_tolerance
 from pytest_neuronperf.plugin.markers import DEVICES
 
@@ -75,9 +76,12 @@ def parse_against(value: str) -> str:
 
 
 def parse_paired_tolerance_option(value: str) -> dict[str, float]:
-    """``--neuronperf-paired-tolerance``: tolerances of the paired gate, ``throughput:3%``."""
+    """``--neuronperf-paired-tolerance``: tolerances of the paired gate, ``throughput:3%``
+    (only the metrics the paired gate compares, checked here rather than after measuring)."""
     try:
-        return parse_tolerance(value)
+        parsed = parse_tolerance(value)
+        effective_tolerance(parsed)
+        return parsed
     except ValueError as exc:
         raise pytest.UsageError(
             f"--neuronperf-paired-tolerance / neuronperf_paired_tolerance: {exc}") from None

@@ -28,6 +28,9 @@ class ModelSource:
     compiler: str | None = None
     """How the artifact at ``path`` was produced (``torchscript``, ``export``, ...), if known;
     ``torch.save``/``keras``/``pickle`` for a model instance the parent saved (``instances``)."""
+    origin: str | None = None
+    """The file of the module the caller's class or factory came from: a copy that imports
+    another file under that module name refuses to measure (``child.isolation``)."""
 
 
 @dataclass(frozen=True)
@@ -114,6 +117,17 @@ class ImportRoot:
     preprocess_fn: tuple[str, str] | None = None
     """``(module, qualname)`` of the base side's ``preprocess_fn``."""
     postprocess_fn: tuple[str, str] | None = None
+    tree: str | None = None
+    """The revision's tree (real path): every module of the project must come from here."""
+    repo: str | None = None
+    """The working tree's top level (real path): no module may come from here."""
+    foreign: tuple[str, ...] = ()
+    """Places inside ``repo`` that the repository does not track and that ``sys.path`` names
+    (a virtualenv in the checkout): what they hold is not the project's code."""
+    packages: tuple[tuple[str, str | None], ...] = ()
+    """The project's top-level packages and modules, each with its place in ``tree`` (its
+    ``__init__.py`` or module file; None when the revision does not have it): a finder first on
+    ``sys.meta_path`` imports them from there (``child.isolation``)."""
 
 
 @dataclass(frozen=True)

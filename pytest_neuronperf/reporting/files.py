@@ -115,4 +115,10 @@ def get_reports(filename: Any) -> list[Report]:
         document = json.loads(path.read_text())
     except json.JSONDecodeError as exc:
         raise ValueError(f"{str(path)!r} is not valid JSON: {exc}") from exc
+    except UnicodeDecodeError as exc:
+        raise ValueError(f"{str(path)!r} is not a text file (byte {exc.start} is not UTF-8): "
+                         f"not a report file") from None
+    except RecursionError:
+        raise ValueError(f"{str(path)!r} nests brackets too deeply to read: not a report "
+                         f"file") from None
     return decode_reports(document, repr(str(path)))
