@@ -17,7 +17,8 @@ machine cancels) and a repeat's ratio is the median of its ``--pairs`` pair rati
 is the median of ``--repeats`` repeats. Figure 3 runs each measurement in a fresh interpreter;
 with ``--compare-ref DIR`` (a checkout of another revision, e.g. made by
 ``git archive main | tar -x -C DIR``) the same measurement of that revision alternates with
-this tree's, in the same run.
+this tree's, in the same run, and figures 1 and 4 are measured for both trees too, each repeat
+in a fresh interpreter per tree, the trees alternating (ref, this tree, ref, this tree ...).
 """
 
 from __future__ import annotations
@@ -233,6 +234,34 @@ def fixed_cost(framework: str, tree: Path, repeats: int) -> dict[str, Any]:
     return result
 
 
+def probe_interleaved(what: str, slice_s: float, pairs: int) -> float:
+    """Run inside a fresh interpreter: figure 1 (``efficiency``) or 4 (``accuracy``)."""
+    from pytest_neuronperf.devices.cpu import usable_cpus
+
+    figure = harness_efficiency if what == "efficiency" else accuracy
+    return figure(slice_s, pairs, usable_cpus()[0])
+
+
+def interleaved_in(what: str, tree: Path, slice_s: float, pairs: int) -> float:
+    """``probe_interleaved`` in a fresh interpreter importing the package from ``tree``."""
+    env = {**os.environ, "PYTHONPATH": str(tree), "TF_CPP_MIN_LOG_LEVEL": "2"}
+    out = subprocess.run(
+        [sys.executable, __file__, "--probe", what, "--slice", str(slice_s),
+         "--pairs", str(pairs)], env=env, cwd=tree, capture_output=True, text=True, check=False)
+    if out.returncode != 0:
+        raise RuntimeError(f"{what} probe ({tree}) failed:\n{out.stderr}")
+    return float(json.loads(out.stdout.strip().splitlines()[-1]))
+
+
+def by_tree(what: str, trees: dict[str, Path], args: argparse.Namespace) -> dict[str, list[float]]:
+    """Figure 1 or 4 of each tree, ``--repeats`` times, the trees alternating."""
+    results: dict[str, list[float]] = {name: [] for name in trees}
+    for _ in range(args.repeats):
+        for name, tree in trees.items():
+            results[name].append(interleaved_in(what, tree, args.slice, args.pairs))
+    return results
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--slice", type=float, default=1.0,
@@ -246,8 +275,12 @@ def main() -> None:
                         help="'fixed': figure 3 only")
     parser.add_argument("--frameworks", default="torch,tensorflow",
                         help="comma-separated frameworks for figure 3")
-    parser.add_argument("--probe", choices=("torch", "tensorflow"), help=argparse.SUPPRESS)
+    parser.add_argument("--probe", choices=("torch", "tensorflow", "efficiency", "accuracy"),
+                        help=argparse.SUPPRESS)
     args = parser.parse_args()
+    if args.probe in ("efficiency", "accuracy"):
+        print(json.dumps(probe_interleaved(args.probe, args.slice, args.pairs)))
+        return
     if args.probe:
         print(json.dumps(probe_fixed_cost(args.probe, args.repeats)))
         return
@@ -274,6 +307,11 @@ def main() -> None:
     trees = {"this tree": HERE.parent}
     if args.compare_ref is not None:
         trees = {"ref": args.compare_ref.resolve(), **trees}
+        if args.only == "all":
+            for what, label, goal in (("efficiency", "1. harness efficiency", ">= 0.8"),
+                                      ("accuracy", "4. accuracy (MLP p50)", "within 3 %")):
+                for name, runs in by_tree(what, trees, args).items():
+                    rows.append((f"{label}, {name}", median(runs), runs, goal))
     for framework in args.frameworks.split(","):
         results: dict[str, list[dict[str, Any]]] = {name: [] for name in trees}
         for _ in range(2):  # alternate the trees, twice

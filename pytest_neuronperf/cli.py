@@ -3,6 +3,8 @@ or show one.
 
     pytest-neuronperf compare OLD.json NEW.json [--tolerance SPEC] [--html PATH] [--strict]
     pytest-neuronperf show FILE [--html PATH]
+    pytest-neuronperf history URL [--html PATH] [--since WHEN] [--test TEXT] [--branch NAME]
+                                  [--import PATH ...]
 
 ``compare`` judges every configuration of NEW against the same test and configuration in OLD
 with the plugin's own gate (``gating.verdicts.gate_report``, then ``plugin.outcome.decide``), prints
@@ -16,6 +18,10 @@ the summary table and each failing configuration's evidence, and exits
   metrics or windows are not numbers or that carries no gated metric at all ("lost every
   metric"), a new file with no reports, or two files with no configuration in common (nothing
   was compared).
+
+``history`` prints the trend table of a history store (``--neuronperf-history``: a SQLite file
+or a postgresql:// URL) with its change points, writes the trend page with ``--html``, and
+first imports earlier report or baseline files (a file or a folder) with ``--import``.
 """
 
 from __future__ import annotations
@@ -23,6 +29,7 @@ from __future__ import annotations
 import argparse
 import importlib.util
 import sys
+import time
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -51,6 +58,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         if args.command == "compare":
             return compare(args.old, args.new, args.tolerance, args.html, args.strict)
+        if args.command == "history":
+            return history(args)
         return show(args.file, args.html)
     except BadInput as exc:
         print(f"pytest-neuronperf {args.command}: {exc}", file=sys.stderr)
@@ -79,6 +88,20 @@ def build_parser() -> argparse.ArgumentParser:
     showing.add_argument("file", type=Path)
     showing.add_argument("--html", type=Path, default=None, metavar="PATH",
                          help="also write it as an HTML report")
+    tracing = commands.add_parser(
+        "history", help="the trend table and change points of a history store")
+    tracing.add_argument("store", help="a SQLite file or a postgresql:// URL "
+                                       "(--neuronperf-history)")
+    tracing.add_argument("--html", type=Path, default=None, metavar="PATH",
+                         help="also write the trend page (one self-contained HTML file)")
+    tracing.add_argument("--since", default=None, metavar="WHEN",
+                         help="only runs since this date (2024-06-01) or this many days (30d)")
+    tracing.add_argument("--test", default=None, metavar="TEXT",
+                         help="only tests whose node id contains TEXT")
+    tracing.add_argument("--branch", default=None, metavar="NAME", help="only runs of a branch")
+    tracing.add_argument("--import", dest="imports", type=Path, action="append", default=[],
+                         metavar="PATH", help="first add the runs of earlier report or "
+                         "baseline files (a file or a folder of them; repeatable)")
     return parser
 
 
@@ -191,6 +214,48 @@ def show(path: Path, html: Path | None) -> int:
     print_summary(reports, [])
     if html is not None:
         write_page(reports, html, [], path.name)
+    return EXIT_OK
+
+
+def since_time(text: str | None) -> float | None:
+    """``--since``: ``2024-06-01`` (local midnight) or ``30d``, as a time stamp."""
+    if text is None:
+        return None
+    if text.endswith("d") and text[:-1].isdigit():
+        return time.time() - 86400 * int(text[:-1])
+    try:
+        return time.mktime(time.strptime(text, "%Y-%m-%d"))
+    except ValueError:
+        raise BadInput(f"--since {text!r}: give a date (2024-06-01) or days (30d)") from None
+
+
+def history(args: argparse.Namespace) -> int:
+    """``history``: import, then the trend table (and page) of a history store."""
+    from pytest_neuronperf.history.importing import ImportRefused, import_path
+    from pytest_neuronperf.history.store import HistoryError, Store
+    from pytest_neuronperf.history.trend import page_title, table_lines, trends
+
+    since = since_time(args.since)
+    try:
+        with Store(args.store) as store:
+            for source in args.imports:
+                print(import_path(store, source).text(source))
+            runs = store.runs(test=args.test, branch=args.branch, since=since)
+            name = store.name
+    except (HistoryError, ImportRefused) as exc:
+        raise BadInput(str(exc)) from None
+    found = trends(runs)
+    for line in table_lines(found, runs):
+        print(line)
+    if args.html is not None:
+        if importlib.util.find_spec("matplotlib") is None:
+            raise BadInput("--html needs matplotlib: pip install 'pytest-neuronperf[html]'")
+        from pytest_neuronperf.history.trend import write_page
+
+        try:
+            print(f"page: {write_page(found, runs, args.html, page_title(name))}")
+        except OSError as exc:
+            raise BadInput(f"cannot write {args.html}: {exc}") from None
     return EXIT_OK
 
 

@@ -203,6 +203,9 @@ class GatePart(TypedDict, total=False):
     recheck: Rerun
     repeat: Rerun
     core_share: CoreShareUse
+    history: dict[str, Any]
+    """With ``--neuronperf-history-gate``: its verdict, the runs judged and the change points
+    that made it (``history.gate.HistoryJudgement.report_field``), or why it did not judge."""
 
 
 class Report(ServerPart, GeneratePart, GatePart, total=False):
@@ -254,6 +257,9 @@ class Report(ServerPart, GeneratePart, GatePart, total=False):
     latency_sketch: LatencySketch
     interference: Interference | None
     paired: Paired
+    profile: dict[str, Any]
+    """The configuration's profile after its measurement and what got slower
+    (``pytest_neuronperf.profiling``: ``status``, ``head``, ``base``, ``changes``, ``traces``)."""
     # accuracy metrics (``eval_metrics``; ``topN`` for other N is written as such)
     accuracy: float
     precision: float
@@ -270,7 +276,9 @@ REPORT_VERSION = 1
 """Version of report files (``write_json``). History:
 
 1. ``{"format": "pytest-neuronperf-reports", "version": 1, "reports": [...]}``, strict JSON (NaN
-   and inf written as null). Readers also take a bare JSON list of reports.
+   and inf written as null). Readers also take a bare JSON list of reports. From pytest, an
+   optional ``"run"`` object beside the reports (commit, branch, dirty, time, packages:
+   ``history.runinfo``), added without a new version since readers ignore it.
 
 Reports gain keys without a new version (readers ignore keys they do not know); a version is
 added when a key changes its meaning or a reader of the previous version would misread it."""

@@ -23,6 +23,11 @@ EXAMPLES = [
     messages.Done(),
     messages.CopyStats(cpu_percent_avg=97.5, memory_mb_peak=120.0, samples=4,
                        eval_states={"accuracy": {"correct": 3, "total": 4}}),
+    messages.Profile("operators", 0.2, 2000, "/tmp/head-operators.json"),
+    messages.Profile("python", 0.2, 2000),
+    messages.Profiled("python", 12, 0.2, [["run (m.py)", 12, 3000.0, 0.0]],
+                      [[["run (m.py)"], 3000.0]], "/tmp/head-python.pstats"),
+    messages.Profiled("operators", 0, 0.0, [], note="no operator profiler"),
 ]
 
 

@@ -32,6 +32,7 @@ import numpy as np
 from pytest_neuronperf.child import isolation, lifeline, token_driver
 from pytest_neuronperf.child.copy_options import CopyHooks
 from pytest_neuronperf.child.open_loop import serve
+from pytest_neuronperf.child.profile_window import run_window
 from pytest_neuronperf.devices.base import Placement
 from pytest_neuronperf.frameworks.base import load_adapter, resolve_object
 from pytest_neuronperf.protocol import messages
@@ -112,7 +113,8 @@ def run(conn: Connection, spec: WorkerSpec, exit_with_parent: bool = True) -> No
     """Load, warm up, then for each ``go`` of the parent: measure and send the timings.
 
     A plain run sends one ``go``; a paired run one per slice of its schedule, and between two
-    slices this copy blocks in ``wait_for_go`` while the other side runs."""
+    slices this copy blocks in ``next_order`` while the other side runs. A profile run sends
+    ``profile`` orders instead, each answered with what its window recorded."""
     link = ParentLink(conn, exit_with_parent)
     if spec.imports is not None:
         spec = use_imports(spec, spec.imports)
@@ -126,7 +128,9 @@ def run(conn: Connection, spec: WorkerSpec, exit_with_parent: bool = True) -> No
     model = hooks.after_load(adapter.load(spec.model, spec.placement))
     check_imports(spec, model)
     if spec.generate is not None:  # requests of token streams (child/token_driver.py)
-        token_driver.run(conn, link, spec, model, started, hooks, adapter.thread_setup)
+        token_driver.run(conn, link, spec, model, started, hooks, adapter.thread_setup,
+                         lambda order, call: run_window(order, call, spec,
+                                                        adapter.thread_setup, drive))
         return
     call = hooks.build_call(adapter, model, lambda: build_call(
         model, hooks.cast_inputs(adapter.prepare_inputs(spec.inputs, spec.batch_size,
@@ -140,9 +144,11 @@ def run(conn: Connection, spec: WorkerSpec, exit_with_parent: bool = True) -> No
     messages.send(conn, messages.Ready(os.getpid(), load_ms, warmup_ms, warmup_calls))
 
     while True:
-        go = link.wait_for_go()
+        go = link.next_order()
+        if isinstance(go, messages.Profile):  # a profile run's copy (child/profile_window.py)
+            messages.send(conn, run_window(go, call, spec, adapter.thread_setup, drive))
+            continue
         if spec.server is not None:  # the server scenario's open loop (child/open_loop.py)
-
             messages.send(conn, serve(call, spec.workers, go.start_ns, spec.server,
                                       adapter.thread_setup))
             return
@@ -260,20 +266,20 @@ def check_output(output: Any) -> None:
 
 
 class ParentLink:
-    """Listens to the parent on a daemon thread: queues each ``go``; exits on abort or parent
-    loss."""
+    """Listens to the parent on a daemon thread: queues each ``go`` (or ``profile``); exits on
+    abort or parent loss."""
 
     def __init__(self, conn: Connection, exit_with_parent: bool = True) -> None:
         self._conn = conn
         self._exit = exit_with_parent
-        self._gos: queue.SimpleQueue[messages.Go | None] = queue.SimpleQueue()
+        self._gos: queue.SimpleQueue[messages.Go | messages.Profile | None] = queue.SimpleQueue()
         threading.Thread(target=self._listen, name="neuronperf-parent-link", daemon=True).start()
 
     def _listen(self) -> None:
         try:
             while True:
                 message = messages.receive(self._conn)
-                if not isinstance(message, messages.Go):
+                if not isinstance(message, messages.Go | messages.Profile):
                     break
                 self._gos.put(message)
         except (EOFError, OSError, messages.ProtocolError):
@@ -284,8 +290,8 @@ class ParentLink:
             # not what the model started: end that while this thread can still run)
             leave(lifeline.PARENT_GONE_EXIT_CODE)
 
-    def wait_for_go(self) -> messages.Go:
-        """Block (no spinning) until the parent sends the next start time."""
+    def next_order(self) -> messages.Go | messages.Profile:
+        """Block (no spinning) until the parent sends the next start time (or profile window)."""
         go = self._gos.get()
         if go is None:
             raise RuntimeError("the parent aborted this copy before the measurement started")

@@ -39,6 +39,9 @@ from pytest_neuronperf.protocol import messages
 from pytest_neuronperf.protocol.messages import Refusal
 from pytest_neuronperf.protocol.specs import GenerateSpec, ServerSpec, WorkerSpec
 
+ProfileWindow = Callable[[messages.Profile, Callable[[], Any]], messages.Profiled]
+"""Runs one profile window over a call (``child.profile_window.run_window``, bound by the copy)."""
+
 AUTO_WARMUP_MIN_REQUESTS = 2
 AUTO_WARMUP_TOLERANCE = 0.10
 """``warmup="auto"``: requests until two in a row take the same time per token within this."""
@@ -94,9 +97,10 @@ def check_tokens(batch: Batch, stamped: int, tokens: int, ignore_eos: bool,
 
 
 def run(conn: Connection, link: Any, spec: WorkerSpec, model: Any, started_ns: int,
-        hooks: Any, thread_setup: Callable[[], None]) -> None:
+        hooks: Any, thread_setup: Callable[[], None], profile_window: ProfileWindow) -> None:
     """The generate scenario's part of ``child.run``: plan, warm up, then answer every ``go``
-    with a ``generated`` message (the closed loop loops over a paired run's slices)."""
+    with a ``generated`` message (the closed loop loops over a paired run's slices), and every
+    ``profile`` order with a window in which one call is one request."""
     generate = spec.generate
     assert generate is not None
     stream = stream_for(model, generate)
@@ -107,7 +111,10 @@ def run(conn: Connection, link: Any, spec: WorkerSpec, model: Any, started_ns: i
     hooks.warmed_up()
     messages.send(conn, messages.Ready(os.getpid(), load_ms, warmup_ms, warmup_requests))
     while True:
-        go = link.wait_for_go()
+        go = link.next_order()
+        if isinstance(go, messages.Profile):  # child/profile_window.py, a request per call
+            messages.send(conn, profile_window(go, request_call(stream, batches, generate)))
+            continue
         if spec.server is not None:
             messages.send(conn, serve_requests(stream, batches, generate, spec.workers,
                                                go.start_ns, spec.server, thread_setup))
@@ -122,6 +129,18 @@ def run(conn: Connection, link: Any, spec: WorkerSpec, model: Any, started_ns: i
         if go.last:
             messages.send(conn, hooks.stats())
             return
+
+
+def request_call(stream: TokenStream, batches: Sequence[Batch],
+                 spec: GenerateSpec) -> Callable[[], int]:
+    """One request after another (the plan's batches in turn) as a zero-argument call: what a
+    profile window repeats."""
+    counter = itertools.count()
+
+    def call() -> int:
+        return run_request(stream, batches, next(counter), None, RequestLog(), spec.ignore_eos)
+
+    return call
 
 
 def warm_up(stream: TokenStream, batches: Sequence[Batch], spec: GenerateSpec,

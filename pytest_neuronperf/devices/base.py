@@ -36,7 +36,11 @@ class Placement:
 
 @runtime_checkable
 class DeviceBackend(Protocol):
-    """A kind of device that model copies can be pinned to."""
+    """A kind of device that model copies can be pinned to.
+
+    A backend whose runtime captures profiles by itself may also define
+    ``profiler_env(directory) -> dict[str, str]``: the variables that turn the capture on in a
+    profile run's copies (``pytest_neuronperf.profiling``; the Neuron backends do)."""
 
     name: str
 

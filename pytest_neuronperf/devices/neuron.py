@@ -28,6 +28,11 @@ NEURON_LS_FALLBACK = Path("/opt/aws/neuron/bin/neuron-ls")
 NEURON_LS_TIMEOUT_S = 20.0
 VISIBLE_CORES = "NEURON_RT_VISIBLE_CORES"
 NUM_CORES = "NEURON_RT_NUM_CORES"
+INSPECT_ENABLE = "NEURON_RT_INSPECT_ENABLE"
+INSPECT_OUTPUT_DIR = "NEURON_RT_INSPECT_OUTPUT_DIR"
+PROFILE_DIR_INF1 = "NEURON_PROFILE"
+"""The runtimes' profile capture variables, set only in a profile run's copies (never in a
+measured one: the capture must start with the process)."""
 HOST_THREADS = 1
 """Host-side threads per copy: the NeuronCores do the work, the host only feeds them."""
 
@@ -314,6 +319,12 @@ class NeuronBackend(NeuronBackendBase):
     name = "neuron"
     runtime_module = "torch_neuron"
 
+    def profiler_env(self, directory: str) -> dict[str, str]:
+        """The Inf1 runtime's documented capture (TensorBoard's Neuron plugin reads it): raw
+        profiles go to ``NEURON_PROFILE``, a folder that must exist before the model runs."""
+        os.makedirs(directory, exist_ok=True)
+        return {PROFILE_DIR_INF1: directory}
+
 
 class NeuronxBackend(NeuronBackendBase):
     """Inf2 / Trn1 NeuronCores, driven through ``torch_neuronx``."""
@@ -321,3 +332,10 @@ class NeuronxBackend(NeuronBackendBase):
     name = "neuronx"
     runtime_module = "torch_neuronx"
     tensorflow_runtime_module = "tensorflow_neuronx"
+
+    def profiler_env(self, directory: str) -> dict[str, str]:
+        """The Neuron runtime's documented environment-variable capture (any framework; Neuron
+        Explorer and ``neuron-profile`` open its NEFF/NTFF files): system profile of the run,
+        device profile of each model's first execution."""
+        os.makedirs(directory, exist_ok=True)
+        return {INSPECT_ENABLE: "1", INSPECT_OUTPUT_DIR: directory}

@@ -5,7 +5,7 @@ For each configuration the copies of both sides ("base" and "head") are loaded a
 runs ``rounds`` rounds; each round gives each side one slice of ``duration / rounds`` seconds,
 in an order drawn at random per round (a seeded NumPy generator; the seed is recorded). Only one
 side runs at a time: the next ``go`` is sent only when the previous side's timings arrived,
-and the idle side's copies block in ``wait_for_go`` (a queue fed by their pipe listener).
+and the idle side's copies block in ``next_order`` (a queue fed by their pipe listener).
 Each slice yields throughput, p50 and p99 per side, so the gate can compare the sides round by
 round: whatever the machine does to its speed over seconds hits both sides of a round alike.
 
@@ -325,13 +325,11 @@ def run_paired_configuration(
         report["paired"] = {**header, "base_status": status,
                             "base_error": request.absent or base_failure or "no base"}
         return report
-    base_job = dataclasses.replace(head_job, model=base_source, imports=request.imports,
-                                   side="base")
-    head_job = dataclasses.replace(head_job, side="head")
+    jobs = side_jobs(head_job, base_source, request)
+    head_job = jobs["head"]
     procs: dict[str, list[ModelProcess]] = {"head": [], "base": []}
     try:
-        report = measure_paired(context, {"head": head_job, "base": base_job}, config, inputs,
-                                procs, rounds, header)
+        report = measure_paired(context, jobs, config, inputs, procs, rounds, header)
     except ConfigurationFailed as failure:
         report = error_report(head_job, config, str(failure))
     except Exception:  # a bug of ours must not hide the other configurations
@@ -344,6 +342,13 @@ def run_paired_configuration(
                 proc.kill()
     report["paired"] = {**header, "base_status": "not measured"}
     return report
+
+
+def side_jobs(head_job: Job, base_source: ModelSource, request: PairedRequest) -> dict[str, Job]:
+    """The jobs of both sides: the base imports its model (and functions) as the request says."""
+    return {"head": dataclasses.replace(head_job, side="head"),
+            "base": dataclasses.replace(head_job, model=base_source, imports=request.imports,
+                                        side="base")}
 
 
 def measure_paired(

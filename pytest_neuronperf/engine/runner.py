@@ -138,14 +138,18 @@ def run_configuration(
 
 
 def start_copies(
-    context: BaseContext, job: Job, config: RunConfig, inputs: Any, procs: list[Any]
+    context: BaseContext, job: Job, config: RunConfig, inputs: Any, procs: list[Any],
+    extra_env: dict[str, str] | None = None,
 ) -> None:
     """Start one copy per placement of ``config``, appending each to ``procs`` (so that the
-    caller kills those started even when a later one fails)."""
+    caller kills those started even when a later one fails). ``extra_env`` is set in every copy
+    on top of its placement's (a profile run's device capture)."""
     try:
         placements = job.device.placements(job.cores, config.n_models, config.pipeline_size)
     except ValueError as exc:
         raise ConfigurationFailed(f"cannot place {config.label()}: {exc}") from exc
+    if extra_env:
+        placements = [replace(p, env={**p.env, **extra_env}) for p in placements]
     for placement in placements:
         side = f"-{job.side}" if job.side else ""
         spec = WorkerSpec(

@@ -36,6 +36,9 @@ FORMAT_VERSION = 1
 # 1. First version. machines -> {fingerprint, tests -> {test key -> {config key ->
 #    {"metrics": whole-run report metrics, "windows": {throughput, latency_ms_p50,
 #    latency_ms_p99: per-window lists, null for a window without calls}}}}}.
+#    Later, without a bump (readers that do not know it ignore it): an entry may carry
+#    "profile", the configuration's profile summary (pytest_neuronperf.profiling.summary),
+#    the base an explanation of a later regression is diffed against.
 
 SIGNIFICANT_DIGITS = 6
 """Floats are stored rounded to this many significant digits: small files, readable diffs."""
@@ -129,6 +132,7 @@ def save_results(
                 stored[config] = {
                     "metrics": dict(entry.get("metrics") or {}),
                     "windows": {m: list(v) for m, v in (entry.get("windows") or {}).items()},
+                    **({"profile": entry["profile"]} if entry.get("profile") else {}),
                 }
         safe_files.remove_leftovers(file)  # of writers killed mid-save
         _write(file, dumps_baseline(data))

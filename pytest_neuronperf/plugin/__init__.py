@@ -12,7 +12,6 @@ import pytest
 from pytest_neuronperf.engine.server_command import start_server
 from pytest_neuronperf.plugin import hookspecs
 from pytest_neuronperf.plugin.against import resolve_option
-from pytest_neuronperf.plugin.fixture import NeuronperfFixture
 from pytest_neuronperf.plugin.interrupts import sigterm_as_interrupt
 from pytest_neuronperf.plugin.markers import PerfSettings, SettingsError, apply_keywords
 from pytest_neuronperf.plugin.options import (
@@ -37,7 +36,8 @@ MARKER_HELP = (
     "neuronperf(batch_sizes=[1], n_models=[1, 'max'], workers_per_model=None, "
     "pipeline_sizes=[1], duration=5, warmup='auto', device='auto', compiler='auto', "
     "compiler_args=None, p50_ms=None, p99_ms=None, min_throughput=None, tolerance=None, "
-    "timeout=None, paired_rounds=None): a performance test; the neuronperf fixture benchmarks "
+    "timeout=None, paired_rounds=None, profile=None): a performance test; the neuronperf "
+    "fixture benchmarks "
     "every configuration "
     "and the test fails when it regressed against the baseline or missed a budget."
 )
@@ -50,6 +50,10 @@ def pytest_addoption(parser: pytest.Parser) -> None:
             group.addoption(flag, action="store_true", default=None,
                             help=argparse_help(help_text))
             parser.addini(ini, help_text, type="bool", default=False)
+        elif kind == "optional":  # a flag that may take a value: --flag or --flag=VALUE
+            group.addoption(flag, action="store", nargs="?", const="all", default=None,
+                            metavar="VALUE", type=parse, help=argparse_help(help_text))
+            parser.addini(ini, help_text, type="string", default="")
         else:
             group.addoption(flag, action="store", default=None, metavar="VALUE",
                             type=parse, help=argparse_help(help_text))
@@ -86,7 +90,9 @@ def pytest_configure(config: pytest.Config) -> None:
     config.stash[SESSION_KEY] = PerfSession(
         options, devices, adapters, extra_fp, share_for, host=host,
         verdict_hook=functools.partial(config.hook.pytest_neuronperf_verdict, config=config),
-        against=resolve_option(config.rootpath, options.against))
+        against=resolve_option(config.rootpath, options.against), rootdir=config.rootpath)
+    if worker_input is None:
+        config.stash[SESSION_KEY].start_history()
     config.stash[RESTORE_SIGTERM_KEY] = sigterm_as_interrupt()
     if config.pluginmanager.hasplugin("xdist") and worker_input is None:
         config.pluginmanager.register(ControllerHooks(config.stash[SESSION_KEY]),
@@ -150,6 +156,10 @@ def pytest_collection_modifyitems(
 @pytest.fixture
 def neuronperf(request: pytest.FixtureRequest) -> Any:
     """Benchmark a model with the test's ``neuronperf`` marker settings, recorded and gated."""
+    # the measuring engine and compile(): loaded by the first test that measures, not by
+    # every pytest run of a project that has the plugin installed
+    from pytest_neuronperf.plugin.fixture import NeuronperfFixture
+
     session = request.config.stash[SESSION_KEY]
     item = request.node
     return NeuronperfFixture(session, item, marker_settings(item, session), request.config)

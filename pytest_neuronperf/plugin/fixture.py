@@ -29,6 +29,7 @@ from pytest_neuronperf.plugin.progress import TerminalProgress, terminal_progres
 from pytest_neuronperf.plugin.session import PerfSession
 from pytest_neuronperf.plugin.shares import CoreShare
 from pytest_neuronperf.plugin.xdist import plain_nodeid
+from pytest_neuronperf.profiling.run import ProfileRequest, profile
 from pytest_neuronperf.reporting.tables import headline_properties
 from pytest_neuronperf.reports import Report
 
@@ -225,7 +226,16 @@ class NeuronperfFixture:
                     judgement = self._session.gate(report, key, backend, settings.budgets,
                                                    settings.tolerance)
                 judgements.append(judgement)
-            self._session.settle(self._item.nodeid, key, reports, judgements, paired)
+            self._session.settle(self._item.nodeid, key, reports, judgements, paired,
+                                 settings.tolerance)
+
+            def explain(report: Report, budget_s: float | None) -> dict[str, Any]:
+                folder = self._session.profile_dir(self._config.rootpath) / safe_name(key)
+                [profiled] = run.profile(recheck_request(request, report),
+                                         ProfileRequest(str(folder), budget_s))
+                return dict(profiled["profile"])
+
+            self._session.explain(self._item.nodeid, key, reports, backend, settings, explain)
         finally:
             self._session.record(reports)
             for report in reports:  # what --junitxml carries
@@ -256,6 +266,13 @@ class Runs:
         self.machine_cores = machine_cores
         self.terminal = terminal
         self.timers: list[Any] = []
+
+    def profile(self, request: BenchmarkRequest, wanted: ProfileRequest) -> list[Report]:
+        """The configurations of ``request`` profiled instead of measured (``profiling.run``)."""
+        if self.terminal is not None:
+            self.terminal.what = "profile"
+        with self.share.hold():
+            return profile(dataclasses.replace(request, return_timers=False), wanted)
 
     def __call__(self, request: BenchmarkRequest, what: str = "") -> list[Report]:
         """The reports of one measurement of ``request`` (``what``: shown in the progress)."""

@@ -25,6 +25,7 @@ MARKER_KEYWORDS = (
     *SERVER_KEYWORDS,
     *GENERATE_KEYWORDS,
     "paired_rounds",
+    "profile",
 )
 SCENARIO_KEYWORDS = (*SERVER_KEYWORDS, *GENERATE_KEYWORDS, *GENERATE_BUDGETS)
 """Keywords checked together (``check_scenario``) whenever one of them is given."""
@@ -77,6 +78,9 @@ class PerfSettings:
                 "max_queue_delay_ms": self.max_queue_delay_ms}
     paired_rounds: int | None = None
     """Rounds of a paired run (``compare``, ``--neuronperf-against``); None: from duration."""
+    profile: bool | None = None
+    """Profile every configuration after its measurement (True), never (False), or as the run's
+    ``--neuronperf-profile`` says (None)."""
 
 
 def output_tokens(value: Any) -> int | list[int]:
@@ -183,6 +187,10 @@ def apply_keywords(
                 changes[key] = None if value is None else output_tokens(value)
             elif key in generation.SLO_KEYWORDS:
                 changes[key] = None if value is None else generation.positive(key, value)
+            elif key == "profile":
+                if value is not None and not isinstance(value, bool):
+                    raise SettingsError(f"profile must be True, False or None, got {value!r}")
+                changes[key] = value
             elif key == "paired_rounds":
                 changes[key] = None if value is None else check_rounds(value)
         settings = replace(base, budgets=budgets, **changes)

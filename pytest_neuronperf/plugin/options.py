@@ -16,6 +16,7 @@ import pytest
 from pytest_neuronperf.gating.paired import effective_tolerance
 from pytest_neuronperf.gating.verdicts import parse_tolerance
 from pytest_neuronperf.plugin.markers import DEVICES
+from pytest_neuronperf.profiling.explain import MODES
 
 
 @dataclass(frozen=True)
@@ -39,6 +40,12 @@ class RunOptions:
     against: str | None = None
     """``--neuronperf-against``: the git revision every perf test is compared with (paired)."""
     paired_tolerance: dict[str, float] = field(default_factory=dict)
+    history: str | None = None
+    """``--neuronperf-history``: the history store, a SQLite file path or a postgresql:// URL."""
+    history_gate: bool = False
+    profile: str = "auto"
+    """``--neuronperf-profile``: which configurations are profiled after their measurement
+    (``auto``: REGRESSED ones and those saved as a baseline; ``all``; ``off``)."""
 
 
 # -- option parsers (also applied to ini values) -------------------------------------------------
@@ -87,6 +94,33 @@ def parse_paired_tolerance_option(value: str) -> dict[str, float]:
             f"--neuronperf-paired-tolerance / neuronperf_paired_tolerance: {exc}") from None
 
 
+def parse_history(value: str) -> str:
+    """``--neuronperf-history``: a SQLite file path or a ``postgresql://`` URL, checked now."""
+    if importlib.util.find_spec("sqlalchemy") is None:
+        raise pytest.UsageError("--neuronperf-history needs SQLAlchemy: pip install "
+                                "'pytest-neuronperf[history]'")
+    from pytest_neuronperf.history.store import HistoryError, store_url
+
+    if not value.strip():
+        raise pytest.UsageError("--neuronperf-history / neuronperf_history needs a SQLite file "
+                                "path or a postgresql:// URL")
+    try:
+        store_url(value.strip())
+    except HistoryError as exc:
+        raise pytest.UsageError(f"--neuronperf-history / neuronperf_history: {exc}") from None
+    return value.strip()
+
+
+def parse_profile(value: str) -> str:
+    """``--neuronperf-profile``: ``all`` (the bare flag), ``auto`` or ``off``."""
+    if value not in MODES:
+        raise pytest.UsageError(
+            f"--neuronperf-profile / neuronperf_profile must be one of {', '.join(MODES)}, got "
+            f"{value!r} (the bare flag means all, but it takes the next word as its value: "
+            f"write --neuronperf-profile=all before a path)")
+    return value
+
+
 def parse_device(value: str) -> str:
     """``--neuronperf-device``: a device name (checked against registered backends later)."""
     if not value or not value.replace("_", "").replace("-", "").isalnum():
@@ -122,6 +156,15 @@ OPTIONS: list[tuple[str, str, str, Callable[[str], Any] | None, str]] = [
     ("--neuronperf-paired-tolerance", "neuronperf_paired_tolerance", "string",
      parse_paired_tolerance_option,
      "tolerances of the paired gate (default throughput:3%,p50:3%,p99:10%)"),
+    ("--neuronperf-history", "neuronperf_history", "string", parse_history,
+     "append every run's reports (with commit, branch, package versions) to this history: a "
+     "SQLite file path or a postgresql:// URL"),
+    ("--neuronperf-history-gate", "neuronperf_history_gate", "bool", None,
+     "fail a test whose latest runs in the history form a change point worse than tolerance"),
+    ("--neuronperf-profile", "neuronperf_profile", "optional", parse_profile,
+     "after the measurement, profile configurations (operators and Python frames, head and "
+     "base) and show what got slower: all (the bare flag), auto (the default: REGRESSED "
+     "configurations and those saved as a baseline) or off"),
 ]
 
 
@@ -169,6 +212,9 @@ def run_options(config: pytest.Config) -> RunOptions:
         strict=read_option(config, "--neuronperf-strict"),
         against=read_option(config, "--neuronperf-against"),
         paired_tolerance=read_option(config, "--neuronperf-paired-tolerance") or {},
+        history=history_location(config),
+        history_gate=read_option(config, "--neuronperf-history-gate"),
+        profile=read_option(config, "--neuronperf-profile") or "auto",
     )
     if options.save_baseline and options.baseline is None:
         raise pytest.UsageError(
@@ -178,6 +224,15 @@ def run_options(config: pytest.Config) -> RunOptions:
         raise pytest.UsageError(
             "--neuronperf-html needs matplotlib: pip install 'pytest-neuronperf[html]' "
             "(or pip install matplotlib)")
+    if options.history_gate and options.history is None:
+        raise pytest.UsageError(
+            "--neuronperf-history-gate needs a history: add --neuronperf-history=PATH_OR_URL "
+            "(or set neuronperf_history in the ini file)")
+    if options.history is not None:
+        check_history(options.history)
+    if options.history_gate and importlib.util.find_spec("ruptures") is None:
+        raise pytest.UsageError("--neuronperf-history-gate needs ruptures (change points): "
+                                "pip install 'pytest-neuronperf[history]'")
     if options.skip and options.only:
         raise pytest.UsageError("--neuronperf-skip and --neuronperf-only exclude each other")
     for flag, path in (("--neuronperf-baseline", options.baseline),
@@ -188,6 +243,37 @@ def run_options(config: pytest.Config) -> RunOptions:
             check_writable_file(flag, path, must_write=flag != "--neuronperf-baseline"
                                 or bool(options.save_baseline))
     return options
+
+
+def history_location(config: pytest.Config) -> str | None:
+    """``--neuronperf-history``, or the ini value with a relative path taken from the rootdir."""
+    value = config.getoption("--neuronperf-history")
+    if value is not None:
+        return str(value)
+    value = read_ini(config, "--neuronperf-history")
+    if value is None:
+        return None
+    if "://" in str(value) or Path(str(value)).is_absolute():
+        return str(value)
+    return str(config.rootpath / str(value))
+
+
+def check_history(location: str) -> None:
+    """Refuse now a history the run could not write at its end: SQLAlchemy or psycopg missing,
+    a SQLite path that is a folder or in a folder that cannot be written."""
+    from pytest_neuronperf.history.store import sqlite_path, store_url
+
+    flag = "--neuronperf-history"
+    if importlib.util.find_spec("sqlalchemy") is None:
+        raise pytest.UsageError(f"{flag} needs SQLAlchemy: pip install "
+                                "'pytest-neuronperf[history]'")
+    url = store_url(location)
+    if url.startswith("postgresql") and importlib.util.find_spec("psycopg") is None:
+        raise pytest.UsageError(f"{flag}: a PostgreSQL history needs psycopg 3: pip install "
+                                "'pytest-neuronperf[postgresql]'")
+    path = sqlite_path(url)
+    if path is not None:
+        check_writable_file(flag, path, must_write=True)
 
 
 def check_writable_file(flag: str, path: Path, must_write: bool) -> None:

@@ -6,7 +6,9 @@ decide whether NEW and INCONCLUSIVE count (``--neuronperf-strict``, except in a 
 the baseline, which replaces what they compared against), and a failing configuration gets its
 one-line headline and its table. A paired run (``--neuronperf-against``, ``compare``) adds a
 second judgement, head against base; with a baseline too, the worse of the two verdicts stands.
-``plugin.pytest_runtest_call`` only raises what this decided.
+The history gate (``--neuronperf-history-gate``) adds a third, this run against the runs before
+it: its REGRESSED stands like any other. ``plugin.pytest_runtest_call`` only raises what this
+decided.
 """
 
 from __future__ import annotations
@@ -14,7 +16,7 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from pytest_neuronperf.engine.interference import describe as describe_interference
 from pytest_neuronperf.gating.paired import PairedJudgement, format_paired_table, interval_text
@@ -27,6 +29,9 @@ from pytest_neuronperf.gating.verdicts import (
 from pytest_neuronperf.metrics import BUDGETS, METRICS, worse_sign
 from pytest_neuronperf.plugin.options import RunOptions
 from pytest_neuronperf.reports import Report, config_label
+
+if TYPE_CHECKING:
+    from pytest_neuronperf.history.gate import HistoryJudgement
 
 
 @dataclass(frozen=True)
@@ -67,13 +72,20 @@ def merged_verdict(
     return min(judgement.verdict, paired.verdict, key=SEVERITY.index)
 
 
+def with_history(verdict: Verdict, history: HistoryJudgement | None) -> Verdict:
+    """The verdict with the history gate's: its REGRESSED stands over anything milder."""
+    if history is None or history.verdict is not Verdict.REGRESSED:
+        return verdict
+    return min(verdict, Verdict.REGRESSED, key=SEVERITY.index)
+
+
 def decide(
     report: Report, judgement: Judgement, override: Any, options: RunOptions,
-    paired: PairedJudgement | None = None,
+    paired: PairedJudgement | None = None, history: HistoryJudgement | None = None,
 ) -> Outcome:
     """The outcome of one configuration; sets the report's ``verdict`` (and ``error`` when a
     verdict hook answered something that is not a verdict)."""
-    merged = merged_verdict(judgement, paired, options)
+    merged = with_history(merged_verdict(judgement, paired, options), history)
     verdict = merged if override is None else hook_verdict(override)
     if verdict is Verdict.ERROR and override is not None and report.get("status") == "ok":
         report["error"] = (f"a pytest_neuronperf_verdict hook returned {override!r}, "
@@ -89,10 +101,15 @@ def decide(
     if paired is not None and verdict is not Verdict.OVER_BUDGET and (
             options.baseline is None or verdict is not judgement.verdict):
         why = paired_reason(verdict, paired, report)  # the paired gate made the verdict
+    if history is not None and history.verdict is verdict is Verdict.REGRESSED and not (
+            judgement.verdict is verdict or (paired is not None and paired.verdict is verdict)):
+        why = history.reason()  # the history gate made the verdict
     tables = [format_judgement_table(judgement)] if options.baseline is not None or (
         paired is None or judgement.budget_misses) else []
     if paired is not None:
         tables.append(format_paired_table(paired, (report.get("paired") or {}).get("revision")))
+    if history is not None and (history.regressions or history.note):
+        tables.append(history.table())
     busy = describe_interference(report.get("interference"))
     if busy:
         tables.append(f"note: {busy}; figures from a busy machine are less reliable")

@@ -4,11 +4,13 @@ once, on the controller."""
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import os
 import tempfile
 import time
 from collections.abc import Callable, Mapping, Sequence
+from dataclasses import replace
 from pathlib import Path
 from typing import Any, cast
 
@@ -26,10 +28,14 @@ from pytest_neuronperf.gating.verdicts import (
     entry_from_report,
     gate_report,
 )
+from pytest_neuronperf.history.runinfo import run_info
 from pytest_neuronperf.logs import printable
+from pytest_neuronperf.plugin.markers import PerfSettings
 from pytest_neuronperf.plugin.options import RunOptions
 from pytest_neuronperf.plugin.outcome import Outcome, decide, failure_message
 from pytest_neuronperf.plugin.shares import CoreShare, this_host
+from pytest_neuronperf.profiling import explain as profiling
+from pytest_neuronperf.profiling.summary import stored
 from pytest_neuronperf.reporting import files as reporting
 from pytest_neuronperf.reporting.html import write_html
 from pytest_neuronperf.reporting.markdown import append_step_summary
@@ -41,6 +47,7 @@ from pytest_neuronperf.reports import (
     parse_config_key,
 )
 
+PROFILES_FOLDER = "neuronperf-profiles"
 RESULTS_FORMAT_VERSION = 1
 """Version of the results a worker sends to the controller (``workeroutput``).
 
@@ -62,6 +69,7 @@ class PerfSession:
         verdict_hook: Callable[..., Any] = lambda **_: None,
         host: Report | None = None,
         against: Any = None,
+        rootdir: Path | None = None,
     ) -> None:
         self.options = options
         self.host = host or {}
@@ -81,6 +89,11 @@ class PerfSession:
         self.baseline = self._load_baseline()
         self.against = against
         """The base tree of ``--neuronperf-against`` (``plugin.against.BaseTree``), or None."""
+        self.rootdir = rootdir or Path.cwd()
+        self._run_info: dict[str, Any] | None = None
+        self.history_problem: str | None = None
+        """Why the history store could not be used when the run started (shown, not fatal)."""
+        self._history_runs: dict[str, list[Any]] = {}
 
     # -- set-up --------------------------------------------------------------------------------
 
@@ -93,6 +106,61 @@ class PerfSession:
             return baseline_file.load_baseline(self.options.baseline)
         except baseline_file.BaselineError as exc:
             raise pytest.UsageError(printable(str(exc))) from exc
+
+    def run_info(self) -> dict[str, Any]:
+        """This run for a history: commit, branch, dirty flag, time, host, package versions
+        (taken once, when first asked: at the start of the run on the controller)."""
+        if self._run_info is None:
+            self._run_info = run_info(self.rootdir)
+        return self._run_info
+
+    def start_history(self) -> None:
+        """On the controller: note the run's facts and check the history store now (created or
+        upgraded when new or old); a store that cannot be used is said, not fatal: the run's
+        reports are kept in a rescue file at the end."""
+        if self.options.history is None and self.options.json_path is None:
+            return
+        self.run_info()
+        if self.options.history is None:
+            return
+        from pytest_neuronperf.history.store import HistoryError, Store
+
+        try:
+            with Store(self.options.history) as store:
+                store.ensure()
+        except HistoryError as exc:
+            self.history_problem = printable(str(exc))
+
+    def history_runs(self, test: str) -> list[Any]:
+        """The stored runs of ``test`` on this run's branch, in commit order (read once)."""
+        if test not in self._history_runs:
+            from pytest_neuronperf.history.store import Store
+
+            assert self.options.history is not None
+            with Store(self.options.history) as store:
+                runs = store.runs(test=test, branch=self.run_info().get("branch"))
+            self._history_runs[test] = [
+                replace(run, results=[r for r in run.results if r.test == test]) for run in runs]
+        return self._history_runs[test]
+
+    def judge_history(self, report: Report, tolerance: dict[str, float]) -> Any:
+        """The history gate's judgement of one gated report (None when the gate is off, the
+        report failed, or the history cannot be read: then the report says why)."""
+        if not self.options.history_gate or report.get("status") != "ok":
+            return None
+        from pytest_neuronperf.history.gate import judge_history
+        from pytest_neuronperf.history.store import HistoryError
+
+        try:
+            stored = self.history_runs(str(report["test"]))
+        except HistoryError as exc:
+            report["history"] = {"verdict": None, "note": f"not judged: {exc}"}
+            return None
+        judgement = judge_history(stored, self.run_info(), report,
+                                  {**self.options.tolerance, **tolerance})
+        if judgement is not None:
+            report["history"] = judgement.report_field()
+        return judgement
 
     def backend(self, device: str) -> DeviceBackend:
         """The backend for a test's ``device`` (the command line's ``--neuronperf-device`` wins)."""
@@ -147,15 +215,83 @@ class PerfSession:
         reports: list[Report],
         judgements: list[Judgement],
         paired: list[PairedJudgement | None],
+        tolerance: dict[str, float] | None = None,
     ) -> None:
         """Decide one benchmark call's outcomes from its judgements (``gate`` and
-        ``gate_paired``; the verdict hook may override): the merged verdict per report."""
+        ``gate_paired``; the verdict hook may override) and the history gate's (with the
+        test's ``tolerance``): the merged verdict per report."""
         outcomes = self.outcomes.setdefault(nodeid, [])
         for report, judgement, paired_judgement in zip(reports, judgements, paired, strict=True):
             paired_gate.annotate(report, paired_judgement)
+            history = self.judge_history(report, tolerance or {})
             override = self._verdict_hook(report=report, judgement=judgement)
             outcomes.append((key, decide(report, judgement, override, self.options,
-                                         paired_judgement)))
+                                         paired_judgement, history)))
+
+    def explain(
+        self,
+        nodeid: str,
+        key: str,
+        reports: Sequence[Report],
+        backend: DeviceBackend,
+        settings: PerfSettings,
+        run: Callable[[Report, float | None], dict[str, Any]],
+    ) -> None:
+        """Profile the configurations of one settled call that are REGRESSED or asked for
+        (``profiling.explain``): each report gets ``profile``, and a failing outcome the lines
+        saying what got slower. Verdicts are never touched."""
+        outcomes = self.outcomes.get(nodeid, [])
+        first = len(outcomes) - len(reports)
+        for position, report in enumerate(reports):
+            test, outcome = outcomes[first + position]
+            outcomes[first + position] = (test, self.explain_one(report, outcome, key, backend,
+                                                                  settings, run))
+
+    def explain_one(
+        self,
+        report: Report,
+        outcome: Outcome,
+        key: str,
+        backend: DeviceBackend,
+        settings: PerfSettings,
+        run: Callable[[Report, float | None], dict[str, Any]],
+    ) -> Outcome:
+        """One configuration of :meth:`explain`."""
+        if report.get("status") != "ok" or not profiling.wanted(
+                self.options.profile, settings.profile, outcome.verdict.value,
+                self.options.save_baseline):
+            return outcome
+        paired = (report.get("paired") or {}).get("base_status") == "ok"
+        budget_s, skip = profiling.budget(report, settings.timeout, 2 if paired else 1)
+        if skip is not None:
+            report["profile"] = profiling.skipped(skip)
+        else:
+            try:
+                result = run(report, budget_s)
+            except Exception as exc:  # noqa: BLE001 - a profile never takes the verdict down
+                result = {"status": "error", "error": f"{type(exc).__name__}: {exc}"}
+            report["profile"] = profiling.explanation(
+                result, self.stored_profile(report, key, backend), paired_base_label(report))
+        if not outcome.failing:
+            return outcome
+        details = "\n".join([outcome.details, *profiling.evidence(report["profile"])])
+        return dataclasses.replace(outcome, details=details.strip("\n"))
+
+    def profile_dir(self, rootdir: Path) -> Path:
+        """Where profile traces go: a ``neuronperf-profiles`` folder beside the first report
+        file this run writes (HTML, JSON, CSV), else in the rootdir's ``.neuronperf-cache``."""
+        for path in (self.options.html_path, self.options.json_path, self.options.csv_path):
+            if path is not None:
+                return Path(path).absolute().parent / PROFILES_FOLDER
+        return rootdir / ".neuronperf-cache" / "profiles"
+
+    def stored_profile(self, report: Report, key: str, backend: DeviceBackend) -> Any:
+        """The profile summary stored with this configuration's baseline entry, if any."""
+        if self.baseline is None:
+            return None
+        machine_id, _ = self.machine(backend)
+        entry = self.baseline.lookup(machine_id, key, config_key(report)) or {}
+        return entry.get("profile")
 
     def record(self, reports: Sequence[Report]) -> None:
         """Keep measured reports for the run's outputs (whatever their verdicts)."""
@@ -230,7 +366,7 @@ class PerfSession:
         json_path, csv_path = self.options.json_path, self.options.csv_path
         json_ok = json_path is not None and attempt(
             f"{json_path} (--neuronperf-json)",
-            lambda: f"reports: {reporting.write_json(ordered, json_path)}")
+            lambda: f"reports: {reporting.write_json(ordered, json_path, self.run_info())}")
         if csv_path is not None:
             attempt(f"{csv_path} (--neuronperf-csv)",
                     lambda: f"reports: {reporting.write_csv(ordered, csv_path)}")
@@ -241,13 +377,31 @@ class PerfSession:
         if ordered:
             attempt("the GitHub step summary ($GITHUB_STEP_SUMMARY)",
                     lambda: append_step_summary(ordered, self.notes()))
+        history_failed = False
+        if self.options.history is not None:
+            history_line = self.save_history(rescue_dir)
+            lines.append(history_line)
+            history_failed = history_line.startswith("neuronperf: ERROR")
         if failed and ordered and not json_ok:
             name = f"neuronperf-unsaved-{time.strftime('%Y%m%d-%H%M%S')}-{os.getpid()}.json"
             for directory in (rescue_dir, Path(tempfile.gettempdir())):
                 if attempt(f"the rescue file {directory / name}",
                            functools.partial(rescued, ordered, directory / name)):
                     break
-        return lines, bool(failed)
+        return lines, bool(failed) or history_failed
+
+    def save_history(self, rescue_dir: Path) -> str:
+        """Append this run to the history (interrupted tests left out); the line that says
+        what happened. A run that cannot be stored is kept in a rescue file (said)."""
+        from pytest_neuronperf.history.recording import save_run
+        from pytest_neuronperf.history.store import HistoryError
+
+        kept = [r for r in self.results if not self.was_interrupted(r)]
+        try:
+            return printable(save_run(self.options.history or "", self.run_info(), kept,
+                                      rescue_dir))
+        except HistoryError as exc:
+            return printable(f"neuronperf: ERROR history not saved: {exc}")
 
     def save_baseline(self, path: Path, notify: Callable[[str], None] | None = None) -> int:
         """Merge every successful configuration of this run into the baseline, per machine."""
@@ -257,8 +411,11 @@ class PerfSession:
             if report.get("status") != "ok" or self.was_interrupted(report):
                 continue
             fp, tests = by_machine.setdefault(report["machine"], (report["fingerprint"], {}))
-            tests.setdefault(report["test"], {})[config_key(report)] = (
-                entry_from_report(report))
+            entry = entry_from_report(report)
+            profile = profiling.head_summary(report.get("profile"))
+            if profile is not None:  # the base a later run's explanation is diffed against
+                entry["profile"] = stored(profile)
+            tests.setdefault(report["test"], {})[config_key(report)] = entry
             count += 1
         for machine_id, (fp, tests) in by_machine.items():
             baseline_file.save_results(path, machine_id, fp, tests, on_wait=(
@@ -282,8 +439,9 @@ class PerfSession:
         if self.against is not None:
             lines.append(f"neuronperf: paired against {self.against.label}: base tree "
                          f"{self.against.tree}")
+        lines += self.history_header()
         if self.options.baseline is None:
-            if self.against is None:
+            if self.against is None and self.options.history is None:
                 lines.append("neuronperf: no baseline (--neuronperf-baseline=PATH to gate)")
         elif self.baseline is None:
             link = baseline_file.link_target(self.options.baseline)
@@ -297,6 +455,22 @@ class PerfSession:
         else:
             lines.append(self.machine_mismatch(machine_id))
         return lines
+
+    def history_header(self) -> list[str]:
+        """The history's line: where runs go, the gate, or why the store cannot be used."""
+        if self.options.history is None:
+            return []
+        from pytest_neuronperf.history.store import shown
+
+        if self.history_problem:
+            return [f"neuronperf: history: {self.history_problem}; this run's reports will be "
+                    f"kept in a neuronperf-unsaved-*.json file"]
+        info = self._run_info or {}
+        return [f"neuronperf: history {shown(self.options.history)}"
+                + (" (gate on)" if self.options.history_gate else "")
+                + (f", commit {str(info['commit'])[:8]}" if info.get("commit") else "")
+                + (" (dirty)" if info.get("dirty") else "")
+                + (f" on {info['branch']}" if info.get("branch") else "")]
 
     def machine_mismatch(self, machine_id: str) -> str:
         """The note for a baseline with no entry for this machine."""
@@ -356,7 +530,8 @@ class PerfSession:
         strict = self.options.strict
         notes += self.paired_notes()
         if counts.get(Verdict.NEW.value) and not self.options.save_baseline and (
-                self.options.baseline is not None or self.against is None):
+                self.options.baseline is not None or (
+                    self.against is None and self.options.history is None)):
             notes.append(f"neuronperf: {counts[Verdict.NEW.value]} configuration(s) NEW "
                          f"(no baseline entry){' -> failed (strict)' if strict else ''}: "
                          f"record them with --neuronperf-save-baseline --neuronperf-baseline=PATH")
@@ -409,6 +584,12 @@ class PerfSession:
                 notes.append(f"neuronperf: {test}: {len(unmeasured)} baseline configuration(s) "
                              f"not measured this run: {'; '.join(why)}")
         return notes
+
+
+def paired_base_label(report: Report) -> str:
+    """How an explanation names a paired base: ``the base at origin/main (3f2a...)``."""
+    revision = (report.get("paired") or {}).get("revision")
+    return f"the base at {revision}" if revision else "the base model (compare)"
 
 
 def unmeasured_reason(key: str, share: Mapping[str, Any]) -> str:

@@ -22,7 +22,11 @@ Protocol history (bump ``PROTOCOL_VERSION`` on any change, and add a line here):
 3. The compile process speaks it too (it had JSON dicts of its own): compile process ->
    parent ``built``, ``compiling``, ``compiled``, ``done``, and ``error`` (``Failed``, which
    gains an optional ``traceback``). ``abort`` removed (nothing sent it: the parent kills).
-4. Model process -> parent: ``generated`` (generate scenario, in place of ``result`` or
+4. Profile windows (``pytest_neuronperf.profiling``): parent -> model process ``profile`` (a
+   window of one profiler, ``operators`` or ``python``, instead of a ``go``; a copy that has
+   answered one waits for the next order); model process -> parent ``profiled`` (what the
+   window recorded: per key calls and self time, Python stacks, the raw trace's path).
+5. Model process -> parent: ``generated`` (generate scenario, in place of ``result`` or
    ``served``; + 8 int64 frames: per request, its arrival (scheduled, or its start in the closed
    loop), start, end, output tokens per sequence, prompt tokens (-1: unknown), sequences and
    token timestamps counted, then every request's token timestamps one after the other, in ns;
@@ -41,7 +45,7 @@ from typing import Any
 
 import numpy as np
 
-PROTOCOL_VERSION = 4
+PROTOCOL_VERSION = 5
 
 
 class ProtocolError(RuntimeError):
@@ -109,6 +113,33 @@ class Served:
 
 
 @dataclass(frozen=True)
+class Profile:
+    """Profile the next window instead of measuring: ``window`` is ``operators`` (the
+    framework's profiler) or ``python`` (Python frames); it lasts ``seconds`` or ``max_calls``
+    calls, whichever comes first; the raw trace goes to ``trace_path`` when one is given."""
+
+    window: str
+    seconds: float
+    max_calls: int
+    trace_path: str | None = None
+
+
+@dataclass(frozen=True)
+class Profiled:
+    """What one profile window recorded: ``calls`` end-to-end calls in ``seconds``; ``table``
+    rows ``[key, calls, self_ns, device_ns]``; ``stacks`` rows ``[[frame, ...], self_ns]``
+    (Python windows); ``note`` says why a table is empty (no profiler for this framework)."""
+
+    window: str
+    calls: int
+    seconds: float
+    table: list[list[Any]]
+    stacks: list[list[Any]] = dataclasses.field(default_factory=list)
+    trace_path: str | None = None
+    note: str | None = None
+
+
+@dataclass(frozen=True)
 class Generated:
     """Per request of a copy's token driver (generate scenario), in the order the copy kept
     them: scheduled arrival (closed loop: its start), start and end of the call (-1: never
@@ -173,12 +204,12 @@ class Failed:
     traceback: str = ""
 
 
-Message = (Ready | Failed | Go | Timings | CopyStats | Served | Generated
+Message = (Ready | Failed | Go | Timings | CopyStats | Served | Generated | Profile | Profiled
            | Built | Compiling | Compiled | Done)
 
 KINDS: dict[str, type[Message]] = {
     "ready": Ready, "error": Failed, "go": Go, "result": Timings, "stats": CopyStats,
-    "served": Served, "generated": Generated,
+    "served": Served, "generated": Generated, "profile": Profile, "profiled": Profiled,
     "built": Built, "compiling": Compiling, "compiled": Compiled, "done": Done,
 }
 """Wire name of every message class."""

@@ -13,6 +13,7 @@ from typing import Any
 
 from pytest_neuronperf import safe_files
 from pytest_neuronperf.engine.summary import is_raw_results, reports_from_results
+from pytest_neuronperf.profiling.explain import csv_cells
 from pytest_neuronperf.reporting.tables import report_list
 from pytest_neuronperf.reports import Report, decode_reports, encode_reports, json_safe
 
@@ -42,7 +43,9 @@ def flatten(report: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
     for key, value in report.items():
         name = f"{prefix}{key}"
         value = json_safe(value)
-        if isinstance(value, dict):
+        if name == "profile":  # its tables would be hundreds of columns: its top line instead
+            cells.update(csv_cells(value))
+        elif isinstance(value, dict):
             cells.update(flatten(value, f"{name}."))
         elif isinstance(value, list):
             cells[name] = _joined(value)
@@ -91,11 +94,18 @@ def write_csv(
 
 
 def write_json(
-    reports: Sequence[Mapping[str, Any]], filename: str | os.PathLike[str] | None = None
+    reports: Sequence[Mapping[str, Any]], filename: str | os.PathLike[str] | None = None,
+    run: Mapping[str, Any] | None = None,
 ) -> str:
-    """Write every report as strict JSON (NaN becomes null); returns the path written."""
+    """Write every report as strict JSON (NaN becomes null); returns the path written.
+
+    ``run`` (from pytest: commit, branch, time, package versions; see ``history.runinfo``) is
+    kept beside the reports, so that the file can seed a history later."""
     path = Path(filename) if filename is not None else _default_path("json")
     document = encode_reports(report_list(reports))
+    if run is not None:
+        document = {**{k: v for k, v in document.items() if k != "reports"},
+                    "run": json_safe(dict(run)), "reports": document["reports"]}
     _write(path, json.dumps(document, indent=2, allow_nan=False) + "\n")
     return str(path)
 
@@ -122,3 +132,17 @@ def get_reports(filename: Any) -> list[Report]:
         raise ValueError(f"{str(path)!r} nests brackets too deeply to read: not a report "
                          f"file") from None
     return decode_reports(document, repr(str(path)))
+
+
+def read_report_file(path: Path) -> tuple[list[Report], dict[str, Any] | None]:
+    """The reports of a file :func:`write_json` wrote (or a bare JSON list of reports), and its
+    ``run`` block when it has one."""
+    try:
+        document = json.loads(path.read_text())
+    except json.JSONDecodeError as exc:
+        raise ValueError(f"{str(path)!r} is not valid JSON: {exc}") from exc
+    except UnicodeDecodeError:
+        raise ValueError(f"{str(path)!r} is not a text file") from None
+    reports = decode_reports(document, repr(str(path)))
+    run = document.get("run") if isinstance(document, dict) else None
+    return reports, run if isinstance(run, dict) else None

@@ -5,8 +5,9 @@ Per test: the verdict table (the gate's figures, as in the terminal summary); th
 batch size and throughput vs p99 across its configurations (with the Pareto front); paired
 deltas with their intervals when the reports carry ``paired``; then per configuration the
 latency CDF (from the report's ``latency_sketch``) and the per-window throughput and p99 of this
-run against the baseline's windows (generate scenario: TTFT and TPOT CDFs and output tokens/s
-per window). matplotlib is imported only when a page is written.
+run against the baseline's windows (generate scenario: TTFT and TPOT CDFs and output
+tokens/s per window), and its profile when it has one (``profiling.html``).
+matplotlib is imported only when a page is written.
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from pytest_neuronperf.metrics import METRICS
+from pytest_neuronperf.profiling.html import profile_section
 from pytest_neuronperf.reporting.files import atomic_write
 from pytest_neuronperf.reporting.tables import report_list, summary_rows
 from pytest_neuronperf.reports import config_label
@@ -101,6 +103,7 @@ def test_section(test: str, reports: Sequence[Mapping[str, Any]]) -> str:
         figure = (generate_figure(report) if report.get("scenario") == "generate"
                   else configuration_figure(report))
         parts.append(_img(figure, f"{test} {label}"))
+        parts.append(profile_section(report))
     return "\n".join(parts)
 
 

@@ -15,6 +15,10 @@ from pathlib import Path
 from typing import Any
 
 SIDECAR = "FAKE_NEURON_LOG"
+PROFILE_VARIABLES = {"inspect": "NEURON_RT_INSPECT_ENABLE",
+                     "inspect_dir": "NEURON_RT_INSPECT_OUTPUT_DIR",
+                     "profile_dir": "NEURON_PROFILE"}
+"""The runtimes' documented profile capture variables, logged with every event."""
 
 
 def log_path() -> str | None:
@@ -36,6 +40,7 @@ def record(event: str, module: str, **fields: Any) -> None:
         "module": module,
         "pid": os.getpid(),
         "visible_cores": os.environ.get("NEURON_RT_VISIBLE_CORES"),
+        **{name: os.environ.get(variable) for name, variable in PROFILE_VARIABLES.items()},
         **fields,
     }
     with open(path, "a") as log:
@@ -50,3 +55,17 @@ def describe(value: Any) -> Any:
     if shape is not None:
         return {"shape": list(shape)}
     return repr(value)
+
+
+def capture() -> None:
+    """What the runtime does when its profile capture is on: write files where it is told
+    (``NEURON_RT_INSPECT_OUTPUT_DIR``: a per-process folder of NEFF and NTFF files, as the
+    Neuron runtime names them; ``NEURON_PROFILE``: Inf1's raw profile)."""
+    if os.environ.get("NEURON_RT_INSPECT_ENABLE") == "1":
+        folder = Path(os.environ.get("NEURON_RT_INSPECT_OUTPUT_DIR", "./output"))
+        folder = folder / f"i-fake_pid_{os.getpid()}"
+        folder.mkdir(parents=True, exist_ok=True)
+        (folder / "neff_1.neff").write_bytes(b"fake neff")
+        (folder / "1_instid_0_vnc_0.ntff").write_bytes(b"fake ntff")
+    if os.environ.get("NEURON_PROFILE"):
+        Path(os.environ["NEURON_PROFILE"], f"fake_{os.getpid()}.profile").write_bytes(b"fake")

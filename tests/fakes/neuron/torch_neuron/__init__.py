@@ -5,11 +5,12 @@ from __future__ import annotations
 from typing import Any
 
 import torch
-from fake_neuron_log import describe, record
+from fake_neuron_log import capture, describe, record
 
 __version__ = "0.0.0+fake"
 
 record("import", "torch_neuron")
+capture()
 
 
 def trace(func: Any, example_inputs: Any, *_: Any, compiler_args: Any = None,
