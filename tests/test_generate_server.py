@@ -73,7 +73,9 @@ FAULTS = [
 
 @pytest.mark.parametrize(("fault", "sentence"), FAULTS)
 def test_a_misbehaving_server_is_an_error_in_one_sentence(tmp_path, fault, sentence):
-    with npf.start_server(token_server("--fault", fault), timeout=60, log_dir=tmp_path) as s:
+    # a short grace: the hanging server's request never ends, so it is killed, not waited for
+    with npf.start_server(token_server("--fault", fault), timeout=60, log_dir=tmp_path,
+                          stop_grace=0.5) as s:
         url = s.url + "/v1"
         [report] = npf.benchmark(npf.Endpoint(url, timeout=1), [[1]], scenario="generate",
                                  output_tokens=8, workers_per_model=1, **QUICK)
@@ -116,57 +118,64 @@ import sys
 import time
 from pathlib import Path
 
-import pytest_neuronperf as npf
+import pytest
 
 
-def test_served(neuronperf_server):
+@pytest.mark.parametrize("mode", os.environ["MODES"].split(","))
+def test_served(neuronperf_server, mode):
+    pids = Path(os.environ["PID_DIR"])
+    os.environ["SERVER_PID_FILE"] = str(pids / f"server-{{mode}}.pid")
     server = neuronperf_server([sys.executable, {server!r}, "--port", "{{port}}", "--spawn"],
                                timeout=60)
-    Path(os.environ["SUPERVISOR_PID_FILE"]).write_text(str(server.pid))
-    mode = os.environ.get("MODE")
+    (pids / f"supervisor-{{mode}}.pid").write_text(str(server.pid))
     if mode == "wait":
         time.sleep(600)
     assert mode != "fail", "the test fails after starting its server"
 """
 
-
-def pids_of(tmp_path: Path) -> list[int]:
-    """The supervisor's, then the server's, its child's and its daemon's pids."""
-    supervisor = (tmp_path / "supervisor.pid").read_text()
-    return [int(supervisor), *map(int, (tmp_path / "server.pid").read_text().split())]
+ROLES = ("supervisor", "server", "its child", "its daemon")
 
 
-def start_pytest(pytester: pytest.Pytester, tmp_path: Path, mode: str) -> subprocess.Popen:
-    """pytest on ``SERVED_TEST`` in a process of its own."""
+def pids_of(tmp_path: Path, modes: list[str]) -> dict[int, str]:
+    """Per test mode, the supervisor's, then the server's, its child's and its daemon's pids,
+    with what each one is."""
+    found = {}
+    for mode in modes:
+        supervisor = (tmp_path / f"supervisor-{mode}.pid").read_text()
+        server = (tmp_path / f"server-{mode}.pid").read_text().split()
+        found.update({int(pid): f"{role} ({mode})"
+                      for pid, role in zip([supervisor, *server], ROLES, strict=True)})
+    return found
+
+
+def start_pytest(pytester: pytest.Pytester, tmp_path: Path, modes: list[str]) -> subprocess.Popen:
+    """pytest on ``SERVED_TEST`` (one test per mode) in a process of its own."""
     pytester.makepyfile(test_served=SERVED_TEST.format(server=TOKEN_SERVER))
-    env = {**os.environ, "MODE": mode, "SUPERVISOR_PID_FILE": str(tmp_path / "supervisor.pid"),
-           "SERVER_PID_FILE": str(tmp_path / "server.pid")}
+    env = {**os.environ, "MODES": ",".join(modes), "PID_DIR": str(tmp_path)}
     return subprocess.Popen([sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "-q"],
                             cwd=pytester.path, env=env, stdout=subprocess.PIPE,
                             stderr=subprocess.STDOUT, text=True)
 
 
-@pytest.mark.parametrize("ending", ["passes", "fails", "Ctrl-C", "SIGKILL"])
+@pytest.mark.parametrize("ending", ["passes or fails", "Ctrl-C", "SIGKILL"])
 def test_the_server_and_everything_it_started_are_gone_after_the_test(pytester, tmp_path,
                                                                       ending):
-    mode = {"passes": "pass", "fails": "fail"}.get(ending, "wait")
-    proc = start_pytest(pytester, tmp_path, mode)
-    pids: list[int] = []
+    modes = ["pass", "fail"] if ending == "passes or fails" else ["wait"]
+    proc = start_pytest(pytester, tmp_path, modes)
+    pids: dict[int, str] = {}
     try:
-        if mode == "wait":
-            assert wait_until(lambda: (tmp_path / "supervisor.pid").exists(), 120), \
+        if modes == ["wait"]:
+            assert wait_until(lambda: (tmp_path / "supervisor-wait.pid").exists(), 120), \
                 proc.communicate(timeout=60)[0]
-            pids = pids_of(tmp_path)
+            pids = pids_of(tmp_path, modes)
             assert all(alive(pid) for pid in pids)
             proc.send_signal(signal.SIGINT if ending == "Ctrl-C" else signal.SIGKILL)
         output, _ = proc.communicate(timeout=120)
-        pids = pids or pids_of(tmp_path)
-        names = dict(zip(pids, ("supervisor", "server", "its child", "its daemon"),
-                         strict=True))
+        pids = pids or pids_of(tmp_path, modes)
         assert wait_until(lambda: not any(alive(pid) for pid in pids), 15), (
             f"left running after the test {ending}: "
-            f"{[names[pid] for pid in pids if alive(pid)]}\n{output}")
-        expected = {"passes": "1 passed", "fails": "1 failed", "Ctrl-C": "KeyboardInterrupt"}
+            f"{[role for pid, role in pids.items() if alive(pid)]}\n{output}")
+        expected = {"passes or fails": "1 failed, 1 passed", "Ctrl-C": "KeyboardInterrupt"}
         assert ending == "SIGKILL" or expected[ending] in output, output
     finally:
         proc.kill()
