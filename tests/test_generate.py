@@ -410,7 +410,7 @@ def test_slos_without_the_generate_scenario_are_a_usage_error_naming_the_test(py
         def test_chat(neuronperf):
             pass
     """)
-    result = pytester.runpytest_subprocess("-p", "no:cacheprovider")
+    result = pytester.runpytest("-p", "no:cacheprovider")  # refused before any process starts
     assert result.ret == pytest.ExitCode.USAGE_ERROR
     result.stderr.fnmatch_lines(["*test_slo.py::test_chat: neuronperf marker: slo_ttft_ms "
                                  "defines a good request of the generate scenario*"])
