@@ -118,10 +118,16 @@ def _release_forkserver() -> None:
 
 
 def _alive(pid: int) -> bool:
+    """Whether ``pid`` still runs: a zombie (exited, not yet reaped by its parent) does not."""
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
         return False
     except PermissionError:
         return True
-    return True
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as stat:
+            state = stat.read().rsplit(b")", 1)[1].split()[0]
+    except (OSError, IndexError):
+        return True  # no /proc (macOS): a signal that reached it is all we know
+    return state not in (b"Z", b"X")
