@@ -431,7 +431,7 @@ def test_a_baseline_of_token_metrics_is_saved_and_gated_and_budgets_fail(pyteste
     baseline = pytester.path / "baseline.json"
     html = pytester.path / "report.html"
     args = ("-p", "no:cacheprovider", f"--neuronperf-baseline={baseline}")
-    saved = pytester.runpytest(*args, "--neuronperf-save-baseline")  # in process: quicker
+    saved = pytester.runpytest_subprocess(*args, "--neuronperf-save-baseline")
     saved.assert_outcomes(passed=1)
     entry = json.loads(baseline.read_text())["machines"]
     [tests] = [m["tests"] for m in entry.values()]
