@@ -2,8 +2,9 @@
 # One entry point for set-up and every project job. The first run creates .venv and installs
 # everything (CPU-only torch pinned by requirements/constraints.txt); later runs reuse it.
 #
-#   ./dev.sh demo    run the example performance suite on the CPU against examples/baseline.json,
-#                    then a few examples paired against the checkout's own HEAD
+#   ./dev.sh demo    run the example performance suite on the CPU against examples/baseline.json
+#                    (on a machine it has no results for: against this machine's own baseline,
+#                    recorded on the first run), then one example paired against HEAD
 #   ./dev.sh test    run the plugin's own tests (they also build the docs, warnings as errors)
 #   ./dev.sh docs    build the documentation (docs/*.md) into HTML and say where it is
 #   ./dev.sh bench   run the engine figures and the gate simulation in benchmarks/ (minutes)
@@ -34,18 +35,7 @@ shift || true
 case "$job" in
     demo)
         setup
-        status=0
-        "$VENV/bin/python" -m pytest examples -p no:cacheprovider \
-            --neuronperf-baseline=examples/baseline.json "$@" || status=$?
-        # paired mode: the quick examples against this checkout's own HEAD, default paired
-        # tolerances (nothing changed, so all PASS; local edits are what it measures)
-        if git rev-parse --verify --quiet HEAD > /dev/null; then
-            "$VENV/bin/python" -m pytest examples/test_serving_pipeline.py -p no:cacheprovider \
-                -k pre_and_post_processing --neuronperf-against=HEAD "$@" || status=$?
-        else
-            echo "dev.sh demo: not a git checkout, paired part skipped" >&2
-        fi
-        exit $status ;;
+        PYTHON="$VENV/bin/python" exec examples/demo.sh "$@" ;;
     record)
         setup
         exec "$VENV/bin/python" -m pytest examples -p no:cacheprovider \
@@ -67,6 +57,6 @@ case "$job" in
         "$VENV/bin/ruff" check pytest_neuronperf tests examples benchmarks docs
         "$VENV/bin/mypy" ;;
     *)
-        sed -n '2,11p' "$0" | sed 's/^# \{0,1\}//'
+        sed -n '2,12p' "$0" | sed 's/^# \{0,1\}//'
         [[ $job == help ]] || exit 2 ;;
 esac

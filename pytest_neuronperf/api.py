@@ -138,18 +138,19 @@ def compare(
     tolerance: Any = None,
     **kwargs: Any,
 ) -> list[Report]:
-    """A/B-test ``model`` ("head") against ``base_model`` on every configuration, interleaved
-    on the same cores; one report per configuration, for the head, with the base side,
-    the paired deltas, their intervals, p-values and a verdict under ``paired``.
+    """A/B-test ``model`` ("head") against ``base_model`` on every configuration, as launch
+    pairs on the same cores; one report per configuration, for the head, with the base side,
+    every pair, the paired deltas, their intervals, p-values and a verdict under ``paired``.
 
-    Takes ``benchmark``'s keywords (``duration`` is per side). ``tolerance`` overrides the
-    paired gate's default tolerances (``"throughput:3%"`` or a dict).
+    Takes ``benchmark``'s keywords (``duration`` caps the measuring time per side;
+    ``paired_rounds`` is rounds per launch pair). ``tolerance`` overrides the paired gate's
+    default tolerances (``"throughput:3%"`` or a dict); an unknown metric is refused here.
     """
     if paired_rounds is not None:
         check_rounds(paired_rounds)
     tolerances = parse_tolerance(tolerance) if tolerance is not None else {}
-    paired_gate.effective_tolerance(tolerances)  # a metric it does not compare: refused now
-    request = PairedRequest(base_model=base_model, rounds=paired_rounds, seed=seed)
+    request = PairedRequest(base_model=base_model, rounds=paired_rounds, seed=seed,
+                            stop_rules=paired_gate.stop_rules(tolerances))  # refuses a metric
     reports = benchmark(model, inputs, paired=request, **kwargs)
     for report, judgement in zip(reports, paired_gate.judge_family(reports, tolerances),
                                  strict=True):

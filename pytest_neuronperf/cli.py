@@ -1,8 +1,9 @@
 """``pytest-neuronperf`` (also ``python -m pytest_neuronperf``): gate two report files offline,
-or show one.
+show one, or say which machine this is.
 
     pytest-neuronperf compare OLD.json NEW.json [--tolerance SPEC] [--html PATH] [--strict]
     pytest-neuronperf show FILE [--html PATH]
+    pytest-neuronperf machine [--baseline PATH] [--device NAME]
     pytest-neuronperf history URL [--html PATH] [--since WHEN] [--test TEXT] [--branch NAME]
                                   [--import PATH ...]
 
@@ -22,6 +23,11 @@ the summary table and each failing configuration's evidence, and exits
 ``history`` prints the trend table of a history store (``--neuronperf-history``: a SQLite file
 or a postgresql:// URL) with its change points, writes the trend page with ``--html``, and
 first imports earlier report or baseline files (a file or a folder) with ``--import``.
+
+``machine`` prints this machine's id (what a baseline file is keyed by) and, with ``--baseline``,
+whether that file has results for it: exit 0 if it has, 1 if not (every configuration would be
+NEW), 2 on a file it cannot read. ``pytest_neuronperf_fingerprint`` hooks of a conftest are not
+applied here; a project that adds fingerprint fields gets another id under pytest.
 """
 
 from __future__ import annotations
@@ -34,14 +40,18 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+from pytest_neuronperf.devices import get_backend
+from pytest_neuronperf.gating import baseline as baseline_file
+from pytest_neuronperf.gating.machine import describe, identify, mismatch_text
 from pytest_neuronperf.gating.verdicts import entry_from_report, gate_report, parse_tolerance
+from pytest_neuronperf.logs import printable
 from pytest_neuronperf.metrics import METRICS
 from pytest_neuronperf.plugin.options import RunOptions
 from pytest_neuronperf.plugin.outcome import decide, failure_message
 from pytest_neuronperf.plugin.session import duration_notes
 from pytest_neuronperf.reporting.files import get_reports
 from pytest_neuronperf.reporting.html import write_html
-from pytest_neuronperf.reporting.tables import format_summary
+from pytest_neuronperf.reporting.tables import format_paired_summary, format_summary
 from pytest_neuronperf.reports import Report, config_key, config_label
 
 EXIT_OK, EXIT_REGRESSED, EXIT_BAD_INPUT = 0, 1, 2
@@ -58,6 +68,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         if args.command == "compare":
             return compare(args.old, args.new, args.tolerance, args.html, args.strict)
+        if args.command == "machine":
+            return machine(args.baseline, args.device)
         if args.command == "history":
             return history(args)
         return show(args.file, args.html)
@@ -88,6 +100,13 @@ def build_parser() -> argparse.ArgumentParser:
     showing.add_argument("file", type=Path)
     showing.add_argument("--html", type=Path, default=None, metavar="PATH",
                          help="also write it as an HTML report")
+    machine_id = commands.add_parser(
+        "machine", help="this machine's id, which baseline files are keyed by; with --baseline, "
+                        "whether the file has results for it (exit 1 if not)")
+    machine_id.add_argument("--baseline", type=Path, default=None, metavar="PATH",
+                            help="a baseline file to look this machine up in")
+    machine_id.add_argument("--device", default="auto", metavar="NAME",
+                            help="the device backend, as --neuronperf-device (default: auto)")
     tracing = commands.add_parser(
         "history", help="the trend table and change points of a history store")
     tracing.add_argument("store", help="a SQLite file or a postgresql:// URL "
@@ -260,8 +279,8 @@ def history(args: argparse.Namespace) -> int:
 
 
 def print_summary(reports: Sequence[Mapping[str, Any]], notes: list[str]) -> None:
-    """The plugin's summary table, verdict counts and notes."""
-    for line in format_summary(reports):
+    """The plugin's summary table (and paired section), verdict counts and notes."""
+    for line in [*format_summary(reports), *format_paired_summary(reports)]:
         print(line)
     counts: dict[str, int] = {}
     for report in reports:
@@ -282,3 +301,27 @@ def write_page(reports: Sequence[Mapping[str, Any]], path: Path, notes: list[str
         print(f"report: {write_html(reports, path, notes, title)}")
     except OSError as exc:
         raise BadInput(f"cannot write {path}: {exc}") from None
+
+
+def machine(baseline_path: Path | None, device: str) -> int:
+    """``machine``: this machine's id, and whether ``baseline_path`` has results for it."""
+    try:
+        backend = get_backend(device)
+    except ValueError as exc:
+        raise BadInput(f"--device: {exc}") from None
+    machine_id, fp = identify(backend)
+    print(f"machine {machine_id} ({describe(fp)})")
+    if baseline_path is None:
+        return EXIT_OK
+    try:
+        stored = baseline_file.load_baseline(baseline_path)
+    except baseline_file.BaselineError as exc:
+        raise BadInput(printable(str(exc))) from None
+    if stored is None:
+        print(f"baseline {baseline_path} does not exist")
+        return EXIT_REGRESSED
+    if not stored.has_machine(machine_id):
+        print(printable(mismatch_text(baseline_path, machine_id, stored.machines())))
+        return EXIT_REGRESSED
+    print(f"baseline {baseline_path} has results for this machine")
+    return EXIT_OK

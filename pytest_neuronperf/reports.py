@@ -46,7 +46,8 @@ class GateFigure(TypedDict, total=False):
     delta: float | None
     tolerance: float | None
     p: float | None
-    ci: list[float | None]
+    interval: list[float | None]
+    """95 % interval of the change, as ``delta`` is (the paired gate's ``interval`` too)."""
     verdict: str
 
 
@@ -76,6 +77,7 @@ class SideMetrics(TypedDict, total=False):
     latency_ms_avg: float
     load_avg_ms: float
     warmup_avg_ms: float
+    latency_sketch: LatencySketch
     # the generate scenario's side (``engine.token_summary.side_metrics``)
     output_tokens_per_s: float
     ttft_ms_p50: float | None
@@ -84,6 +86,33 @@ class SideMetrics(TypedDict, total=False):
     tpot_ms_p50: float | None
     tpot_ms_p90: float | None
     tpot_ms_p99: float | None
+
+
+class Launch(TypedDict):
+    """One launch pair of a paired configuration (``engine.paired.LaunchPair.entry``)."""
+
+    order: str
+    """The side whose copies started first."""
+    round_order: list[str]
+    """The side that ran first in each round."""
+    rounds: int
+    values: dict[str, dict[str, list[float]]]
+    """Side -> series (``throughput``, ``latency_ms_p50``, ``latency_ms_p99``; the generate
+    scenario's ``output_tokens_per_s``, ``ttft_ms_p99``, ``tpot_ms_p99``) -> per round."""
+    cpu_s: dict[str, list[float]]
+    """Side -> CPU seconds its copies used per round."""
+    load_ms: dict[str, float]
+    warmup_ms: dict[str, float]
+    interference: Interference | None
+    wall_s: float
+
+
+class PairedStop(TypedDict):
+    """Why a paired configuration stopped adding launch pairs (``gating.paired.look``)."""
+
+    code: str
+    """``regressed``, ``clear``, ``cap`` (planned pairs ran) or ``base failed``."""
+    reason: str
 
 
 class Paired(TypedDict, total=False):
@@ -99,17 +128,23 @@ class Paired(TypedDict, total=False):
     """``ok``, ``error``, ``absent`` (no model at the revision) or ``not measured``."""
     base_error: str
     base_model: str
-    order: list[str]
-    """The side that ran first in each round."""
     base: SideMetrics
-    slices: dict[str, dict[str, list[float]]]
-    """Side -> series (``throughput``, ``latency_ms_p50``, ``latency_ms_p99``; the generate
-    scenario's ``output_tokens_per_s``, ``ttft_ms_p99``, ``tpot_ms_p99``) -> per slice."""
-    slice_cpu_s: dict[str, list[float]]
-    slice_rounds: dict[str, list[int]]
+    launches: list[Launch]
+    """Every launch pair whose both sides measured, in the order they ran."""
+    pairs: int
+    planned_pairs: int
+    """Pairs that fit ``duration`` per side (the cap of the sequential rule)."""
+    stop: PairedStop
+    wall_s: float
+    """Seconds the launch pairs took, loads included."""
     # the paired gate's
     verdict: str
     note: str
+    figures: dict[str, dict[str, float | None]]
+    """Side (``head``, ``base``) -> metric -> the figure the tables show for it (the side's
+    median slice, hiccups left out as ``gating.verdicts.window_median`` leaves them out)."""
+    verdicts: dict[str, str]
+    """Metric -> its paired verdict."""
     delta: dict[str, float]
     interval: dict[str, list[float]]
     p: dict[str, float]
@@ -254,6 +289,8 @@ class Report(ServerPart, GeneratePart, GatePart, total=False):
     """With ``cost_per_hour``: the cost of a million inferences at ``throughput_avg``."""
     windows: dict[str, list[float]] | None
     """Gated metric -> its per-window series (see ``engine.windows``)."""
+    launch_windows: list[int]
+    """How many of ``windows`` each launch gave, in order (paired runs and saved baselines)."""
     latency_sketch: LatencySketch
     interference: Interference | None
     paired: Paired
@@ -281,7 +318,9 @@ REPORT_VERSION = 1
    ``history.runinfo``), added without a new version since readers ignore it.
 
 Reports gain keys without a new version (readers ignore keys they do not know); a version is
-added when a key changes its meaning or a reader of the previous version would misread it."""
+added when a key changes its meaning or a reader of the previous version would misread it.
+So the baseline gate's ``gate[metric]["ci"]`` (a ratio) became ``interval`` (a change, as the
+paired gate's) within version 1: a reader of either finds no key of the other, none misreads."""
 
 
 def json_safe(value: Any) -> Any:

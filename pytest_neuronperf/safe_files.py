@@ -43,6 +43,8 @@ import psutil
 
 LOCK_FOLDER = ".neuronperf-locks"
 """The folder, beside the files it guards, that holds their lock files."""
+CACHE_FOLDER = ".neuronperf-cache"
+"""The plugin's cache under the rootdir: base revisions' trees, compiled artifacts."""
 NOTICE_AFTER_S = 5.0
 """A waiter for a held lock says who holds it after this long..."""
 GIVE_UP_AFTER_S = 120.0
@@ -349,7 +351,7 @@ def _take(lock: object, lock_file: Path, timeout: float | None) -> None:
     for _ in range(100):
         lock_file.parent.mkdir(parents=True, exist_ok=True)
         if lock_file.parent.name == LOCK_FOLDER:
-            _ignore_in_git(lock_file.parent)
+            ignore_in_git(lock_file.parent, LOCK_NOTE)
         try:
             lock.acquire(timeout=-1 if timeout is None else timeout)  # type: ignore[attr-defined]
             return
@@ -391,12 +393,24 @@ def _command_of(pid: int) -> str:
     return f" ({command[:120]})" if command else ""
 
 
-def _ignore_in_git(folder: Path) -> None:
-    """A ``.gitignore`` that hides the lock folder from ``git status``."""
+LOCK_NOTE = "pytest-neuronperf locks (safe to delete when no run is active)"
+CACHE_NOTE = "pytest-neuronperf cache: base revisions and compiled models (safe to delete)"
+
+
+def cache_folder(rootdir: PathLike) -> Path:
+    """The plugin's cache folder under ``rootdir``, created, and hidden from ``git status``."""
+    folder = Path(rootdir) / CACHE_FOLDER
+    folder.mkdir(parents=True, exist_ok=True)
+    ignore_in_git(folder, CACHE_NOTE)
+    return folder
+
+
+def ignore_in_git(folder: Path, note: str) -> None:
+    """A ``.gitignore`` in ``folder`` that hides it, and all it holds, from ``git status``."""
     ignore = folder / ".gitignore"
     if ignore.exists():
         return
     with suppress(FileExistsError, OSError):
         fd = os.open(ignore, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
         with os.fdopen(fd, "w") as stream:
-            stream.write("# pytest-neuronperf locks (safe to delete when no run is active)\n*\n")
+            stream.write(f"# {note}\n*\n")

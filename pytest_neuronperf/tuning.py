@@ -15,6 +15,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, TextIO, TypeVar, cast
 
+from pytest_neuronperf.formatting import number
 from pytest_neuronperf.reports import Report, config_label
 
 R = TypeVar("R", bound=Mapping[str, Any])
@@ -109,9 +110,9 @@ def format_tuning(tuning: Tuning) -> str:
         rows.append((
             str(ranks.get(id(r), "-")),
             config_label(r),
-            _figure(served_throughput(r)) + ("/s at max_qps" if r.get("target_qps") == "max"
-                                             else "/s goodput" if is_generate(r) else "/s"),
-            _figure(p99) + (" overloaded" if r.get("overloaded") else ""),
+            number(served_throughput(r)) + ("/s at max_qps" if r.get("target_qps") == "max"
+                                            else "/s goodput" if is_generate(r) else "/s"),
+            number(p99) + (" overloaded" if r.get("overloaded") else ""),
             "yes" if id(r) in ranks else ("error" if r.get("status") != "ok" else "no"),
             "*" if id(r) in front else "",
         ))
@@ -127,14 +128,14 @@ def decision(tuning: Tuning) -> str:
     best = tuning.best
     budget = "" if tuning.p99_ms is None else f" <= {tuning.p99_ms:g} ms"
     if best is not None and is_generate(best):
-        return (f"deploy {config_label(best)}: goodput {_figure(served_throughput(best))} "
-                f"requests/s within the SLOs ({_figure(100 * (best.get('goodput_ratio') or 0))}"
-                f"% of its requests), end-to-end p99 {_figure(best['latency_ms_p99'])} ms"
+        return (f"deploy {config_label(best)}: goodput {number(served_throughput(best))} "
+                f"requests/s within the SLOs ({number(100 * (best.get('goodput_ratio') or 0))}"
+                f"% of its requests), end-to-end p99 {number(best['latency_ms_p99'])} ms"
                 f"{budget} ({len(tuning.ranked)} of {len(tuning.reports)} configurations "
                 f"qualify)")
     if best is not None:
-        return (f"deploy {config_label(best)}: {_figure(served_throughput(best))} samples/s "
-                f"with p99 {_figure(best['latency_ms_p99'])} ms{budget} "
+        return (f"deploy {config_label(best)}: {number(served_throughput(best))} samples/s "
+                f"with p99 {number(best['latency_ms_p99'])} ms{budget} "
                 f"({len(tuning.ranked)} of {len(tuning.reports)} configurations meet the budget)")
     measured = [r for r in tuning.reports if r.get("status") == "ok"
                 and r.get("latency_ms_p99") is not None]
@@ -146,7 +147,7 @@ def decision(tuning: Tuning) -> str:
                 "target_qps, or try more copies")
     lowest = min(measured, key=lambda r: cast(float, r["latency_ms_p99"]))
     return (f"no configuration meets p99{budget}; the lowest p99 is "
-            f"{_figure(lowest['latency_ms_p99'])} ms ({config_label(lowest)}): relax the "
+            f"{number(lowest['latency_ms_p99'])} ms ({config_label(lowest)}): relax the "
             f"budget, or try smaller batches or more copies")
 
 
@@ -155,7 +156,3 @@ def print_tuning(tuning: Tuning, file: TextIO | None = None) -> None:
     print(format_tuning(tuning), file=file or sys.stdout)
 
 
-def _figure(value: float | None) -> str:
-    if value is None or not math.isfinite(value):
-        return "-"
-    return f"{value:,.0f}" if abs(value) >= 100 else f"{value:.2f}"

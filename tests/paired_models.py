@@ -29,3 +29,20 @@ class ThreeUnits:
 
     def __call__(self, x: np.ndarray) -> Any:
         return _work(x, 12)
+
+
+class HangsWhileMeasuring:
+    """OneUnit's work, until 0.4 s after its first call: then every call hangs (a base that
+    deadlocks in the middle of a paired run)."""
+
+    first_call: float | None = None
+
+    def __call__(self, x: np.ndarray) -> Any:
+        import time
+
+        now = time.monotonic()
+        if HangsWhileMeasuring.first_call is None:
+            HangsWhileMeasuring.first_call = now
+        if now - HangsWhileMeasuring.first_call > 0.4:
+            time.sleep(3600)
+        return _work(x, 4)

@@ -29,8 +29,9 @@ LAYERS: list[tuple[str, tuple[str, ...]]] = [
      ("frameworks", "compilers", "evaluation", "model_index")),
     ("the plain-data types both sides share: specs and pipe messages", ("protocol",)),
     ("device backends", ("devices",)),
-    ("the bottom: report keys, the metric table, console text, safe files",
-     ("reports", "metrics", "logs", "safe_files", "")),
+    ("the bottom: report keys, the metric table, how a figure is written, console text, "
+     "safe files",
+     ("reports", "metrics", "formatting", "logs", "safe_files", "")),
 ]
 """Top to bottom: a module imports from its own layer or a lower one, never from a higher one."""
 

@@ -58,8 +58,9 @@ def test_compare_fails_a_regression_with_the_plugins_words(files: Path) -> None:
     lines = done.stdout.splitlines()
     assert lines[0].startswith("test / configuration")
     assert lines[2].split()[4:] and lines[2].split()[-1] == "REGRESSED"
-    assert re.search(r"neuronperf gate failed: REGRESSED bs=1 n=1 w=1 p=1: throughput -3\d% "
+    assert re.search(r"REGRESSED throughput -3\d\.\d% at bs=1 n=1 w=1 p=1 "
                      r"\(tolerance -12%\)", done.stdout), done.stdout
+    assert "neuronperf gate failed: 2 of 2 configuration(s)" in done.stdout
     assert "2 REGRESSED" in done.stdout
 
 
@@ -78,7 +79,7 @@ def test_compare_names_new_and_missing_configurations(files: Path) -> None:
     done = cli("compare", "one.json", "same.json", cwd=files)
     assert done.returncode == 0 and "1 NEW, 1 PASS" in done.stdout
     strict = cli("compare", "one.json", "same.json", "--strict", cwd=files)
-    assert strict.returncode == 1 and "NEW bs=8 n=1 w=1 p=1" in strict.stdout
+    assert strict.returncode == 1 and "NEW bs=8 n=1 w=1 p=1: no baseline entry" in strict.stdout
     gone = cli("compare", "old.json", "one.json", cwd=files)
     assert ("1 configuration(s) of the old file are not in the new one: "
             "test_perf.py::test_mlp bs=8 n=1 w=1 p=1") in gone.stdout

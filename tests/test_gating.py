@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import json
 import math
 import subprocess
 import sys
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -20,6 +22,7 @@ from pytest_neuronperf.gating.verdicts import (
     format_judgement_table,
     judge,
     parse_tolerance,
+    pool_reports,
 )
 
 
@@ -453,6 +456,64 @@ def test_gate_figures_are_the_medians_the_verdict_used() -> None:
         assert figures[c.metric]["baseline"] == c.baseline
         assert figures[c.metric]["delta"] == c.delta
         assert figures[c.metric]["verdict"] == c.verdict.value
+        # the interval of the change, as delta is (one name and one form with the paired gate)
+        low, high = figures[c.metric]["interval"]
+        assert low == pytest.approx(c.ci_low - 1) and high == pytest.approx(c.ci_high - 1)
     recorded = gate_figures(judge(base, None), base)  # NEW: what a later gate calls baseline
     assert recorded["throughput"]["now"] == figures["throughput"]["baseline"]
     assert set(recorded["throughput"]) == {"now"}
+
+
+# -- launches compared with launches ----------------------------------------------------------
+
+
+def test_launch_medians_follow_the_windows_each_launch_gave() -> None:
+    from pytest_neuronperf.gating.verdicts import launch_medians
+
+    windows = [1.0, 2.0, 3.0, None, 10.0, 12.0]
+    assert launch_medians(windows, [3, 3]).tolist() == [2.0, 11.0]
+    assert launch_medians(windows, [4]).size == 0  # sizes that do not fit: an older entry
+    assert launch_medians(windows, None).size == 0
+
+
+def test_a_baseline_whose_launches_disagree_beyond_tolerance_cannot_decide() -> None:
+    base = series(1000, 1, 0.01) + series(1250, 2, 0.01)
+    result = compare_metric("throughput", base, series(950, 3), 0.10, [10, 10], [10])
+    assert result.verdict is Verdict.INCONCLUSIVE
+    # a change larger than the baseline's own disagreement still decides
+    slower = compare_metric("throughput", base, series(600, 3), 0.10, [10, 10], [10])
+    assert slower.verdict is Verdict.REGRESSED
+    assert "the baseline's 2 launches differ by 2" in result.note and "tolerance" in result.note
+
+
+def test_an_entry_from_before_launches_is_gated_on_its_windows(tmp_path: Path) -> None:
+    """Older baseline files (no ``launch_windows``) keep loading and gating."""
+    from pytest_neuronperf.gating.baseline import load_baseline
+
+    old = {"format": "pytest-neuronperf-baseline", "version": 1, "machines": {"m": {
+        "fingerprint": {"cpu": "x", "cores": 2}, "tests": {"t.py::test": {"bs=1": {
+            "metrics": {"throughput_avg": 1000.0},
+            "windows": {"throughput": series(1000, 1), "latency_ms_p50": series(1.0, 2),
+                        "latency_ms_p99": series(2.0, 3)}}}}}}}
+    path = tmp_path / "old.json"
+    path.write_text(json.dumps(old))
+    baseline = load_baseline(path)
+    assert baseline is not None
+    entry = baseline.lookup("m", "t.py::test", "bs=1")
+    report = {"status": "ok", "throughput_avg": 700.0, "launch_windows": [10],
+              "windows": {"throughput": series(700, 4), "latency_ms_p50": series(1.4, 5),
+                          "latency_ms_p99": series(2.8, 6)}}
+    judgement = judge(report, entry)
+    assert judgement.verdict is Verdict.REGRESSED
+    throughput = next(c for c in judgement.comparisons if c.metric == "throughput")
+    assert throughput.delta == pytest.approx(-0.3, abs=0.05)
+
+
+def test_pooling_and_saving_keep_the_launches_apart() -> None:
+    first = {"status": "ok", "windows": {"throughput": [1.0, 2.0]}, "launch_windows": [2]}
+    second = {"status": "ok", "windows": {"throughput": [3.0, 4.0, 5.0]}, "launch_windows": [3]}
+    pooled = pool_reports(first, second)
+    assert pooled["launch_windows"] == [2, 3]
+    assert pooled["windows"]["throughput"] == [1.0, 2.0, 3.0, 4.0, 5.0]
+    assert entry_from_report({**pooled, "throughput_avg": 3.0})["launch_windows"] == [2, 3]
+    assert "launch_windows" not in pool_reports({**first, "launch_windows": None}, second)

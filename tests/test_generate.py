@@ -251,20 +251,25 @@ def test_token_budgets_are_absolute():
     assert {m.budget for m in missed.budget_misses} == {"tpot_ms_p99", "min_goodput"}
 
 
-def paired_generate(head_tpot: float, base_tpot: float, rounds: int = 12) -> dict[str, Any]:
-    """A paired generate report whose slices put TPOT at these values (0.5 % noise)."""
-    noise = np.random.default_rng(3).normal(1, 0.005, size=(2, rounds))
-    side = {name: {"tpot_ms_p99": list(tpot * noise[i]),
-                   "ttft_ms_p99": list(20 * noise[i]),
-                   "output_tokens_per_s": list(1000 / tpot * noise[i])}
-            for i, (name, tpot) in enumerate((("head", head_tpot), ("base", base_tpot)))}
+def paired_generate(head_tpot: float, base_tpot: float, pairs: int = 8,
+                    rounds: int = 3) -> dict[str, Any]:
+    """A paired generate report whose launch pairs put TPOT at these values (0.5 % noise)."""
+    noise = np.random.default_rng(3).normal(1, 0.005, size=(pairs, 2, rounds))
+
+    def values(pair: int) -> dict[str, dict[str, list[float]]]:
+        return {name: {"tpot_ms_p99": list(tpot * noise[pair, i]),
+                       "ttft_ms_p99": list(20 * noise[pair, i]),
+                       "output_tokens_per_s": list(1000 / tpot * noise[pair, i])}
+                for i, (name, tpot) in enumerate((("head", head_tpot), ("base", base_tpot)))}
+
+    launches = [{"order": "head", "rounds": rounds, "values": values(pair)}
+                for pair in range(pairs)]
     return {**generate_report(head_tpot, 1000 / head_tpot),
-            "paired": {"base_status": "ok", "slices": side,
-                       "slice_rounds": {"head": list(range(rounds)),
-                                        "base": list(range(rounds))}}}
+            "paired": {"base_status": "ok", "launches": launches, "pairs": pairs,
+                       "planned_pairs": pairs}}
 
 
-def test_the_paired_gate_judges_tpot_per_slice():
+def test_the_paired_gate_judges_tpot_per_launch_pair():
     [slower] = paired_gate.judge_family([paired_generate(head_tpot=8.0, base_tpot=5.0)])
     assert slower is not None and slower.verdict is Verdict.REGRESSED
     assert {c.metric for c in slower.comparisons} == {
@@ -273,13 +278,22 @@ def test_the_paired_gate_judges_tpot_per_slice():
     assert same is not None and same.verdict is Verdict.PASS
 
 
+def test_the_stopping_rule_looks_at_the_token_metrics_of_a_generate_run():
+    rule = paired_gate.stop_rules(None)(1)
+    for head_tpot, code in ((8.0, "regressed"), (5.0, "clear")):
+        launches = paired_generate(head_tpot, base_tpot=5.0)["paired"]["launches"]
+        assert rule({"scenario": "generate", "launches": launches}, 40).code == code
+        # as a closed loop's it would find none of its metrics, and never stop on its own
+        assert rule({"launches": launches}, 40).code == "continue"
+
+
 def test_tune_ranks_generate_configurations_by_goodput():
     reports = [dict(generate_report(5, 100, goodput=g), workers_per_model=w, status="ok")
                for w, g in ((1, 2.0), (2, 3.5), (4, 0.0))]
     reports[1]["overloaded"] = False
     tuning = tuning_of(reports, None)
     assert tuning.best is reports[1]
-    assert "deploy bs=1 n=1 w=2 p=1: goodput 3.50 requests/s" in format_tuning(tuning)
+    assert "deploy bs=1 n=1 w=2 p=1: goodput 3.500 requests/s" in format_tuning(tuning)
 
 
 def test_tune_in_the_generate_scenario_needs_an_slo():
@@ -452,7 +466,7 @@ def test_a_baseline_of_token_metrics_is_saved_and_gated_and_budgets_fail(pyteste
     result.assert_outcomes(passed=1, failed=1)
     result.stdout.fnmatch_lines(["*tokens /s*base*TTFT p99 ms*base*TPOT p99 ms*goodput /s*",
                                  "*bs=1 n=1 w=1 p=1 * [+-]*% * [+-]*% * [+-]*% *PASS"])
-    result.stdout.fnmatch_lines(["*OVER_BUDGET bs=1 n=1 w=1 p=1: tpot * > tpot_ms_p99=0.5*"])
+    result.stdout.fnmatch_lines(["*OVER_BUDGET tpot * > tpot_ms_p99=0.5* at bs=1 n=1 w=1 p=1*"])
     junit = (pytester.path / "junit.xml").read_text()
     assert "tpot_ms_p99" in junit and "output_tokens_per_s" in junit
     page = html.read_text()
@@ -473,7 +487,8 @@ def test_paired_mode_catches_a_kv_cache_turned_off_and_passes_identical_code():
     paired = slower["paired"]
     assert paired["verdict"] == "REGRESSED", paired
     assert paired["delta"]["tpot_ms_p99"] > 0.25 and paired["delta"]["output_tokens_per_s"] < 0
-    assert len(paired["slices"]["head"]["tpot_ms_p99"]) == paired["rounds"]
+    assert all(len(launch["values"]["head"]["tpot_ms_p99"]) == paired["rounds"]
+               for launch in paired["launches"])
     [same] = npf.compare(WideLlama, WideLlama, prompt, **options)
     assert not Verdict(same["paired"]["verdict"]).failing(), same["paired"]
 

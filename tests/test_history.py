@@ -369,9 +369,11 @@ def test_gate_fails_a_recent_change_point_worse_than_tolerance(
     assert judgement is not None and judgement.runs == len(values)
     assert (judgement.verdict is Verdict.REGRESSED) is fails
     if fails:
-        assert "history: throughput -2" in judgement.reason()
-        assert "torch 2.12.0 -> 2.13.0" in judgement.reason() and "tolerance -12%" in (
-            judgement.reason())
+        from pytest_neuronperf.plugin.outcome import history_reason
+
+        why = history_reason(judgement, "bs=1 n=1 w=1 p=1")
+        assert why.startswith("throughput -2") and " at bs=1 n=1 w=1 p=1 (history: from " in why
+        assert "torch 2.12.0 -> 2.13.0" in why and "since, tolerance -12%)" in why
 
 
 def test_gate_passes_an_improvement_and_a_change_within_tolerance(tmp_path: Path) -> None:

@@ -170,7 +170,7 @@ def test_history_gate_fails_a_change_point_naming_commits_and_versions(
     assert outcomes[0].get("passed") == 2 and outcomes[1].get("passed") == 2
     assert outcomes[2].get("failed") == 2  # the third slow run makes the change point
     result.stdout.fnmatch_lines([
-        f"*REGRESSED bs=1 n=1 w=1 p=1: history: throughput -* from the run of * (commits "
-        f"11eeeeee..{slower}; numpy 1.0.0 -> *), confidence *, 3 run(s) since (tolerance "
+        f"*REGRESSED throughput -* at bs=1 n=1 w=1 p=1 (history: from the run of * (commits "
+        f"11eeeeee..{slower}; numpy 1.0.0 -> *), confidence *, 3 run(s) since, tolerance "
         f"-12%)*"])
     assert "package versions changed: numpy 1.0.0 -> " in result.stdout.str()

@@ -16,6 +16,7 @@ import pytest
 from pytest_neuronperf.engine import interference
 from pytest_neuronperf.engine.paired import (
     ConfigurationFailed,
+    launch_order,
     run_schedule,
     slice_order,
 )
@@ -37,6 +38,13 @@ def test_slice_order_is_seeded_and_recorded_per_round() -> None:
     assert all(sorted(pair) == ["base", "head"] for pair in order)
     firsts = {pair[0] for pair in order}
     assert firsts == {"base", "head"}  # 40 fair coins: both sides go first sometimes
+
+
+def test_launch_order_is_a_seeded_coin_per_pair() -> None:
+    orders = [launch_order(5, (1, 1), pair) for pair in range(40)]
+    assert orders == [launch_order(5, (1, 1), pair) for pair in range(40)]
+    assert {o[0] for o in orders} == {"base", "head"}
+    assert all(sorted(o) == ["base", "head"] for o in orders)
 
 
 class FakeSide:
@@ -101,24 +109,33 @@ def test_a_failing_head_fails_the_configuration() -> None:
 # -- the paired gate --------------------------------------------------------------------------
 
 
-def paired_report(ratio: float, rounds: int = 12, noise: float = 0.02, seed: int = 0,
-                  batch_size: int = 1) -> dict[str, Any]:
-    """A report whose head runs ``ratio`` times the base's throughput, with per-round noise
-    shared by both sides (drift) and a little of each side's own."""
+def launches(ratio: float, pairs: int = 8, rounds: int = 4, noise: float = 0.01,
+             offset_sd: float = 0.0, rng: np.random.Generator | None = None) -> list[dict]:
+    """Launch pairs whose head runs ``ratio`` times the base's throughput: per-round drift
+    shared by both sides (the machine), each process's own speed for its whole life
+    (``offset_sd``, as log-normal SD), and a little round noise of each side's own."""
+    rng = rng or np.random.default_rng(0)
+    entries = []
+    for _ in range(pairs):
+        offsets = np.exp(rng.normal(0, offset_sd, 2))  # this pair's base and head processes
+        drift = np.exp(rng.normal(0, 0.2, rounds))  # cancels within a round
+        base_thr = 1000 * offsets[0] * drift * np.exp(rng.normal(0, noise, rounds))
+        head_thr = ratio * 1000 * offsets[1] * drift * np.exp(rng.normal(0, noise, rounds))
+        entries.append({"order": str(rng.choice(["base", "head"])), "values": {
+            side: {"throughput": list(thr), "latency_ms_p50": list(1000 / thr),
+                   "latency_ms_p99": list(1.5 * 1000 / thr)}
+            for side, thr in (("base", base_thr), ("head", head_thr))}})
+    return entries
+
+
+def paired_report(ratio: float, pairs: int = 8, rounds: int = 4, noise: float = 0.01,
+                  offset_sd: float = 0.0, seed: int = 0, batch_size: int = 1) -> dict[str, Any]:
+    """A report with ``pairs`` launch pairs (see ``launches``), all planned pairs run."""
     rng = np.random.default_rng(seed)
-    drift = np.exp(rng.normal(0, 0.2, rounds))  # the machine: cancels within a round
-    base_thr = 1000 * drift * np.exp(rng.normal(0, noise, rounds))
-    head_thr = ratio * 1000 * drift * np.exp(rng.normal(0, noise, rounds))
-    series = {
-        side: {"throughput": list(thr), "latency_ms_p50": list(1000 / thr),
-               "latency_ms_p99": list(1.5 * 1000 / thr)}
-        for side, thr in (("base", base_thr), ("head", head_thr))
-    }
     return {"status": "ok", "batch_size": batch_size, "n_models": 1, "workers_per_model": 1,
             "pipeline_size": 1,
-            "paired": {"base_status": "ok", "rounds": rounds, "slices": series,
-                       "slice_rounds": {"base": list(range(rounds)),
-                                        "head": list(range(rounds))}}}
+            "paired": {"base_status": "ok", "rounds": rounds, "planned_pairs": pairs,
+                       "launches": launches(ratio, pairs, rounds, noise, offset_sd, rng)}}
 
 
 def test_identical_sides_pass_and_a_slowdown_regresses() -> None:
@@ -129,7 +146,7 @@ def test_identical_sides_pass_and_a_slowdown_regresses() -> None:
     throughput = next(c for c in slower.comparisons if c.metric == "throughput")
     assert -0.2 < throughput.delta < -0.1
     assert throughput.low <= throughput.delta <= throughput.high
-    assert throughput.p_adjusted < gate.ALPHA
+    assert throughput.p_adjusted < gate.ALPHA and throughput.pairs == 8
 
 
 def test_an_improvement_is_improved_and_a_change_within_tolerance_passes() -> None:
@@ -140,10 +157,9 @@ def test_an_improvement_is_improved_and_a_change_within_tolerance_passes() -> No
 
 
 def test_the_family_is_corrected_so_more_configurations_need_stronger_evidence() -> None:
-    # one configuration 5 % slower over 8 rounds: significant alone, not among 20 others
-    lone = paired_report(0.95, rounds=8, noise=0.01, seed=4)
+    lone = paired_report(0.95, pairs=6, noise=0.02, seed=4)
     [alone] = gate.judge_family([lone])
-    crowd = gate.judge_family([lone] + [paired_report(1.0, rounds=8, seed=s) for s in range(19)])
+    crowd = gate.judge_family([lone] + [paired_report(1.0, pairs=6, seed=s) for s in range(19)])
     assert alone is not None and crowd[0] is not None
     p_alone = next(c.p_adjusted for c in alone.comparisons if c.metric == "throughput")
     p_crowd = next(c.p_adjusted for c in crowd[0].comparisons if c.metric == "throughput")
@@ -155,10 +171,10 @@ def test_holm_matches_its_definition() -> None:
                                                                     nan_ok=True)
 
 
-def test_too_few_rounds_and_missing_bases_are_said_so() -> None:
-    [few] = gate.judge_family([paired_report(0.5, rounds=5)])
+def test_too_few_pairs_and_missing_bases_are_said_so() -> None:
+    [few] = gate.judge_family([paired_report(0.5, pairs=2)])
     assert few is not None and few.verdict is Verdict.INCONCLUSIVE
-    assert "usable rounds" in few.comparisons[0].note
+    assert "only 2 usable launch pairs" in few.comparisons[0].note
     absent = {"status": "ok", "paired": {"base_status": "absent", "revision": "HEAD (abc)",
                                          "base_error": "m.py does not exist at HEAD (abc)"}}
     crashed = {"status": "ok", "paired": {"base_status": "error", "revision": "HEAD (abc)",
@@ -168,6 +184,85 @@ def test_too_few_rounds_and_missing_bases_are_said_so() -> None:
     assert failed_base is not None and failed_base.verdict is Verdict.NEW
     assert "the base side at HEAD (abc) failed" in failed_base.note
     assert gate.judge_family([{"status": "ok"}]) == [None]  # not a paired report
+
+
+def rounds_rule_fails(report: dict[str, Any]) -> bool:
+    """The rule before launch pairs: every round a replicate (one-sided Wilcoxon over all
+    rounds, Hodges-Lehmann estimate beyond the 3 % tolerance), throughput only."""
+    from scipy.stats import wilcoxon
+
+    d = np.array([math.log(h / b) for launch in report["paired"]["launches"]
+                  for h, b in zip(launch["values"]["head"]["throughput"],
+                                  launch["values"]["base"]["throughput"], strict=True)])
+    i, j = np.triu_indices(d.size)
+    estimate = math.expm1(float(np.median((d[i] + d[j]) / 2)))
+    return estimate < -0.03 and float(wilcoxon(d, alternative="less").pvalue) < gate.ALPHA
+
+
+def test_process_offsets_fail_the_rounds_rule_but_not_the_launch_rule() -> None:
+    """Pseudo-replication: each process has its own speed (SD 3 %), rounds inside a pair
+    share it. One process pair of 12 rounds judged round by round (the rule before launch
+    pairs) fails identical code far more often than 1 in 20; the same 12 rounds per side as 4
+    launch pairs of 3, judged pair by pair, hold the rate."""
+    only_throughput = {"latency_ms_p50": math.inf, "latency_ms_p99": math.inf}
+    one_pair = [paired_report(1.0, pairs=1, rounds=12, noise=0.005, offset_sd=0.03, seed=s)
+                for s in range(300)]
+    four_pairs = [paired_report(1.0, pairs=4, rounds=3, noise=0.005, offset_sd=0.03, seed=s)
+                  for s in range(300)]
+    old = sum(rounds_rule_fails(r) for r in one_pair) / len(one_pair)
+    new = sum(j is not None and j.verdict is Verdict.REGRESSED for r in four_pairs
+              for j in gate.judge_family([r], only_throughput)) / len(four_pairs)
+    assert old > 0.15
+    assert new <= 0.05
+
+
+def run_sequentially(ratio: float, planned: int, offset_sd: float, seed: int,
+                     tolerance: dict[str, float]) -> tuple[Verdict, gate.Look]:
+    """One simulated paired configuration: pairs added until ``gate.look`` stops, then judged."""
+    rng = np.random.default_rng(seed)
+    paired: dict[str, Any] = {"base_status": "ok", "planned_pairs": planned, "launches": []}
+    while True:
+        paired["launches"] += launches(ratio, 1, 4, 0.005, offset_sd, rng)
+        stop = gate.look(paired, gate.effective_tolerance(tolerance), 1, planned)
+        if stop.stop:
+            break
+    [judgement] = gate.judge_family([{"status": "ok", "paired": paired}], tolerance)
+    assert judgement is not None
+    return judgement.verdict, stop
+
+
+def test_the_sequential_rule_holds_its_error_rate_and_stops_early() -> None:
+    off = {"latency_ms_p50": math.inf, "latency_ms_p99": math.inf}
+    # no tolerance to hide behind: identical code fails only through the test's level
+    strict = {"throughput": 0.0, **off}
+    aa = [run_sequentially(1.0, 10, 0.03, s, strict) for s in range(300)]
+    rate = sum(v is Verdict.REGRESSED for v, _ in aa) / len(aa)
+    assert rate <= gate.ALPHA + 2 * math.sqrt(gate.ALPHA * (1 - gate.ALPHA) / len(aa))
+    # looking after every pair at the full level, as if it were one test, does not hold it
+    naive = 0
+    for seed in range(200):
+        y = gate.launch_values({"launches": launches(1.0, 10, 4, 0.005, 0.03,
+                                                     np.random.default_rng(seed))}, "throughput")
+        naive += any(gate.t_p(y[:k], "less") < gate.ALPHA for k in range(3, 11))
+    assert naive / 200 > 2 * gate.ALPHA
+    # with the default 3 % tolerance, a steady model stops early, clear, in most runs
+    default = {"throughput": 0.03, **off}
+    steady = [run_sequentially(1.0, 10, 0.01, s, default) for s in range(100)]
+    assert sum(v is Verdict.REGRESSED for v, _ in steady) == 0
+    early = [stop for _, stop in steady if stop.code == "clear"]
+    assert len(early) / len(steady) > 0.8
+    # and 10 % more work is caught at least 19 times in 20 at a 3 % process spread
+    slower = [run_sequentially(1 / 1.1, 10, 0.03, s, default) for s in range(100)]
+    assert sum(v is Verdict.REGRESSED for v, _ in slower) / len(slower) >= 0.95
+
+
+def test_error_spending_adds_up_to_alpha_and_the_last_look_gets_most() -> None:
+    for planned in (3, 4, 10, 40):
+        shares = [gate.alpha_share(k, planned) for k in range(1, planned + 1)]
+        assert sum(shares) == pytest.approx(1.0)
+        assert shares[-1] >= 1 - gate.INTERIM_SHARE
+    y = np.array([-0.1, -0.12, -0.09, -0.11, -0.1])
+    assert gate.sequential_p(y, 5, "less") >= gate.t_p(y, "less")
 
 
 def test_a_compare_base_that_cannot_run_and_a_refused_base_are_errors() -> None:
@@ -239,12 +334,16 @@ def test_compare_measures_a_known_work_ratio(cores: list[int]) -> None:
 
     [report] = npf.cpu.compare(paired_models.OneUnit, paired_models.ThreeUnits,
                                np.ones((1, 96)), n_models=1, workers_per_model=1,
-                               duration=0.8, paired_rounds=10, seed=11, cores=cores[:1])
+                               duration=1.5, paired_rounds=3, seed=11, cores=cores[:1])
     assert report["status"] == "ok", report["error"]
     paired = report["paired"]
-    assert paired["base_status"] == "ok" and paired["rounds"] == 10 and paired["seed"] == 11
-    assert len(paired["order"]) == 10 and set(paired["order"]) <= {"base", "head"}
-    assert len(paired["slices"]["head"]["throughput"]) == 10
+    assert paired["base_status"] == "ok" and paired["rounds"] == 3 and paired["seed"] == 11
+    assert 3 <= paired["pairs"] <= paired["planned_pairs"] == 5
+    assert paired["stop"]["code"] in ("regressed", "cap") and paired["stop"]["reason"]
+    for launch in paired["launches"]:
+        assert launch["order"] in ("base", "head") and len(launch["round_order"]) == 3
+        assert len(launch["values"]["head"]["throughput"]) == 3
+        assert launch["load_ms"]["base"] > 0 and launch["warmup_ms"]["head"] > 0
     assert paired["base"]["throughput_avg"] > report["throughput_avg"]
     # three times the work: throughput falls to about a third (wide: a loaded machine)
     assert -0.9 < paired["delta"]["throughput"] < -0.3
@@ -253,6 +352,48 @@ def test_compare_measures_a_known_work_ratio(cores: list[int]) -> None:
     low, high = paired["interval"]["throughput"]
     assert low <= paired["delta"]["throughput"] <= high
     assert report["interference"] is None or 0 <= report["interference"]["other_pct"] <= 100
+
+
+def test_identical_code_passes_as_launch_pairs(cores: list[int]) -> None:
+    """A/A on real processes: fresh pairs, launch order recorded, and no failure (the 10 %
+    tolerance makes a false failure need a 10 % gap that is also significant)."""
+    import paired_models
+
+    import pytest_neuronperf as npf
+
+    [report] = npf.cpu.compare(paired_models.OneUnit, paired_models.OneUnit, np.ones((1, 96)),
+                               n_models=1, workers_per_model=1, duration=0.9, paired_rounds=3,
+                               cores=cores[:1], tolerance="throughput:10%,p50:10%,p99:off")
+    assert report["status"] == "ok", report["error"]
+    paired = report["paired"]
+    assert paired["verdict"] in ("PASS", "IMPROVED", "INCONCLUSIVE"), paired
+    assert paired["pairs"] == len(paired["launches"]) == 3 == paired["planned_pairs"]
+    assert set(paired["delta"]) == {"throughput", "latency_ms_p50"}
+    assert len(report["windows"]["throughput"]) == 9  # the head's rounds of every pair
+
+
+def test_a_hanging_base_is_named_with_its_stacks_and_the_head_is_not_blamed(
+        cores: list[int]) -> None:
+    """Each side waits under its own deadline: the base that hangs mid-run times out as the
+    base, with its stack, and the idle head does not inherit a spent deadline."""
+    import paired_models
+
+    import pytest_neuronperf as npf
+
+    [report] = npf.cpu.compare(paired_models.HangsWhileMeasuring, paired_models.OneUnit,
+                               np.ones((1, 96)), n_models=1, workers_per_model=1,
+                               duration=0.8, paired_rounds=4, warmup=0.2, timeout=5,
+                               cores=cores[:1])
+    assert report["status"] == "ok", report["error"]  # the head measured its rounds
+    paired = report["paired"]
+    # compare()'s base was given explicitly: a base that cannot run fails the test
+    assert paired["base_status"] == "error" and paired["verdict"] == "ERROR"
+    error = paired["base_error"]
+    assert error.startswith("base side: copy 0 timed out after 5 s while measuring (base side)")
+    assert "paired_models.py\", line" in error and "in __call__" in error  # its own stack
+    assert "head side" not in error
+    assert paired["stop"]["code"] == "base failed"
+    assert len(report["windows"]["throughput"]) == 4
 
 
 # -- --neuronperf-against in a git repository -------------------------------------------------
@@ -272,7 +413,7 @@ PERF_TEST = textwrap.dedent("""
             return x
 
 
-    @pytest.mark.neuronperf(n_models=1, workers_per_model=1, duration=0.8, paired_rounds=10)
+    @pytest.mark.neuronperf(n_models=1, workers_per_model=1, duration=0.9, paired_rounds=3)
     def test_model(neuronperf):
         reports = neuronperf.benchmark(Model, np.ones((1, 96)), framework="python")
         assert all(r["status"] == "ok" for r in reports)
@@ -285,52 +426,36 @@ def git(directory: Path, *args: str) -> None:
                    cwd=directory, check=True, capture_output=True)
 
 
-@pytest.fixture
-def repository(pytester: pytest.Pytester) -> Path:
-    """A git repository with the perf test committed."""
-    pytester.makepyfile(test_perf=PERF_TEST)
+def test_against_head_regresses_a_slowdown_passes_unchanged_code_and_a_new_model_is_new(
+        pytester: pytest.Pytester) -> None:
+    """One run against HEAD (one pytest start, one base tree): the test whose model now does 3x
+    the work regresses, the unchanged one passes, the one whose file HEAD lacks is NEW."""
+    pytester.makepyfile(test_slower=PERF_TEST, test_same=PERF_TEST)
     git(pytester.path, "init", "-q")
-    git(pytester.path, "add", "test_perf.py")
+    git(pytester.path, "add", "test_slower.py", "test_same.py")
     git(pytester.path, "commit", "-qm", "base")
-    return pytester.path
-
-
-def test_a_slowdown_against_head_regresses_and_unchanged_code_passes(
-        pytester: pytest.Pytester, repository: Path) -> None:
-    test_file = repository / "test_perf.py"
-    test_file.write_text(PERF_TEST.replace("REPEATS = 4", "REPEATS = 12"))  # 3x the work
-    slower = pytester.runpytest_subprocess("--neuronperf-against=HEAD", WIDE,
-                                           "--neuronperf-json=out.json")
-    slower.assert_outcomes(failed=1)
-    slower.stdout.fnmatch_lines(["*REGRESSED bs=1 n=1 w=1 p=1: paired vs HEAD (*): throughput*",
-                                 "*paired: head vs base (HEAD (*))*"])
-    [report] = json.loads((repository / "out.json").read_text())["reports"]
-    assert report["verdict"] == "REGRESSED"
-    assert report["paired"]["revision"].startswith("HEAD (")
-    assert report["paired"]["delta"]["throughput"] < -0.4
-    assert (repository / ".neuronperf-cache").is_dir()
-    [tree] = (repository / ".neuronperf-cache").glob("rev-*")
-    assert "REPEATS = 4" in (tree / "test_perf.py").read_text()  # the base as committed
-    assert not (tree / "test_perf.py").stat().st_mode & 0o222  # read-only
-
-    test_file.write_text(PERF_TEST)  # back to the committed code
-    same = pytester.runpytest_subprocess("--neuronperf-against=HEAD", WIDE,
-                                         "--neuronperf-json=same.json")
-    same.assert_outcomes(passed=1)
-    same.stdout.fnmatch_lines(["*paired against HEAD (*)*", "*1 PASS*"])
-    [report] = json.loads((repository / "same.json").read_text())["reports"]
-    assert report["paired"]["verdict"] == "PASS" and report["paired"]["base_status"] == "ok"
-    assert len(report["windows"]["throughput"]) == 10  # the head's slices are its windows
-
-
-def test_a_model_absent_at_the_base_revision_is_new(
-        pytester: pytest.Pytester, repository: Path) -> None:
-    (repository / "test_new.py").write_text(
+    (pytester.path / "test_slower.py").write_text(PERF_TEST.replace("REPEATS = 4", "REPEATS = 12"))
+    (pytester.path / "test_new.py").write_text(
         PERF_TEST.replace("class Model", "class Newer").replace("(Model,", "(Newer,"))
-    result = pytester.runpytest_subprocess("test_new.py", "--neuronperf-against=HEAD", WIDE)
-    result.assert_outcomes(passed=1)
-    result.stdout.fnmatch_lines(["*1 NEW*", "*not compared with their base: the model does not "
-                                 "exist at HEAD (*): test_new.py does not exist at HEAD*"])
+    result = pytester.runpytest_subprocess("--neuronperf-against=HEAD", WIDE,
+                                           "--neuronperf-profile=off", "--neuronperf-json=out.json")
+    result.assert_outcomes(failed=1, passed=2)
+    for line in ("*REGRESSED throughput -*% at bs=1 n=1 w=1 p=1 (paired vs HEAD (*)*",
+                 "*paired: head vs base (HEAD (*))*", "*1 PASS*", "*1 NEW*",
+                 "*not compared with their base: the model does not exist at HEAD (*): "
+                 "test_new.py does not exist at HEAD*"):
+        result.stdout.fnmatch_lines([line])
+    reports = {r["test"].split("::")[0]: r
+               for r in json.loads((pytester.path / "out.json").read_text())["reports"]}
+    slower, same = reports["test_slower.py"], reports["test_same.py"]
+    assert slower["verdict"] == "REGRESSED" and slower["paired"]["revision"].startswith("HEAD (")
+    assert slower["paired"]["delta"]["throughput"] < -0.4
+    [tree] = (pytester.path / ".neuronperf-cache").glob("rev-*")
+    assert "REPEATS = 4" in (tree / "test_slower.py").read_text()  # the base as committed
+    assert not (tree / "test_slower.py").stat().st_mode & 0o222  # read-only
+    assert same["paired"]["verdict"] == "PASS" and same["paired"]["base_status"] == "ok"
+    assert len(same["windows"]["throughput"]) == 9  # 3 pairs of 3 rounds: the head's slices
+    assert reports["test_new.py"]["paired"]["base_status"] == "absent"
 
 
 def test_against_needs_a_repository_and_a_known_revision(pytester: pytest.Pytester) -> None:
@@ -379,9 +504,9 @@ def test_a_base_that_fails_to_load_is_named_and_the_head_still_measured(
 
     [report] = npf.cpu.compare(engine_models.RaisesOnLoad, paired_models.OneUnit,
                                np.ones((1, 96)), n_models=1, workers_per_model=1,
-                               duration=0.4, paired_rounds=8, cores=cores[:1])
+                               duration=0.4, paired_rounds=4, cores=cores[:1])
     assert report["status"] == "ok", report["error"]  # the head is fine
-    assert report["throughput_avg"] > 0 and len(report["windows"]["throughput"]) == 8
+    assert report["throughput_avg"] > 0 and len(report["windows"]["throughput"]) == 4
     paired = report["paired"]
     assert paired["base_status"] == "error" and paired["verdict"] == "ERROR"  # docs/paired.md
     assert "base side" in paired["base_error"] and "weights are missing" in paired["base_error"]

@@ -83,6 +83,10 @@ def test_save_then_compare_passes(perf_project: pytest.Pytester) -> None:
     [machine] = data["machines"].values()
     assert set(machine["tests"]["test_models.py::test_sleep"]) == {
         "bs=1,n_models=1,workers=1,pipeline=1", "bs=2,n_models=1,workers=1,pipeline=1"}
+    for entry in machine["tests"]["test_models.py::test_sleep"].values():
+        # saving measured two launches and says which windows each gave
+        assert len(entry["launch_windows"]) == 2
+        assert sum(entry["launch_windows"]) == len(entry["windows"]["throughput"])
     compared = run(perf_project, f"--neuronperf-baseline={baseline}", LOOSE_TOLERANCE)
     compared.assert_outcomes(passed=2)
     assert "REGRESSED" not in compared.stdout.str()

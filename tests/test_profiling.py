@@ -137,21 +137,21 @@ def test_a_new_operator_a_doubled_count_and_a_slower_call_are_named_first() -> N
     new = side(*[{**BASE, "aten::addmm [1x32]": (10, 300_000.0)}] * 3)
     [first, *_] = changes_of(base, new)
     assert (first.key, first.kind, first.significant) == ("aten::addmm [1x32]", "new", True)
-    assert first.line() == ("aten::addmm [1x32]: new, 0.03 ms per call x 1 per inference "
-                            "(+0.03 ms per inference)")
+    assert first.line() == ("aten::addmm [1x32]: new, 0.03000 ms per call x 1 per inference "
+                            "(+0.03000 ms per inference)")
 
     doubled = side(*[{**BASE, "aten::addmm [1x64]": (20, 800_000.0)}] * 3)
     [first, *_] = changes_of(base, doubled)
     assert (first.key, first.kind, first.base_calls, first.head_calls) == (
         "aten::addmm [1x64]", "calls", 1.0, 2.0)
-    assert first.line().startswith("aten::addmm [1x64]: 1 -> 2 calls per inference, 0.04 -> "
-                                   "0.04 ms per call")
+    assert first.line().startswith("aten::addmm [1x64]: 1 -> 2 calls per inference, 0.04000 -> "
+                                   "0.04000 ms per call")
 
     slower = side(*[{**BASE, "aten::relu [1x64]": (10, 200_000.0)}] * 3)
     [first, *_] = changes_of(base, slower)
     assert (first.key, first.kind, first.significant) == ("aten::relu [1x64]", "per call", True)
-    assert first.line() == ("aten::relu [1x64]: 0.01 -> 0.02 ms per call (+100 %), 1 calls "
-                            "(+0.01 ms per inference)")
+    assert first.line() == ("aten::relu [1x64]: 0.01000 -> 0.02000 ms per call (+100.0%), 1 calls "
+                            "(+0.01000 ms per inference)")
 
 
 def test_identical_or_overlapping_windows_change_nothing_significant() -> None:
@@ -587,7 +587,7 @@ def test_the_browser_draws_the_profile_section(tmp_path: Path) -> None:
     if not dom:
         pytest.skip("chromium did not start")
     assert "profile: what got slower" in dom and "differential flame graph" in dom
-    assert "aten::addmm [1x32]: new, 0.03 ms per call" in dom
+    assert "aten::addmm [1x32]: new, 0.03000 ms per call" in dom
     boxes = re.findall(r"<title>([^\n<]*)\n[^<]*</title><rect [^>]*fill=\"([^\"]+)\"", dom)
     assert ("extra (m.py)", "rgb(230,60,60)") in boxes  # new in the head: full red
     assert ("linear", "#d9d9d9") in boxes  # the unchanged path: grey

@@ -338,7 +338,7 @@ def test_tune_ranks_by_throughput_among_those_meeting_the_budget():
     assert [r["throughput_avg"] for r in tuning.ranked] == [400, 200, 100]
     assert tuning.best is reports[1]
     text = npf.tuning.format_tuning(tuning)
-    assert text.splitlines()[-1].startswith("deploy bs=8 n=1 w=1 p=1: 400 samples/s")
+    assert text.splitlines()[-1].startswith("deploy bs=8 n=1 w=1 p=1: 400.0 samples/s")
 
 
 def test_the_pareto_front_keeps_only_undominated_configurations():

@@ -113,7 +113,7 @@ def measure_jobs(planned: Plan, context: BaseContext, staged: list[StagedJob]) -
         else:
             announce(Progress(source_plan.source.name, position, len(staged), config.label(),
                               estimate.start(position)))
-            report = measure_configuration(planned, context, job, config)
+            report = measure_configuration(planned, context, job, config, len(staged))
             estimate.finish()
         # an error has no timers; a server-scenario report carries its own (per query)
         if request.return_timers and isinstance(report, dict) and report["status"] != "ok":
@@ -125,14 +125,15 @@ def measure_jobs(planned: Plan, context: BaseContext, staged: list[StagedJob]) -
 
 
 def measure_configuration(planned: Plan, context: BaseContext, job: Job,
-                          config: RunConfig) -> Any:
-    """One configuration: paired against its base, a ``max`` rate search, or one run."""
+                          config: RunConfig, configurations: int = 1) -> Any:
+    """One configuration (of ``configurations``): paired against its base, a ``max`` rate
+    search, or one run."""
     inputs = planned.per_batch[config.batch_size]
     if planned.paired is not None and config.target_qps is None:
         assert planned.base is not None
         base_source, base_failure = planned.base.source_for(config)
         return run_paired_configuration(context, job, base_source, config, inputs,
-                                        planned.paired, base_failure)
+                                        planned.paired, base_failure, configurations)
     if config.target_qps == "max":
         report = measure_max_qps(context, job, config, inputs)
     else:

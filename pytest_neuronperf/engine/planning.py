@@ -16,7 +16,7 @@ from pytest_neuronperf.engine import generation, grid, serving
 from pytest_neuronperf.engine.grid import RunConfig
 from pytest_neuronperf.engine.inputs import is_dataset, portable_dataset
 from pytest_neuronperf.engine.model_ref import describe_model, portable_function
-from pytest_neuronperf.engine.paired import SLICE_MARGIN_S, PairedRequest
+from pytest_neuronperf.engine.paired import MIN_ROUNDS, SLICE_S, PairedRequest
 from pytest_neuronperf.engine.request import BenchmarkRequest
 from pytest_neuronperf.frameworks import ADAPTERS, infer_framework, to_portable
 from pytest_neuronperf.frameworks.base import leading_dim
@@ -456,7 +456,7 @@ def check_paired(paired: PairedRequest, rates: list[float | str] | None, in_proc
     """Refuse, before anything starts, what a paired run cannot measure: ``compare()`` of the
     server scenario (``--neuronperf-against`` measures those configurations on the head alone),
     copies in this process (both sides would share one import of the model), and more rounds
-    than the duration can hold (each slice twice its start's margin)."""
+    per launch pair than ``duration`` holds (one pair's slices of at least ``SLICE_S``)."""
     if rates is not None and paired.revision is None:
         shown = rates[0] if len(rates) == 1 else rates
         raise ValueError(
@@ -467,13 +467,13 @@ def check_paired(paired: PairedRequest, rates: list[float | str] | None, in_proc
         raise ValueError(
             "paired runs need model processes: multiprocess=False would run both sides in this "
             "process, where they share one import of the model; leave multiprocess at True")
-    most = int(duration / (2 * SLICE_MARGIN_S))
+    most = max(MIN_ROUNDS, int(duration / SLICE_S * (1 + 1e-9)))
     if paired.rounds is not None and paired.rounds > most:
         raise ValueError(
             f"paired_rounds={paired.rounds} is too many for duration={duration:g} s per side: "
-            f"a slice would last {duration / paired.rounds * 1e3:.3g} ms, shorter than twice the "
-            f"{SLICE_MARGIN_S * 1e3:g} ms each slice's start takes; use at most {most} rounds "
-            f"or a longer duration")
+            f"one launch pair's {paired.rounds} slices of at least {SLICE_S:g} s would take "
+            f"{paired.rounds * SLICE_S:g} s; use at most {most} rounds per pair or a longer "
+            f"duration")
 
 
 def not_paired(report: Any, paired: PairedRequest) -> Any:

@@ -80,6 +80,7 @@ def summarize(config: Mapping[str, Any], results: Mapping[str, Any]) -> Report:
         error=None,
         cores=list(results.get("cores") or []),
         windows=windows,
+        launch_windows=[len(windows["throughput"])],
     )
     if results.get("single_pass"):
         report["duration"] = measured_s

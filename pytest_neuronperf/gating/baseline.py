@@ -36,6 +36,9 @@ FORMAT_VERSION = 1
 # 1. First version. machines -> {fingerprint, tests -> {test key -> {config key ->
 #    {"metrics": whole-run report metrics, "windows": {throughput, latency_ms_p50,
 #    latency_ms_p99: per-window lists, null for a window without calls}}}}}.
+#    Later in version 1 (readers ignore what they do not know, so no new number): an optional
+#    "launch_windows" per entry, the number of windows each launch (fresh copies) contributed,
+#    in order; the gate compares launches with launches where both sides have it.
 #    Later, without a bump (readers that do not know it ignore it): an entry may carry
 #    "profile", the configuration's profile summary (pytest_neuronperf.profiling.summary),
 #    the base an explanation of a later regression is diffed against.
@@ -132,6 +135,8 @@ def save_results(
                 stored[config] = {
                     "metrics": dict(entry.get("metrics") or {}),
                     "windows": {m: list(v) for m, v in (entry.get("windows") or {}).items()},
+                    **({"launch_windows": list(entry["launch_windows"])}
+                       if entry.get("launch_windows") else {}),
                     **({"profile": entry["profile"]} if entry.get("profile") else {}),
                 }
         safe_files.remove_leftovers(file)  # of writers killed mid-save
@@ -274,6 +279,10 @@ def _entry_problem(entry: dict[str, Any]) -> str | None:
             return f"windows {name!r} is not a list of numbers"
         if any(v is not None and v < 0 for v in series):
             return f"windows {name!r} has negative values"
+    sizes = entry.get("launch_windows")
+    if sizes is not None and not (isinstance(sizes, list) and all(
+            isinstance(n, int) and not isinstance(n, bool) and n > 0 for n in sizes)):
+        return "'launch_windows' is not a list of positive integers"
     return None
 
 

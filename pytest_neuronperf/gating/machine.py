@@ -76,6 +76,27 @@ def machine_id(fp: Mapping[str, Any], keys: Iterable[str] = SPEED_KEYS) -> str:
     return hashlib.sha256(text.encode()).hexdigest()[:MACHINE_ID_LENGTH]
 
 
+def identify(backend: Any, extra: Mapping[str, Any] | None = None) -> tuple[str, dict[str, Any]]:
+    """(machine id, fingerprint) of this machine with ``backend`` (a ``DeviceBackend``) as its
+    device; ``extra`` fields (``pytest_neuronperf_fingerprint`` hooks) count in the id."""
+    fp = fingerprint(backend.name, backend.fingerprint().get("devices") or [])
+    fp.update(extra or {})
+    return machine_id(fp, (*SPEED_KEYS, *(extra or {}))), fp
+
+
+def describe(fp: Mapping[str, Any]) -> str:
+    """``cpu, 2 cores, AMD EPYC``: what a fingerprint says about speed, in words."""
+    return f"{fp.get('device_type')}, {fp.get('cores')} cores, {fp.get('cpu')}"
+
+
+def mismatch_text(baseline: Any, machine_id: str, machines: Mapping[str, Mapping[str, Any]]
+                  ) -> str:
+    """The sentence for a baseline file with no results for this machine."""
+    others = ", ".join(f"{mid} ({describe(fp)})" for mid, fp in machines.items()) or "none"
+    return (f"baseline {baseline} has no results for this machine {machine_id}: every "
+            f"configuration is NEW; it has: {others}")
+
+
 def version_changes(old_fp: Mapping[str, Any], new_fp: Mapping[str, Any]) -> list[str]:
     """Versions that differ between two fingerprints, e.g. ``["torch 2.12.0 -> 2.13.0"]``."""
     libraries = [*LIBRARIES, *OPTIONAL_LIBRARIES]

@@ -38,6 +38,7 @@ from typing import Any, Literal, cast
 
 import numpy as np
 
+from pytest_neuronperf import formatting
 from pytest_neuronperf.gating.stats import (
     bootstrap_ratio_ci,
     drop_hiccups,
@@ -52,7 +53,6 @@ from pytest_neuronperf.metrics import (
     gated_metrics,
     metric_named,
     metrics_of,
-    worse_sign,
 )
 from pytest_neuronperf.reports import GateFigure, Report, Rerun
 
@@ -216,13 +216,38 @@ class MetricComparison:
         return -self.delta if METRICS[self.metric].higher_is_better else self.delta
 
 
+def launch_medians(windows: Sequence[float | None], sizes: Sequence[int] | None) -> np.ndarray:
+    """One value per launch (fresh copies): the median of that launch's finite windows, given
+    how many windows each launch contributed, in order; empty when the sizes do not fit the
+    windows (an entry from before launches were recorded: one launch cut into windows)."""
+    if not sizes or sum(sizes) != len(windows):
+        return np.empty(0)
+    values, start = [], 0
+    for size in sizes:
+        part = finite_values(windows[start:start + size])
+        start += size
+        if part.size:
+            values.append(float(np.median(part)))
+    return np.array(values, dtype=np.float64)
+
+
 def compare_metric(
     metric: str,
     baseline_windows: Sequence[float | None],
     current_windows: Sequence[float | None],
     tolerance: float,
+    baseline_launches: Sequence[int] | None = None,
+    current_launches: Sequence[int] | None = None,
 ) -> MetricComparison:
-    """Verdict for one metric's per-window values: PASS, IMPROVED, REGRESSED or INCONCLUSIVE."""
+    """Verdict for one metric's per-window values: PASS, IMPROVED, REGRESSED or INCONCLUSIVE.
+
+    With the windows each launch (fresh copies) of the baseline contributed
+    (``baseline_launches``), the change is also held against the launches: a baseline whose own
+    launches differ by more than the tolerance cannot decide a change smaller than that
+    difference (INCONCLUSIVE), whatever the windows say (windows of one launch share its
+    speed, so their test alone would call a launch's offset significant). The estimate stays
+    the ratio of the window medians: robust to one disturbed launch among two, which a mean of
+    launches is not."""
     higher_is_better = METRICS[metric].higher_is_better
     all_base = finite_values(baseline_windows)
     all_cur = finite_values(current_windows)
@@ -234,6 +259,7 @@ def compare_metric(
     dropped = all_base.size - base.size + all_cur.size - cur.size
     base_median = float(np.median(base)) if base.size else math.nan
     cur_median = float(np.median(cur)) if cur.size else math.nan
+    base_runs = launch_medians(baseline_windows, baseline_launches)
     delta = cur_median / base_median - 1.0 if base_median else math.nan
     notes = [f"{dropped} hiccup window{'s' if dropped > 1 else ''} left out"] if dropped else []
 
@@ -260,6 +286,13 @@ def compare_metric(
 
     sign = -1.0 if higher_is_better else 1.0
     worse = sign * delta
+    spread = launch_spread(base_runs)
+    if spread > tolerance and abs(worse) <= spread:
+        return result(
+            Verdict.INCONCLUSIVE,
+            f"the baseline's {base_runs.size} launches differ by {spread:.0%}, more than the "
+            f"tolerance and the change: save the baseline again on a quieter machine",
+        )
     worse_alternative = "less" if higher_is_better else "greater"
     better_alternative = "greater" if higher_is_better else "less"
     p = mann_whitney_p(cur, base, worse_alternative if worse >= 0 else better_alternative)
@@ -268,20 +301,29 @@ def compare_metric(
     if worse > tolerance:
         if significant:
             return result(Verdict.REGRESSED, "", p, ci)
-        return result(Verdict.INCONCLUSIVE, f"worse than tolerance but p={p:.2g}", p, ci)
+        return result(Verdict.INCONCLUSIVE,
+                      f"worse than tolerance but p={formatting.p_value(p)}", p, ci)
     if -worse > tolerance:
         if significant:
             return result(Verdict.IMPROVED, "", p, ci)
-        return result(Verdict.INCONCLUSIVE, f"better than tolerance but p={p:.2g}", p, ci)
+        return result(Verdict.INCONCLUSIVE,
+                      f"better than tolerance but p={formatting.p_value(p)}", p, ci)
     worst_end = max(sign * (ci[0] - 1.0), sign * (ci[1] - 1.0))
     if worst_end > NOISE_REACH * tolerance:
         return result(
             Verdict.INCONCLUSIVE,
-            f"too noisy: {worst_end:.0%} worse cannot be ruled out",
+            f"too noisy: {formatting.percent(worst_end)} worse cannot be ruled out",
             p,
             ci,
         )
     return result(Verdict.PASS, "", p, ci)
+
+
+def launch_spread(values: np.ndarray) -> float:
+    """How far apart a baseline's launches are: largest / smallest - 1 (0 below 2 launches)."""
+    if values.size < 2 or not np.all(values > 0):
+        return 0.0
+    return float(np.max(values) / np.min(values) - 1.0)
 
 
 def compare_value(
@@ -368,31 +410,35 @@ class Judgement:
 
 def gate_figures(judgement: Judgement, report: Mapping[str, Any]) -> dict[str, GateFigure]:
     """Per gated metric, the numbers behind the verdict: ``now`` and ``baseline`` (window
-    medians, hiccups left out as the gate did), ``delta``, ``tolerance``, ``p``, ``ci`` (of the
-    ratio now / baseline) and the metric's ``verdict``. Without a baseline entry only ``now``
-    (the median of this run's windows, hiccups left out: what a later run's gate will call
-    this run's median once it is the baseline). Tables, files and the HTML report show these,
-    so that what a reader sees is what was judged."""
+    medians, hiccups left out as the gate did), ``delta``, ``tolerance``, ``p``, ``interval``
+    (of the change, as ``delta`` is) and the metric's ``verdict``. Without a baseline entry
+    only ``now`` (the median of this run's windows, hiccups left out: what a later run's gate
+    will call this run's median once it is the baseline). Tables, files and the HTML report
+    show these, so that what a reader sees is what was judged."""
     figures: dict[str, GateFigure] = {}
     for c in judgement.comparisons:
         figures[c.metric] = {
-            "now": _finite(c.current), "baseline": _finite(c.baseline),
-            "delta": _finite(c.delta), "tolerance": _finite(c.tolerance),
-            "p": _finite(c.p_value), "ci": [_finite(c.ci_low), _finite(c.ci_high)],
+            "now": formatting.finite(c.current), "baseline": formatting.finite(c.baseline),
+            "delta": formatting.finite(c.delta), "tolerance": formatting.finite(c.tolerance),
+            "p": formatting.finite(c.p_value),
+            "interval": [formatting.finite(c.ci_low - 1.0), formatting.finite(c.ci_high - 1.0)],
             "verdict": c.verdict.value,
         }
     for metric in metrics_of(dict(report)):
         if metric not in figures and report.get("status", "ok") == "ok":
-            values = finite_values(_windows(report, metric))
-            if values.size >= MIN_WINDOWS:  # as compare_metric would leave them out
-                values = drop_hiccups(values, METRICS[metric].higher_is_better)
-            figures[metric] = {"now": float(np.median(values)) if values.size else None}
+            median = window_median(_windows(report, metric), metric)
+            figures[metric] = {"now": formatting.finite(median)}
     return figures
 
 
-def _finite(value: float) -> float | None:
-    """A number for a report file: NaN and inf become None."""
-    return float(value) if math.isfinite(value) else None
+def window_median(windows: Sequence[float | None], metric: str) -> float:
+    """The median of a run's windows with hiccups left out as ``compare_metric`` leaves them
+    out (NaN without a window): the figure that stands for a run, or one side of a paired
+    run, in every table."""
+    values = finite_values(windows)
+    if values.size >= MIN_WINDOWS:
+        values = drop_hiccups(values, METRICS[metric].higher_is_better)
+    return float(np.median(values)) if values.size else math.nan
 
 
 def judge(
@@ -422,6 +468,8 @@ def judge(
             _windows(baseline_entry, metric),
             _windows(report, metric),
             tolerances[metric],
+            baseline_entry.get("launch_windows"),
+            report.get("launch_windows"),
         )
         for metric in gated_metrics(dict(report))
         if metric in tolerances
@@ -528,6 +576,10 @@ def pool_reports(
     windows_a, windows_b = first.get("windows") or {}, second.get("windows") or {}
     pooled["windows"] = {m: [*windows_a.get(m, []), *windows_b.get(m, [])]
                          for m in set(windows_a) | set(windows_b)}
+    if first.get("launch_windows") and second.get("launch_windows"):
+        pooled["launch_windows"] = [*first["launch_windows"], *second["launch_windows"]]
+    else:
+        pooled.pop("launch_windows", None)
     pooled[label] = cast(Rerun, {k: second.get(k) for k in (
         "status", "throughput_avg", "throughput_peak", "latency_ms_p50", "latency_ms_p99")})
     return pooled
@@ -538,11 +590,14 @@ def entry_from_report(report: Mapping[str, Any]) -> dict[str, Any]:
     if report.get("status", "ok") != "ok":
         raise ValueError("a configuration that ended in an error has no results to store.")
     windows = report.get("windows") or {}
-    return {
+    entry = {
         "metrics": {k: _as_float(report[k]) for k in BASELINE_METRICS
                     if k in report and (k in LATENCY_THROUGHPUT or report[k] is not None)},
         "windows": {m: [_as_float(v) for v in windows[m]] for m in WINDOW_METRICS if m in windows},
     }
+    if report.get("launch_windows"):
+        entry["launch_windows"] = [int(n) for n in report["launch_windows"]]
+    return entry
 
 
 def _windows(source: Mapping[str, Any], metric: str) -> list[float | None]:
@@ -577,15 +632,16 @@ def format_judgement_table(judgement: Judgement) -> str:
     """A fixed-width table (under 100 columns) of baseline, now, delta and tolerance per metric."""
     header = (
         f"{'metric':<14} {'baseline':>10} {'now':>10} {'delta':>8} {'tolerance':>9} "
-        f"{'p':>7} {'95% CI of delta':>16}  verdict"
+        f"{'p':>7} {'95% interval':>16}  verdict"
     )
     lines = [header, "-" * len(header)]
     for c in judgement.comparisons:
         lines.append(
-            f"{METRICS[c.metric].label:<14} {format_number(c.baseline):>10} "
-            f"{format_number(c.current):>10} {format_percent(c.delta):>8} "
-            f"{format_tolerance(c.metric, c.tolerance):>9} "
-            f"{format_p(c.p_value):>7} {_ci(c):>16}  {c.verdict.value}"
+            f"{METRICS[c.metric].label:<14} {formatting.number(c.baseline):>10} "
+            f"{formatting.number(c.current):>10} {formatting.percent(c.delta):>8} "
+            f"{formatting.tolerance(c.metric, c.tolerance):>9} "
+            f"{formatting.p_value(c.p_value):>7} "
+            f"{formatting.interval(c.ci_low - 1.0, c.ci_high - 1.0):>16}  {c.verdict.value}"
         )
         if c.note:
             lines.append(f"{'':<14}   {c.note}")
@@ -593,8 +649,8 @@ def format_judgement_table(judgement: Judgement) -> str:
         relation = ">=" if BUDGETS[miss.budget].higher_is_better else "<="
         lines.append(
             f"{BUDGETS[miss.budget].budget_label:<14} "
-            f"{relation + ' ' + format_number(miss.limit):>10} "
-            f"{format_number(miss.actual):>10} {'':>8} {'':>9} {'':>7} {'':>16}  OVER_BUDGET"
+            f"{relation + ' ' + formatting.number(miss.limit):>10} "
+            f"{formatting.number(miss.actual):>10} {'':>8} {'':>9} {'':>7} {'':>16}  OVER_BUDGET"
         )
         if miss.note:
             lines.append(f"{'':<14}   {miss.note}: the queue kept growing at this rate")
@@ -603,38 +659,3 @@ def format_judgement_table(judgement: Judgement) -> str:
     if judgement.verdict is Verdict.ERROR:
         lines = [f"benchmark failed: {judgement.error or 'no reason given'}"]
     return "\n".join(lines)
-
-
-def format_number(value: float) -> str:
-    """A metric value with precision that suits its size."""
-    if not math.isfinite(value):
-        return "-"
-    if abs(value) >= 100:
-        return f"{value:,.0f}"
-    if abs(value) >= 1:
-        return f"{value:.2f}"
-    return f"{value:.3g}"
-
-
-def format_percent(value: float) -> str:
-    """A signed relative change as a percentage."""
-    return f"{value:+.1%}" if math.isfinite(value) else "-"
-
-
-def format_tolerance(metric: str, tolerance: float) -> str:
-    """A tolerance with the sign of a worse change, e.g. -10% for throughput."""
-    if not math.isfinite(tolerance):
-        return "off"
-    return f"{worse_sign(metric)}{tolerance * 100:.3g}%"
-
-
-def format_p(value: float) -> str:
-    """A p-value in two significant digits."""
-    return f"{value:.2g}" if math.isfinite(value) else "-"
-
-
-def _ci(c: MetricComparison) -> str:
-    """The bootstrap interval of the ratio, shown as a range of relative changes."""
-    if not (math.isfinite(c.ci_low) and math.isfinite(c.ci_high)):
-        return "-"
-    return f"{c.ci_low - 1:+.0%}..{c.ci_high - 1:+.0%}"

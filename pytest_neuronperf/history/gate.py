@@ -15,6 +15,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from pytest_neuronperf import formatting
 from pytest_neuronperf.gating.verdicts import Verdict, effective_tolerance
 from pytest_neuronperf.history.changes import MIN_RUNS
 from pytest_neuronperf.history.recording import result_rows
@@ -25,7 +26,6 @@ from pytest_neuronperf.history.series import (
     confidence_text,
     current_point,
     series_of,
-    tolerance_text,
 )
 from pytest_neuronperf.history.store import StoredResult, StoredRun
 
@@ -45,21 +45,16 @@ class HistoryJudgement:
     tolerance: dict[str, float] = field(default_factory=dict)
     note: str = ""
 
-    def reason(self) -> str:
-        """``history: throughput -14.0% from the run of ... (tolerance -12%)``."""
-        return "history: " + "; ".join(
-            f"{c.text()} (tolerance {tolerance_text(c.key.metric, self.tolerance[c.key.metric])})"
-            for c in self.regressions)
-
     def table(self) -> str:
         """The evidence: per change point, the medians around it and what changed."""
         lines = [f"history ({self.runs} runs of this configuration in commit order):"]
         for c in self.regressions:
             lines.append(
-                f"  {c.key.metric}: median {c.change.before:.4g} over {c.change.runs_before} "
-                f"run(s) -> {c.change.after:.4g} over {c.change.runs_after} run(s) "
-                f"({c.change.magnitude:+.1%}, tolerance "
-                f"{tolerance_text(c.key.metric, self.tolerance[c.key.metric])}, confidence "
+                f"  {c.key.metric}: median {formatting.number(c.change.before)} over "
+                f"{c.change.runs_before} run(s) -> {formatting.number(c.change.after)} over "
+                f"{c.change.runs_after} run(s) ({formatting.percent(c.change.magnitude)}, "
+                f"tolerance {formatting.tolerance(c.key.metric, self.tolerance[c.key.metric])}, "
+                f"confidence "
                 f"{confidence_text(c.change.confidence)})")
             lines.append(f"    first run after: {c.first.run.uid[:8]} commit "
                          f"{c.first.run.commit or '?'}; last run before: "

@@ -3,16 +3,16 @@ change points told with what changed: first run, commit range, package versions.
 
 from __future__ import annotations
 
-import math
 import time
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from pytest_neuronperf import formatting
 from pytest_neuronperf.history.changes import Change, detect
 from pytest_neuronperf.history.runinfo import package_changes
 from pytest_neuronperf.history.store import StoredResult, StoredRun
-from pytest_neuronperf.metrics import METRICS, worse_sign
+from pytest_neuronperf.metrics import METRICS
 from pytest_neuronperf.reports import config_label, parse_config_key
 
 
@@ -68,14 +68,19 @@ class FoundChange:
         return f"{short(self.before.run.commit)}..{short(self.first.run.commit)}"
 
     def text(self, versions_shown: int = 4) -> str:
-        """``throughput -12.3% from run 2024-06-11 10:02 (commits abc1234..def5678; torch
-        2.12.0 -> 2.13.0), confidence 99.9%``."""
+        """``throughput -12.3% from the run of 2024-06-11 10:02 (commits abc1234..def5678;
+        torch 2.12.0 -> 2.13.0), confidence 99.9%, 3 run(s) since``."""
+        return (f"{short_metric(self.key.metric)} {formatting.percent(self.change.magnitude)} "
+                f"{self.evidence(versions_shown)}")
+
+    def evidence(self, versions_shown: int = 4) -> str:
+        """What the change is known by: ``from the run of 2024-06-11 10:02 (commits
+        abc1234..def5678; torch 2.12.0 -> 2.13.0), confidence 99.9%, 3 run(s) since``."""
         versions = self.versions
         what = ", ".join(versions[:versions_shown]) + (
             f" and {len(versions) - versions_shown} more" if len(versions) > versions_shown
             else "")
-        return (f"{short_metric(self.key.metric)} {self.change.magnitude:+.1%} from the run of "
-                f"{when(self.first.run.recorded_at)} (commits {self.commits}"
+        return (f"from the run of {when(self.first.run.recorded_at)} (commits {self.commits}"
                 f"{'; ' + what if what else '; no package version changed'}), confidence "
                 f"{confidence_text(self.change.confidence)}, {self.change.runs_after} run(s) since")
 
@@ -98,11 +103,6 @@ def when(timestamp: float) -> str:
 def confidence_text(confidence: float) -> str:
     """``99.9%`` (never ``100%``: a test is never that sure)."""
     return f"{min(confidence, 0.9999):.2%}" if confidence > 0.999 else f"{confidence:.1%}"
-
-
-def tolerance_text(metric: str, tolerance: float) -> str:
-    """``-12%`` for throughput, ``+20%`` for p99."""
-    return f"{worse_sign(metric)}{tolerance:.0%}" if math.isfinite(tolerance) else "off"
 
 
 def series_of(runs: Iterable[StoredRun]) -> dict[SeriesKey, list[Point]]:

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from pytest_neuronperf import formatting
 from pytest_neuronperf.history.series import (
     FoundChange,
     Point,
@@ -58,7 +59,7 @@ def table_lines(found: Sequence[Trend], runs: Sequence[StoredRun]) -> list[str]:
         if name != test:
             test = name
             lines.append(test)
-        metrics = "  ".join(f"{short_metric(t.key.metric)} {t.points[-1].value:.4g} "
+        metrics = "  ".join(f"{short_metric(t.key.metric)} {formatting.number(t.points[-1].value)} "
                             f"[{len(t.changes)}]" for t in group)
         runs_seen = max(len(t.points) for t in group)
         lines.append(f"  {group[0].key.label}  machine {machine}  {runs_seen} run(s)  {metrics}")
@@ -111,7 +112,8 @@ def _figure(group: Sequence[Trend]) -> str:
         for change in trend.changes:
             at = change.change.index
             axis.axvline(at - 0.5, color="#c62828", linestyle="--", linewidth=1.2)
-            axis.annotate(f"{change.change.magnitude:+.1%} {short(change.first.run.commit)}",
+            axis.annotate(f"{formatting.percent(change.change.magnitude)} "
+                          f"{short(change.first.run.commit)}",
                           (at - 0.5, 0.04), xycoords=("data", "axes fraction"),
                           color="#c62828", fontsize=8, xytext=(3, 0), textcoords="offset points")
         bounds = [0, *(c.change.index for c in trend.changes), len(values)]
@@ -134,7 +136,7 @@ def _change_table(group: Sequence[Trend]) -> str:
             "</th><th>commits</th><th>package versions changed</th></tr>")
     body = "".join(
         f"<tr><td class='label'>{_e(short_metric(c.key.metric))}</td>"
-        f"<td>{c.change.magnitude:+.1%}</td><td>{confidence_text(c.change.confidence)}</td>"
+        f"<td>{formatting.percent(c.change.magnitude)}</td><td>{confidence_text(c.change.confidence)}</td>"
         f"<td class='label'>{_e(_when(c.first.run.recorded_at))} ({_e(c.first.run.uid[:8])})"
         f"</td><td class='label'>{_e(c.commits)}</td>"
         f"<td class='label'>{_e(', '.join(c.versions) or 'none')}</td></tr>"

@@ -45,17 +45,17 @@ MARKER_HELP = (
 
 def pytest_addoption(parser: pytest.Parser) -> None:
     group = parser.getgroup("neuronperf", "ML inference performance (pytest-neuronperf)")
-    for flag, ini, kind, parse, help_text in OPTIONS:
-        if kind == "bool":
+    for flag, ini, value, parse, help_text in OPTIONS:
+        if value == "bool":
             group.addoption(flag, action="store_true", default=None,
                             help=argparse_help(help_text))
             parser.addini(ini, help_text, type="bool", default=False)
-        elif kind == "optional":  # a flag that may take a value: --flag or --flag=VALUE
+        elif value.startswith("["):  # a flag that may take a value: --flag or --flag=MODE
             group.addoption(flag, action="store", nargs="?", const="all", default=None,
-                            metavar="VALUE", type=parse, help=argparse_help(help_text))
+                            metavar=value.strip("[]"), type=parse, help=argparse_help(help_text))
             parser.addini(ini, help_text, type="string", default="")
         else:
-            group.addoption(flag, action="store", default=None, metavar="VALUE",
+            group.addoption(flag, action="store", default=None, metavar=value,
                             type=parse, help=argparse_help(help_text))
             parser.addini(ini, help_text, type="string", default="")
 

@@ -33,8 +33,8 @@ from pytest_neuronperf.child.isolation import HARNESS, module_file, within
 from pytest_neuronperf.engine.model_ref import importable_name
 from pytest_neuronperf.engine.paired import PairedRequest
 from pytest_neuronperf.protocol.specs import ImportRoot
+from pytest_neuronperf.safe_files import CACHE_FOLDER, cache_folder
 
-CACHE_DIR = ".neuronperf-cache"
 GIT_TIMEOUT_S = 300
 
 
@@ -292,9 +292,10 @@ def resolve(rootdir: Path, revision: str) -> BaseTree:
 
 
 def usable_cache(rootdir: Path, who: str = "") -> Path:
-    """``<rootdir>/.neuronperf-cache`` if it is (or can become) a writable directory, else a
-    :class:`RevisionError` saying what is wrong with it (``who`` needs it: the option)."""
-    cache = rootdir / CACHE_DIR
+    """``<rootdir>/.neuronperf-cache``, created and hidden from git, if it is (or can become) a
+    writable directory, else a :class:`RevisionError` saying what is wrong with it (``who`` needs
+    it: the option)."""
+    cache = rootdir / CACHE_FOLDER
     who = f"{who}: " if who else ""
     if cache.exists() and not cache.is_dir():
         raise RevisionError(
@@ -308,7 +309,7 @@ def usable_cache(rootdir: Path, who: str = "") -> Path:
         raise RevisionError(
             f"{who}cannot create {cache} (the rootdir {rootdir} is not writable); "
             f"pytest-neuronperf keeps base trees and compiled models there")
-    return cache
+    return cache_folder(rootdir)
 
 
 def materialise(repo: Path, commit: str, destination: Path) -> None:

@@ -21,6 +21,7 @@ from pytest_neuronperf.engine.paired import PairedRequest
 from pytest_neuronperf.engine.request import BenchmarkRequest
 from pytest_neuronperf.engine.summary import reports_from_results
 from pytest_neuronperf.evaluation import metric_names
+from pytest_neuronperf.gating import paired as paired_gate
 from pytest_neuronperf.gating.baseline import result_key
 from pytest_neuronperf.gating.verdicts import needs_recheck, pool_reports
 from pytest_neuronperf.plugin.against import usable_cache
@@ -183,7 +184,9 @@ class NeuronperfFixture:
             if needs_compile and not isinstance(model, str | os.PathLike):
                 model = self._compile(model, inputs, call_args.get("framework"), settings)
             if paired is not None:
-                paired = dataclasses.replace(paired, rounds=settings.paired_rounds)
+                paired = dataclasses.replace(
+                    paired, rounds=settings.paired_rounds,
+                    stop_rules=paired_gate.stop_rules(self._session.options.paired_tolerance))
         share = self._session.share(backend)
         request = BenchmarkRequest(
             model, inputs, duration=self._session.options.duration or settings.duration,

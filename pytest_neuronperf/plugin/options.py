@@ -129,39 +129,41 @@ def parse_device(value: str) -> str:
 
 
 OPTIONS: list[tuple[str, str, str, Callable[[str], Any] | None, str]] = [
-    # (flag, ini name, kind, parser, help); help is plain text ("%" needs no escaping: see
-    # argparse_help)
-    ("--neuronperf-baseline", "neuronperf_baseline", "path", Path,
+    # (flag, ini name, value, parser, help). value: "bool" for a switch, else the name --help
+    # shows for the value (PATH: an ini value is relative to the rootdir; [MODE]: the value may
+    # be left out, as in a bare --neuronperf-profile). help is plain text
+    # ("%" needs no escaping: see argparse_help)
+    ("--neuronperf-baseline", "neuronperf_baseline", "PATH", Path,
      "compare every configuration against this baseline file (JSON)"),
     ("--neuronperf-save-baseline", "neuronperf_save_baseline", "bool", None,
      "merge this run's results into the baseline file (created if missing)"),
-    ("--neuronperf-tolerance", "neuronperf_tolerance", "string", parse_tolerance_option,
+    ("--neuronperf-tolerance", "neuronperf_tolerance", "SPEC", parse_tolerance_option,
      "default relative tolerances, e.g. p99:10%,p50:10%,throughput:5%"),
-    ("--neuronperf-duration", "neuronperf_duration", "string", parse_duration,
+    ("--neuronperf-duration", "neuronperf_duration", "S", parse_duration,
      "on the command line: override every configuration's measured duration (seconds); "
      "in ini: the duration of markers that set none"),
-    ("--neuronperf-device", "neuronperf_device", "string", parse_device,
+    ("--neuronperf-device", "neuronperf_device", "NAME", parse_device,
      "force a device backend: cpu, cuda, neuron, neuronx or a registered one"),
-    ("--neuronperf-json", "neuronperf_json", "path", Path, "write all reports to this JSON file"),
-    ("--neuronperf-csv", "neuronperf_csv", "path", Path, "write all reports to this CSV file"),
-    ("--neuronperf-html", "neuronperf_html", "path", Path,
+    ("--neuronperf-json", "neuronperf_json", "PATH", Path, "write all reports to this JSON file"),
+    ("--neuronperf-csv", "neuronperf_csv", "PATH", Path, "write all reports to this CSV file"),
+    ("--neuronperf-html", "neuronperf_html", "PATH", Path,
      "write one self-contained HTML report with plots to this file"),
     ("--neuronperf-skip", "neuronperf_skip", "bool", None, "skip all performance tests"),
     ("--neuronperf-only", "neuronperf_only", "bool", None, "run only performance tests"),
     ("--neuronperf-strict", "neuronperf_strict", "bool", None,
      "NEW, INCONCLUSIVE and machine mismatch fail instead of warn"),
-    ("--neuronperf-against", "neuronperf_against", "string", parse_against,
+    ("--neuronperf-against", "neuronperf_against", "REV", parse_against,
      "paired mode: measure each perf test's model as it is at this git revision (base) "
      "against the working tree (head), interleaved on the same cores"),
-    ("--neuronperf-paired-tolerance", "neuronperf_paired_tolerance", "string",
+    ("--neuronperf-paired-tolerance", "neuronperf_paired_tolerance", "SPEC",
      parse_paired_tolerance_option,
      "tolerances of the paired gate (default throughput:3%,p50:3%,p99:10%)"),
-    ("--neuronperf-history", "neuronperf_history", "string", parse_history,
+    ("--neuronperf-history", "neuronperf_history", "PATH_OR_URL", parse_history,
      "append every run's reports (with commit, branch, package versions) to this history: a "
      "SQLite file path or a postgresql:// URL"),
     ("--neuronperf-history-gate", "neuronperf_history_gate", "bool", None,
      "fail a test whose latest runs in the history form a change point worse than tolerance"),
-    ("--neuronperf-profile", "neuronperf_profile", "optional", parse_profile,
+    ("--neuronperf-profile", "neuronperf_profile", "[MODE]", parse_profile,
      "after the measurement, profile configurations (operators and Python frames, head and "
      "base) and show what got slower: all (the bare flag), auto (the default: REGRESSED "
      "configurations and those saved as a baseline) or off"),
@@ -183,13 +185,13 @@ def read_option(config: pytest.Config, flag: str) -> Any:
 
 def read_ini(config: pytest.Config, flag: str) -> Any:
     """The ini value of a flag's option, parsed as the flag is, or None when unset."""
-    _, ini, kind, parse, _ = next(o for o in OPTIONS if o[0] == flag)
+    _, ini, value, parse, _ = next(o for o in OPTIONS if o[0] == flag)
     raw = config.getini(ini)
-    if kind == "bool":
+    if value == "bool":
         return bool(raw)
     if not raw:
         return None
-    if kind == "path":
+    if value == "PATH":
         return config.rootpath / str(raw)
     assert parse is not None
     return parse(str(raw))

@@ -13,20 +13,20 @@ decided.
 
 from __future__ import annotations
 
-import math
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from pytest_neuronperf import formatting
 from pytest_neuronperf.engine.interference import describe as describe_interference
-from pytest_neuronperf.gating.paired import PairedJudgement, format_paired_table, interval_text
+from pytest_neuronperf.gating.paired import PairedJudgement, format_paired_table
 from pytest_neuronperf.gating.verdicts import (
     Judgement,
     MetricComparison,
     Verdict,
     format_judgement_table,
 )
-from pytest_neuronperf.metrics import BUDGETS, METRICS, worse_sign
+from pytest_neuronperf.metrics import BUDGETS, METRICS
 from pytest_neuronperf.plugin.options import RunOptions
 from pytest_neuronperf.reports import Report, config_label
 
@@ -43,7 +43,8 @@ class Outcome:
     label: str
     """The configuration, ``bs=8 n=2 w=1 p=1``."""
     headline: str
-    """One line: ``REGRESSED bs=8 n=2 w=1 p=1: throughput -21% (tolerance -12%)``."""
+    """One line, what matters first (a CI log cuts it at 80 columns):
+    ``REGRESSED throughput -21.0% at bs=8 n=2 w=1 p=1 (tolerance -12%)``."""
     details: str = ""
     """The evidence under the headline (the judgement table, or the error)."""
 
@@ -97,40 +98,58 @@ def decide(
         error = str(report.get("error") or judgement.error or "no reason given")
         first = error.strip().splitlines()[0] if error.strip() else "no reason given"
         return Outcome(verdict, failing, label, f"ERROR {label}: {first}", error)
-    why = reason(verdict, judgement)
     if paired is not None and verdict is not Verdict.OVER_BUDGET and (
             options.baseline is None or verdict is not judgement.verdict):
-        why = paired_reason(verdict, paired, report)  # the paired gate made the verdict
+        why = paired_reason(verdict, paired, report, label)  # the paired gate made it
+    else:
+        why = reason(verdict, judgement, label)
     if history is not None and history.verdict is verdict is Verdict.REGRESSED and not (
             judgement.verdict is verdict or (paired is not None and paired.verdict is verdict)):
-        why = history.reason()  # the history gate made the verdict
+        why = history_reason(history, label)  # the history gate made the verdict
     tables = [format_judgement_table(judgement)] if options.baseline is not None or (
         paired is None or judgement.budget_misses) else []
     if paired is not None:
-        tables.append(format_paired_table(paired, (report.get("paired") or {}).get("revision")))
+        tables.append(format_paired_table(paired, report.get("paired")))
     if history is not None and (history.regressions or history.note):
         tables.append(history.table())
     busy = describe_interference(report.get("interference"))
     if busy:
         tables.append(f"note: {busy}; figures from a busy machine are less reliable")
-    return Outcome(verdict, failing, label, f"{verdict.value} {label}: {why}",
-                   "\n".join(tables))
+    return Outcome(verdict, failing, label, f"{verdict.value} {why}", "\n".join(tables))
 
 
-def paired_reason(verdict: Verdict, paired: PairedJudgement, report: Mapping[str, Any]) -> str:
-    """What made a paired verdict: ``paired vs main: throughput -9.8% [-12.0%..-7.5%]``."""
+def headline(parts: list[tuple[str, str]], label: str) -> str:
+    """``throughput -21.0% at bs=8 n=2 w=1 p=1 (tolerance -12%), p50 +30.0% (...)``: each
+    metric's change and its detail, the configuration after the first change."""
+    (change_text, detail), *rest = parts
+    first = f"{change_text} at {label}" + (f" ({detail})" if detail else "")
+    return ", ".join([first, *(f"{c} ({d})" if d else c for c, d in rest)])
+
+
+def paired_reason(verdict: Verdict, paired: PairedJudgement, report: Mapping[str, Any],
+                  label: str) -> str:
+    """What made a paired verdict:
+    ``throughput -9.8% at bs=1 n=1 w=1 p=1 (paired vs main: -12.0%..-7.5%, tolerance -3%)``."""
     if not paired.comparisons:
-        return paired.note or "no paired comparison"
+        return f"{label}: {paired.note or 'no paired comparison'}"
     behind = [c for c in paired.comparisons if c.verdict is verdict] or paired.comparisons[:1]
     revision = (report.get("paired") or {}).get("revision")
-    parts = []
-    for c in behind:
-        tolerance = (f"{worse_sign(c.metric)}{c.tolerance:.0%}" if math.isfinite(c.tolerance)
-                     else "off")
-        delta = f"{c.delta:+.1%}" if math.isfinite(c.delta) else "?"
-        parts.append(f"{short_name(c.metric)} {delta} [{interval_text(c.low, c.high)}] "
-                     f"(tolerance {tolerance})")
-    return (f"paired vs {revision}: " if revision else "paired: ") + ", ".join(parts)
+    against = f"paired vs {revision}: " if revision else "paired: "
+    parts = [(f"{short_name(c.metric)} {formatting.percent(c.delta)}",
+              f"{against if position == 0 else ''}{formatting.interval(c.low, c.high)}, "
+              f"tolerance {formatting.tolerance(c.metric, c.tolerance)}")
+             for position, c in enumerate(behind)]
+    return headline(parts, label)
+
+
+def history_reason(history: HistoryJudgement, label: str) -> str:
+    """What made a history verdict: ``throughput -64.8% at bs=1 n=1 w=1 p=1 (history: from the
+    run of ... (commits ...), confidence 99.1%, 3 run(s) since, tolerance -12%)``."""
+    parts = [(f"{short_name(c.key.metric)} {formatting.percent(c.change.magnitude)}",
+              f"{'history: ' if position == 0 else ''}{c.evidence()}, tolerance "
+              f"{formatting.tolerance(c.key.metric, history.tolerance[c.key.metric])}")
+             for position, c in enumerate(history.regressions)]
+    return headline(parts, label)
 
 
 def unused_marker_text(nodeid: str) -> str:
@@ -153,32 +172,30 @@ def hook_verdict(value: Any) -> Verdict:
         return Verdict.ERROR
 
 
-def reason(verdict: Verdict, judgement: Judgement) -> str:
-    """What made the verdict, in a few words: the metrics and changes behind it."""
+def reason(verdict: Verdict, judgement: Judgement, label: str) -> str:
+    """What made the verdict: the metrics and changes behind it (``metrics.METRICS`` order)."""
     if verdict is Verdict.OVER_BUDGET and judgement.budget_misses:
         parts = []
         for miss in judgement.budget_misses:
             relation = "<" if BUDGETS[miss.budget].higher_is_better else ">"
-            parts.append(f"{short_name(miss.metric)} {number(miss.actual)} {relation} "
-                         f"{miss.budget}={number(miss.limit)}"
-                         + (f" ({miss.note})" if miss.note else ""))
-        return ", ".join(parts)
+            parts.append((f"{short_name(miss.metric)} {formatting.number(miss.actual)} "
+                          f"{relation} {miss.budget}={formatting.number(miss.limit)}",
+                          miss.note))
+        return headline(parts, label)
     if verdict is Verdict.NEW:
-        return "no baseline entry for this configuration"
+        return f"{label}: no baseline entry for this configuration"
     behind = [c for c in judgement.comparisons if c.verdict is verdict]
     if not behind:
-        return "verdict set by a pytest_neuronperf_verdict hook"
-    return ", ".join(change(c) for c in behind)
+        return f"{label}: verdict set by a pytest_neuronperf_verdict hook"
+    return headline([change(c) for c in behind], label)
 
 
-def change(c: MetricComparison) -> str:
-    """``throughput -21% (tolerance -12%)`` or ``p99 +40% (too few windows ...)``."""
-    delta = f"{c.delta:+.0%}" if math.isfinite(c.delta) else "?"
+def change(c: MetricComparison) -> tuple[str, str]:
+    """(``throughput -21.0%``, ``tolerance -12%``), or the note of an INCONCLUSIVE metric."""
+    text = f"{short_name(c.metric)} {formatting.percent(c.delta)}"
     if c.verdict is Verdict.INCONCLUSIVE and c.note:
-        return f"{short_name(c.metric)} {delta} ({c.note})"
-    tolerance = (f"{worse_sign(c.metric)}{c.tolerance:.0%}" if math.isfinite(c.tolerance)
-                 else "off")
-    return f"{short_name(c.metric)} {delta} (tolerance {tolerance})"
+        return text, c.note
+    return text, f"tolerance {formatting.tolerance(c.metric, c.tolerance)}"
 
 
 def short_name(metric_or_key: str) -> str:
@@ -189,22 +206,16 @@ def short_name(metric_or_key: str) -> str:
     return metric_or_key
 
 
-def number(value: float) -> str:
-    """A figure in a headline: ``20``, ``3.5``, ``0.123``, ``1,234``."""
-    if not math.isfinite(value):
-        return "-"
-    if abs(value) >= 1000:
-        return f"{value:,.0f}"
-    return f"{value:.3g}"
-
-
 def failure_message(outcomes: list[tuple[str, Outcome]]) -> str:
-    """The text a failing perf test fails with: headlines first (the first line is what pytest's
-    short summary shows), then each configuration's evidence."""
+    """The text a failing perf test fails with: the first failing configuration's headline
+    (the first line is what pytest's short summary shows, cut to the terminal's width), then
+    each failing configuration's evidence."""
     failing = [(test, o) for test, o in outcomes if o.failing]
     first = failing[0][1].headline
-    more = f" (and {len(failing) - 1} more)" if len(failing) > 1 else ""
-    lines = [f"neuronperf gate failed: {first}{more}"]
+    others = len(failing) - 1
+    more = f" (and {others} more configuration{'s' if others > 1 else ''})" if others else ""
+    lines = [f"{first}{more}", "",
+             f"neuronperf gate failed: {len(failing)} of {len(outcomes)} configuration(s)"]
     for test, outcome in failing:
         lines += ["", f"{test} [{outcome.label}]: {outcome.verdict.value}", outcome.details]
     return "\n".join(lines)

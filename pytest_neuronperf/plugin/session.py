@@ -177,11 +177,7 @@ class PerfSession:
     def machine(self, backend: DeviceBackend) -> tuple[str, dict[str, Any]]:
         """(machine id, fingerprint) of this machine with ``backend`` as its device."""
         if backend.name not in self._machines:
-            device_fp = backend.fingerprint()
-            fp = machine.fingerprint(backend.name, device_fp.get("devices") or [])
-            fp.update(self.extra_fingerprint)
-            keys = (*machine.SPEED_KEYS, *self.extra_fingerprint)
-            self._machines[backend.name] = (machine.machine_id(fp, keys), fp)
+            self._machines[backend.name] = machine.identify(backend, self.extra_fingerprint)
         return self._machines[backend.name]
 
     # -- recording and gating ------------------------------------------------------------------
@@ -475,12 +471,8 @@ class PerfSession:
     def machine_mismatch(self, machine_id: str) -> str:
         """The note for a baseline with no entry for this machine."""
         assert self.baseline is not None
-        others = ", ".join(
-            f"{mid} ({fp.get('device_type')}, {fp.get('cores')} cores, {fp.get('cpu')})"
-            for mid, fp in self.baseline.machines().items()
-        ) or "none"
-        return printable(f"neuronperf: baseline {self.options.baseline} has no results for this "
-                         f"machine {machine_id}: every configuration is NEW; it has: {others}")
+        return printable("neuronperf: " + machine.mismatch_text(
+            self.options.baseline, machine_id, self.baseline.machines()))
 
     def version_notes(self) -> list[str]:
         """Library versions that changed since the baseline, per machine that was compared."""
@@ -541,8 +533,10 @@ class PerfSession:
                          f"{' -> failed (strict)' if strict else ''}: raise duration or quiet the "
                          f"machine")
         if counts.get(Verdict.IMPROVED.value):
+            advice = ("consider re-saving the baseline" if self.options.baseline is not None
+                      else "faster than the base revision")
             notes.append(f"neuronperf: {counts[Verdict.IMPROVED.value]} configuration(s) IMPROVED "
-                         f"beyond tolerance: consider re-saving the baseline")
+                         f"beyond tolerance: {advice}")
         return notes
 
     def paired_notes(self) -> list[str]:

@@ -27,6 +27,7 @@ import math
 from dataclasses import dataclass
 from typing import Any
 
+from pytest_neuronperf import formatting
 from pytest_neuronperf.profiling.summary import TABLES, total_ns
 
 FLOOR_SHARE = 0.02
@@ -80,7 +81,7 @@ class Change:
         return ns / calls if calls > 0 else math.nan
 
     def line(self) -> str:
-        """``aten::addmm [1x256]: 0.41 -> 0.52 ms per call (+27 %), 3 calls (+0.33 ms)``."""
+        """``aten::addmm [1x256]: 0.4100 -> 0.5200 ms per call (+26.8%), 3 calls (+0.3300 ms)``."""
         delta = f"{signed_ms(self.delta_ns)} ms per inference"
         if self.kind == "new":
             return (f"{self.key}: new, {ms(self.per_call('head'))} ms per call x "
@@ -93,7 +94,7 @@ class Change:
                     f"inference, {ms(self.per_call('base'))} -> {ms(self.per_call('head'))} ms "
                     f"per call ({delta})")
         before, after = self.per_call("base"), self.per_call("head")
-        relative = f" ({(after / before - 1):+.0%})".replace("%", " %") if before > 0 else ""
+        relative = f" ({formatting.percent(after / before - 1)})" if before > 0 else ""
         return (f"{self.key}: {ms(before)} -> {ms(after)} ms per call{relative}, "
                 f"{count(self.head_calls)} calls ({delta})")
 
@@ -107,17 +108,12 @@ class Change:
 
 
 def ms(ns: float) -> str:
-    """Nanoseconds as milliseconds with three significant digits (``0.0523``, ``1.23``)."""
-    if not math.isfinite(ns):
-        return "-"
-    value = ns / 1e6
-    if value == 0:
-        return "0"
-    return f"{value:.3g}" if abs(value) >= 0.001 else f"{value:.1e}"
+    """Nanoseconds as milliseconds, by the one rounding rule (``0.05230``, ``1.230``)."""
+    return "0" if ns == 0 else formatting.number(ns / 1e6)
 
 
 def signed_ms(ns: float) -> str:
-    """``+0.052`` / ``-1.2``."""
+    """``+0.05200`` / ``-1.200``."""
     text = ms(abs(ns))
     return ("-" if ns < 0 else "+") + text
 

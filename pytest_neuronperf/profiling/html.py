@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from pytest_neuronperf import formatting
 from pytest_neuronperf.profiling.diff import count, ms, signed_ms
 from pytest_neuronperf.profiling.explain import evidence
 
@@ -169,7 +170,7 @@ def flame_svg(base: Sequence[Sequence[Any]], head: Sequence[Sequence[Any]],
             return
         depth[0] = max(depth[0], level)
         before, after = node.total(0), node.total(1)
-        change = f" ({after / before - 1:+.0%})" if compared and before > 0 else ""
+        change = f" ({formatting.percent(after / before - 1)})" if compared and before > 0 else ""
         tip = (f"{node.name}\nbase {ms(before)} ms -> head {ms(after)} ms per inference{change}"
                if compared else f"{node.name}\n{ms(after)} ms per inference")
         y = level * ROW_H

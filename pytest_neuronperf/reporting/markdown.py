@@ -9,13 +9,14 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+from pytest_neuronperf import formatting
 from pytest_neuronperf.logs import printable
 from pytest_neuronperf.metrics import METRICS
 from pytest_neuronperf.reporting.tables import (
-    gate_figures,
-    number_text,
-    percent_text,
+    Figures,
+    compared_metrics,
     shown_metrics,
+    verdict_figures,
 )
 from pytest_neuronperf.reports import config_label
 
@@ -37,18 +38,20 @@ def format_markdown(reports: Sequence[Mapping[str, Any]], notes: Sequence[str] =
                          for v in ranked), ""]
     changed = [r for r in reports if r.get("verdict", r.get("status")) != "PASS"]
     if changed:
-        shown = shown_metrics(changed)
+        shown, compared = shown_metrics(changed), compared_metrics(changed)
         header = ["verdict", "test", "configuration"]
         for name in shown:
-            header += [METRICS[name].label, "baseline", "Δ"]
+            header += [METRICS[name].label, *(["base", "Δ"] if name in compared else [])]
         lines += ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
         for report in sorted(changed, key=_urgency):
             cells = [str(report.get("verdict", report.get("status", "?"))),
                      f"`{report.get('test', report.get('model_name', '?'))}`",
                      config_label(report)]
             for name in shown:
-                now, base, delta = gate_figures(report, name)
-                cells += [number_text(now), number_text(base), percent_text(delta)]
+                figures = verdict_figures(report, name) or Figures(None)
+                cells.append(formatting.number(figures.now))
+                if name in compared:
+                    cells += [formatting.number(figures.base), formatting.percent(figures.delta)]
             lines.append("| " + " | ".join(_cell(c) for c in cells) + " |")
         lines.append("")
     else:
