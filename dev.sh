@@ -5,7 +5,9 @@
 #   ./dev.sh demo    run the example performance suite on the CPU against examples/baseline.json
 #                    (on a machine it has no results for: against this machine's own baseline,
 #                    recorded on the first run), then one example paired against HEAD
-#   ./dev.sh test    run the plugin's own tests (they also build the docs, warnings as errors)
+#   ./dev.sh test    run the plugin's own tests (they also build the docs, warnings as errors);
+#                    as root with apt-get it first installs what some tests need (sshd,
+#                    chromium, PostgreSQL); --cov adds the package's coverage, every process
 #   ./dev.sh docs    build the documentation (docs/*.md) into HTML and say where it is
 #   ./dev.sh bench   run the engine figures and the gate simulation in benchmarks/ (minutes)
 #   ./dev.sh lint    ruff + mypy
@@ -30,6 +32,28 @@ setup() {
     echo "$want" > "$STAMP"
 }
 
+# System packages some tests need: tests/test_xdist_ssh.py (sshd), tests/test_html.py's browser
+# test (chromium), the history tests on a real PostgreSQL (its server binaries). Installed when
+# this runs as root on a machine with apt-get; elsewhere, or offline, those tests skip and the
+# summary (-rs) names why.
+test_packages() {
+    local missing=()
+    [[ -x /usr/sbin/sshd ]] || missing+=(openssh-server openssh-client)
+    command -v chromium >/dev/null || missing+=(chromium)
+    compgen -G "/usr/lib/postgresql/*/bin/pg_ctl" >/dev/null || missing+=(postgresql)
+    (( ${#missing[@]} )) || return 0
+    if [[ $(id -u) != 0 ]] || ! command -v apt-get >/dev/null; then
+        echo "dev.sh test: ${missing[*]} not installed (needs root and apt-get): the tests" \
+            "that need them will skip" >&2
+        return 0
+    fi
+    echo "dev.sh test: installing ${missing[*]} with apt-get..." >&2
+    { apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q \
+        -o DPkg::Lock::Timeout=120 "${missing[@]}"; } >/dev/null 2>&1 \
+        || echo "dev.sh test: could not install ${missing[*]}: the tests that need them" \
+            "will skip" >&2
+}
+
 job=${1:-help}
 shift || true
 case "$job" in
@@ -42,7 +66,11 @@ case "$job" in
             --neuronperf-baseline=examples/baseline.json --neuronperf-save-baseline "$@" ;;
     test)
         setup
-        exec "$VENV/bin/python" -m pytest tests -p no:cacheprovider "$@" ;;
+        test_packages
+        # -rfEs: the summary names every failure, error and skip with its reason; --cov (the
+        # package, as pyproject.toml's [tool.coverage] says: pytest's subprocesses and the model
+        # and compile processes too) ends with the coverage table and its TOTAL line
+        exec "$VENV/bin/python" -m pytest tests -p no:cacheprovider -rfEs "$@" ;;
     docs)
         setup
         "$VENV/bin/python" -m sphinx -W --keep-going -n -q -b html docs docs/_build/html "$@"
@@ -57,6 +85,6 @@ case "$job" in
         "$VENV/bin/ruff" check pytest_neuronperf tests examples benchmarks docs
         "$VENV/bin/mypy" ;;
     *)
-        sed -n '2,12p' "$0" | sed 's/^# \{0,1\}//'
+        sed -n '2,14p' "$0" | sed 's/^# \{0,1\}//'
         [[ $job == help ]] || exit 2 ;;
 esac

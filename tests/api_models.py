@@ -89,3 +89,42 @@ def pairs_loader(dataset: Any, batch_size: int) -> Any:
     samples = [dataset[i][0] for i in range(len(dataset))]
     for start in range(0, len(samples) - batch_size + 1, batch_size):
         yield torch.stack(samples[start:start + batch_size])
+
+
+class ReportsPrecision(torch.nn.Module):
+    """On its first call, writes to ``$PID_DIR/precision-<cast>.json`` the dtypes it computes in:
+    its weight's, its input's, and the autocast state of its input's device (``label_cast``
+    names the cast)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.linear = torch.nn.Linear(4, 4)
+        self.reported = False
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if not self.reported:
+            self.reported = True
+            device = x.device.type
+            seen = {"weight": str(self.linear.weight.dtype), "input": str(x.dtype),
+                    "autocast": torch.is_autocast_enabled(device),
+                    "autocast_dtype": str(torch.get_autocast_dtype(device))}
+            name = f"precision-{os.environ['CAST_UNDER_TEST']}.json"
+            Path(os.environ["PID_DIR"], name).write_text(json.dumps(seen))
+        return self.linear(x)
+
+
+def label_cast(copy_id: int, config: dict[str, Any], model: Any) -> None:
+    """``setup_fn``: tells :class:`ReportsPrecision` which cast its copy runs."""
+    os.environ["CAST_UNDER_TEST"] = config["cast_mode"]
+
+
+class OnlyBatchTwo(torch.nn.Module):
+    """A linear model that runs batches of exactly 2 (``reshape(2, 4)``, a constant once traced):
+    a larger batch reaches it only if it is split."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.linear = torch.nn.Linear(4, 4)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.linear(x.reshape(2, 4))

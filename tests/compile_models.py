@@ -69,13 +69,18 @@ class CrashesAtBatchTwo(TinyMLP):
         return self.net(x)
 
 
+def hang_in_a_named_place() -> None:
+    """Hangs: a compile timeout's error must show this frame."""
+    time.sleep(3600)
+
+
 class HangsAtBatchTwo(TinyMLP):
     """Writes its pid to ``$NEURONPERF_TEST_PID_FILE`` and hangs when called with batch size 2."""
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if x.shape[0] == 2:
             Path(os.environ[PID_FILE_ENV]).write_text(str(os.getpid()))
-            time.sleep(3600)
+            hang_in_a_named_place()
         return self.net(x)
 
 

@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
+from typing import Any
 
 import pytest
+from projects import sleep_tests
 
 from pytest_neuronperf.devices.cpu import usable_cpus
 
@@ -41,3 +44,20 @@ def alive(pid: int) -> bool:
         return False
     except OSError:
         return os.path.exists(f"/proc/{pid}")
+
+
+@pytest.fixture
+def run(pytester: pytest.Pytester) -> Callable[..., pytest.RunResult]:
+    """``run(*args)``: pytest in a subprocess in the pytester folder, as a user runs it."""
+
+    def run_pytest(*args: str, **kwargs: Any) -> pytest.RunResult:
+        return pytester.runpytest_subprocess("-p", "no:cacheprovider", *args, **kwargs)
+
+    return run_pytest
+
+
+@pytest.fixture
+def perf_project(pytester: pytest.Pytester) -> pytest.Pytester:
+    """A project with one perf test of the sleep model (two configurations) and a plain test."""
+    pytester.makepyfile(test_models=sleep_tests())
+    return pytester

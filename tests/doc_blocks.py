@@ -96,3 +96,12 @@ def files_for(block: Block) -> dict[str, str]:
     files.update({b.filename: b.code for b in blocks(block.page)
                   if b.filename is not None and b.norun is None})
     return files
+
+
+def stated(page: str, pattern: str) -> tuple[str, ...]:
+    """The groups ``pattern`` finds in docs/``page``, whose white space is folded to one space
+    (a figure may wrap onto the next line)."""
+    text = re.sub(r"\s+", " ", (DOCS / page).read_text())
+    found = re.search(pattern, text)
+    assert found is not None, f"docs/{page} no longer states {pattern!r}"
+    return found.groups()

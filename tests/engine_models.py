@@ -159,3 +159,15 @@ class Spins:
         while time.perf_counter() < deadline:
             pass
         return x
+
+
+class Naps:
+    """Sleeps NAP_MS (default 20 ms) per call: releases the GIL, so a copy's worker threads
+    serve calls side by side."""
+
+    def __init__(self) -> None:
+        self.seconds = float(os.environ.get("NAP_MS", "20")) / 1e3
+
+    def __call__(self, x: Any) -> Any:
+        time.sleep(self.seconds)
+        return x

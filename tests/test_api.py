@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 from pathlib import Path
 
 import numpy as np
@@ -15,14 +16,19 @@ import pytest
 import torch
 from api_models import (
     Marked,
+    OnlyBatchTwo,
+    ReportsPrecision,
     Small,
     Threshold,
     WherePid,
+    label_cast,
     pairs_loader,
     record_env_setup,
     record_setup,
     threshold_data,
 )
+from doc_blocks import stated
+from engine_models import Noop
 from torch_models import TinyMLP
 
 import pytest_neuronperf as npf
@@ -41,8 +47,9 @@ def bench(model, inputs=X, **kwargs):  # type: ignore[no-untyped-def]
 # --- casts -------------------------------------------------------------------------------------
 
 
-def test_cast_modes_are_a_grid_dimension_with_a_report_key() -> None:
-    reports = bench(Small, cast_modes=["fp32", "fp16", "bf16", "mixed"])
+def test_cast_modes_are_a_grid_dimension_that_really_casts(pid_dir: Path) -> None:
+    reports = bench(ReportsPrecision, cast_modes=["fp32", "fp16", "bf16", "mixed"],
+                    setup_fn=label_cast)
     assert [(r["status"], r["cast_mode"]) for r in reports] == [
         ("ok", "fp32"), ("ok", "fp16"), ("ok", "bf16"), ("ok", "mixed")]
     from pytest_neuronperf.reports import config_key, config_label
@@ -50,6 +57,17 @@ def test_cast_modes_are_a_grid_dimension_with_a_report_key() -> None:
     assert config_label(reports[0]) == "bs=1 n=1 w=1 p=1"  # fp32 keeps its old name
     assert config_label(reports[2]).endswith("cast=bf16")
     assert config_key(reports[2]).endswith(",cast=bf16")
+    seen = {cast: json.loads((pid_dir / f"precision-{cast}.json").read_text())
+            for cast in ("fp32", "fp16", "bf16", "mixed")}
+    # fp16/bf16 convert the weights and the inputs; mixed keeps both and runs under autocast,
+    # bfloat16 on CPU (docs/neuronperf-api.md, "Casts")
+    assert {cast: (s["weight"], s["input"], s["autocast"]) for cast, s in seen.items()} == {
+        "fp32": ("torch.float32", "torch.float32", False),
+        "fp16": ("torch.float16", "torch.float16", False),
+        "bf16": ("torch.bfloat16", "torch.bfloat16", False),
+        "mixed": ("torch.float32", "torch.float32", True)}
+    [on_cpu] = stated("neuronperf-api.md", r"`mixed`: (\w+) on CPU")
+    assert seen["mixed"]["autocast_dtype"] == f"torch.{on_cpu}"
 
 
 def test_unknown_cast_and_casts_that_cannot_apply_are_refused() -> None:
@@ -124,10 +142,68 @@ def test_return_timers_gives_results_get_reports_turns_into_the_same_reports() -
     results = bench(Small, return_timers=True, batch_sizes=[1, 2])
     assert all(isinstance(r, tuple) and len(r) == 2 for r in results)
     reports = npf.get_reports(results)
+    [plain] = bench(Small)  # what benchmark returns without return_timers
     assert [(r["status"], r["batch_size"]) for r in reports] == [("ok", 1), ("ok", 2)]
-    assert reports == npf.get_reports(results)
+    for report, (_, raw) in zip(reports, results, strict=True):
+        assert set(report) == set(plain), set(report) ^ set(plain)
+        # the figures are the timers': calls that ended inside the window, their latencies
+        window_end = raw["start_ns"] + raw["measured_s"] * 1e9
+        ends = [end for copy in raw["copies"] for thread in copy["end_ns"] for end in thread]
+        inside = sum(end <= window_end for end in ends)
+        assert 0 < inside < len(ends)  # each driver thread's last call ends after the window
+        assert report["total_infs"] == inside * report["batch_size"]
+        latencies = [ns for copy in raw["copies"] for thread in copy["latency_ns"]
+                     for ns in thread]
+        assert report["latency_ms_p100"] <= max(latencies) / 1e6
     with pytest.raises(TypeError, match="return_timers"):
         npf.get_reports([1, 2])
+
+
+# --- NeuronPerf's positional order ---------------------------------------------------------------
+
+API_PAGE = Path(__file__).resolve().parent.parent / "docs" / "neuronperf-api.md"
+
+
+def documented_order(call: str) -> list[str]:
+    """The argument names docs/neuronperf-api.md lists, in order, for ``benchmark``/``compile``."""
+    found = re.search(rf"`{call}` takes[^`]*`([^`]+)`", API_PAGE.read_text())
+    assert found is not None, f"docs/neuronperf-api.md no longer lists {call}'s arguments"
+    return [name.strip() for name in found.group(1).split(",")]
+
+
+def test_benchmark_takes_neuronperfs_arguments_positionally(pid_dir: Path) -> None:
+    values = {"model": Small, "inputs": X, "batch_sizes": [2], "duration": 0.3, "n_models": 1,
+              "pipeline_sizes": 1, "cast_modes": "bf16", "workers_per_model": 2,
+              "env_setup_fn": record_env_setup, "setup_fn": record_setup,
+              "preprocess_fn": None, "postprocess_fn": None, "dataset_loader_fn": None,
+              "verbosity": 0, "multiprocess": True, "multiinterpreter": False,
+              "return_timers": False, "stats_interval": 0.05, "device_type": "cpu",
+              "cost_per_hour": 3.6, "model_name": "Positional"}
+    order = documented_order("benchmark")
+    assert sorted(order) == sorted(values)
+    [report] = npf.torch.benchmark(*[values[name] for name in order], warmup=0.05)
+    assert report["status"] == "ok", report["error"]
+    assert (report["batch_size"], report["duration"], report["n_models"],
+            report["pipeline_size"], report["cast_mode"], report["workers_per_model"],
+            report["device_type"], report["model_name"]) == (
+        2, 0.3, 1, 1, "bf16", 2, "cpu", "Positional")
+    assert report["cost_per_1m_inf"] == pytest.approx(3.6 / 3600 / report["throughput_avg"] * 1e6)
+    assert json.loads((pid_dir / "setup-0.json").read_text())["env_seen"] == "yes"
+
+
+def test_compile_takes_neuronperfs_arguments_positionally(tmp_path: Path) -> None:
+    values = {"model": TinyMLP, "inputs": torch.rand(1, 64), "batch_sizes": [1, 2],
+              "pipeline_sizes": 1, "performance_levels": None, "models_dir": tmp_path / "models",
+              "filename": "positional.json", "compiler_args": None, "verbosity": 0,
+              "model_name": "positional"}
+    order = documented_order("compile")
+    assert sorted(order) == sorted(values)
+    index = Path(npf.torch.compile(*[values[name] for name in order]))
+    assert index.name == "positional.json" and index.parent == tmp_path / "models"
+    data = json.loads(index.read_text())
+    assert data["model_name"] == "positional"
+    assert [(c["batch_size"], c["status"]) for c in data["model_configs"]] == [(1, "ok"),
+                                                                               (2, "ok")]
 
 
 # --- datasets ------------------------------------------------------------------------------------
@@ -158,6 +234,16 @@ def test_any_iterable_and_a_dataset_loader_fn() -> None:
     [report] = bench(Small, loader, batch_sizes=2, loop_dataset=False,
                      preprocess_fn=lambda b: b[0])  # a DataLoader: its dataset, re-batched
     assert report["status"] == "ok" and report["total_infs"] == 6
+
+
+def test_incomplete_batches_are_dropped() -> None:
+    ten = torch.utils.data.TensorDataset(torch.rand(10, 4))
+    [report] = bench(Small, ten, batch_sizes=4, loop_dataset=False, preprocess_fn=lambda b: b[0])
+    assert report["status"] == "ok" and report["total_infs"] == 8  # two batches of 4; 2 left
+    samples = (np.zeros(4, np.float32) for _ in range(10))  # NumPy stacking, not a DataLoader
+    [report] = npf.cpu.benchmark(Noop, samples, batch_sizes=3, loop_dataset=False,
+                                 framework="python", **QUICK)
+    assert report["status"] == "ok" and report["total_infs"] == 9
 
 
 def test_eval_metrics_need_a_dataset_and_known_names() -> None:
@@ -261,13 +347,15 @@ def test_performance_levels_are_refused_off_neuron(tmp_path: Path) -> None:
 
 
 def test_dynamic_batching_splits_user_batches_to_the_compiled_size(tmp_path: Path) -> None:
-    index = npf.torch.compile(TinyMLP, torch.rand(1, 64), batch_sizes=2, models_dir=tmp_path,
+    # the compiled model runs batches of 2 only: batches of 4 and 6 run if they are split
+    index = npf.torch.compile(OnlyBatchTwo, torch.rand(1, 4), batch_sizes=2, models_dir=tmp_path,
                               verbosity=0)
-    reports = bench(index, torch.rand(1, 64), batch_sizes=[4, 6], dynamic_batch_size=True)
-    assert [(r["status"], r["batch_size"]) for r in reports] == [("ok", 4), ("ok", 6)]
+    reports = bench(index, torch.rand(1, 4), batch_sizes=[4, 6], dynamic_batch_size=True)
+    assert [(r["status"], r["batch_size"]) for r in reports] == [("ok", 4), ("ok", 6)], [
+        r["error"] for r in reports]
     assert reports[0]["total_infs"] % 4 == 0 and reports[1]["total_infs"] % 6 == 0
     with pytest.raises(ModelReferenceError, match=r"batch sizes \[3\] are not multiples"):
-        bench(index, torch.rand(1, 64), batch_sizes=[3], dynamic_batch_size=True)
+        bench(index, torch.rand(1, 4), batch_sizes=[3], dynamic_batch_size=True)
     with pytest.raises(ValueError, match="only a model index records"):
         bench(TinyMLP, torch.rand(1, 64), batch_sizes=[4], dynamic_batch_size=True)
 

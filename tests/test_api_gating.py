@@ -113,7 +113,7 @@ SETTINGS = dict(batch_sizes=8, n_models=1, workers_per_model=1, duration=0.3, wa
 @pytest.mark.neuronperf(min_accuracy=0.95, **SETTINGS)
 def test_budget(neuronperf):
     neuronperf.benchmark(Threshold, data(), eval_metrics=["accuracy"], loop_dataset=False,
-                         cast_modes=os.environ.get("CAST", "fp32"))
+                         cast_modes=os.environ.get("CAST", "fp32").split(","))
 
 
 @pytest.mark.neuronperf(**SETTINGS)
@@ -128,31 +128,31 @@ def accuracy_project(pytester: pytest.Pytester) -> pytest.Pytester:
     return pytester
 
 
-def test_min_accuracy_fails_a_cast_that_loses_accuracy(
+def test_accuracy_fails_a_lossy_cast_by_budget_and_a_less_accurate_model_by_baseline(
     accuracy_project: pytest.Pytester, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    result = accuracy_project.runpytest_subprocess("-p", "no:cacheprovider", "-k", "budget")
-    result.assert_outcomes(passed=1)
-    monkeypatch.setenv("CAST", "bf16")
-    result = accuracy_project.runpytest_subprocess("-p", "no:cacheprovider", "-k", "budget")
-    result.assert_outcomes(failed=1)
-    result.stdout.fnmatch_lines(["*OVER_BUDGET*accuracy*"])
-
-
-def test_the_baseline_gate_fails_a_model_that_got_less_accurate(
-    accuracy_project: pytest.Pytester, monkeypatch: pytest.MonkeyPatch
-) -> None:
+    # one project, three runs: record both tests, then a lossy cast beside fp32 (the budget fails
+    # only the cast; the unchanged model passes its gate), then a model that got less accurate
     baseline = accuracy_project.path / "baseline.json"
-    args = ("-p", "no:cacheprovider", "-k", "baseline", f"--neuronperf-baseline={baseline}")
+    args = ("-p", "no:cacheprovider", f"--neuronperf-baseline={baseline}")
     accuracy_project.runpytest_subprocess(*args, "--neuronperf-save-baseline").assert_outcomes(
-        passed=1)
+        passed=2)
     stored = json.loads(baseline.read_text())
     [machine] = stored["machines"].values()
-    [entries] = machine["tests"].values()
+    entries = machine["tests"]["test_accuracy.py::test_baseline"]
     assert [e["metrics"]["accuracy"] for e in entries.values()] == [1.0]
-    accuracy_project.runpytest_subprocess(*args).assert_outcomes(passed=1)
+    monkeypatch.setenv("CAST", "fp32,bf16")
+    result = accuracy_project.runpytest_subprocess(*args, "--neuronperf-json=casts.json")
+    result.assert_outcomes(passed=1, failed=1)
+    result.stdout.fnmatch_lines(["*OVER_BUDGET*accuracy*"])
+    reports = json.loads((accuracy_project.path / "casts.json").read_text())["reports"]
+    assert sorted((r["test"], r["cast_mode"], r["verdict"]) for r in reports) == [
+        ("test_accuracy.py::test_baseline", "fp32", "PASS"),
+        ("test_accuracy.py::test_budget", "bf16", "OVER_BUDGET"),
+        ("test_accuracy.py::test_budget", "fp32", "PASS")]
+    monkeypatch.delenv("CAST")
     monkeypatch.setenv("LOSSY", "1")
-    result = accuracy_project.runpytest_subprocess(*args)
+    result = accuracy_project.runpytest_subprocess(*args, "-k", "baseline")
     result.assert_outcomes(failed=1)
     result.stdout.fnmatch_lines(["*REGRESSED*accuracy*"])
 

@@ -9,14 +9,13 @@ import numpy as np
 import pytest
 from claim_models import PRE_POST_SLEEP_S, Identity, ReportsThreadCaps, slow_postprocess
 from claim_models import slow_preprocess as slow_pre
+from doc_blocks import stated
+from projects import SLEEP_MODEL, Code, Run, perf_test, reports_of
 
 import pytest_neuronperf as npf
 from pytest_neuronperf.devices.cpu import cgroup_cpu_limit
 from pytest_neuronperf.engine.grid import default_workers
-from pytest_neuronperf.engine.runner import LOAD_TIMEOUT_FLOOR_S, Job
 from pytest_neuronperf.protocol import messages
-
-pytest_plugins = ["pytester"]
 
 X = np.zeros((1, 4), dtype=np.float32)
 QUICK = {"duration": 0.3, "warmup": 0.05, "verbosity": 0, "n_models": 1, "workers_per_model": 1}
@@ -43,10 +42,10 @@ def test_auto_warmup_runs_until_stable_and_fixed_warmup_runs_its_time() -> None:
     [auto] = bench(Identity, warmup="auto")
     [fixed] = bench(Identity, warmup=0.4)
     assert auto["status"] == fixed["status"] == "ok"
-    # "auto" compares at least three blocks before it may stop
-    from pytest_neuronperf.child.main import AUTO_WARMUP_BLOCK_S, AUTO_WARMUP_STABLE_BLOCKS
-
-    assert auto["warmup_avg_ms"] >= AUTO_WARMUP_STABLE_BLOCKS * AUTO_WARMUP_BLOCK_S * 1e3 * 0.99
+    # "auto" compares at least the last few blocks before it may stop (docs/measuring.md)
+    block_ms, blocks = stated("measuring.md", r"in (\d+) ms blocks until the call rates of the "
+                                              r"last (\d+) blocks agree")
+    assert auto["warmup_avg_ms"] >= float(block_ms) * float(blocks) * 0.99
     assert fixed["warmup_avg_ms"] >= 400 * 0.99
 
 
@@ -69,12 +68,6 @@ def test_workers_per_model_default_is_one_and_two() -> None:
     reports = npf.cpu.benchmark(Identity, X, duration=0.3, warmup=0.05, verbosity=0, n_models=1)
     assert [r["workers_per_model"] for r in reports] == [1, 2]
     assert default_workers(3) == [2]
-
-
-def test_timeout_default_is_generous_and_derived_from_duration(tmp_path: Path) -> None:
-    job = Job(model=None, framework="python", adapter="", device=None, cores=[0],  # type: ignore
-              duration=7.0, warmup="auto", timeout=None, log_dir=tmp_path)
-    assert job.timeout_for() == LOAD_TIMEOUT_FLOOR_S + 3 * 7.0
 
 
 # --- placement ----------------------------------------------------------------------------------
@@ -122,50 +115,22 @@ def test_a_message_of_another_protocol_version_is_refused() -> None:
 
 # --- the plugin as a user runs it ---------------------------------------------------------------
 
-PERF = '''
-import os
-import time
-
-import numpy as np
-import pytest
+PERF = SLEEP_MODEL + perf_test(batch_sizes=None, duration=0.4,
+                              device=Code('os.environ.get("MARKER_DEVICE", "auto")'))
 
 
-class SleepModel:
-    def __init__(self):
-        self.delay = 0.002 * float(os.environ.get("SLOWDOWN", "1"))
-
-    def __call__(self, x):
-        time.sleep(self.delay)
-        return x
-
-
-@pytest.mark.neuronperf(n_models=1, workers_per_model=1, duration=0.4, warmup=0.05,
-                        device=os.environ.get("MARKER_DEVICE", "auto"))
-def test_sleep(neuronperf):
-    neuronperf.benchmark(SleepModel, np.zeros((1, 4), np.float32), framework="python")
-'''
-
-
-def run(pytester: pytest.Pytester, *args: str) -> pytest.RunResult:
-    return pytester.runpytest_subprocess("-p", "no:cacheprovider", *args)
-
-
-def reports_of(path: Path) -> list[dict]:
-    return json.loads(path.read_text())["reports"]
-
-
-def test_header_names_device_cores_and_machine(pytester: pytest.Pytester) -> None:
+def test_header_names_device_cores_and_machine(pytester: pytest.Pytester, run: Run) -> None:
     pytester.makepyfile(test_perf=PERF)
-    result = run(pytester, "--collect-only")
+    result = run("--collect-only")
     result.stdout.fnmatch_lines(["neuronperf: device cpu, cores *(*), machine * (*)*",
                                  "neuronperf: no baseline*"])
 
 
-def test_forced_device_wins_over_the_marker(pytester: pytest.Pytester,
+def test_forced_device_wins_over_the_marker(pytester: pytest.Pytester, run: Run,
                                             monkeypatch: pytest.MonkeyPatch) -> None:
     pytester.makepyfile(test_perf=PERF)
     monkeypatch.setenv("MARKER_DEVICE", "cuda")  # no GPU here: only the forced cpu can run
-    result = run(pytester, "--neuronperf-device=cpu", "--neuronperf-json=r.json")
+    result = run("--neuronperf-device=cpu", "--neuronperf-json=r.json")
     result.assert_outcomes(passed=1)
     [report] = reports_of(pytester.path / "r.json")
     assert report["device_type"] == "cpu"
@@ -175,12 +140,12 @@ def test_forced_device_wins_over_the_marker(pytester: pytest.Pytester,
 
 
 def test_saving_measures_twice_and_summary_notes_improved_and_versions(
-    pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch
+    pytester: pytest.Pytester, run: Run, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     pytester.makepyfile(test_perf=PERF)
     baseline = pytester.path / "perf.json"
     monkeypatch.setenv("SLOWDOWN", "4")
-    run(pytester, f"--neuronperf-baseline={baseline}", "--neuronperf-save-baseline",
+    run(f"--neuronperf-baseline={baseline}", "--neuronperf-save-baseline",
         "--neuronperf-json=saved.json").assert_outcomes(passed=1)
     [saved] = reports_of(pytester.path / "saved.json")
     assert saved["repeat"]["status"] == "ok"  # the second measurement
@@ -192,7 +157,7 @@ def test_saving_measures_twice_and_summary_notes_improved_and_versions(
     section["fingerprint"]["torch"] = "0.0.1"
     baseline.write_text(json.dumps(data))
     monkeypatch.setenv("SLOWDOWN", "1")
-    result = run(pytester, f"--neuronperf-baseline={baseline}")
+    result = run(f"--neuronperf-baseline={baseline}")
     result.assert_outcomes(passed=1)
     result.stdout.fnmatch_lines([
         "neuronperf: baseline *perf.json, machine *; changed since: torch 0.0.1 -> *",
@@ -202,10 +167,10 @@ def test_saving_measures_twice_and_summary_notes_improved_and_versions(
     ])
 
 
-def test_inconclusive_is_rechecked_and_noted(pytester: pytest.Pytester) -> None:
+def test_inconclusive_is_rechecked_and_noted(pytester: pytest.Pytester, run: Run) -> None:
     pytester.makepyfile(test_perf=PERF)
     baseline = pytester.path / "perf.json"
-    run(pytester, f"--neuronperf-baseline={baseline}",
+    run(f"--neuronperf-baseline={baseline}",
         "--neuronperf-save-baseline").assert_outcomes(passed=1)
     data = json.loads(baseline.read_text())
     [section] = data["machines"].values()
@@ -213,7 +178,7 @@ def test_inconclusive_is_rechecked_and_noted(pytester: pytest.Pytester) -> None:
     for series in entry["windows"].values():
         del series[2:]  # two windows cannot decide anything: INCONCLUSIVE
     baseline.write_text(json.dumps(data))
-    result = run(pytester, f"--neuronperf-baseline={baseline}", "--neuronperf-json=r.json")
+    result = run(f"--neuronperf-baseline={baseline}", "--neuronperf-json=r.json")
     result.assert_outcomes(passed=1)
     [report] = reports_of(pytester.path / "r.json")
     assert report["verdict"] == "INCONCLUSIVE"
@@ -286,7 +251,7 @@ def test_hooked(neuronperf):
 
 
 def test_custom_backend_env_adapter_and_fingerprint_hooks(
-    pytester: pytest.Pytester, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    pytester: pytest.Pytester, run: Run, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     pytester.makeconftest(CUSTOM_HOOKS)
     pytester.makepyfile(doubling_adapter=DOUBLING_ADAPTER, test_hooked=HOOKED_TEST)
@@ -295,14 +260,14 @@ def test_custom_backend_env_adapter_and_fingerprint_hooks(
     caps = tmp_path / "caps"
     caps.mkdir()
     monkeypatch.setenv("CAPS_DIR", str(caps))
-    run(pytester, "--neuronperf-json=a.json").assert_outcomes(passed=1)
+    run("--neuronperf-json=a.json").assert_outcomes(passed=1)
     [seen] = [json.loads(p.read_text()) for p in caps.glob("*.json")]
     assert seen["env"]["CUSTOM_BACKEND_VAR"] == "copy0"  # the backend's env reached the copy
     assert list(caps.glob("adapter-*"))  # the registered adapter ran in the copy
     [first] = reports_of(pytester.path / "a.json")
     assert first["fingerprint"]["instance_type"] == "m5.large"
     monkeypatch.setenv("INSTANCE_TYPE", "c6i.xlarge")
-    run(pytester, "--neuronperf-json=b.json").assert_outcomes(passed=1)
+    run("--neuronperf-json=b.json").assert_outcomes(passed=1)
     [second] = reports_of(pytester.path / "b.json")
     # an extra fingerprint field describes the machine, so it enters the machine id
     assert second["machine"] != first["machine"]

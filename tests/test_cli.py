@@ -85,6 +85,26 @@ def test_compare_names_new_and_missing_configurations(files: Path) -> None:
             "test_perf.py::test_mlp bs=8 n=1 w=1 p=1") in gone.stdout
 
 
+def test_compare_fails_an_error_and_strict_fails_inconclusive(files: Path) -> None:
+    broken = reports(1000.0, 5)
+    broken[1].update(status="error", error="copy 0 died", throughput_avg=None,
+                     latency_ms_p50=None, latency_ms_p99=None, windows=None)
+    write_json(broken, files / "broken.json")
+    done = cli("compare", "old.json", "broken.json", cwd=files)
+    assert done.returncode == 1, done.stdout
+    assert "1 ERROR, 1 PASS" in done.stdout
+    noisy = reports(1000.0, 6)
+    for report in noisy:
+        for series in report["windows"].values():
+            del series[2:]  # two windows cannot decide anything: INCONCLUSIVE
+    write_json(noisy, files / "noisy.json")
+    loose = cli("compare", "old.json", "noisy.json", cwd=files)
+    assert loose.returncode == 0 and "2 INCONCLUSIVE" in loose.stdout, loose.stdout
+    strict = cli("compare", "old.json", "noisy.json", "--strict", cwd=files)
+    assert strict.returncode == 1 and "INCONCLUSIVE bs=1 n=1 w=1 p=1" in strict.stdout, (
+        strict.stdout)
+
+
 def test_compare_says_when_durations_differ(files: Path) -> None:
     write_json(reports(1000.0, 4, duration=1.0), files / "short.json")
     done = cli("compare", "old.json", "short.json", cwd=files)

@@ -277,6 +277,8 @@ def test_timeout_kills_the_compile_process(tmp_path: Path, monkeypatch: pytest.M
 
     entries = configs_by_batch(index)
     assert "timed out after 3 s" in entries[2]["error"]
+    # the compile process's Python stacks, taken before the kill (docs/measuring.md)
+    assert "hang_in_a_named_place" in entries[2]["error"], entries[2]["error"]
     assert entries[1]["status"] == entries[4]["status"] == "ok"
     assert process_gone(int(pid_file.read_text()))
     assert not [p.name for p in (tmp_path / "m").iterdir() if ".tmp-" in p.name]

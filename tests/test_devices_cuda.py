@@ -172,3 +172,22 @@ def test_generates_on_a_real_gpu() -> None:
                              duration=0.5, warmup=0, verbosity=0)
     assert (report["status"], report["device_type"], report["output_tokens_avg"]) == (
         "ok", "cuda", 8), report["error"]
+
+
+@pytest.mark.skipif(not CudaBackend().is_available(), reason="needs an NVIDIA GPU and torch")
+def test_mixed_runs_under_the_documented_autocast_dtype_on_a_gpu(pid_dir: Path) -> None:
+    import json
+
+    import torch
+    from api_models import ReportsPrecision, label_cast
+    from doc_blocks import stated
+
+    import pytest_neuronperf as npf
+
+    [on_cuda] = stated("neuronperf-api.md", r"`mixed`: \w+ on CPU, (\w+) on CUDA")
+    [report] = npf.torch.benchmark(ReportsPrecision, torch.rand(1, 4), cast_modes="mixed",
+                                   setup_fn=label_cast, device_type="cuda", n_models=1,
+                                   workers_per_model=1, duration=0.3, warmup=0.05, verbosity=0)
+    assert report["status"] == "ok", report["error"]
+    seen = json.loads((pid_dir / "precision-mixed.json").read_text())
+    assert seen["autocast"] is True and seen["autocast_dtype"] == f"torch.{on_cuda}"

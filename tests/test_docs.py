@@ -9,12 +9,10 @@ import sys
 from pathlib import Path
 
 import pytest
-from doc_blocks import DOCS, README, ROOT, pages
+from doc_blocks import DOCS, README, ROOT, pages, stated
 
 from pytest_neuronperf.gating.verdicts import Verdict
 from pytest_neuronperf.metrics import METRICS
-
-pytest_plugins = ["pytester"]
 
 LINK = re.compile(r"(?<!!)\[[^\]]*\]\(([^)\s]+)\)")
 
@@ -107,23 +105,21 @@ def test_the_verdict_table_lists_every_verdict_and_whether_it_fails(page: Path) 
             == verdict.failing(strict=True), (page.name, name)
 
 
-def stated(page: str, pattern: str) -> tuple[float, ...]:
+def percentages(page: str, pattern: str) -> tuple[float, ...]:
     """The percentages ``pattern``'s groups find in docs/``page``, as fractions."""
-    found = re.search(pattern, (DOCS / page).read_text(), re.S)
-    assert found is not None, f"docs/{page} no longer states {pattern!r}"
-    return tuple(float(group) / 100 for group in found.groups())
+    return tuple(float(group) / 100 for group in stated(page, pattern))
 
 
 def test_the_stated_default_tolerances_are_the_codes() -> None:
     def default(name: str) -> float:
         return METRICS[name].default_tolerance
 
-    assert stated("statistics.md", r"default tolerances \(throughput (\d+) %, p50 (\d+) %, "
+    assert percentages("statistics.md", r"default tolerances \(throughput (\d+) %, p50 (\d+) %, "
                                    r"p99 (\d+) %\)") \
         == (default("throughput"), default("latency_ms_p50"), default("latency_ms_p99"))
-    assert stated("neuronperf-api.md", r"\(memory (\d+) %, accuracy (\d+) %, relative") \
+    assert percentages("neuronperf-api.md", r"\(memory (\d+) %, accuracy (\d+) %, relative") \
         == (default("memory_mb_peak"), default("accuracy"))
-    assert stated("serving.md", r"tolerance `max_qps:(\d+)%`") == (default("max_qps"),)
+    assert percentages("serving.md", r"tolerance `max_qps:(\d+)%`") == (default("max_qps"),)
 
 
 def usage_names(pattern: str) -> set[str]:

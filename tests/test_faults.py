@@ -5,7 +5,7 @@ Every test here runs real model processes and really kills them (or pytest itsel
 
 from __future__ import annotations
 
-import json
+import contextlib
 import os
 import signal
 import subprocess
@@ -31,10 +31,9 @@ from fault_models import (
     StartsSessionLeader,
     consume,
 )
+from projects import SLEEP_MODEL, Run, perf_test, reports_of
 
 import pytest_neuronperf as npf
-
-pytest_plugins = ["pytester"]
 
 QUICK = {"duration": 0.3, "warmup": 0.05, "verbosity": 0, "n_models": 1, "workers_per_model": 1}
 X = np.zeros((1, 4), dtype=np.float32)
@@ -144,7 +143,7 @@ def describe(procs: list[psutil.Process]) -> list[str]:
 
 def run_and_kill(tmp_path: Path, test_source: str, sig: signal.Signals) -> str:
     """Run ``test_source`` in a pytest process, send it ``sig`` once a model process runs the
-    regex, and check within seconds that no process of that session is left; its output."""
+    regex, and check that every process of that session ends; its output."""
     mark = uuid.uuid4().hex
     faults, scratch = tmp_path / "faults", tmp_path / "tmp"
     faults.mkdir()
@@ -160,7 +159,9 @@ def run_and_kill(tmp_path: Path, test_source: str, sig: signal.Signals) -> str:
         time.sleep(0.3)  # deep in the regex now: its Python threads never run again
         pytest_proc.send_signal(sig)
         output, _ = pytest_proc.communicate(timeout=30)
-        gone = wait_until(lambda: not session_processes(mark), 10)
+        # the forkserver leaves once pytest's end of its pipe is closed, after its interpreter's
+        # shutdown: ~5 s with torch loaded (a garbage collection), more under coverage or load
+        gone = wait_until(lambda: not session_processes(mark), 60)
         assert gone, f"left behind after {sig.name}:\n" + "\n".join(
             describe(session_processes(mark)))
         assert not list(scratch.glob("neuronperf-*")) or sig == signal.SIGKILL, output
@@ -177,6 +178,31 @@ def test_killing_pytest_while_a_copy_holds_the_gil_leaves_nothing(tmp_path, sig)
     output = run_and_kill(tmp_path, GIL_TEST, sig)
     if sig == signal.SIGTERM:  # cleaned up like Ctrl-C: the log folder is gone (checked above)
         assert "KeyboardInterrupt: SIGTERM received" in output, output
+
+
+def test_sigterm_replaces_coverages_handler_but_not_a_users() -> None:
+    import coverage
+
+    from pytest_neuronperf.plugin.interrupts import sigterm_as_interrupt
+
+    saves_coverage = coverage.Coverage(data_file=None)._on_sigterm
+    before = signal.getsignal(signal.SIGTERM)
+    try:
+        signal.signal(signal.SIGTERM, saves_coverage)
+        restore = sigterm_as_interrupt()  # pytest under coverage: cleanups must still run
+        assert signal.getsignal(signal.SIGTERM) is not saves_coverage
+        with pytest.raises(KeyboardInterrupt, match="SIGTERM received"):
+            signal.raise_signal(signal.SIGTERM)
+        restore()
+        assert signal.getsignal(signal.SIGTERM) == saves_coverage
+
+        def users_own(signum: int, frame: object) -> None: ...
+
+        signal.signal(signal.SIGTERM, users_own)
+        sigterm_as_interrupt()()
+        assert signal.getsignal(signal.SIGTERM) is users_own
+    finally:
+        signal.signal(signal.SIGTERM, before)
 
 
 DAEMON_TEST = """
@@ -220,22 +246,22 @@ def test_killing_pytest_while_the_compile_process_holds_the_gil_leaves_nothing(t
 # -- 3. a copy's whole tree dies with it ----------------------------------------------------
 
 
-def leaders(fault_dir: Path) -> list[int]:
-    """Pids of the session leaders the models started."""
-    return [int(p.name.split("-")[1]) for p in fault_dir.glob("leader-*")]
-
-
-def test_a_grandchild_that_calls_setsid_dies_with_its_copy(fault_dir, log_root):
-    [report] = bench(StartsSessionLeader)
-    assert report["status"] == "ok"
-    pids = leaders(fault_dir)
+def assert_leaders_die(fault_dir: Path) -> None:
+    """The session leaders the models started are gone within seconds (killed here if not)."""
+    pids = [int(p.name.split("-")[1]) for p in fault_dir.glob("leader-*")]
     assert pids
     try:
         assert wait_until(lambda: not any(alive(pid) for pid in pids), 5)
     finally:
         for pid in pids:
-            with __import__("contextlib").suppress(ProcessLookupError):
+            with contextlib.suppress(ProcessLookupError):
                 os.kill(pid, signal.SIGKILL)
+
+
+def test_a_grandchild_that_calls_setsid_dies_with_its_copy(fault_dir, log_root):
+    [report] = bench(StartsSessionLeader)
+    assert report["status"] == "ok"
+    assert_leaders_die(fault_dir)
     assert not list(log_root.glob("neuronperf-logs-*"))  # a normal run removes its logs
 
 
@@ -243,14 +269,7 @@ def test_a_grandchild_of_a_hung_copy_dies_at_the_timeout(fault_dir, monkeypatch)
     monkeypatch.setenv("FAULT_HANG", "1")
     [report] = bench(StartsSessionLeader, timeout=3)
     assert report["status"] == "error" and "timed out" in report["error"]
-    pids = leaders(fault_dir)
-    assert pids
-    try:
-        assert wait_until(lambda: not any(alive(pid) for pid in pids), 5)
-    finally:
-        for pid in pids:
-            with __import__("contextlib").suppress(ProcessLookupError):
-                os.kill(pid, signal.SIGKILL)
+    assert_leaders_die(fault_dir)
 
 
 # -- 4. a timeout says where the copy hung; lazy forwards are refused --------------------------
@@ -285,41 +304,23 @@ def test_a_generator_forward_consumed_by_postprocess_is_measured():
 
 # -- 5. interrupted tests, generator inputs, markers without the fixture -----------------------
 
-INTERRUPTED_TEST = """
-import os
-import signal
-import time
-
-import numpy as np
-import pytest
-
-
-class SleepModel:
-    def __call__(self, x):
-        time.sleep(0.002)
-        return x
-
-
-@pytest.mark.neuronperf(batch_sizes=[1], n_models=1, workers_per_model=1, duration=0.3,
-                        warmup=0.05)
-def test_sleep(neuronperf):
-    neuronperf.benchmark(SleepModel, np.zeros((1, 4), dtype=np.float32), framework="python")
+INTERRUPTED_TEST = SLEEP_MODEL + "import signal\n" + perf_test(
+    batch_sizes=[1], duration=0.3, body="""\
+neuronperf.benchmark(SleepModel, X, framework="python")
     if os.environ.get("CTRL_C_AFTER_BENCHMARK"):
         os.kill(os.getpid(), signal.SIGINT)  # the user presses Ctrl-C before the test ends
-        time.sleep(10)
-"""
+        time.sleep(10)""")
 
 
-def test_an_interrupted_test_keeps_its_baseline_entry(pytester, monkeypatch):
+def test_an_interrupted_test_keeps_its_baseline_entry(pytester, run: Run, monkeypatch):
     pytester.makepyfile(test_interrupted=INTERRUPTED_TEST)
     baseline = pytester.path / "baseline.json"
-    args = ("-p", "no:cacheprovider", f"--neuronperf-baseline={baseline}",
-            "--neuronperf-save-baseline")
-    pytester.runpytest_subprocess(*args).assert_outcomes(passed=1)
+    args = (f"--neuronperf-baseline={baseline}", "--neuronperf-save-baseline")
+    run(*args).assert_outcomes(passed=1)
     saved = baseline.read_text()
 
     monkeypatch.setenv("CTRL_C_AFTER_BENCHMARK", "1")
-    result = pytester.runpytest_subprocess(*args)
+    result = run(*args)
     assert result.ret == pytest.ExitCode.INTERRUPTED
     assert baseline.read_text() == saved
     result.stdout.fnmatch_lines(["*not saved*interrupted*test_sleep*"])
@@ -385,14 +386,14 @@ def test_a_marker_without_the_fixture_fails_under_strict(pytester):
     result.stdout.fnmatch_lines(["FAILED test_marked.py::test_forgot_the_fixture*"])
 
 
-def test_json_of_an_interrupted_run_is_still_written(pytester, monkeypatch):
+def test_json_of_an_interrupted_run_is_still_written(pytester, run: Run, monkeypatch):
     """Reports of an interrupted test still go to --neuronperf-json (only the baseline skips)."""
     pytester.makepyfile(test_interrupted=INTERRUPTED_TEST)
     monkeypatch.setenv("CTRL_C_AFTER_BENCHMARK", "1")
     out = pytester.path / "out.json"
-    result = pytester.runpytest_subprocess("-p", "no:cacheprovider", f"--neuronperf-json={out}")
+    result = run(f"--neuronperf-json={out}")
     assert result.ret == pytest.ExitCode.INTERRUPTED
-    assert [r["status"] for r in json.loads(out.read_text())["reports"]] == ["ok"]
+    assert [r["status"] for r in reports_of(out)] == ["ok"]
 
 
 ORPHAN_SCRIPT = """

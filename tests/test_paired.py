@@ -12,6 +12,7 @@ from typing import Any
 
 import numpy as np
 import pytest
+from projects import Run, baseline_entries, reports_of
 
 from pytest_neuronperf.engine import interference
 from pytest_neuronperf.engine.paired import (
@@ -351,7 +352,10 @@ def test_compare_measures_a_known_work_ratio(cores: list[int]) -> None:
     assert paired["verdict"] == "REGRESSED"
     low, high = paired["interval"]["throughput"]
     assert low <= paired["delta"]["throughput"] <= high
-    assert report["interference"] is None or 0 <= report["interference"]["other_pct"] <= 100
+    # the interference meter ran over both sides' slices (docs/paired.md)
+    figures = report["interference"]
+    assert figures["cpus"] == 1 and 0 <= figures["other_pct"] <= 100
+    assert 0 <= figures["steal_pct"] <= 100
 
 
 def test_identical_code_passes_as_launch_pairs(cores: list[int]) -> None:
@@ -456,6 +460,58 @@ def test_against_head_regresses_a_slowdown_passes_unchanged_code_and_a_new_model
     assert same["paired"]["verdict"] == "PASS" and same["paired"]["base_status"] == "ok"
     assert len(same["windows"]["throughput"]) == 9  # 3 pairs of 3 rounds: the head's slices
     assert reports["test_new.py"]["paired"]["base_status"] == "absent"
+
+
+def test_saving_a_paired_run_stores_the_head_side(repository: Path, run: Run) -> None:
+    result = run("--neuronperf-against=HEAD", WIDE, "--neuronperf-baseline=perf.json",
+                 "--neuronperf-save-baseline", "--neuronperf-json=out.json")
+    result.assert_outcomes(passed=1)
+    [report] = reports_of(repository / "out.json")
+    [entry] = baseline_entries(repository / "perf.json")["test_perf.py::test_model"].values()
+    head = report["paired"]["slices"]["head"]["throughput"]
+    base = report["paired"]["slices"]["base"]["throughput"]
+    stored = entry["windows"]["throughput"]
+    # the head's slices are its windows: they are what the baseline keeps (rounded), not the
+    # base's
+    assert stored[:len(head)] == pytest.approx(head, rel=1e-4)
+    assert stored[:len(base)] != pytest.approx(base, rel=1e-4)
+    assert entry["metrics"]["throughput_avg"] == pytest.approx(report["throughput_avg"], rel=1e-4)
+
+
+COMPILED_TEST = textwrap.dedent("""
+    import pytest
+    import torch
+
+
+    class Net(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.layer = torch.nn.Linear(16, 4)
+
+        def forward(self, x):
+            return self.layer(x)
+
+
+    @pytest.mark.neuronperf(n_models=1, workers_per_model=1, duration=0.4, warmup=0.05,
+                            compiler="torchscript")
+    def test_compiled(neuronperf):
+        [report] = neuronperf.benchmark(Net, torch.rand(1, 16))
+        assert report["status"] == "ok", report["error"]
+""")
+
+
+def test_a_compiled_test_is_new_under_against(pytester: pytest.Pytester, repository: Path,
+                                              run: Run) -> None:
+    (repository / "test_compiled.py").write_text(COMPILED_TEST)
+    git(repository, "add", "test_compiled.py")
+    git(repository, "commit", "-qm", "compiled")
+    result = run("test_compiled.py", "--neuronperf-against=HEAD", WIDE,
+                 "--neuronperf-json=out.json")
+    result.assert_outcomes(passed=1)
+    [report] = reports_of(repository / "out.json")
+    assert report["verdict"] == "NEW" and report["paired"]["base_status"] == "absent"
+    result.stdout.fnmatch_lines(["*not compared: --neuronperf-against does not compile the base "
+                                 "side yet (compiler='torchscript')*"])
 
 
 def test_against_needs_a_repository_and_a_known_revision(pytester: pytest.Pytester) -> None:

@@ -5,9 +5,7 @@ from __future__ import annotations
 import json
 
 import pytest
-from test_plugin import PERF_TESTS, run
-
-pytest_plugins = ["pytester"]
+from projects import Run, reports_of, sleep_tests
 
 TORCH_TESTS = '''
 import pytest
@@ -39,29 +37,30 @@ def torch_tests(width: int, batches: list[int]) -> str:
     return TORCH_TESTS.replace("WIDTH", str(width)).replace("BATCHES", repr(batches))
 
 
-def test_unknown_device_option_is_a_usage_error(pytester: pytest.Pytester) -> None:
-    pytester.makepyfile(PERF_TESTS)
-    result = run(pytester, "--neuronperf-device=tpu")
+def test_unknown_device_option_is_a_usage_error(pytester: pytest.Pytester, run: Run) -> None:
+    pytester.makepyfile(test_models=sleep_tests())
+    result = run("--neuronperf-device=tpu")
     assert result.ret == pytest.ExitCode.USAGE_ERROR
     result.stderr.fnmatch_lines(["*unknown device 'tpu'; choose one of auto, cpu, cuda*"])
 
 
-def test_a_directory_as_report_path_is_a_usage_error(pytester: pytest.Pytester) -> None:
-    pytester.makepyfile(PERF_TESTS)
+def test_a_directory_as_report_path_is_a_usage_error(pytester: pytest.Pytester, run: Run) -> None:
+    pytester.makepyfile(test_models=sleep_tests())
     (pytester.path / "reports").mkdir()
-    result = run(pytester, "--neuronperf-json=reports")
+    result = run("--neuronperf-json=reports")
     assert result.ret == pytest.ExitCode.USAGE_ERROR
     result.stderr.fnmatch_lines(["*--neuronperf-json=reports is a directory*"])
 
 
-def test_unavailable_device_fails_the_test_with_a_sentence(pytester: pytest.Pytester) -> None:
+def test_unavailable_device_fails_the_test_with_a_sentence(
+        pytester: pytest.Pytester, run: Run) -> None:
     pytest.importorskip("torch")
     import torch
 
     if torch.cuda.is_available():
         pytest.skip("this machine has a GPU")
-    pytester.makepyfile(PERF_TESTS.replace("n_models=1,", "n_models=1, device='cuda',"))
-    result = run(pytester)
+    pytester.makepyfile(test_models=sleep_tests(device="cuda"))
+    result = run()
     result.assert_outcomes(passed=1, failed=1)
     result.stdout.fnmatch_lines(
         ["*test_sleep: neuronperf.benchmark: device 'cuda' is not available on this machine*"])
@@ -70,35 +69,36 @@ def test_unavailable_device_fails_the_test_with_a_sentence(pytester: pytest.Pyte
 
 
 def test_strict_does_not_fail_the_run_that_records_the_baseline(
-        pytester: pytest.Pytester) -> None:
-    pytester.makepyfile(PERF_TESTS)
+        pytester: pytest.Pytester, run: Run) -> None:
+    pytester.makepyfile(test_models=sleep_tests())
     baseline = pytester.path / "baseline.json"
-    result = run(pytester, f"--neuronperf-baseline={baseline}", "--neuronperf-save-baseline",
+    result = run(f"--neuronperf-baseline={baseline}", "--neuronperf-save-baseline",
                  "--neuronperf-strict")
     result.assert_outcomes(passed=2)
     assert baseline.exists()
 
 
-def test_a_failed_compile_is_an_error_report_with_its_reason(pytester: pytest.Pytester) -> None:
+def test_a_failed_compile_is_an_error_report_with_its_reason(
+        pytester: pytest.Pytester, run: Run) -> None:
     pytester.makepyfile(test_net=torch_tests(16, [1, 2]))
-    result = run(pytester, "--neuronperf-json=r.json")
+    result = run("--neuronperf-json=r.json")
     result.assert_outcomes(failed=1)
     result.stdout.fnmatch_lines(["*test_net [[]bs=2 *[]]: ERROR*",
                                  "*compile failed (torchscript*cannot run at batch size 2*"])
-    reports = json.loads((pytester.path / "r.json").read_text())["reports"]
+    reports = reports_of(pytester.path / "r.json")
     assert [(r["batch_size"], r["status"], r["verdict"]) for r in reports] == [
         (1, "ok", "NEW"), (2, "error", "ERROR")]
 
 
 def test_models_of_one_name_in_two_modules_get_their_own_index(
-        pytester: pytest.Pytester) -> None:
+        pytester: pytest.Pytester, run: Run) -> None:
     pytester.makepyfile(test_a=torch_tests(16, [1]), test_b=torch_tests(32, [4]))
-    result = run(pytester, "--neuronperf-json=r.json")
+    result = run("--neuronperf-json=r.json")
     result.assert_outcomes(passed=2)
     indexes = [json.loads(p.read_text())
                for p in (pytester.path / ".neuronperf-cache").glob("Net-*.json")]
     assert sorted(i["model"] for i in indexes) == ["test_a:Net", "test_b:Net"]
-    reports = json.loads((pytester.path / "r.json").read_text())["reports"]
+    reports = reports_of(pytester.path / "r.json")
     assert {(r["test"], r["batch_size"]) for r in reports} == {
         ("test_a.py::test_net", 1), ("test_b.py::test_net", 4)}
 
@@ -118,12 +118,6 @@ def test_index(neuronperf, tmp_path):
     reports = neuronperf.benchmark(index, torch.rand(1, 16))
     assert sorted(r["batch_size"] for r in reports) == [1, 4]
 '''
-
-
-def test_an_index_runs_every_compiled_batch_size_by_default(pytester: pytest.Pytester) -> None:
-    pytester.makepyfile(test_net=torch_tests(16, [1]), test_index=INDEX_TEST)
-    result = run(pytester, "test_index.py")
-    result.assert_outcomes(passed=1)
 
 
 SHAPES_TEST = '''
@@ -153,10 +147,15 @@ def test_compile_refusal_names_compile(neuronperf):
 '''
 
 
-def test_compile_indexes_follow_the_input_shapes(pytester: pytest.Pytester) -> None:
-    pytester.makepyfile(test_net=torch_tests(16, [1]), test_shapes=SHAPES_TEST)
-    result = run(pytester, "test_shapes.py")
-    result.assert_outcomes(passed=1, failed=1)
+def test_an_index_runs_every_compiled_batch_size_and_indexes_follow_the_input_shapes(
+        pytester: pytest.Pytester, run: Run) -> None:
+    # one pytest run for both modules: test_index passes only if both batch sizes ran
+    pytester.makepyfile(test_net=torch_tests(16, [1]), test_index=INDEX_TEST,
+                        test_shapes=SHAPES_TEST)
+    result = run("test_index.py", "test_shapes.py", "-rA")
+    result.assert_outcomes(passed=2, failed=1)
+    result.stdout.fnmatch_lines(["PASSED test_index.py::test_index",
+                                 "PASSED test_shapes.py::test_two_shapes"], consecutive=False)
     result.stdout.fnmatch_lines(["*test_compile_refusal_names_compile: neuronperf.compile: "
                                  "batch_sizes must be positive integers, got 0*"])
 
@@ -180,10 +179,10 @@ def test_bad_inputs(neuronperf):
 
 
 def test_under_xdist_only_core_shortage_mentions_the_worker_share(
-        pytester: pytest.Pytester) -> None:
+        pytester: pytest.Pytester, run: Run) -> None:
     pytest.importorskip("xdist")
-    pytester.makepyfile(test_models=PERF_TESTS, test_refusals=XDIST_REFUSALS)
-    result = run(pytester, "-n", "2", "test_refusals.py")
+    pytester.makepyfile(test_models=sleep_tests(), test_refusals=XDIST_REFUSALS)
+    result = run("-n", "2", "test_refusals.py")
     result.assert_outcomes(failed=2)
     out = result.stdout.str()
     [shortage] = [line for line in out.splitlines() if "needs 2 cores" in line][:1]
@@ -199,11 +198,11 @@ def pytest_neuronperf_verdict(config, report, judgement):
 
 
 def test_a_verdict_hook_answering_nonsense_is_an_error_and_loses_nothing(
-        pytester: pytest.Pytester) -> None:
+        pytester: pytest.Pytester, run: Run) -> None:
     pytester.makeconftest(BAD_HOOK)
-    pytester.makepyfile(test_models=PERF_TESTS)
-    result = run(pytester, "--neuronperf-json=r.json", "-k", "test_sleep")
+    pytester.makepyfile(test_models=sleep_tests())
+    result = run("--neuronperf-json=r.json", "-k", "test_sleep")
     result.assert_outcomes(failed=1, deselected=1)
     result.stdout.fnmatch_lines(["*pytest_neuronperf_verdict hook returned 'WARN', not a verdict*"])
-    reports = json.loads((pytester.path / "r.json").read_text())["reports"]
+    reports = reports_of(pytester.path / "r.json")
     assert [r["verdict"] for r in reports] == ["ERROR", "ERROR"]

@@ -16,11 +16,10 @@ import time
 from pathlib import Path
 
 import pytest
+from projects import Run, sleep_tests
 
 from pytest_neuronperf import safe_files
 from pytest_neuronperf.reporting.files import write_csv, write_json
-
-pytest_plugins = ["pytester"]
 
 needs_root = pytest.mark.skipif(os.geteuid() != 0, reason="mknod of a character device needs root")
 
@@ -260,42 +259,24 @@ def test_a_waiter_goes_on_when_the_folder_is_removed_and_the_holder_killed(
 
 # --- From pytest -----------------------------------------------------------------------------
 
-PERF_TEST = '''
-import time
-
-import numpy as np
-import pytest
-
-
-class SleepModel:
-    def __call__(self, x):
-        time.sleep(0.002)
-        return x
-
-
-@pytest.mark.neuronperf(batch_sizes=[1], n_models=1, workers_per_model=1, duration=0.3,
-                        warmup=0.05)
-def test_sleep(neuronperf):
-    neuronperf.benchmark(SleepModel, np.zeros((1, 4), dtype=np.float32), framework="python")
-'''
+PERF_TEST = sleep_tests(plain=False, batch_sizes=[1], duration=0.3)
 
 
 @needs_root
 def test_neuronperf_json_at_a_character_device_keeps_the_device(
-    pytester: pytest.Pytester,
+    pytester: pytest.Pytester, run: Run,
 ) -> None:
     pytester.makepyfile(test_models=PERF_TEST)
     null = pytester.path / "devnull"
     os.mknod(null, stat.S_IFCHR | 0o666, os.makedev(1, 3))
-    result = pytester.runpytest_subprocess(
-        "-p", "no:cacheprovider", f"--neuronperf-json={null}", f"--neuronperf-csv={null}")
+    result = run(f"--neuronperf-json={null}", f"--neuronperf-csv={null}")
     result.assert_outcomes(passed=1)
     assert stat.S_ISCHR(null.stat().st_mode) and null.stat().st_rdev == os.makedev(1, 3)
     result.stdout.fnmatch_lines([f"reports: {null}"])
 
 
 def test_a_held_baseline_lock_is_reported_at_once_then_fails_the_run(
-    pytester: pytest.Pytester,
+    pytester: pytest.Pytester, run: Run,
 ) -> None:
     pytester.makepyfile(test_models=PERF_TEST)
     pytester.makeconftest("""
@@ -305,9 +286,7 @@ def test_a_held_baseline_lock_is_reported_at_once_then_fails_the_run(
     baseline = pytester.path / "baseline.json"
     process = holder(baseline)
     try:
-        result = pytester.runpytest_subprocess(
-            "-p", "no:cacheprovider", f"--neuronperf-baseline={baseline}",
-            "--neuronperf-save-baseline")
+        result = run(f"--neuronperf-baseline={baseline}", "--neuronperf-save-baseline")
     finally:
         stop(process)
     assert result.ret == pytest.ExitCode.TESTS_FAILED
@@ -322,7 +301,7 @@ def test_a_held_baseline_lock_is_reported_at_once_then_fails_the_run(
 
 @pytest.mark.parametrize("problem", ["read-only", "link into a missing folder"])
 def test_a_baseline_that_cannot_be_saved_is_refused_before_the_run(
-    pytester: pytest.Pytester, problem: str
+    pytester: pytest.Pytester, run: Run, problem: str
 ) -> None:
     pytester.makepyfile(test_models=PERF_TEST)
     baseline = pytester.path / "baseline.json"
@@ -336,9 +315,7 @@ def test_a_baseline_that_cannot_be_saved_is_refused_before_the_run(
         baseline.symlink_to(target)
         expected = f"*{baseline} is a symbolic link to {target}, whose folder*does not exist*"
     before = baseline.read_bytes() if problem == "read-only" else None
-    result = pytester.runpytest_subprocess(
-        "-p", "no:cacheprovider", f"--neuronperf-baseline={baseline}",
-        "--neuronperf-save-baseline")
+    result = run(f"--neuronperf-baseline={baseline}", "--neuronperf-save-baseline")
     assert result.ret == pytest.ExitCode.USAGE_ERROR
     result.stderr.fnmatch_lines([f"ERROR: cannot save the baseline: {expected}"])
     assert "passed" not in result.stdout.str()
@@ -347,7 +324,8 @@ def test_a_baseline_that_cannot_be_saved_is_refused_before_the_run(
     assert not (pytester.path / "elsewhere").exists()
 
 
-def test_escape_sequences_from_a_baseline_are_not_printed_raw(pytester: pytest.Pytester) -> None:
+def test_escape_sequences_from_a_baseline_are_not_printed_raw(pytester: pytest.Pytester,
+                                                             run: Run) -> None:
     pytester.makepyfile(test_models=PERF_TEST)
     baseline = pytester.path / "baseline.json"
     baseline.write_text(json.dumps({
@@ -356,8 +334,7 @@ def test_escape_sequences_from_a_baseline_are_not_printed_raw(pytester: pytest.P
             "fingerprint": {"cpu": "\x1b[31mred\x1b[0m", "device_type": "cpu\u202e"},
             "tests": {}}},
     }))
-    result = pytester.runpytest_subprocess("-p", "no:cacheprovider",
-                                           f"--neuronperf-baseline={baseline}")
+    result = run(f"--neuronperf-baseline={baseline}")
     result.assert_outcomes(passed=1)
     output = result.stdout.str()
     assert "\x1b" not in output and "\x07" not in output and "\u202e" not in output

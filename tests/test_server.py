@@ -3,14 +3,14 @@ the gate on max_qps, and the marker's refusals."""
 
 from __future__ import annotations
 
-import json
+import itertools
 import math
 from typing import Any
 
 import numpy as np
 import pytest
-from engine_models import Spins
-from test_plugin import run
+from engine_models import Naps, Sleeper, Spins
+from projects import Run, baseline_entries, reports_of
 
 import pytest_neuronperf as npf
 from pytest_neuronperf.child import open_loop
@@ -20,8 +20,6 @@ from pytest_neuronperf.gating.verdicts import Verdict, budget_misses, judge
 from pytest_neuronperf.plugin.markers import PerfSettings, SettingsError, apply_keywords
 from pytest_neuronperf.reports import config_key, config_label
 from pytest_neuronperf.tuning import pareto_front, tuning_of
-
-pytest_plugins = ["pytester"]
 
 MS = 1_000_000
 X = np.zeros((1, 4), dtype=np.float32)
@@ -164,9 +162,11 @@ def test_lindley_recursion_matches_a_hand_computed_queue():
 
 
 def serve(qps: float, **kwargs: Any) -> dict[str, Any]:
-    [report] = npf.cpu.benchmark(Spins, X, n_models=1, workers_per_model=1, duration=1.0,
-                                 warmup=0.05, verbosity=0, scenario="server", target_qps=qps,
-                                 return_timers=True, **kwargs)
+    """One open-loop run of ``Spins`` at ``qps``, with every query's timestamps."""
+    settings = {"n_models": 1, "workers_per_model": 1, "duration": 1.0, "warmup": 0.05,
+                "verbosity": 0, **kwargs}
+    [report] = npf.cpu.benchmark(Spins, X, scenario="server", target_qps=qps,
+                                 return_timers=True, **settings)
     assert report["status"] == "ok", report["error"]
     return report
 
@@ -217,6 +217,40 @@ def test_a_max_search_on_the_engine_reports_a_confirmed_rate_and_window_samples(
     assert report["max_qps"] < 5 * report["capacity_qps"]
     assert len([w for w in report["windows"]["max_qps"] if w > 0]) >= 5
     assert config_key(report).endswith(",qps=max")
+
+
+def test_the_rate_is_split_between_copies_each_with_its_own_stream(monkeypatch, two_cores):
+    monkeypatch.setenv("SPIN_MS", "1")
+    report = serve(400.0, n_models=2, cores=two_cores)
+    arrivals = report["timers"]["arrival"]  # per copy, ms after the common start
+    assert len(arrivals) == 2
+    # each copy offers 400 / 2 queries/s for 1 s: a Poisson count of mean 200 (sd 14); seeded
+    assert all(130 < len(copy) < 270 for copy in arrivals), [len(c) for c in arrivals]
+    assert arrivals[0][:20] != arrivals[1][:20]  # independent streams, not one stream twice
+    assert report["offered_queries"] == sum(len(copy) for copy in arrivals)
+
+
+def test_a_copys_workers_share_one_queue_and_drain_it_after_the_window(monkeypatch):
+    monkeypatch.setenv("NAP_MS", "20")  # two workers: at most ~100 queries/s; 400 are offered
+    [report] = npf.cpu.benchmark(Naps, X, n_models=1, workers_per_model=2, duration=0.6,
+                                 warmup=0.05, verbosity=0, scenario="server", target_qps=400.0,
+                                 return_timers=True)
+    assert report["status"] == "ok", report["error"]
+    assert report["overloaded"] is True
+    [arrival], [start], [end] = (report["timers"][k] for k in ("arrival", "start", "end"))
+    served = [s is not None for s in start]
+    # one queue, taken in arrival order: the served queries are the first ones
+    count = sum(served)
+    assert 0 < count < len(served) and served == [True] * count + [False] * (len(served) - count)
+    # both workers take from it: two calls run at once at some point, never three
+    events = sorted([(s, 1) for s in start if s is not None]
+                    + [(e, -1) for e in end if e is not None])
+    running = list(itertools.accumulate(step for _, step in events))
+    assert max(running) == 2
+    # after the 0.6 s window, queued queries are served for min(duration, 2 s) = 0.6 s more
+    # (docs/serving.md): the last one starts after 0.9 s, and none after 1.2 s (+ slack)
+    last = max(s for s in start if s is not None)
+    assert 900 < last < 1600, last
 
 
 # --- the max_qps search, with a fake measure function -----------------------------------------
@@ -362,6 +396,37 @@ def test_tune_ranks_searches_by_the_samples_they_serve_at_max_qps():
     assert tuning_of([a, b, none], 20.0).ranked == [b, a]
 
 
+def test_tune_on_real_runs_ranks_them_and_says_which_to_deploy(capsys):
+    tuning = npf.tune(Sleeper, X, p99_ms=1e4, batch_sizes=[1, 2], n_models=1,
+                      workers_per_model=[1, 2], duration=0.3, warmup=0.05, verbosity=0,
+                      framework="python")
+    assert [config_label(r) for r in tuning.reports] == [
+        "bs=1 n=1 w=1 p=1", "bs=1 n=1 w=2 p=1", "bs=2 n=1 w=1 p=1", "bs=2 n=1 w=2 p=1"]
+    assert all(r["status"] == "ok" for r in tuning.reports)
+    throughputs = [r["throughput_avg"] for r in tuning.ranked]
+    assert len(throughputs) == 4 and throughputs == sorted(throughputs, reverse=True)
+    assert tuning.best is tuning.ranked[0] and tuning.front[0] is tuning.best
+    npf.print_tuning(tuning)
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[0].split() == ["rank", "configuration", "throughput", "latency_ms_p99", "meets",
+                                "front"]
+    assert len(lines) == 1 + 4 + 1
+    assert lines[-1].startswith(f"deploy {config_label(tuning.best)}: ")
+    assert lines[-1].endswith("(4 of 4 configurations meet the budget)")
+
+
+def test_tune_in_the_server_scenario_measures_the_given_rates():
+    tuning = npf.tune(Sleeper, X, p99_ms=1e4, batch_sizes=1, n_models=1, workers_per_model=1,
+                      scenario="server", target_qps=[20, 40], duration=0.5, warmup=0.05,
+                      verbosity=0, framework="python")
+    assert [(r["status"], r["target_qps"]) for r in tuning.reports] == [("ok", 20.0),
+                                                                         ("ok", 40.0)]
+    # far below capacity both are served in full: the doubled rate serves more samples/s
+    assert tuning.best is not None and tuning.best["target_qps"] == 40.0
+    assert npf.tuning.format_tuning(tuning).splitlines()[-1].startswith(
+        "deploy bs=1 n=1 w=1 p=1 qps=40: ")
+
+
 # --- settings and refusals ---------------------------------------------------------------------
 
 
@@ -397,7 +462,7 @@ def test_the_library_refuses_a_server_run_without_a_rate():
         npf.cpu.benchmark(Spins, X, scenario="server")
 
 
-def test_a_marker_without_target_qps_is_a_usage_error_naming_the_test(pytester):
+def test_a_marker_without_target_qps_is_a_usage_error_naming_the_test(pytester, run: Run):
     pytester.makepyfile('''
 import numpy as np
 import pytest
@@ -406,7 +471,7 @@ import pytest
 def test_serving(neuronperf):
     pass
 ''')
-    result = run(pytester)
+    result = run()
     assert result.ret == pytest.ExitCode.USAGE_ERROR
     result.stderr.fnmatch_lines(["*test_serving*scenario='server' needs target_qps*"])
 
@@ -435,17 +500,16 @@ def test_serving(neuronperf):
 '''
 
 
-def test_a_server_baseline_is_saved_per_rate_with_windows_and_gated_like_closed_ones(pytester):
+def test_a_server_baseline_is_saved_per_rate_with_windows_and_gated_like_closed_ones(
+        pytester, run: Run):
     pytester.makepyfile(SERVER_TESTS)
-    saved = run(pytester, "--neuronperf-baseline=perf.json", "--neuronperf-save-baseline")
+    saved = run("--neuronperf-baseline=perf.json", "--neuronperf-save-baseline")
     saved.assert_outcomes(passed=1)
-    stored = json.loads((pytester.path / "perf.json").read_text())
-    [machine] = stored["machines"].values()
-    [entries] = machine["tests"].values()
+    [entries] = baseline_entries(pytester.path / "perf.json").values()
     [(key, entry)] = entries.items()
     assert key == "bs=1,n_models=1,workers=1,pipeline=1,qps=40"
     assert len(entry["windows"]["throughput"]) >= 10  # two runs of >= 5 windows (saved twice)
     assert "queue_ms_p99" in entry["metrics"]
-    run(pytester, "--neuronperf-baseline=perf.json", "--neuronperf-json=out.json")
-    [report] = json.loads((pytester.path / "out.json").read_text())["reports"]
+    run("--neuronperf-baseline=perf.json", "--neuronperf-json=out.json")
+    [report] = reports_of(pytester.path / "out.json")
     assert report["verdict"] != "NEW" and "baseline" in report

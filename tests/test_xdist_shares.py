@@ -9,13 +9,12 @@ import time
 from pathlib import Path
 
 import pytest
+from projects import BENCHMARK_SLEEP, SLEEP_MODEL, perf_test
 
 from pytest_neuronperf.plugin.options import RunOptions
 from pytest_neuronperf.plugin.session import PerfSession
 from pytest_neuronperf.plugin.shares import CoreShare, Host, HostRegistry, host_share, this_host
 from pytest_neuronperf.plugin.xdist import plain_nodeid
-
-pytest_plugins = ["pytester"]
 
 BOX_A, BOX_B = Host("box-a", "aaaa"), Host("box-b", "bbbb")
 
@@ -176,32 +175,16 @@ def pytest_neuronperf_fingerprint(config, fingerprint):
     return {"rack": os.environ.get("NEURONPERF_HOST_ID", "")}
 '''
 
-TWO_HOSTS_TESTS = '''
-import os
-import tempfile
-import time
-from pathlib import Path
-
-import numpy as np
-import pytest
-
-
-class SleepModel:
-    def __call__(self, x):
-        time.sleep(0.002)
-        return x
-
-
-@pytest.mark.parametrize("case", [pytest.param(i, marks=pytest.mark.xdist_group(group))
-                                  for i, group in enumerate(["inf2", "inf2", "cpu", "cpu"])])
-@pytest.mark.neuronperf(n_models="max", workers_per_model=1, duration=0.3, warmup=0.05)
-def test_case(neuronperf, case):
-    registry = Path(tempfile.gettempdir()) / ("pytest-neuronperf-"
+TWO_HOSTS_TESTS = SLEEP_MODEL + "import tempfile\nfrom pathlib import Path\n" + perf_test(
+    "test_case", n_models="max", batch_sizes=None, duration=0.3,
+    cases='[pytest.param(i, marks=pytest.mark.xdist_group(group))\n'
+          '                                  for i, group in enumerate(["inf2", "inf2", "cpu", '
+          '"cpu"])]',
+    body="""\
+registry = Path(tempfile.gettempdir()) / ("pytest-neuronperf-"
                                               + os.environ["PYTEST_XDIST_TESTRUNUID"])
     assert (registry / "workers" / os.environ["PYTEST_XDIST_WORKER"]).is_file()
-    [report] = neuronperf.benchmark(SleepModel, np.zeros((1, 2)), framework="python")
-    assert report["status"] == "ok"
-'''
+    """ + BENCHMARK_SLEEP)
 
 
 def run_two_workers(pytester: pytest.Pytester, host_ids: tuple[str, str]) -> tuple[dict, dict]:
@@ -239,7 +222,6 @@ def test_two_simulated_hosts_each_measure_on_all_their_cores(pytester: pytest.Py
     every = len(usable_cpus())
     for worker, reports in by_worker.items():
         assert {r["n_models"] for r in reports} == {every}, worker
-        print(worker, reports[0]["host_id"], "cores", reports[0]["cores"])
     assert {r["host_id"] for r in run["reports"]} <= {"rack-1", "rack-2"}
     # each simulated machine's results in its own baseline section
     sections = {fp_tests["fingerprint"]["rack"]: sorted(fp_tests["tests"])

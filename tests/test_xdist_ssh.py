@@ -23,8 +23,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-
-pytest_plugins = ["pytester"]
+from projects import BENCHMARK_SLEEP, SLEEP_MODEL, Run, perf_test, reports_of
 
 SSHD = Path("/usr/sbin/sshd")
 PRIVSEP_DIR = Path("/run/sshd")  # the runtime dir an sshd started as root insists on
@@ -139,33 +138,16 @@ def sshd(tmp_path: Path) -> Iterator[Sshd]:
         log.close()
 
 
-SSH_TESTS = '''
-import os
-import time
-
-import numpy as np
-import pytest
-
-
-class SleepModel:
-    def __call__(self, x):
-        time.sleep(0.002)
-        return x
-
-
-@pytest.mark.parametrize("case", range(4))
-@pytest.mark.neuronperf(n_models="max", workers_per_model=1, duration=0.3, warmup=0.05)
-def test_case(neuronperf, case):
-    assert os.environ["PYTEST_XDIST_WORKER"]
-    [report] = neuronperf.benchmark(SleepModel, np.zeros((1, 2)), framework="python")
-    assert report["status"] == "ok"
-'''
+SSH_TESTS = SLEEP_MODEL + perf_test(
+    "test_case", cases=4, n_models="max", batch_sizes=None, duration=0.3,
+    body='assert os.environ["PYTEST_XDIST_WORKER"]\n    ' + BENCHMARK_SLEEP)
 
 
 @pytest.mark.parametrize("host_ids", [("", ""), ("rack-1", "rack-2")],
                          ids=["one-host", "two-simulated-hosts"])
 def test_ssh_workers_split_the_cores_of_their_host(
-        pytester: pytest.Pytester, sshd: Sshd, host_ids: tuple[str, str]) -> None:
+        pytester: pytest.Pytester, run: Run, sshd: Sshd, host_ids: tuple[str, str],
+        two_cores: list[int]) -> None:
     """Two ``--tx ssh=...`` specs with two names reach one machine: the workers find out they
     share it and take disjoint slices. With a host id each (as on two machines), each worker
     takes every core."""
@@ -178,23 +160,22 @@ def test_ssh_workers_split_the_cores_of_their_host(
     specs = [arg for alias in ("fleet-a", "fleet-b") for arg in (
         "--tx", f"ssh={alias}//ssh_config={config}//python={sys.executable}"
                 f"//chdir={pytester.path}")]
-    result = pytester.runpytest_subprocess(
-        *specs, "--dist", "load", f"--testrunuid={uid}", "-p", "no:cacheprovider",
-        "--neuronperf-baseline=baseline.json", "--neuronperf-save-baseline",
-        "--neuronperf-json=r.json", timeout=300)
+    result = run(*specs, "--dist", "load", f"--testrunuid={uid}",
+                 "--neuronperf-baseline=baseline.json", "--neuronperf-save-baseline",
+                 "--neuronperf-json=r.json", timeout=300)
     result.assert_outcomes(passed=4)
     assert sshd.logins() == 2  # both workers really came in over ssh
-    reports = json.loads((pytester.path / "r.json").read_text())["reports"]
+    reports = reports_of(pytester.path / "r.json")
     tests = [f"test_models.py::test_case[{i}]" for i in range(4)]
     assert sorted(r["test"] for r in reports) == tests
     # one kind of machine: one baseline section, whichever host measured
     [section] = json.loads((pytester.path / "baseline.json").read_text())["machines"].values()
     assert sorted(section["tests"]) == tests
+    # --dist load sends 2 of the 4 tests to each worker at the start (xdist's LoadScheduling)
     cores: dict[str, set[str]] = {}
     for report in reports:
         cores.setdefault(report["worker"], set()).update(report["cores"])
-    for worker, used in sorted(cores.items()):
-        print(f"{worker}: cores {sorted(used)}")
+    assert len(cores) == 2, cores
     every = len(usable_cpus())
     if host_ids[0]:  # two hosts: each worker alone on its host, with all of its cores
         assert {r["host_id"] for r in reports} <= set(host_ids)
@@ -204,9 +185,8 @@ def test_ssh_workers_split_the_cores_of_their_host(
                     f"{report['worker']};") in result.stdout.str()
     else:  # one host, as the workers saw it: disjoint slices
         assert len({r["host_id"] for r in reports}) == 1
-        assert {r["n_models"] for r in reports} == {max(1, every // 2)}
-        if len(cores) == 2 and every >= 2:
-            first, second = cores.values()
-            assert not first & second
+        assert {r["n_models"] for r in reports} == {every // 2}
+        first, second = cores.values()
+        assert not first & second
         assert "neuronperf: host" not in result.stdout.str()  # the controller's own host
     assert not (Path(tempfile.gettempdir()) / f"pytest-neuronperf-{uid}").exists()

@@ -208,11 +208,10 @@ def measure(job: Job, config: RunConfig, procs: list[ModelProcess]) -> Any:
     copy_stats = collect(procs, messages.CopyStats, deadline, "reporting its statistics")
     cores = [format_cores(proc.spec.placement.cores) for proc in procs]
     raw = raw_results(job, ready, timings, start_ns, cores, copy_stats)
+    raw["interference"] = meter.stop(sum(t.cpu_s for t in timings))
     if job.return_timers:
         return base_report(job, config), raw
-    report = summarize(base_report(job, config), raw)
-    report["interference"] = meter.stop(sum(t.cpu_s for t in timings))
-    return report
+    return summarize(base_report(job, config), raw)
 
 
 def collect(
@@ -270,23 +269,6 @@ def raw_results(
         "single_pass": single_pass(job),
         "cost_per_hour": job.cost_per_hour, "copies": copies,
     }
-
-
-def build_report(
-    job: Job,
-    config: RunConfig,
-    ready: list[messages.Ready],
-    timings: list[messages.Timings],
-    start_ns: int,
-    cores: list[str],
-    copy_stats: list[messages.CopyStats] | None = None,
-) -> Report:
-    """NeuronPerf-style report from every copy's timings."""
-    raw = raw_results(job, ready, timings, start_ns, cores, copy_stats)
-    try:
-        return summarize(base_report(job, config), raw)
-    except NothingMeasured as exc:
-        raise ConfigurationFailed(str(exc)) from exc
 
 
 def generate_report(job: Job, config: RunConfig, ready: list[messages.Ready],

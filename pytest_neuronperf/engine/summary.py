@@ -3,7 +3,8 @@
 
 Raw results are ``(config, results)``: ``config`` holds the identifying keys of the report,
 ``results`` the per-copy timings (ns, one array per driver thread), load and warm-up times,
-resource use and accuracy-metric states, the common start and the measured seconds.
+resource use and accuracy-metric states, the common start, the measured seconds and the
+interference meter's figures.
 """
 
 from __future__ import annotations
@@ -81,6 +82,7 @@ def summarize(config: Mapping[str, Any], results: Mapping[str, Any]) -> Report:
         cores=list(results.get("cores") or []),
         windows=windows,
         launch_windows=[len(windows["throughput"])],
+        interference=results.get("interference"),
     )
     if results.get("single_pass"):
         report["duration"] = measured_s
