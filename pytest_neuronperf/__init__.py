@@ -9,7 +9,8 @@ from typing import Any
 __version__ = "0.1.0"
 
 _LAZY = ("benchmark", "compare", "compile", "print_reports", "write_csv", "write_json",
-         "get_reports", "evaluate", "list_metrics", "tune", "print_tuning")
+         "get_reports", "evaluate", "list_metrics", "tune", "print_tuning", "Endpoint",
+         "start_server")
 """The public calls, all defined or re-exported by ``pytest_neuronperf.api``."""
 _SUBMODULES = ("torch", "tensorflow", "cpu", "model_index")
 

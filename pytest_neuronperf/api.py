@@ -16,17 +16,20 @@ from pytest_neuronperf.engine.measure import measure
 from pytest_neuronperf.engine.paired import PairedRequest, check_rounds
 from pytest_neuronperf.engine.progress import ProgressCallback
 from pytest_neuronperf.engine.request import BenchmarkRequest
+from pytest_neuronperf.engine.server_command import start_server
 from pytest_neuronperf.evaluation import list_metrics
 from pytest_neuronperf.frameworks.base import leading_dim
 from pytest_neuronperf.gating import paired as paired_gate
 from pytest_neuronperf.gating.verdicts import parse_tolerance
+from pytest_neuronperf.protocol.specs import Endpoint
 from pytest_neuronperf.reporting.files import get_reports, write_csv, write_json
 from pytest_neuronperf.reporting.tables import print_reports
 from pytest_neuronperf.reports import Report
 from pytest_neuronperf.tuning import Tuning, print_tuning, tuning_of
 
-__all__ = ["benchmark", "compare", "compile", "evaluate", "get_reports", "list_metrics",
-           "print_reports", "print_tuning", "tune", "write_csv", "write_json"]
+__all__ = ["Endpoint", "benchmark", "compare", "compile", "evaluate", "get_reports",
+           "list_metrics", "print_reports", "print_tuning", "start_server", "tune", "write_csv",
+           "write_json"]
 
 
 def benchmark(
@@ -69,6 +72,10 @@ def benchmark(
     seed: int = serving.DEFAULT_SEED,
     progress: ProgressCallback | None = None,
     paired: PairedRequest | None = None,
+    output_tokens: int | Sequence[int] | None = None,
+    slo_ttft_ms: float | None = None,
+    slo_tpot_ms: float | None = None,
+    ignore_eos: bool = True,
 ) -> list[Any]:
     """Benchmark ``model`` on every configuration; one report per configuration.
 
@@ -98,6 +105,14 @@ def benchmark(
     before each configuration (at ``verbosity=1`` the library logs it instead). ``paired``
     measures every configuration against a base side (``compare`` and ``--neuronperf-against``
     use it; see ``engine.paired``).
+
+    ``scenario="generate"`` times every token of generated outputs (docs/generative.md):
+    ``model`` is a transformers causal LM (class or factory), a class or factory whose product
+    returns an iterator of tokens when called as ``model(prompt, output_tokens)``, or an
+    ``Endpoint`` (a served OpenAI-compatible model); ``inputs`` the prompts; ``output_tokens``
+    the length of each output (exactly, unless ``ignore_eos=False``); ``slo_ttft_ms`` /
+    ``slo_tpot_ms`` define a good request for ``goodput``; ``target_qps`` makes it an open loop
+    of Poisson request arrivals.
     """
     return measure(BenchmarkRequest(
         model, inputs, batch_sizes, duration, n_models, pipeline_sizes, cast_modes,
@@ -108,7 +123,8 @@ def benchmark(
         dynamic_batch_size=dynamic_batch_size, warmup=warmup, framework=framework,
         timeout=timeout, cores=cores, devices=devices, adapters=adapters, scenario=scenario,
         target_qps=target_qps, p99_ms=p99_ms, max_queue_delay_ms=max_queue_delay_ms, seed=seed,
-        progress=progress, paired=paired
+        progress=progress, paired=paired, output_tokens=output_tokens, slo_ttft_ms=slo_ttft_ms,
+        slo_tpot_ms=slo_tpot_ms, ignore_eos=ignore_eos
     ))
 
 
@@ -185,7 +201,7 @@ def labelled_data(dataset: Any) -> Any:
 def tune(
     model: Any,
     inputs: Any,
-    p99_ms: float,
+    p99_ms: float | None = None,
     batch_sizes: int | Sequence[int] | None = None,
     n_models: int | str | Sequence[int | str] | None = None,
     workers_per_model: int | Sequence[int] | None = None,
@@ -198,9 +214,17 @@ def tune(
     ``scenario="closed"`` ranks NeuronPerf's closed-loop runs by throughput among those whose
     p99 meets the budget. ``scenario="server"`` measures what a service sees: at the given
     ``target_qps`` rates, or by default ``"max"``, the highest rate each configuration sustains
-    under the budget. Other arguments go to ``benchmark``.
+    under the budget. ``scenario="generate"`` ranks by goodput under the SLOs
+    (``slo_ttft_ms``, ``slo_tpot_ms``; at least one), closed loop or at ``target_qps``;
+    ``p99_ms`` is optional there (end-to-end). Other arguments go to ``benchmark``.
     """
-    grid.positive_number("p99_ms", p99_ms)
+    generate = scenario == "generate"
+    if p99_ms is not None or not generate:
+        grid.positive_number("p99_ms", p99_ms)
+    if generate and benchmark_args.get("slo_ttft_ms") is None and benchmark_args.get(
+            "slo_tpot_ms") is None:
+        raise ValueError("tune(..., scenario='generate') ranks by goodput, the requests that "
+                         "meet the SLOs: give slo_ttft_ms= and/or slo_tpot_ms=")
     server: dict[str, Any] = {"scenario": scenario, "target_qps": target_qps}
     if scenario == "server":
         server.update(p99_ms=p99_ms, target_qps="max" if target_qps is None else target_qps)

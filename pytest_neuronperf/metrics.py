@@ -27,6 +27,11 @@ class Metric:
     windowed: bool = True
     """True: measured per window and gated on the window series (``compare_metric``); False:
     one value per run, gated on the value (``compare_value``; see ``gating.verdicts``)."""
+    generate: bool = False
+    """A token metric of the generate scenario: its reports are gated on these metrics and
+    every other report on the others (a request's figures are not a call's)."""
+    optional: bool = False
+    """Gated only when the report measured it (``goodput`` needs SLOs)."""
 
 
 METRICS: dict[str, Metric] = {
@@ -43,6 +48,15 @@ METRICS: dict[str, Metric] = {
         Metric("accuracy", "accuracy", True, ("accuracy", "acc"), "accuracy", 0.01,
                "min_accuracy", "min accuracy", windowed=False),
         Metric("max_qps", "max_qps", True, ("max_qps",), "max qps", 0.12),
+        Metric("output_tokens_per_s", "output_tokens_per_s", True,
+               ("tokens", "tokens_per_s", "output_tokens_per_s"), "tokens /s", 0.12,
+               generate=True),
+        Metric("ttft_ms_p99", "ttft_ms_p99", False, ("ttft", "ttft_p99"), "TTFT p99 ms", 0.20,
+               "ttft_ms_p99", "TTFT budget ms", generate=True),
+        Metric("tpot_ms_p99", "tpot_ms_p99", False, ("tpot", "tpot_p99"), "TPOT p99 ms", 0.15,
+               "tpot_ms_p99", "TPOT budget ms", generate=True),
+        Metric("goodput", "goodput", True, ("goodput",), "goodput /s", 0.12, "min_goodput",
+               "min goodput /s", generate=True, optional=True),
     )
 }
 """Gated metrics, in the order tables show them."""
@@ -60,10 +74,23 @@ BUDGETS: dict[str, Metric] = {m.budget: m for m in METRICS.values() if m.budget}
 """Budget keyword -> its metric."""
 
 
+GENERATE_BUDGETS = tuple(budget for budget, m in BUDGETS.items() if m.generate)
+"""Budget keywords of the generate scenario (``ttft_ms_p99``, ``tpot_ms_p99``, ``min_goodput``)."""
+
+
+def metrics_of(report: object) -> tuple[str, ...]:
+    """The window metrics a report of its kind has: the token metrics for the generate
+    scenario (``goodput`` only when measured), the others for every other scenario."""
+    found = report if isinstance(report, dict) else {}
+    generate = found.get("scenario") == "generate"
+    return tuple(m for m in WINDOW_METRICS if METRICS[m].generate == generate
+                 and not (METRICS[m].optional and found.get(METRICS[m].report_key) is None))
+
+
 def gated_metrics(report: object) -> tuple[str, ...]:
     """The metrics the gate compares for this report (or baseline entry's report)."""
     search = isinstance(report, dict) and report.get("target_qps") == "max"
-    return tuple(m for m in WINDOW_METRICS if (m in SEARCH_METRICS) == search)
+    return tuple(m for m in metrics_of(report) if (m in SEARCH_METRICS) == search)
 
 
 def metric_named(name: str) -> Metric | None:

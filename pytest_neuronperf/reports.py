@@ -78,6 +78,14 @@ class SideMetrics(TypedDict, total=False):
     load_avg_ms: float
     warmup_avg_ms: float
     latency_sketch: LatencySketch
+    # the generate scenario's side (``engine.token_summary.side_metrics``)
+    output_tokens_per_s: float
+    ttft_ms_p50: float | None
+    ttft_ms_p90: float | None
+    ttft_ms_p99: float | None
+    tpot_ms_p50: float | None
+    tpot_ms_p90: float | None
+    tpot_ms_p99: float | None
 
 
 class Launch(TypedDict):
@@ -89,7 +97,8 @@ class Launch(TypedDict):
     """The side that ran first in each round."""
     rounds: int
     values: dict[str, dict[str, list[float]]]
-    """Side -> series (``throughput``, ``latency_ms_p50``, ``latency_ms_p99``) -> per round."""
+    """Side -> series (``throughput``, ``latency_ms_p50``, ``latency_ms_p99``; the generate
+    scenario's ``output_tokens_per_s``, ``ttft_ms_p99``, ``tpot_ms_p99``) -> per round."""
     cpu_s: dict[str, list[float]]
     """Side -> CPU seconds its copies used per round."""
     load_ms: dict[str, float]
@@ -159,7 +168,7 @@ class ServerPart(TypedDict, total=False):
     """The server scenario's keys (``engine.serving``)."""
 
     scenario: str
-    """``closed`` or ``server``."""
+    """``closed``, ``server`` or ``generate``."""
     target_qps: float | str
     """Queries/s offered (one query = one batch; one sample with ``max_queue_delay_ms``)."""
     achieved_qps: float
@@ -176,6 +185,38 @@ class ServerPart(TypedDict, total=False):
     capacity_qps: float
     timers: dict[str, list[list[float | None]]]
     """``return_timers``: per query ms after the common start (``arrival``, ``start``, ``end``)."""
+
+
+class GeneratePart(TypedDict, total=False):
+    """The generate scenario's keys (``engine.token_summary``; docs/generative.md)."""
+
+    ttft_ms_p50: float | None
+    ttft_ms_p90: float | None
+    ttft_ms_p99: float | None
+    """Time to first token: first token - arrival (ms)."""
+    tpot_ms_p50: float | None
+    tpot_ms_p90: float | None
+    tpot_ms_p99: float | None
+    """Time per output token of a request: (last - first token) / (tokens - 1) (ms)."""
+    itl_ms_p50: float | None
+    itl_ms_p99: float | None
+    """Every gap between two token arrivals of a request (ms)."""
+    e2e_ms_p50: float | None
+    e2e_ms_p99: float | None
+    output_tokens_per_s: float
+    requests_per_s: float
+    prefill_tokens_per_s: float | None
+    goodput: float
+    """Requests/s that met every SLO (with ``slo_ttft_ms`` / ``slo_tpot_ms``)."""
+    goodput_ratio: float
+    ttft_sketch: LatencySketch
+    tpot_sketch: LatencySketch
+    output_tokens: int | list[int]
+    """As asked: one count, or one per prompt."""
+    output_tokens_avg: float
+    requests: int
+    slo_ttft_ms: float | None
+    slo_tpot_ms: float | None
 
 
 class GatePart(TypedDict, total=False):
@@ -202,7 +243,7 @@ class GatePart(TypedDict, total=False):
     that made it (``history.gate.HistoryJudgement.report_field``), or why it did not judge."""
 
 
-class Report(ServerPart, GatePart, total=False):
+class Report(ServerPart, GeneratePart, GatePart, total=False):
     """One configuration's results (``status`` ``error``: metrics are None, ``error`` says
     why). Every key any room writes is here; a new key is added here first."""
 

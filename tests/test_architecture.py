@@ -38,7 +38,7 @@ LAYERS: list[tuple[str, tuple[str, ...]]] = [
 LAZY_LIBRARIES = frozenset({
     "torch", "tensorflow", "keras", "jax", "transformers", "matplotlib", "scipy",
     "torch_neuron", "torch_neuronx", "tensorflow_neuron", "tensorflow_neuronx", "neuronxcc",
-    "libneuronxla", "xdist", "execnet", "sqlalchemy", "psycopg", "ruptures",
+    "libneuronxla", "xdist", "execnet", "httpx", "sqlalchemy", "psycopg", "ruptures",
 })
 """Heavy or optional libraries a function may import when it needs them (and the package's
 modules that import one of them at module level)."""

@@ -162,6 +162,19 @@ def test_benchmarks_on_a_real_gpu() -> None:
 
 
 @pytest.mark.skipif(not CudaBackend().is_available(), reason="needs an NVIDIA GPU and torch")
+def test_generates_on_a_real_gpu() -> None:
+    from llm_models import TinyLlama
+
+    import pytest_neuronperf as npf
+
+    [report] = npf.benchmark(TinyLlama, [[1, 2, 3]], scenario="generate", output_tokens=8,
+                             device_type="cuda", n_models=1, workers_per_model=1,
+                             duration=0.5, warmup=0, verbosity=0)
+    assert (report["status"], report["device_type"], report["output_tokens_avg"]) == (
+        "ok", "cuda", 8), report["error"]
+
+
+@pytest.mark.skipif(not CudaBackend().is_available(), reason="needs an NVIDIA GPU and torch")
 def test_mixed_runs_under_the_documented_autocast_dtype_on_a_gpu(pid_dir: Path) -> None:
     import json
 

@@ -8,6 +8,7 @@ imported and the ``NEURON_RT_VISIBLE_CORES`` it saw.
 from __future__ import annotations
 
 import json
+import os
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -254,3 +255,25 @@ def test_inf1_copies_import_torch_neuron_instead(fake_neuron: FakeNeuron, tmp_pa
     assert [(r["status"], r["device_type"]) for r in reports] == [("ok", "neuron")]
     assert fake_neuron.worker_cores("torch_neuron") == ["0-0", "1-1"]
     assert fake_neuron.worker_imports("torch_neuronx") == []
+
+
+def test_a_generative_model_streams_its_tokens_on_its_own_neuroncores(
+    fake_neuron: FakeNeuron
+) -> None:
+    import transformers.models.llama.modeling_llama  # noqa: F401 - preloaded for the copies
+    from neuron_models import tiny_nxd_llama
+
+    [report] = npf.benchmark(tiny_nxd_llama, [[1, 2, 3]], scenario="generate", output_tokens=4,
+                             device_type="neuronx", n_models=2, workers_per_model=1,
+                             duration=0.3, warmup=0, verbosity=0)
+    assert report["status"] == "ok", report["error"]
+    assert (report["device_type"], report["n_models"], report["output_tokens_avg"]) == (
+        "neuronx", 2, 4)
+    loads = [e for e in fake_neuron.events("load", "neuronx_distributed_inference")
+             if e["pid"] != os.getpid()]
+    assert sorted(e["visible_cores"] for e in loads) == ["0-0", "1-1"]
+    assert fake_neuron.worker_cores("torch_neuronx") == ["0-0", "1-1"]
+    generated = fake_neuron.events("generate", "neuronx_distributed_inference")
+    assert generated and {(e["streamer"], e["max_new_tokens"], e["min_new_tokens"])
+                          for e in generated} == {("StampStreamer", 4, 4)}
+    assert {e["visible_cores"] for e in generated} == {"0-0", "1-1"}

@@ -446,15 +446,15 @@ def test_bad_server_settings_are_refused(keywords, message):
 
 def test_a_closed_loop_marker_keeps_its_p99_budget():
     settings = apply_keywords(PerfSettings(), {"scenario": "closed", "p99_ms": 20})
-    assert settings.budgets == {"p99_ms": 20.0} and settings.server_arguments() == {}
+    assert settings.budgets == {"p99_ms": 20.0} and settings.scenario_arguments() == {}
 
 
 def test_server_settings_reach_benchmark():
     settings = apply_keywords(PerfSettings(), {"scenario": "server", "target_qps": [10, 20.5],
                                                "p99_ms": 20, "max_queue_delay_ms": 1})
-    assert settings.server_arguments() == {"scenario": "server", "target_qps": [10.0, 20.5],
+    assert settings.scenario_arguments() == {"scenario": "server", "target_qps": [10.0, 20.5],
                                            "p99_ms": 20.0, "max_queue_delay_ms": 1.0}
-    assert PerfSettings().server_arguments() == {}
+    assert PerfSettings().scenario_arguments() == {}
 
 
 def test_the_library_refuses_a_server_run_without_a_rate():

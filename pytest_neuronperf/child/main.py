@@ -29,7 +29,7 @@ from typing import Any
 
 import numpy as np
 
-from pytest_neuronperf.child import isolation, lifeline
+from pytest_neuronperf.child import isolation, lifeline, token_driver
 from pytest_neuronperf.child.copy_options import CopyHooks
 from pytest_neuronperf.child.open_loop import serve
 from pytest_neuronperf.child.profile_window import run_window
@@ -55,8 +55,10 @@ def main(conn: Connection, spec: WorkerSpec) -> None:
     except isolation.Refused as refusal:  # one sentence, not a traceback
         report_failure(conn, str(refusal))
         leave(1)
-    except BaseException:  # noqa: BLE001 - every failure must reach the parent as a message
-        report_failure(conn, traceback.format_exc())
+    except BaseException as exc:  # noqa: BLE001 - every failure must reach the parent
+        # a model's refusal (messages.Refusal) shows its sentence first, its traceback apart
+        report_failure(conn, traceback.format_exc(),
+                       str(exc) if isinstance(exc, messages.Refusal) else None)
         leave(1)
     leave(0)
 
@@ -79,11 +81,13 @@ def redirect_output(log_path: str) -> None:
     faulthandler.register(signal.SIGUSR1, file=sys.stderr, all_threads=True)
 
 
-def report_failure(conn: Connection, error: str) -> None:
-    """Tell the parent why this copy failed; the pipe may already be gone."""
+def report_failure(conn: Connection, error: str, sentence: str | None = None) -> None:
+    """Tell the parent why this copy failed (a refusal's ``sentence`` first, the traceback
+    apart); the pipe may already be gone."""
     print(error, file=sys.stderr, flush=True)
+    message = messages.Failed(error) if sentence is None else messages.Failed(sentence, error)
     try:
-        messages.send(conn, messages.Failed(error))
+        messages.send(conn, message)
     except OSError:
         pass
 
@@ -123,6 +127,11 @@ def run(conn: Connection, spec: WorkerSpec, exit_with_parent: bool = True) -> No
     started = time.perf_counter_ns()
     model = hooks.after_load(adapter.load(spec.model, spec.placement))
     check_imports(spec, model)
+    if spec.generate is not None:  # requests of token streams (child/token_driver.py)
+        token_driver.run(conn, link, spec, model, started, hooks, adapter.thread_setup,
+                         lambda order, call: run_window(order, call, spec,
+                                                        adapter.thread_setup, drive))
+        return
     call = hooks.build_call(adapter, model, lambda: build_call(
         model, hooks.cast_inputs(adapter.prepare_inputs(spec.inputs, spec.batch_size,
                                                         spec.placement)),
@@ -251,8 +260,9 @@ def check_output(output: Any) -> None:
             raise TypeError(
                 f"the model returned a {what}, so a timed call would measure only its creation, "
                 f"not the work: pass postprocess_fn that consumes it (for example "
-                f"postprocess_fn=list, a top-level function) to time the whole stream, or make "
-                f"the forward return its result")
+                f"postprocess_fn=list, a top-level function) to time the whole stream, make "
+                f"the forward return its result, or measure it token by token with "
+                f"scenario='generate'")
 
 
 class ParentLink:

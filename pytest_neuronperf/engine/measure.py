@@ -38,7 +38,8 @@ def run_plan(planned: Plan) -> list[Any]:
     """Measure every configuration of a plan; model faults become ``status: error`` reports."""
     request = planned.request
     context = (multiprocessing.get_context("spawn") if request.multiinterpreter
-               else process_context(planned.framework))
+               else process_context(planned.framework,
+                                    generative=planned.generate is not None))
     log_dir = Path(tempfile.mkdtemp(prefix="neuronperf-logs-"))
     with console(request.verbosity):
         try:
@@ -95,6 +96,7 @@ def job_for(planned: Plan, source_plan: PlannedSource, source: Any, log_dir: Pat
         cost_per_hour=request.cost_per_hour,
         in_process=planned.in_process,
         server=planned.server,
+        generate=planned.generate,
     )
 
 

@@ -35,7 +35,7 @@ import numpy as np
 
 from pytest_neuronperf.child import isolation
 from pytest_neuronperf.devices.base import format_cores
-from pytest_neuronperf.engine import interference
+from pytest_neuronperf.engine import interference, token_summary
 from pytest_neuronperf.engine import windows as stats
 from pytest_neuronperf.engine.grid import RunConfig
 from pytest_neuronperf.engine.processes import ModelProcess
@@ -126,7 +126,8 @@ class SliceRecord:
     round: int
     start_ns: int
     end_ns: int
-    timings: list[messages.Timings]
+    timings: list[Any]
+    """Every copy's ``Timings`` (``Generated`` in the generate scenario)."""
 
 
 @dataclass
@@ -205,10 +206,13 @@ class SideBudget:
 class CopySide:
     """The copies of one side of a launch pair, driven over their pipes."""
 
-    def __init__(self, name: str, procs: list[ModelProcess], budget: SideBudget) -> None:
+    def __init__(self, name: str, procs: list[ModelProcess], budget: SideBudget,
+                 expected: type = messages.Timings) -> None:
         self.name = name
         self.procs = procs
         self.budget = budget
+        self.expected = expected
+        """What a copy answers a slice with: ``Timings``, or ``Generated`` (generate)."""
 
     def go(self, start_ns: int, end_ns: int, last: bool) -> None:
         """Send the slice's ``go`` to every copy of this side."""
@@ -221,8 +225,8 @@ class CopySide:
                     f"({proc.exit_description()})" + proc.formatted_tail()) from exc
 
     def timings(self) -> list[messages.Timings]:
-        """Every copy's timings of the current slice."""
-        return self.wait(messages.Timings, "measuring")
+        """Every copy's timings of the current slice (``expected``'s messages)."""
+        return self.wait(self.expected, "measuring")
 
     def wait(self, expected: type, phase: str) -> list[Any]:
         """One ``expected`` message from every copy, under this side's own deadline."""
@@ -290,8 +294,17 @@ class SideSummary(TypedDict):
 
 
 def side_summary(records: list[SliceRecord], batch_size: int,
-                 warm: SliceRecord | None = None) -> SideSummary:
-    """One side's whole-run figures (NeuronPerf's keys) and its per-slice series."""
+                 warm: SliceRecord | None = None, generate: bool = False) -> SideSummary:
+    """One side's whole-run figures (NeuronPerf's keys) and its per-slice series (the token
+    metrics' in the generate scenario: ``token_summary.slice_figures``)."""
+    if generate:
+        tokens = [token_summary.slice_figures(r.timings, r.start_ns, r.end_ns)
+                  for r in records]
+        return {"metrics": cast(SideMetrics, token_summary.side_metrics(
+                    [t for r in records for t in r.timings], tokens)),
+                "series": {name: [f[name] for f in tokens]
+                           for name in token_summary.SLICE_SERIES},
+                "cpu_s": cpu_series(records, warm) if records else []}
     figures = [slice_figures(r, batch_size) for r in records]
     lats = np.concatenate([x for r in records for t in r.timings for x in t.latency_ns]
                           or [np.empty(0, np.int64)])
@@ -334,7 +347,8 @@ class Stopped:
 
 
 StopRule = Callable[[Mapping[str, Any], int], Stop]
-"""(the ``paired`` part so far, with its ``launches``; the planned pairs) -> whether to stop
+"""(the ``paired`` part so far, with its ``launches`` and the report's ``scenario``, which
+picks the metrics compared; the planned pairs) -> whether to stop
 (``gating.paired.look`` bound to the call's tolerances and family)."""
 StopRules = Callable[[int], StopRule]
 """The number of configurations of the call (the gate's family) -> the stopping rule
@@ -379,10 +393,11 @@ class LaunchPair:
     wall_s: float
     cores: list[str]
 
-    def entry(self, batch_size: int) -> Launch:
-        """The pair as the report's ``paired.launches`` records it."""
+    def entry(self, batch_size: int, generate: bool = False) -> Launch:
+        """The pair as the report's ``paired.launches`` records it (``values``: the token
+        series in the generate scenario)."""
         sides = {name: side_summary(self.result.slices[name], batch_size,
-                                    self.result.warm.get(name))
+                                    self.result.warm.get(name), generate)
                  for name in SIDES if self.result.slices[name]}
         return {
             "order": self.order[0], "round_order": [pair[0] for pair in self.round_order],
@@ -463,6 +478,7 @@ def measure_paired(
     planned = MIN_PAIRS
     base_error: str | None = None
     stop: Stop = Stopped(True, "cap", "")
+    scenario = "generate" if jobs["head"].generate is not None else "closed"
     while True:
         index = len(pairs)
         pair, base_error = launch_pair(context, jobs, config, inputs, rounds, slice_s,
@@ -475,9 +491,9 @@ def measure_paired(
         if base_error is not None:
             stop = Stopped(True, "base failed", "the base side failed")
             break
-        entries.append(pair.entry(config.batch_size))
+        entries.append(pair.entry(config.batch_size, scenario == "generate"))
         if rule is not None:
-            stop = rule({"launches": entries}, planned)
+            stop = rule({"scenario": scenario, "launches": entries}, planned)
         elif len(pairs) >= planned:
             stop = Stopped(True, "cap", f"the {planned} planned pairs ran")
         if stop.stop:
@@ -532,7 +548,8 @@ def launch_pair(
             proc.kill()
         if not math.isfinite(slice_s):
             slice_s = slice_length([r for side in ready.values() for r in side])
-        sides = {name: CopySide(name, procs[name], budgets[name]) for name in ready}
+        expected = messages.Generated if jobs["head"].generate is not None else messages.Timings
+        sides = {name: CopySide(name, procs[name], budgets[name], expected) for name in ready}
         meter = interference.Meter(measured_cpus(procs["head"]),
                                    [r.pid for side in ready.values() for r in side])
         meter.start()
@@ -562,8 +579,9 @@ def paired_report(
     """The head's report (its slices, all pairs', are its windows) with the base side and
     every launch pair whose both sides measured (``entries``) under ``paired``."""
     head_job = jobs["head"]
+    generate = head_job.generate is not None
     head_records = [r for p in pairs for r in p.result.slices["head"]]
-    head = side_summary(head_records, config.batch_size)
+    head = side_summary(head_records, config.batch_size, generate=generate)
     if not head_records or head["metrics"]["total_infs"] == 0:
         raise ConfigurationFailed(
             f"no call finished within the {header['slice_s']:.3g} s slices: one inference takes "
@@ -589,7 +607,7 @@ def paired_report(
         paired["base_error"] = base_error
     else:
         base = side_summary([r for p in complete for r in p.result.slices["base"]],
-                            config.batch_size)
+                            config.batch_size, generate=generate)
         base["metrics"]["load_avg_ms"] = _mean([r.load_ms for p in complete
                                                 for r in p.ready["base"]])
         base["metrics"]["warmup_avg_ms"] = _mean([r.warmup_ms for p in complete

@@ -12,7 +12,7 @@ from typing import Any
 
 from pytest_neuronperf import evaluation
 from pytest_neuronperf.devices import DeviceBackend, get_backend
-from pytest_neuronperf.engine import grid, serving
+from pytest_neuronperf.engine import generation, grid, serving
 from pytest_neuronperf.engine.grid import RunConfig
 from pytest_neuronperf.engine.inputs import is_dataset, portable_dataset
 from pytest_neuronperf.engine.model_ref import describe_model, portable_function
@@ -22,7 +22,7 @@ from pytest_neuronperf.frameworks import ADAPTERS, infer_framework, to_portable
 from pytest_neuronperf.frameworks.base import leading_dim
 from pytest_neuronperf.logs import printable
 from pytest_neuronperf.model_index import read_model_index, resolve_artifact
-from pytest_neuronperf.protocol.specs import ModelReferenceError, ModelSource
+from pytest_neuronperf.protocol.specs import Endpoint, ModelReferenceError, ModelSource
 from pytest_neuronperf.reports import DEFAULT_CAST_MODE
 
 DEVICE_ALIASES = {"gpu": "cuda"}
@@ -61,16 +61,25 @@ class Plan:
     inputs: Any
     """What travels to the copies: the dataset, or the portable example(s)."""
     per_batch: dict[int, Any]
-    """Batch size -> its example (None for a dataset)."""
+    """Batch size -> its example (None for a dataset, or the generate scenario's prompts)."""
+    generate: generation.GenerateSettings | None = None
+    """The generate scenario's prompts, output lengths and SLOs; None: calls."""
 
 
 def plan(request: BenchmarkRequest) -> Plan:
     """Check ``request`` and decide what runs where; raises ValueError (one sentence) on a bad
     argument, before any process starts."""
     r = request
+    generate = generation.check_settings(r.scenario, r.model, r.inputs, r.output_tokens,
+                                         r.slo_ttft_ms, r.slo_tpot_ms, r.ignore_eos)
+    if generate is not None:
+        refuse_with_generate(preprocess_fn=r.preprocess_fn, postprocess_fn=r.postprocess_fn,
+                             dataset_loader_fn=r.dataset_loader_fn, eval_metrics=r.eval_metrics,
+                             dynamic_batch_size=r.dynamic_batch_size,
+                             return_timers=r.return_timers)
     # a list is one example per batch size, unless what else is asked says it is data
-    dataset = is_dataset(r.inputs) or (isinstance(r.inputs, list) and (
-        r.dataset_loader_fn is not None or bool(r.eval_metrics)))
+    dataset = generate is None and (is_dataset(r.inputs) or (isinstance(r.inputs, list) and (
+        r.dataset_loader_fn is not None or bool(r.eval_metrics))))
     # NeuronPerf: duration=0 runs untimed through the data
     loop_dataset = r.loop_dataset and not (dataset and r.duration == 0)
     grid.positive_number("duration", r.duration, allow_zero=dataset and not loop_dataset)
@@ -95,8 +104,10 @@ def plan(request: BenchmarkRequest) -> Plan:
     in_process = not r.multiprocess and not r.multiinterpreter
     functions = {what: portable_function(getattr(r, what), what, in_process)
                  for what in FUNCTIONS}
-    sources = plan_sources(r.model, r.batch_sizes, r.pipeline_sizes, r.model_name, r.cast_modes,
-                           r.dynamic_batch_size)
+    sources = (plan_endpoint(r.model, r.batch_sizes, r.pipeline_sizes, r.model_name,
+                             r.cast_modes) if isinstance(r.model, Endpoint) else
+               plan_sources(r.model, r.batch_sizes, r.pipeline_sizes, r.model_name,
+                            r.cast_modes, r.dynamic_batch_size))
     paired = base = None
     if r.paired is not None:
         check_paired(r.paired, rates, in_process, float(r.duration))
@@ -105,6 +116,8 @@ def plan(request: BenchmarkRequest) -> Plan:
     check_framework(r.model, r.framework)
     portable = portable_dataset(r.inputs) if dataset else to_portable(r.inputs)
     framework = r.framework or sources.framework or infer_framework(r.model, portable)
+    if framework is None and generate is not None:
+        framework = "python"  # a factory or a callable of tokens: any object it builds is run
     if framework is None:
         raise ValueError(
             "cannot tell the framework from this model and these inputs: pass "
@@ -112,11 +125,11 @@ def plan(request: BenchmarkRequest) -> Plan:
         )
     if framework not in adapters:
         raise ValueError(f"unknown framework {framework!r}: choose one of {', '.join(adapters)}")
-    per_batch = ({size: None for size in sources.batch_sizes} if dataset
+    per_batch = ({size: None for size in sources.batch_sizes} if dataset or generate
                  else inputs_for_plan(portable, sources))
     return Plan(r, dataset, loop_dataset, metrics, rates, server, backend, usable, in_process,
                 functions, sources, paired, base, framework, adapters[framework], portable,
-                per_batch)
+                per_batch, generate)
 
 
 def check_numbers(request: BenchmarkRequest) -> None:
@@ -335,6 +348,29 @@ def index_entry(path: Path, position: int, entry: Any) -> tuple[int, int, Path |
         raise ModelReferenceError(f"{where} is ok but names no artifact file: compile again")
     artifact = resolve_artifact(path, filename) if isinstance(filename, str) else None
     return sizes[0], sizes[1], artifact
+
+
+def refuse_with_generate(**arguments: Any) -> None:
+    """Arguments of the call loop that the generate scenario has no use for: said at once."""
+    for name, value in arguments.items():
+        if value:
+            raise ValueError(f"{name} does not apply to scenario='generate' (a request is a "
+                             f"prompt and its token stream): leave it out")
+
+
+def plan_endpoint(endpoint: Endpoint, batch_sizes: Any, pipeline_sizes: Any,
+                  model_name: str | None, cast_modes: Any) -> SourcePlan:
+    """A served model: one source, measured by client copies (``framework="endpoint"``)."""
+    sizes = grid.sizes("batch_sizes", batch_sizes)
+    if sizes != [1]:
+        raise ValueError("an Endpoint batches requests on the server: use batch_sizes=1 and "
+                         "workers_per_model (concurrent requests per copy) or target_qps")
+    if cast_modes not in (None, DEFAULT_CAST_MODE, [DEFAULT_CAST_MODE]):
+        raise ValueError("cast_modes does not apply to an Endpoint: the server sets precision")
+    source = PlannedSource(generation.endpoint_source(endpoint, model_name), sizes,
+                           grid.sizes("pipeline_sizes", pipeline_sizes), load_casts=False,
+                           cast_stage="none")
+    return SourcePlan([source], sizes, "endpoint")
 
 
 def refuse_generators(inputs: Any) -> None:

@@ -47,13 +47,24 @@ STDERR_TAIL_LINES = 30
 STACK_DUMP_WAIT_S = 0.5
 
 
-def process_context(framework: str) -> BaseContext:
-    """A forkserver context whose server has preloaded the worker module and ``framework``."""
+def process_context(framework: str, generative: bool = False) -> BaseContext:
+    """A forkserver context whose server has preloaded the worker module and ``framework``
+    (and, for a ``generative`` model, the transformers model modules imported here)."""
     modules = FRAMEWORK_PRELOAD.get(framework)
     if modules is None:
         modules = FRAMEWORK_PRELOAD["torch"] if "torch" in sys.modules else ()
+    if generative and "torch" in modules:
+        modules = modules + transformers_preload()
     installed = tuple(m for m in modules if importlib.util.find_spec(m.split(".")[0]) is not None)
     return ServerContext(framework_server(FORKSERVER_PRELOAD + installed))
+
+
+def transformers_preload() -> tuple[str, ...]:
+    """The transformers model modules this process has imported (a generative model's class,
+    usually): preloaded too, so that each copy does not spend seconds importing them again.
+    Importing them defines classes and starts nothing, like importing torch."""
+    return tuple(sorted(name for name in sys.modules if name == "transformers" or (
+        name.startswith("transformers.models.") and ".modeling_" in name)))
 
 
 @functools.cache
@@ -231,16 +242,22 @@ class ChildProcess:
         """
         pid = self.pid
         if pid is not None:
-            descendants = descendants_of(pid) if self.process.exitcode is None else []
-            for kill in (os.killpg, os.kill):
-                with contextlib.suppress(ProcessLookupError, PermissionError):
-                    kill(pid, signal.SIGKILL)
-            for descendant in descendants:
-                with contextlib.suppress(psutil.Error):
-                    descendant.kill()
+            kill_tree(pid, with_descendants=self.process.exitcode is None)
         self.process.join(timeout=join_timeout)
         with contextlib.suppress(OSError):
             self.conn.close()
+
+
+def kill_tree(pid: int, with_descendants: bool = True) -> None:
+    """SIGKILL ``pid``, its process group (it leads one) and, listed first, every descendant
+    (one that left the group with ``setsid`` is found through its parent while that lives)."""
+    descendants = descendants_of(pid) if with_descendants else []
+    for kill in (os.killpg, os.kill):
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            kill(pid, signal.SIGKILL)
+    for descendant in descendants:
+        with contextlib.suppress(psutil.Error):
+            descendant.kill()
 
 
 def descendants_of(pid: int) -> list[psutil.Process]:

@@ -56,3 +56,7 @@ class BenchmarkRequest:
     seed: int = serving.DEFAULT_SEED
     progress: ProgressCallback | None = None
     paired: PairedRequest | None = None
+    output_tokens: int | Sequence[int] | None = None
+    slo_ttft_ms: float | None = None
+    slo_tpot_ms: float | None = None
+    ignore_eos: bool = True

@@ -10,16 +10,17 @@ from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from multiprocessing.context import BaseContext
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 
 from pytest_neuronperf.devices.base import DeviceBackend, format_cores
-from pytest_neuronperf.engine import interference, serving
+from pytest_neuronperf.engine import interference, serving, token_summary
+from pytest_neuronperf.engine.generation import GenerateSettings
 from pytest_neuronperf.engine.grid import RunConfig
 from pytest_neuronperf.engine.in_process import InProcessCopy
 from pytest_neuronperf.engine.processes import ModelProcess
-from pytest_neuronperf.engine.summary import NothingMeasured, summarize
+from pytest_neuronperf.engine.summary import NothingMeasured, resources, summarize
 from pytest_neuronperf.engine.summary import error_report as summary_error
 from pytest_neuronperf.engine.supervise import Deadline, ProcessLost, next_messages
 from pytest_neuronperf.protocol import messages
@@ -65,6 +66,8 @@ class Job:
     """Where copies import the user's code from (a paired run's base tree); None: as usual."""
     side: str = ""
     """``base`` or ``head`` in a paired run (names log files and error messages)."""
+    generate: GenerateSettings | None = None
+    """The generate scenario's settings; None: calls, not token streams."""
 
     def timeout_for(self) -> float:
         """Seconds a configuration may take in all: generous unless the caller set it."""
@@ -86,11 +89,18 @@ def base_report(job: Job, config: RunConfig) -> Report:
         "pipeline_size": config.pipeline_size,
         "cast_mode": config.cast_mode,
         "duration": job.duration,
-        "scenario": "closed" if config.target_qps is None else "server",
+        "scenario": scenario_of(job, config),
     }
     if config.target_qps is not None:
         report["target_qps"] = config.target_qps
     return report
+
+
+def scenario_of(job: Job, config: RunConfig) -> str:
+    """``generate`` (token streams), ``server`` (an open loop of calls) or ``closed``."""
+    if job.generate is not None:
+        return "generate"
+    return "closed" if config.target_qps is None else "server"
 
 
 def error_report(job: Job, config: RunConfig, reason: str) -> Report:
@@ -162,6 +172,7 @@ def start_copies(
                 job.server or serving.ServerSettings(), config.target_qps, config.n_models,
                 placement.copy_index, job.duration, config.batch_size),
             imports=job.imports,
+            generate=None if job.generate is None else job.generate.spec(),
         )
         procs.append(start_copy(context, spec, job.in_process))
 
@@ -188,6 +199,8 @@ def measure(job: Job, config: RunConfig, procs: list[ModelProcess]) -> Any:
     end_ns = start_ns + int(job.duration * 1e9)
     for proc in procs:
         messages.send(proc.conn, messages.Go(start_ns, end_ns))
+    if job.generate is not None:
+        return generate_report(job, config, ready, procs, deadline, start_ns, meter)
     if config.target_qps is not None:
         served = collect(procs, messages.Served, deadline, "serving")
         return server_report(job, config, ready, served, start_ns, procs)
@@ -220,6 +233,9 @@ def collect(
 def expected_message(proc: ModelProcess, message: Any, expected: type, phase: str) -> Any:
     """``message`` if it is the one this phase waits for, else :class:`ConfigurationFailed`."""
     if isinstance(message, messages.Failed):
+        if message.traceback:  # a refusal: its sentence first, on the headline's line
+            raise ConfigurationFailed(f"{proc.label} failed while {phase}: {message.error}\n"
+                                      f"{message.traceback.rstrip()}")
         raise ConfigurationFailed(f"{proc.label} failed while {phase}:\n{message.error.rstrip()}")
     if not isinstance(message, expected):
         raise ConfigurationFailed(
@@ -253,6 +269,49 @@ def raw_results(
         "single_pass": single_pass(job),
         "cost_per_hour": job.cost_per_hour, "copies": copies,
     }
+
+
+def generate_report(job: Job, config: RunConfig, ready: list[messages.Ready],
+                    procs: list[ModelProcess], deadline: Deadline, start_ns: int,
+                    meter: interference.Meter) -> Report:
+    """The report of a generate run: every copy's requests (``engine.token_summary``)."""
+    assert job.generate is not None
+    generate = job.generate
+    open_loop = config.target_qps is not None
+    generated = collect(procs, messages.Generated, deadline, "serving" if open_loop
+                        else "generating")
+    copy_stats = (None if open_loop else
+                  collect(procs, messages.CopyStats, deadline, "reporting its statistics"))
+    try:
+        fields = token_summary.generate_fields(generated, start_ns, job.duration, generate.slos)
+    except ValueError as exc:
+        raise ConfigurationFailed(str(exc)) from exc
+    asked = generate.output_tokens
+    report: dict[str, Any] = {
+        **base_report(job, config),
+        **fields,
+        "output_tokens": list(asked) if len(set(asked)) > 1 else asked[0],
+        "slo_ttft_ms": generate.slos.ttft_ms,
+        "slo_tpot_ms": generate.slos.tpot_ms,
+        "load_avg_ms": float(np.mean([r.load_ms for r in ready])),
+        "warmup_avg_ms": float(np.mean([r.warmup_ms for r in ready])),
+        "status": "ok",
+        "error": None,
+        "cores": [format_cores(proc.spec.placement.cores) for proc in procs],
+    }
+    if open_loop:
+        report.update(token_summary.open_loop_fields(generated, start_ns, job.duration),
+                      arrival_seed=(job.server or serving.ServerSettings()).seed)
+    else:
+        report.update(summary_resources(copy_stats or []))
+    report["interference"] = meter.stop(sum(g.cpu_s for g in generated))
+    return cast(Report, report)
+
+
+def summary_resources(copy_stats: list[messages.CopyStats]) -> dict[str, Any]:
+    """The copies' CPU use and peak memory, as the closed loop reports them."""
+    return resources([{"cpu_percent_avg": s.cpu_percent_avg,
+                       "memory_mb_peak": s.memory_mb_peak} for s in copy_stats])
 
 
 def server_report(job: Job, config: RunConfig, ready: list[messages.Ready],

@@ -20,7 +20,7 @@ from pytest_neuronperf.engine.limits import format_bytes, memory_budget
 from pytest_neuronperf.protocol.specs import ServerSpec
 from pytest_neuronperf.reports import Report, SearchTrial
 
-SCENARIOS = ("closed", "server")
+SCENARIOS = ("closed", "server", "generate")
 DEFAULT_SEED = 0
 """Arrivals are seeded: a baseline and a later run see the same arrival process, so their
 difference is the model's, not the dice's."""
@@ -83,6 +83,8 @@ def check_settings(scenario: str, target_qps: Any, p99_ms: float | None,
                 raise ValueError(f"{name} only applies to scenario='server': add "
                                  f"scenario='server' or leave {name} out")
         return None
+    if scenario == "generate":
+        return generate_rates(target_qps, p99_ms, max_queue_delay_ms)
     if target_qps is None:
         raise ValueError("scenario='server' needs target_qps (queries/s, a list to sweep, or "
                          "'max' with p99_ms)")
@@ -95,6 +97,23 @@ def check_settings(scenario: str, target_qps: Any, p99_ms: float | None,
                          "fixed target_qps rates to measure dynamic batching")
     if max_queue_delay_ms is not None:
         _positive("max_queue_delay_ms", max_queue_delay_ms, allow_zero=True)
+    return rates
+
+
+def generate_rates(target_qps: Any, p99_ms: float | None,
+                   max_queue_delay_ms: float | None) -> list[float | str] | None:
+    """The generate scenario's request rates: None (closed loop) or fixed Poisson rates."""
+    for name, value in (("p99_ms", p99_ms), ("max_queue_delay_ms", max_queue_delay_ms)):
+        if value is not None:
+            raise ValueError(f"{name} only applies to scenario='server': the generate "
+                             f"scenario's budgets are ttft_ms_p99, tpot_ms_p99 and min_goodput")
+    if target_qps is None:
+        return None
+    rates = target_rates(target_qps)
+    if "max" in rates:
+        raise ValueError("target_qps='max' searches a p99 budget in scenario='server'; for "
+                         "scenario='generate' give request rates, or tune(..., "
+                         "scenario='generate') to find the most goodput under SLOs")
     return rates
 
 

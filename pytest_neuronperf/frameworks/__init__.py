@@ -10,6 +10,7 @@ ADAPTERS: dict[str, str] = {
     "torch": "pytest_neuronperf.frameworks.torch:TorchAdapter",
     "tensorflow": "pytest_neuronperf.frameworks.tensorflow:TensorflowAdapter",
     "python": "pytest_neuronperf.frameworks.python:PythonAdapter",
+    "endpoint": "pytest_neuronperf.frameworks.endpoint:EndpointAdapter",
 }
 
 TORCH_SUFFIXES = {".pt", ".pt2", ".pth", ".ts", ".torchscript", ".jit"}

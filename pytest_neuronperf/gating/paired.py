@@ -43,16 +43,22 @@ import numpy as np
 from pytest_neuronperf import formatting
 from pytest_neuronperf.engine import paired as engine_paired
 from pytest_neuronperf.gating.verdicts import Verdict, combine, window_median
-from pytest_neuronperf.metrics import METRICS
+from pytest_neuronperf.metrics import METRICS, gated_metrics
 from pytest_neuronperf.reports import Paired, Report
 
 PAIRED_TOLERANCE: dict[str, float] = {
     "throughput": 0.03,
     "latency_ms_p50": 0.03,
     "latency_ms_p99": 0.10,
+    "output_tokens_per_s": 0.03,
+    "ttft_ms_p99": 0.10,
+    "tpot_ms_p99": 0.03,
 }
 """Default paired tolerances per gated metric (fractions): the metrics each round measures
-(throughput, p50, p99), the ones the paired gate compares."""
+(throughput, p50, p99; tokens/s, TTFT and TPOT p99 in the generate scenario), the ones the
+paired gate compares (``compared_metrics``: a report's kind picks its three). The generate
+scenario's follow the closed loop's (tokens/s and TPOT as throughput and p50: a mean over many
+tokens; TTFT as p99: one value a request)."""
 ALPHA = 0.05
 """Family-wise one-sided level per test (Holm over its configurations x metrics)."""
 BETA = 0.05
@@ -145,10 +151,18 @@ def effective_tolerance(tolerance: Mapping[str, float] | None) -> dict[str, floa
     return merged
 
 
-def family_size(configurations: int, tolerance: Mapping[str, float] | None) -> int:
-    """Configurations x the metrics the gate compares (those whose tolerance is not off)."""
-    tolerances = effective_tolerance(tolerance)
-    return configurations * sum(1 for m in PAIRED_TOLERANCE if math.isfinite(tolerances[m]))
+def compared_metrics(report: Mapping[str, Any], tolerances: Mapping[str, float]) -> list[str]:
+    """The metrics the paired gate compares for a report of this kind (its
+    ``metrics.gated_metrics`` with a paired tolerance that is not off); a mapping without
+    ``scenario`` (a ``paired`` part) is the closed loop's."""
+    return [m for m in gated_metrics(dict(report))
+            if math.isfinite(tolerances.get(m, math.inf))]
+
+
+def family_size(configurations: int, tolerance: Mapping[str, float] | None,
+                report: Mapping[str, Any] | None = None) -> int:
+    """Configurations x the metrics the gate compares for reports like ``report``."""
+    return configurations * len(compared_metrics(report or {}, effective_tolerance(tolerance)))
 
 
 # -- statistics -------------------------------------------------------------------------------
@@ -257,8 +271,8 @@ def look(paired: Mapping[str, Any], tolerances: Mapping[str, float], family_size
          planned: int) -> Look:
     """Whether the pairs so far decide the configuration. The levels are Bonferroni over the
     family (``family_size`` configurations x metrics): Holm at the end can only be kinder."""
-    values = {metric: launch_values(paired, metric) for metric in PAIRED_TOLERANCE
-              if math.isfinite(tolerances.get(metric, math.inf))}
+    values = {metric: launch_values(paired, metric)
+              for metric in compared_metrics(paired, tolerances)}
     pairs = len(paired.get("launches") or [])
     if pairs < MIN_PAIRS:
         return Look(False, "continue", f"{pairs} of at least {MIN_PAIRS} pairs")
@@ -286,9 +300,8 @@ def stop_rules(tolerance: Mapping[str, float] | None
     tolerances = effective_tolerance(tolerance)
 
     def for_call(configurations: int) -> Callable[[Mapping[str, Any], int], Look]:
-        family = family_size(configurations, tolerance)
-
         def rule(paired: Mapping[str, Any], planned: int) -> Look:
+            family = family_size(configurations, tolerance, paired)
             return look(paired, tolerances, family, planned)
 
         return rule
@@ -374,7 +387,7 @@ def judge_family(
                                                    note=no_base_note(paired))
         else:
             raws += [_raw(position, paired, metric, tolerances[metric])
-                     for metric in PAIRED_TOLERANCE if math.isfinite(tolerances[metric])]
+                     for metric in compared_metrics(report, tolerances)]
     worse_adjusted = holm([r.p_worse for r in raws])
     better_adjusted = holm([r.p_better for r in raws])
     by_position: dict[int, list[PairedComparison]] = {}

@@ -52,6 +52,7 @@ from pytest_neuronperf.metrics import (
     WINDOW_METRICS,
     gated_metrics,
     metric_named,
+    metrics_of,
 )
 from pytest_neuronperf.reports import GateFigure, Report, Rerun
 
@@ -81,10 +82,16 @@ LATENCY_THROUGHPUT = (
     "max_qps",
     "duration",
 )
+TOKEN_KEYS = (
+    "ttft_ms_p50", "ttft_ms_p99", "tpot_ms_p50", "tpot_ms_p99", "itl_ms_p50", "itl_ms_p99",
+    "output_tokens_per_s", "requests_per_s", "goodput", "goodput_ratio",
+)
+"""The generate scenario's headline figures."""
 BASELINE_METRICS = (
     *LATENCY_THROUGHPUT,
     "cpu_percent_avg",
     *(METRICS[m].report_key for m in VALUE_METRICS),
+    *TOKEN_KEYS,
 )
 """Report keys a baseline entry keeps (besides the windows); the latency and throughput keys
 always (NaN when missing), the others only when measured. ``duration`` lets a run measured for
@@ -417,7 +424,7 @@ def gate_figures(judgement: Judgement, report: Mapping[str, Any]) -> dict[str, G
             "interval": [formatting.finite(c.ci_low - 1.0), formatting.finite(c.ci_high - 1.0)],
             "verdict": c.verdict.value,
         }
-    for metric in WINDOW_METRICS:
+    for metric in metrics_of(dict(report)):
         if metric not in figures and report.get("status", "ok") == "ok":
             median = window_median(_windows(report, metric), metric)
             figures[metric] = {"now": formatting.finite(median)}

@@ -9,6 +9,7 @@ from typing import Any
 
 import pytest
 
+from pytest_neuronperf.engine.server_command import start_server
 from pytest_neuronperf.plugin import hookspecs
 from pytest_neuronperf.plugin.against import resolve_option
 from pytest_neuronperf.plugin.interrupts import sigterm_as_interrupt
@@ -162,6 +163,26 @@ def neuronperf(request: pytest.FixtureRequest) -> Any:
     session = request.config.stash[SESSION_KEY]
     item = request.node
     return NeuronperfFixture(session, item, marker_settings(item, session), request.config)
+
+
+@pytest.fixture
+def neuronperf_server(tmp_path: Any) -> Generator[Any, None, None]:
+    """Start a server command for this test: ``neuronperf_server(["vllm", "serve", MODEL,
+    "--port", "{port}"])`` returns once it answers (``.url``); at teardown (also after a
+    failure or Ctrl-C) it is stopped with everything it started."""
+    started: list[Any] = []
+
+    def start(command: Any, **options: Any) -> Any:
+        options.setdefault("log_dir", tmp_path)
+        server = start_server(command, **options)
+        started.append(server)
+        return server
+
+    try:
+        yield start
+    finally:
+        for server in reversed(started):
+            server.stop()
 
 
 @pytest.hookimpl(wrapper=True)

@@ -39,7 +39,7 @@ CALL_KEYWORDS = (
     "framework", "preprocess_fn", "postprocess_fn", "model_name", "return_timers",
     "env_setup_fn", "setup_fn", "dataset_loader_fn", "stats_interval", "cost_per_hour",
     "multiprocess", "multiinterpreter", "loop_dataset", "eval_metrics", "eval_target_col",
-    "dynamic_batch_size",
+    "dynamic_batch_size", "ignore_eos",
 )
 """Keywords of ``benchmark`` that describe the call rather than the configuration grid."""
 
@@ -168,8 +168,11 @@ class NeuronperfFixture:
         self._check_accuracy_budget(settings, call_args)
         with self._refusals(call):
             backend = self._session.backend(settings.device)
-            needs_compile = settings.compiler not in ("auto", *EAGER_COMPILERS) or (
-                settings.compiler == "auto" and backend.name in ("neuron", "neuronx"))
+            # a generative model is compiled by its own library (NxD Inference, vLLM), never
+            # traced here: the generate scenario runs what the model's factory returns
+            needs_compile = settings.scenario != "generate" and (
+                settings.compiler not in ("auto", *EAGER_COMPILERS) or (
+                    settings.compiler == "auto" and backend.name in ("neuron", "neuronx")))
             against = self._session.against
             if paired is None and against is not None:
                 paired = against.request(model, call_args.get("preprocess_fn"),
@@ -192,7 +195,7 @@ class NeuronperfFixture:
             verbosity=0, return_timers=return_timers, progress=self._terminal or quiet,
             paired=paired, batch_sizes=settings.batch_sizes, n_models=settings.n_models,
             workers_per_model=settings.workers_per_model, pipeline_sizes=settings.pipeline_sizes,
-            cast_modes=settings.cast_modes, **settings.server_arguments(), **call_args,
+            cast_modes=settings.cast_modes, **settings.scenario_arguments(), **call_args,
         )
         run = Runs(share, len(backend.cores()), self._terminal)
         try:

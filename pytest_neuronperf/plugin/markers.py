@@ -8,23 +8,27 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from typing import Any
 
-from pytest_neuronperf.engine import grid, serving
+from pytest_neuronperf.engine import generation, grid, serving
 from pytest_neuronperf.engine.paired import check_rounds
 from pytest_neuronperf.gating.verdicts import parse_tolerance
-from pytest_neuronperf.metrics import BUDGETS
+from pytest_neuronperf.metrics import BUDGETS, GENERATE_BUDGETS
 
 DEVICES = ("auto", "cpu", "cuda", "neuron", "neuronx")
 COMPILERS = ("auto", "eager", "torchscript", "export", "saved_model", "xla", "neuron", "neuronx")
 BUDGET_KEYWORDS = tuple(BUDGETS)
 SERVER_KEYWORDS = ("scenario", "target_qps", "max_queue_delay_ms")
+GENERATE_KEYWORDS = ("output_tokens", *generation.SLO_KEYWORDS)
 MARKER_KEYWORDS = (
     "batch_sizes", "n_models", "workers_per_model", "pipeline_sizes", "duration", "warmup",
     "device", "compiler", "compiler_args", *BUDGET_KEYWORDS, "tolerance", "timeout",
     "cast_modes",
     *SERVER_KEYWORDS,
+    *GENERATE_KEYWORDS,
     "paired_rounds",
     "profile",
 )
+SCENARIO_KEYWORDS = (*SERVER_KEYWORDS, *GENERATE_KEYWORDS, *GENERATE_BUDGETS)
+"""Keywords checked together (``check_scenario``) whenever one of them is given."""
 
 
 class SettingsError(ValueError):
@@ -56,11 +60,19 @@ class PerfSettings:
     target_qps: list[float | str] | None = None
     """Server scenario: the rates to sweep (``"max"``: search under ``p99_ms``)."""
     max_queue_delay_ms: float | None = None
+    output_tokens: int | list[int] | None = None
+    """Generate scenario: tokens per output (one number, or one per prompt)."""
+    slo_ttft_ms: float | None = None
+    slo_tpot_ms: float | None = None
 
-    def server_arguments(self) -> dict[str, Any]:
-        """``benchmark``'s server-scenario arguments (empty for the closed loop)."""
+    def scenario_arguments(self) -> dict[str, Any]:
+        """``benchmark``'s arguments for the scenario (empty for the closed loop)."""
         if self.scenario == "closed":
             return {}
+        if self.scenario == "generate":
+            return {"scenario": self.scenario, "target_qps": self.target_qps,
+                    "output_tokens": self.output_tokens, "slo_ttft_ms": self.slo_ttft_ms,
+                    "slo_tpot_ms": self.slo_tpot_ms}
         return {"scenario": self.scenario, "target_qps": self.target_qps,
                 "p99_ms": self.budgets.get("p99_ms"),
                 "max_queue_delay_ms": self.max_queue_delay_ms}
@@ -69,6 +81,33 @@ class PerfSettings:
     profile: bool | None = None
     """Profile every configuration after its measurement (True), never (False), or as the run's
     ``--neuronperf-profile`` says (None)."""
+
+
+def output_tokens(value: Any) -> int | list[int]:
+    """``output_tokens``: a positive count, or a list of them (one per prompt)."""
+    counts = grid.positive_ints("output_tokens", grid.as_list(value))
+    return counts[0] if not isinstance(value, list | tuple) else [int(v) for v in value]
+
+
+def check_scenario(settings: PerfSettings) -> None:
+    """The scenario's keywords together: the server scenario's rates, and the generate
+    scenario's output lengths, SLOs and budgets (which no other scenario has)."""
+    budget = settings.budgets.get("p99_ms") if settings.scenario == "server" else None
+    serving.check_settings(settings.scenario, settings.target_qps, budget,
+                           settings.max_queue_delay_ms)
+    generation.check_slos(settings.scenario, settings.slo_ttft_ms, settings.slo_tpot_ms)
+    generate = settings.scenario == "generate"
+    if settings.output_tokens is not None and not generate:
+        raise SettingsError("output_tokens is the length of each generated output: add "
+                            "scenario='generate' or leave output_tokens out")
+    for name in GENERATE_BUDGETS:
+        if name in settings.budgets and not generate:
+            raise SettingsError(f"{name} is a budget of the generate scenario (token "
+                                f"timings): add scenario='generate' or leave {name} out")
+    if "min_goodput" in settings.budgets and settings.slo_ttft_ms is None and (
+            settings.slo_tpot_ms is None):
+        raise SettingsError("min_goodput counts the requests that meet the SLOs: set "
+                            "slo_ttft_ms= and/or slo_tpot_ms= too")
 
 
 def _n_models(value: Any) -> list[int | str]:
@@ -144,6 +183,10 @@ def apply_keywords(
             elif key == "max_queue_delay_ms":
                 changes[key] = None if value is None else grid.positive_number(
                     key, value, allow_zero=True)
+            elif key == "output_tokens":
+                changes[key] = None if value is None else output_tokens(value)
+            elif key in generation.SLO_KEYWORDS:
+                changes[key] = None if value is None else generation.positive(key, value)
             elif key == "profile":
                 if value is not None and not isinstance(value, bool):
                     raise SettingsError(f"profile must be True, False or None, got {value!r}")
@@ -151,10 +194,8 @@ def apply_keywords(
             elif key == "paired_rounds":
                 changes[key] = None if value is None else check_rounds(value)
         settings = replace(base, budgets=budgets, **changes)
-        if any(key in SERVER_KEYWORDS for key in keywords):
-            budget = budgets.get("p99_ms") if settings.scenario == "server" else None
-            serving.check_settings(settings.scenario, settings.target_qps, budget,
-                                   settings.max_queue_delay_ms)
+        if any(key in SCENARIO_KEYWORDS for key in keywords):
+            check_scenario(settings)
     except SettingsError:
         raise
     except ValueError as exc:  # from the shared validators

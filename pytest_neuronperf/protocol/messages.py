@@ -26,6 +26,12 @@ Protocol history (bump ``PROTOCOL_VERSION`` on any change, and add a line here):
    window of one profiler, ``operators`` or ``python``, instead of a ``go``; a copy that has
    answered one waits for the next order); model process -> parent ``profiled`` (what the
    window recorded: per key calls and self time, Python stacks, the raw trace's path).
+5. Model process -> parent: ``generated`` (generate scenario, in place of ``result`` or
+   ``served``; + 8 int64 frames: per request, its arrival (scheduled, or its start in the closed
+   loop), start, end, output tokens per sequence, prompt tokens (-1: unknown), sequences and
+   token timestamps counted, then every request's token timestamps one after the other, in ns;
+   start and end are -1 for a request never served). Timestamps are taken in the copy and
+   travel once, after the window: nothing is sent per token.
 """
 
 from __future__ import annotations
@@ -39,11 +45,17 @@ from typing import Any
 
 import numpy as np
 
-PROTOCOL_VERSION = 4
+PROTOCOL_VERSION = 5
 
 
 class ProtocolError(RuntimeError):
     """A peer sent something that is not a message of this protocol version."""
+
+
+class Refusal(Exception):
+    """A fault of the model or its inputs that one sentence explains (a model that yields no
+    token, a server that drops the stream): the copy sends the sentence as ``Failed.error`` and
+    the traceback apart, so the parent shows the sentence first."""
 
 
 # --- model process <-> parent ----------------------------------------------------------------
@@ -127,6 +139,28 @@ class Profiled:
     note: str | None = None
 
 
+@dataclass(frozen=True)
+class Generated:
+    """Per request of a copy's token driver (generate scenario), in the order the copy kept
+    them: scheduled arrival (closed loop: its start), start and end of the call (-1: never
+    served), output tokens per sequence, prompt tokens of the request (-1: unknown), sequences
+    generated together, how many token timestamps it has; then all those timestamps (ns)."""
+
+    arrival_ns: np.ndarray
+    start_ns: np.ndarray
+    end_ns: np.ndarray
+    tokens: np.ndarray
+    prompt_tokens: np.ndarray
+    sequences: np.ndarray
+    stamp_counts: np.ndarray
+    stamps_ns: np.ndarray
+    cpu_s: float = math.nan
+    """The copy's user + system CPU time (s, all threads) when it sent these timings."""
+
+    ARRAYS = ("arrival_ns", "start_ns", "end_ns", "tokens", "prompt_tokens", "sequences",
+              "stamp_counts", "stamps_ns")
+
+
 # --- compile process -> parent ---------------------------------------------------------------
 
 @dataclass(frozen=True)
@@ -170,12 +204,12 @@ class Failed:
     traceback: str = ""
 
 
-Message = (Ready | Failed | Go | Timings | CopyStats | Served | Profile | Profiled
+Message = (Ready | Failed | Go | Timings | CopyStats | Served | Generated | Profile | Profiled
            | Built | Compiling | Compiled | Done)
 
 KINDS: dict[str, type[Message]] = {
     "ready": Ready, "error": Failed, "go": Go, "result": Timings, "stats": CopyStats,
-    "served": Served, "profile": Profile, "profiled": Profiled,
+    "served": Served, "generated": Generated, "profile": Profile, "profiled": Profiled,
     "built": Built, "compiling": Compiling, "compiled": Compiled, "done": Done,
 }
 """Wire name of every message class."""
@@ -199,6 +233,12 @@ def send(conn: Connection, message: Message) -> None:
         _send_header(conn, "served", {})
         for values in (message.arrival_ns, message.start_ns, message.end_ns):
             conn.send_bytes(np.ascontiguousarray(values, dtype=np.int64).tobytes())
+        return
+    if isinstance(message, Generated):
+        cpu_s = None if math.isnan(message.cpu_s) else message.cpu_s
+        _send_header(conn, "generated", {"cpu_s": cpu_s})
+        for name in Generated.ARRAYS:
+            conn.send_bytes(np.ascontiguousarray(getattr(message, name), dtype=np.int64).tobytes())
         return
     fields = {f.name: getattr(message, f.name) for f in dataclasses.fields(message)}
     if isinstance(message, CopyStats) and message.cpu_percent_avg != message.cpu_percent_avg:
@@ -234,6 +274,11 @@ def receive(conn: Connection) -> Message:
     if cls is Served:
         arrival, start, end = (np.frombuffer(conn.recv_bytes(), dtype=np.int64) for _ in range(3))
         return Served(arrival, start, end)
+    if cls is Generated:
+        arrays = {name: np.frombuffer(conn.recv_bytes(), dtype=np.int64)
+                  for name in Generated.ARRAYS}
+        cpu_s = header.get("cpu_s")
+        return Generated(**arrays, cpu_s=math.nan if cpu_s is None else float(cpu_s))
     if cls is CopyStats and header.get("cpu_percent_avg", 0.0) is None:
         header["cpu_percent_avg"] = float("nan")
     try:

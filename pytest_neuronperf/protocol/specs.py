@@ -17,7 +17,7 @@ class ModelReferenceError(ValueError):
 class ModelSource:
     """How a worker obtains the model: import it by name, or load an artifact from a path."""
 
-    kind: Literal["import", "path", "instance"]
+    kind: Literal["import", "path", "instance", "endpoint"]
     name: str
     """``model_name`` in reports."""
     filename: str
@@ -76,6 +76,36 @@ class ServerSpec:
 
 
 @dataclass(frozen=True)
+class Endpoint:
+    """A served OpenAI-compatible model (vLLM, TGI, ...) to measure in the generate scenario:
+    ``url`` is the API's base (``http://host:port/v1``), ``model`` the served model's name
+    (None: the server's only model). Streaming completions (``/completions``, server-sent
+    events); ``api_key`` goes in the ``Authorization`` header; ``timeout`` is how long a
+    request may wait for its next chunk (seconds)."""
+
+    url: str
+    model: str | None = None
+    api_key: str | None = None
+    timeout: float = 60.0
+    extra_body: tuple[tuple[str, Any], ...] | dict[str, Any] = ()
+    """More fields of each request's JSON body: a dict or pairs (e.g. ``{"top_k": 1}``)."""
+
+
+@dataclass(frozen=True)
+class GenerateSpec:
+    """What one copy's token driver (generate scenario) needs: the prompts, how many tokens each
+    asks for, how requests are grouped, and where an endpoint lives."""
+
+    prompts: tuple[Any, ...]
+    """Token id tuples (or strings, for an endpoint), dealt to requests round-robin."""
+    output_tokens: tuple[int, ...]
+    """Per prompt."""
+    ignore_eos: bool = True
+    """Generate exactly ``output_tokens`` (no stop at the end-of-sequence token)."""
+    endpoint: Endpoint | None = None
+
+
+@dataclass(frozen=True)
 class ImportRoot:
     """Where a model process imports the user's code from: the base side of a paired run
     against a git revision (``plugin.against``). Functions travel by name, so that they are
@@ -125,5 +155,7 @@ class WorkerSpec:
     options: CopyOptions = field(default_factory=CopyOptions)
     server: ServerSpec | None = None
     """The open loop to serve (server scenario); None: the closed loop."""
+    generate: GenerateSpec | None = None
+    """The generate scenario: requests of prompts and token streams instead of calls."""
     imports: ImportRoot | None = None
     """Set for the base side of a paired run against a git revision; None imports as usual."""

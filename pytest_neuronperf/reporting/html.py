@@ -8,7 +8,8 @@ interval per metric, as in the terminal's paired section) and a forest plot of t
 changes with their intervals and the change of every round; then per configuration the latency
 CDF of this run (the head) and of the base side (from each side's ``latency_sketch``; the
 stored baseline's p50 and p99 as lines), throughput and p99 per window (per slice in a paired
-run) against the baseline's windows and the base side's slices, and its profile when it has one
+run) against the baseline's windows and the base side's slices (generate scenario: TTFT and
+TPOT CDFs and output tokens/s per window), and its profile when it has one
 (``profiling.html``). Numbers are written by ``formatting``, the rule every table uses.
 matplotlib is imported only when a page is written.
 """
@@ -114,7 +115,9 @@ def test_section(test: str, reports: Sequence[Mapping[str, Any]]) -> str:
         if report.get("status", "ok") != "ok":
             parts.append(f"<pre>{_e(str(report.get('error') or 'no reason given'))}</pre>")
             continue
-        parts.append(_img(configuration_figure(report), f"{test} {label}"))
+        figure = (generate_figure(report) if report.get("scenario") == "generate"
+                  else configuration_figure(report))
+        parts.append(_img(figure, f"{test} {label}"))
         parts.append(profile_section(report))
     return "\n".join(parts)
 
@@ -194,6 +197,37 @@ def configuration_figure(report: Mapping[str, Any]) -> Any:
                  ylabel=METRICS[metric].label)
         axes.set_ylim(bottom=0)
         _legend(axes)
+    return figure
+
+
+def generate_figure(report: Mapping[str, Any]) -> Any:
+    """The generate scenario's: TTFT and TPOT distributions (CDFs, the baseline's p99 marked)
+    and output tokens/s per window against the baseline's windows."""
+    import matplotlib.pyplot as plt
+
+    figure, (ttft, tpot, tokens) = plt.subplots(1, 3, figsize=(13, 3.2), layout="constrained")
+    baseline = report.get("baseline") or {}
+    for axes, name, title in ((ttft, "ttft", "time to first token"),
+                              (tpot, "tpot", "time per output token")):
+        sketch = report.get(f"{name}_sketch") or {}
+        ms, percent = _numbers(sketch.get("ms")), _numbers(sketch.get("percent"))
+        if ms and len(ms) == len(percent):
+            axes.plot(ms, [p / 100 for p in percent], color="#1565c0", label="this run")
+        value = finite(baseline.get(f"{name}_ms_p99"))
+        if value is not None:
+            axes.axvline(value, color="#888", linestyle=":", label="baseline p99")
+        axes.set(title=f"{title} (CDF)", xlabel=f"{name.upper()} (ms)",
+                 ylabel="fraction of requests")
+        _legend(axes, "lower right")
+    now = _numbers((report.get("windows") or {}).get("output_tokens_per_s"))
+    base = _numbers((report.get("baseline_windows") or {}).get("output_tokens_per_s"))
+    if base:
+        tokens.plot(range(1, len(base) + 1), base, marker=".", color="#888", label="baseline")
+    if now:
+        tokens.plot(range(1, len(now) + 1), now, marker=".", color="#c62828", label="this run")
+    tokens.set(title="output tokens/s per window", xlabel="window", ylabel="tokens/s")
+    tokens.set_ylim(bottom=0)
+    _legend(tokens)
     return figure
 
 

@@ -11,7 +11,7 @@ from typing import Any, TextIO, cast
 from pytest_neuronperf import formatting
 from pytest_neuronperf.formatting import finite
 from pytest_neuronperf.logs import printable
-from pytest_neuronperf.metrics import METRICS
+from pytest_neuronperf.metrics import METRICS, metrics_of
 from pytest_neuronperf.reports import Report, config_label
 
 DEFAULT_COLUMNS = (
@@ -102,6 +102,8 @@ def baseline_figures(report: Mapping[str, Any], metric: str) -> Figures | None:
     """The baseline gate's figures of ``metric`` (``report["gate"]``, see
     ``gating.verdicts.gate_figures``), or None when it has none. A report from elsewhere
     (no ``gate``) gives its whole-run value, and its stored baseline and delta if any."""
+    if METRICS[metric].windowed and metric not in metrics_of(report):
+        return None  # a generate report has no call throughput to show, and back
     gate = (report.get("gate") or {}).get(metric)
     if gate is None:
         if "gate" in report:

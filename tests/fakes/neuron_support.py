@@ -21,7 +21,11 @@ from typing import Any
 import pytest
 
 FAKES_DIR = Path(__file__).parent / "neuron"
-FAKE_MODULES = ("torch_neuron", "torch_neuronx", "fake_neuron_log", "neuron_models")
+FAKE_MODULES = ("torch_neuron", "torch_neuronx", "fake_neuron_log", "neuron_models",
+                "neuronx_distributed_inference", "neuronx_distributed_inference.models",
+                "neuronx_distributed_inference.models.llama",
+                "neuronx_distributed_inference.utils",
+                "neuronx_distributed_inference.utils.hf_adapter")
 NEURON_ENV = ("NEURON_RT_VISIBLE_CORES", "NEURON_RT_NUM_CORES", "FAKE_NEURON_LOG")
 
 
