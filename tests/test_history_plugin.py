@@ -11,6 +11,7 @@ import sys
 from pathlib import Path
 
 import pytest
+from projects import SLEEP_MODEL
 
 from pytest_neuronperf.history.recording import append_run
 from pytest_neuronperf.history.store import Store
@@ -18,24 +19,7 @@ from pytest_neuronperf.history.store import Store
 pytest_plugins = ["pytester", "history_stores"]
 
 # A sleep-based model: its speed hardly depends on CPU load; SLOWDOWN scales the sleep.
-PERF_TESTS = '''
-import os
-import time
-
-import numpy as np
-import pytest
-
-
-class SleepModel:
-    def __init__(self):
-        self.delay = 0.002 * float(os.environ.get("SLOWDOWN", "1"))
-
-    def __call__(self, x):
-        time.sleep(self.delay)
-        return x
-
-
-X = np.zeros((1, 4), dtype=np.float32)
+PERF_TESTS = SLEEP_MODEL + '''
 
 
 @pytest.mark.neuronperf(batch_sizes=[1], n_models=1, workers_per_model=1, duration=0.3,
